@@ -1,0 +1,1 @@
+"""catwalk library: config model, runtime detection, Fly client, Pulumi providers."""

@@ -1,0 +1,1 @@
+"""catwalk Pulumi program (composition root) and command-line tools."""
