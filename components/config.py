@@ -1,0 +1,326 @@
+"""The stack config model: what a user writes under `catwalk:` in `Pulumi.<stack>.yaml`.
+
+Everything is validated here, before any registry or Fly call, so a typo fails `pulumi preview` (and
+`python -m infra.cli validate`) with a message naming the server and the field. Secret *values* never
+pass through this model: a server lists secret env *names*; values come from Pulumi secret config.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from components import safety
+
+NAMESPACE = "catwalk"
+Runtime = Literal["npm", "python", "custom"]
+AutoStop = Literal["off", "stop", "suspend"]
+
+
+def _checked(check):
+    """Wrap a safety check as a pydantic after-validator, so each list item / map key errs on its own."""
+
+    def validate(value: str) -> str:
+        check(value)
+        return value
+
+    return AfterValidator(validate)
+
+
+PlainEnvName = Annotated[str, _checked(lambda v: safety.check_env_name(v, plain=True))]
+SecretEnvName = Annotated[str, _checked(lambda v: safety.check_env_name(v, plain=False))]
+EnvValue = Annotated[str, _checked(lambda v: safety.check_env_value(v))]
+Arg = Annotated[str, _checked(lambda v: safety.check_arg(v))]
+Region = Annotated[str, _checked(safety.check_region)]
+
+
+class Problem(BaseModel):
+    """One thing wrong with the config: which server (None for stack keys), which field, what."""
+
+    server: str | None
+    field: str
+    error: str
+
+    def __str__(self) -> str:
+        where = f"server {self.server!r}" if self.server else "stack"
+        return f"{where}: {self.field}: {self.error}"
+
+
+class ConfigError(ValueError):
+    """The stack config is invalid; `problems` lists every problem found, not just the first."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class ServerConfig(BaseModel):
+    """One MCP server: what to run (package or command) and how to host it on Fly."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    package: str | None = None
+    command: str | list[str] | None = None
+    runtime: Runtime | None = None
+    version: str | None = None
+    args: list[Arg] = Field(default_factory=list, max_length=64)
+    env: dict[PlainEnvName, EnvValue] = Field(default_factory=dict)
+    secrets: list[SecretEnvName] = Field(default_factory=list, max_length=64)
+    regions: list[Region] | None = None
+    count: int = Field(default=1, ge=1, le=10)
+    size: str = "shared-cpu-1x"
+    memory: int = Field(default=512, ge=256, le=65536)
+    autostop: AutoStop = "stop"
+    autostart: bool = True
+    auth: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        safety.check_server_name(v)
+        return v
+
+    @field_validator("package")
+    @classmethod
+    def _package(cls, v: str | None) -> str | None:
+        if v is not None:
+            safety.check_package_text(v)
+        return v
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, v: str | list[str] | None) -> str | list[str] | None:
+        if v is not None:
+            safety.parse_command(v)
+        return v
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str | None) -> str | None:
+        if v is not None:
+            safety.check_version(v)
+        return v
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env_scalars(cls, v: Any) -> Any:
+        # YAML turns `LOG_LEVEL: 1` or `DEBUG: true` into numbers and bools; env values are strings.
+        if not isinstance(v, Mapping):
+            return v
+        return {k: json.dumps(x) if isinstance(x, bool | int | float) else x for k, x in v.items()}
+
+    @field_validator("secrets")
+    @classmethod
+    def _secrets(cls, v: list[str]) -> list[str]:
+        dupes = sorted({n for n in v if v.count(n) > 1})
+        if dupes:
+            raise ValueError(f"lists {', '.join(dupes)} more than once")
+        return v
+
+    @field_validator("regions")
+    @classmethod
+    def _regions(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("is empty: list at least one region, or leave it out to use catwalk:region")
+        if len(set(v)) != len(v):
+            raise ValueError("lists a region more than once")
+        return v
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, v: str) -> str:
+        if v not in safety.FLY_SIZES:
+            raise ValueError(f"{v!r} is not a Fly machine size (one of {', '.join(sorted(safety.FLY_SIZES))})")
+        return v
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, v: int) -> int:
+        if v % 256:
+            raise ValueError(f"{v} MB is not a multiple of 256 MB")
+        return v
+
+    @model_validator(mode="after")
+    def _what_to_run(self) -> ServerConfig:
+        if (self.package is None) == (self.command is None):
+            raise ValueError("set exactly one of 'package' or 'command'")
+        if self.command is not None and self.runtime not in (None, "custom"):
+            raise ValueError(f"runtime {self.runtime!r} needs 'package'; a 'command' runs as runtime custom")
+        if self.package is not None and self.runtime == "custom":
+            raise ValueError("runtime 'custom' runs 'command', not 'package'")
+        if self.version is not None and self.command is not None:
+            raise ValueError("'version' applies to a package, not to a custom command")
+        overlap = sorted(set(self.env) & set(self.secrets))
+        if overlap:
+            raise ValueError(f"{', '.join(overlap)} is both in 'env' and 'secrets'")
+        return self
+
+    @property
+    def effective_runtime(self) -> Runtime | None:
+        """The runtime when the config fixes it; None means detection decides from the registries."""
+        return "custom" if self.command is not None else self.runtime
+
+
+class StackConfig(BaseModel):
+    """All `catwalk:` keys of one stack."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    app_prefix: str | None = Field(default=None, alias="appPrefix")
+    org: str = "personal"
+    region: str = "iad"
+    image: str | None = None
+    bake: bool = True
+    verify: bool = True
+    token_rotation: str = Field(default="1", alias="tokenRotation")
+    servers: list[ServerConfig] = Field(default_factory=list, max_length=100)
+
+    @field_validator("app_prefix")
+    @classmethod
+    def _prefix(cls, v: str | None) -> str | None:
+        if v is not None:
+            safety.check_server_name(v)
+        return v
+
+    @field_validator("org")
+    @classmethod
+    def _org(cls, v: str) -> str:
+        safety.check_plain_token(v, "org", limit=64)
+        return v
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, v: str) -> str:
+        safety.check_region(v)
+        return v
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, v: str | None) -> str | None:
+        if v is not None:
+            safety.check_image_ref(v)
+        return v
+
+    @field_validator("token_rotation", mode="before")
+    @classmethod
+    def _rotation(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int) else v
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> StackConfig:
+        names = [s.name for s in self.servers]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"server names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    def regions_of(self, server: ServerConfig) -> list[str]:
+        return list(server.regions or [self.region])
+
+    def app_name(self, server: ServerConfig, stack: str = "dev") -> str:
+        """The Fly app of a server: `<appPrefix>-<server>`; the prefix defaults to `catwalk-<stack>`."""
+        return f"{self.app_prefix or f'catwalk-{stack}'}-{server.name}"
+
+
+STACK_KEYS = {f.alias or name for name, f in StackConfig.model_fields.items()}
+
+
+def _problems(exc: ValidationError, raw_servers: Any) -> list[Problem]:
+    problems = []
+    for err in exc.errors():
+        loc = list(err["loc"])
+        server = None
+        if loc[:1] == ["servers"] and len(loc) > 1 and isinstance(loc[1], int):
+            index = loc[1]
+            entry = raw_servers[index] if isinstance(raw_servers, list) and index < len(raw_servers) else None
+            name = entry.get("name") if isinstance(entry, dict) else None
+            server = name if isinstance(name, str) and name else f"#{index + 1}"
+            loc = loc[2:]
+        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc if p != "[key]")
+        field = field.lstrip(".") or "(server)"
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            valid = ServerConfig.model_fields if server else STACK_KEYS
+            close = difflib.get_close_matches(str(loc[-1]), list(valid), n=1)
+            message = "unknown field" + (f"; did you mean {close[0]!r}?" if close else "")
+        problems.append(Problem(server=server, field=field, error=message))
+    return problems
+
+
+def parse_stack(values: Mapping[str, Any], secret_keys: set[str] | frozenset[str] = frozenset()) -> StackConfig:
+    """Build the model from `catwalk:` keys (namespace already stripped), collecting every problem.
+
+    ``secret_keys`` are the keys that hold Pulumi secrets: they are secret *values* for servers, not
+    settings, so they are skipped here; a server's listed secret without a value is reported.
+    """
+    raw = {k: v for k, v in values.items() if k not in secret_keys}
+    for key in ("servers",):
+        if isinstance(raw.get(key), str):  # Pulumi hands structured config to programs as JSON text
+            try:
+                raw[key] = json.loads(raw[key])
+            except json.JSONDecodeError as exc:
+                raise ConfigError([Problem(server=None, field=key, error=f"is not valid JSON: {exc}")]) from None
+    try:
+        stack = StackConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_problems(exc, raw.get("servers"))) from None
+    return stack
+
+
+def missing_secrets(stack: StackConfig, secret_keys: set[str] | frozenset[str]) -> list[Problem]:
+    """Secrets a server lists whose value is not set (as `<server>.<NAME>` or `<NAME>`)."""
+    problems = []
+    for server in stack.servers:
+        for name in server.secrets:
+            if f"{server.name}.{name}" not in secret_keys and name not in secret_keys:
+                problems.append(
+                    Problem(
+                        server=server.name,
+                        field=f"secrets.{name}",
+                        error=f"has no value: run `pulumi config set --secret {server.name}.{name} <value>`",
+                    )
+                )
+    return problems
+
+
+def load_stack_file(path: str | Path) -> StackConfig:
+    """Read `Pulumi.<stack>.yaml` and validate its `catwalk:` keys; secrets must have values set."""
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError([Problem(server=None, field=str(path), error=f"cannot be read: {exc}")]) from None
+    config = document.get("config") or {} if isinstance(document, dict) else {}
+    if not isinstance(config, dict):
+        raise ConfigError([Problem(server=None, field="config", error="is not a map")])
+    values: dict[str, Any] = {}
+    secret_keys: set[str] = set()
+    for key, value in config.items():
+        namespace, _, name = str(key).partition(":")
+        if namespace != NAMESPACE or not name:
+            continue
+        if isinstance(value, dict) and "secure" in value:
+            secret_keys.add(name)
+        values[name] = value
+    stack = parse_stack(values, secret_keys)
+    problems = missing_secrets(stack, secret_keys)
+    if problems:
+        raise ConfigError(problems)
+    return stack

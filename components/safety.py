@@ -1,0 +1,201 @@
+"""Allowlist checks shared by the stack config, detection and image rendering.
+
+Every string a user writes can end up in an installer's argv, a Dockerfile or a machine's env, so each
+one passes a narrow allowlist here first. The functions are pure and raise ``ValueError`` with a message
+that says what is wrong with the value; callers add the server and field.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_NAME = 30
+MAX_TEXT = 256
+MAX_ARG = 1024
+MAX_ENV_VALUE = 4096
+
+# Shell metacharacters and quoting: none of these belong in a package spec, version or name.
+SHELL_META = set(";|&$`<>(){}[]*?!~\\'\"#") | {" ", "\t"}
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+SERVER_NAME = re.compile(r"^[a-z](?:[a-z0-9-]*[a-z0-9])?$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# Variables that change how the runtime, the dynamic loader or our own entrypoint behaves: a server's
+# env must not override them (PATH hijack, LD_PRELOAD injection, installer redirection, our contract).
+RESERVED_ENV = frozenset(
+    {
+        "PATH", "HOME", "SHELL", "IFS", "ENV", "BASH_ENV", "PORT", "USER", "HOSTNAME",
+        "NODE_OPTIONS", "NODE_PATH", "NODE_EXTRA_CA_CERTS",
+        "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
+    }
+)
+RESERVED_ENV_PREFIXES = ("MCP_", "FLY_", "LD_", "PYTHON", "UV_", "PIP_", "NPM_CONFIG_", "DYLD_")
+
+# Names that say "I am a credential": plain env would put the value in state and machine config.
+SECRET_LOOKING = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|APIKEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIALS?)$")
+
+# Fly.io regions (https://fly.io/docs/reference/regions/). A typo fails at preview, not at deploy.
+FLY_REGIONS = frozenset(
+    "ams arn atl bog bom bos cdg den dfw ewr eze fra gdl gig gru hkg iad jnb lax lhr mad mia nrt ord "
+    "otp phx qro scl sea sin sjc syd waw yul yyz".split()
+)
+FLY_SIZES = frozenset(
+    [f"shared-cpu-{n}x" for n in (1, 2, 4, 8)] + [f"performance-{n}x" for n in (1, 2, 4, 8, 16)]
+)
+
+
+def check_no_control(value: str, what: str = "value") -> None:
+    """Refuse NUL, newlines and other control characters (log forging, header and argv splitting)."""
+    if CONTROL.search(value):
+        raise ValueError(f"{what} contains a control character (NUL, newline or tab): {value!r}")
+
+
+def check_length(value: str, limit: int, what: str = "value") -> None:
+    if len(value) > limit:
+        raise ValueError(f"{what} is {len(value)} characters long; the limit is {limit}")
+
+
+def check_plain_token(value: str, what: str = "value", limit: int = MAX_TEXT) -> None:
+    """A single word with no shell meaning that cannot be read as an option."""
+    if not value:
+        raise ValueError(f"{what} is empty")
+    check_no_control(value, what)
+    check_length(value, limit, what)
+    bad = sorted({c for c in value if c in SHELL_META})
+    if bad:
+        raise ValueError(f"{what} contains shell metacharacters {''.join(bad)!r}: {value!r}")
+    if value.startswith("-"):
+        raise ValueError(f"{what} starts with '-' and would be read as an option: {value!r}")
+    if ".." in value.split("/") or value.startswith("/"):
+        raise ValueError(f"{what} looks like a path traversal: {value!r}")
+
+
+def check_server_name(name: str) -> None:
+    if not name:
+        raise ValueError("is empty")
+    check_length(name, MAX_NAME, "name")
+    if not SERVER_NAME.match(name) or "--" in name:
+        raise ValueError(
+            f"{name!r} is not a valid name: use lowercase letters, digits and single dashes, "
+            "starting with a letter (it becomes part of the Fly app name)"
+        )
+
+
+def check_env_name(name: str, *, plain: bool) -> None:
+    """Env names must be portable identifiers and must not override variables we or the OS own."""
+    check_length(name, 128, "env name")
+    if not ENV_NAME.match(name):
+        raise ValueError(f"{name!r} is not a valid environment variable name (letters, digits, _)")
+    upper = name.upper()
+    if upper in RESERVED_ENV or upper.startswith(RESERVED_ENV_PREFIXES):
+        raise ValueError(f"{name!r} is reserved: it would override the runtime or catwalk's own settings")
+    if plain and SECRET_LOOKING.search(upper):
+        raise ValueError(
+            f"{name!r} looks like a credential: list it under 'secrets' and set its value with "
+            f"`pulumi config set --secret {name} …` so it never lands in plain config or state"
+        )
+
+
+def check_env_value(value: str) -> None:
+    check_no_control(value, "value")
+    check_length(value, MAX_ENV_VALUE, "value")
+
+
+def check_arg(value: str) -> None:
+    """Server args are passed as argv (never through a shell), so only control characters are refused."""
+    check_no_control(value, "arg")
+    check_length(value, MAX_ARG, "arg")
+
+
+def check_version(value: str) -> None:
+    """An exact version or a range (npm or PEP 440), with no shell meaning."""
+    check_no_control(value, "version")
+    check_length(value, 64, "version")
+    if not re.fullmatch(r"[0-9A-Za-z*][0-9A-Za-z.+\-*^~<>=!, ]*", value):
+        raise ValueError(f"{value!r} is not a version or version range")
+    if value.startswith("-"):
+        raise ValueError(f"{value!r} starts with '-' and would be read as an option")
+
+
+def check_region(region: str) -> None:
+    if region not in FLY_REGIONS:
+        import difflib
+
+        close = difflib.get_close_matches(region, sorted(FLY_REGIONS), n=3, cutoff=0.3)
+        hint = f"; did you mean {' or '.join(close)}?" if close else " (see `fly platform regions`)"
+        raise ValueError(f"{region!r} is not a Fly.io region{hint}")
+
+
+COMMAND_META = set(";|&$`<>(){}\\")
+
+
+def parse_command(command: str | list[str]) -> list[str]:
+    """Split a custom command into argv without a shell; refuse what a shell would have evaluated.
+
+    Quotes group words as in POSIX sh, but pipes, redirections, substitutions and separators are refused
+    rather than interpreted: the command is exec'd directly, so they would not do what the user meant.
+    """
+    import shlex
+
+    if isinstance(command, list):
+        argv = list(command)
+        for i, word in enumerate(argv):
+            if not isinstance(word, str):
+                raise ValueError(f"word {i} is not a string")
+            check_no_control(word, f"word {i}")
+    else:
+        check_no_control(command, "command")
+        check_length(command, 2048, "command")
+        bad = sorted({c for c in command if c in COMMAND_META})
+        if bad:
+            raise ValueError(
+                f"contains {''.join(bad)!r}: the command runs without a shell, so pipes, redirections, "
+                "substitutions and separators are not allowed (wrap them in a script in your image)"
+            )
+        try:
+            argv = shlex.split(command)
+        except ValueError as exc:
+            raise ValueError(f"cannot be split into words: {exc}") from None
+    if not argv or not argv[0]:
+        raise ValueError("is empty")
+    if argv[0].startswith("-"):
+        raise ValueError(f"starts with an option {argv[0]!r} instead of a program")
+    return argv
+
+
+PACKAGE_META = set(";|&$`(){}[]*?\\'\"#") | {" ", "\t"}
+
+
+def check_package_text(value: str) -> None:
+    """First line of defence for a package spec: no shell meaning, no option, no control characters.
+
+    The full grammar (npm and PEP 508 names, `npm:`/`pypi:`/`github:` forms) is checked by detection;
+    this guard runs first and alone is enough to keep a spec out of argv-injection and shell trouble.
+    """
+    what = "package"
+    if not value:
+        raise ValueError("is empty")
+    check_no_control(value, what)
+    check_length(value, 214, what)
+    bad = sorted({c for c in value if c in PACKAGE_META})
+    if bad:
+        raise ValueError(f"contains characters {''.join(bad)!r} that no package name has: {value!r}")
+    if value.startswith("-"):
+        raise ValueError(f"starts with '-' and would be read as an installer option: {value!r}")
+    if ".." in re.split(r"[/:]", value):
+        raise ValueError(f"contains a '..' path segment: {value!r}")
+
+
+IMAGE_REF = re.compile(
+    r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
+)
+
+
+def check_image_ref(value: str) -> None:
+    """A container image reference (`registry/repo[:tag][@sha256:digest]`)."""
+    check_no_control(value, "image")
+    check_length(value, 512, "image")
+    if not IMAGE_REF.match(value):
+        raise ValueError(f"{value!r} is not an image reference like registry.fly.io/app:tag or repo@sha256:…")
