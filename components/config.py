@@ -223,13 +223,14 @@ class StackConfig(BaseModel):
     def _rotation(cls, v: Any) -> Any:
         return str(v) if isinstance(v, int) else v
 
-    @model_validator(mode="after")
-    def _unique_names(self) -> StackConfig:
-        names = [s.name for s in self.servers]
+    @field_validator("servers")
+    @classmethod
+    def _unique_names(cls, servers: list[ServerConfig]) -> list[ServerConfig]:
+        names = [s.name for s in servers]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"server names must be unique; repeated: {', '.join(dupes)}")
-        return self
+        return servers
 
     def regions_of(self, server: ServerConfig) -> list[str]:
         return list(server.regions or [self.region])
