@@ -1,0 +1,227 @@
+#!/bin/sh
+# catwalk entrypoint: install one MCP server into its own environment, then serve it over HTTP.
+#
+#   entrypoint.sh install   install the server (image build: bakes it into a layer) and exit 0
+#   entrypoint.sh serve     serve an installed server; never touches the network
+#   entrypoint.sh [run]     install if missing, then serve (default)
+#
+# Env contract (set by the catwalk stack; re-validated here because a container can be started by hand):
+#   MCP_RUNTIME      npm | python | custom
+#   MCP_PACKAGE      npm/python: `name`, `name==1.2.3`, `@scope/name@1.2.3`
+#   MCP_COMMAND      custom: a command line, split on spaces; quotes and shell metacharacters are refused
+#   MCP_ARGS         JSON array of extra args for the server
+#   MCP_LAUNCH       JSON array: the server's argv inside its own environment (e.g. ["mcp-server-git"]);
+#                    absent: the package's console script / npm bin named after it, else `python -m`
+#   MCP_RESOLVED_AT  upload time of the pinned version: dependencies resolve as of then (+1 h margin)
+#   MCP_EXCLUDE_NEWER  overrides that cutoff verbatim (RFC 3339); `none` disables it
+#   MCP_AUTH_TOKEN   bearer token required on /mcp and /sse (never logged, not passed to the server)
+#   PORT             default 8080, IPv4 and IPv6
+#   MCP_HOME         per-server environments root (default /opt/mcp)
+#   MCP_PROXY_PYTHON Python of mcp-proxy's isolated venv (default /opt/mcp-proxy/bin/python, else the
+#                    venv of the `mcp-proxy` found on PATH); MCP_GATEWAY: gateway.py (default: next to
+#                    this script); MCP_PYTHON: interpreter for Python servers' venvs (default python3)
+#   UV, NPM          installer executables (default: found on PATH)
+set -eu
+
+die() {
+    printf 'Error: %s\n' "$*" >&2
+    exit 1
+}
+
+# Echo a user value without letting it forge log lines: control characters become '?', length bounded.
+show() {
+    printf '%s' "$1" | tr -c '[:print:]' '?' | cut -c1-200
+}
+
+has_control() {
+    [ "$(printf '%s' "$1" | tr -d '[:cntrl:]')" != "$1" ]
+}
+
+matches() { # value, extended regex
+    printf '%s\n' "$1" | grep -Eq -- "$2"
+}
+
+action=${1:-run}
+case $action in
+install | serve | run) ;;
+*) die "unknown action '$(show "$action")' (expected install, serve or run)" ;;
+esac
+
+runtime=${MCP_RUNTIME-}
+case $runtime in
+npm | python | custom) ;;
+*)
+    printf 'Error: Invalid MCP_RUNTIME=%s\n' "$(show "$runtime")" >&2
+    printf 'MCP_RUNTIME must be one of: npm, python, custom\n' >&2
+    exit 1
+    ;;
+esac
+
+port=${PORT:-8080}
+matches "$port" '^[0-9]{1,5}$' || die "PORT must be a number 1-65535, got '$(show "$port")'"
+
+# --- validation: the same refusals as the stack config -----------------------------------------------
+package=${MCP_PACKAGE-}
+command_line=${MCP_COMMAND-}
+for var in MCP_PACKAGE MCP_COMMAND MCP_ARGS MCP_LAUNCH MCP_RESOLVED_AT MCP_EXCLUDE_NEWER; do
+    eval "value=\${$var-}"
+    # shellcheck disable=SC2154 # assigned by the eval above
+    if has_control "$value"; then
+        die "$var contains a control character (newline, tab, NUL…): '$(show "$value")'"
+    fi
+done
+
+case $runtime in
+python)
+    [ -n "$package" ] || die "MCP_PACKAGE is required when MCP_RUNTIME=python (e.g. mcp-server-git==2025.1.14)"
+    matches "$package" '^[A-Za-z0-9]([A-Za-z0-9._-]{0,200}[A-Za-z0-9])?(==[A-Za-z0-9][A-Za-z0-9.+_-]{0,63})?$' ||
+        die "MCP_PACKAGE='$(show "$package")' is not a Python package spec: expected name or name==version" \
+            "(letters, digits, . _ -; no spaces, quotes, options or shell metacharacters)"
+    ;;
+npm)
+    [ -n "$package" ] || die "MCP_PACKAGE is required when MCP_RUNTIME=npm (e.g. @modelcontextprotocol/server-memory@2026.8.31)"
+    matches "$package" '^(@[A-Za-z0-9][A-Za-z0-9._-]{0,100}/)?[A-Za-z0-9][A-Za-z0-9._-]{0,150}(@[A-Za-z0-9][A-Za-z0-9.+_-]{0,63})?$' ||
+        die "MCP_PACKAGE='$(show "$package")' is not an npm package spec: expected name, name@version or" \
+            "@scope/name@version (no spaces, quotes, options or shell metacharacters)"
+    ;;
+custom)
+    [ -n "$command_line" ] || die "MCP_COMMAND is required when MCP_RUNTIME=custom"
+    # Split on spaces only, never evaluated by a shell: refuse everything a shell would interpret.
+    if matches "$command_line" "[][;|&\$\`<>(){}*?!~\\\\'\"#]"; then
+        die "MCP_COMMAND contains shell metacharacters or quotes, which are not evaluated and cannot be" \
+            "parsed safely: '$(show "$command_line")'; put extra arguments in MCP_ARGS (a JSON array)"
+    fi
+    case $command_line in -*) die "MCP_COMMAND starts with '-' and would be read as an option: '$(show "$command_line")'" ;; esac
+    ;;
+esac
+
+home=${MCP_HOME:-/opt/mcp}
+here=$(cd "$(dirname "$0")" && pwd)
+gateway=${MCP_GATEWAY:-$here/gateway.py}
+if [ -n "${MCP_PROXY_PYTHON-}" ]; then
+    proxy_python=$MCP_PROXY_PYTHON
+elif [ -x /opt/mcp-proxy/bin/python ]; then
+    proxy_python=/opt/mcp-proxy/bin/python
+elif proxy_bin=$(command -v mcp-proxy); then
+    proxy_python=$(dirname "$proxy_bin")/python
+else
+    die "mcp-proxy's Python was not found: set MCP_PROXY_PYTHON or put mcp-proxy's venv on PATH"
+fi
+[ -x "$proxy_python" ] || die "MCP_PROXY_PYTHON=$(show "$proxy_python") is not executable"
+[ -f "$gateway" ] || die "gateway not found at $(show "$gateway") (set MCP_GATEWAY)"
+
+# Environment directory of this server: one per package spec, never mcp-proxy's own venv.
+key=$(printf '%s' "$package" | tr '/' '+')
+env_dir=$home/$runtime/$key
+marker=$env_dir/.catwalk-installed
+
+cutoff=
+if [ -n "${MCP_EXCLUDE_NEWER-}" ]; then
+    [ "$MCP_EXCLUDE_NEWER" = none ] ||
+        matches "$MCP_EXCLUDE_NEWER" '^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9:.]+)?(Z|[+-][0-9:]+)?$' ||
+        die "MCP_EXCLUDE_NEWER='$(show "$MCP_EXCLUDE_NEWER")' is not an RFC 3339 date or time"
+    [ "$MCP_EXCLUDE_NEWER" = none ] || cutoff=$MCP_EXCLUDE_NEWER
+elif [ -n "${MCP_RESOLVED_AT-}" ]; then
+    cutoff=$("$proxy_python" "$gateway" cutoff "$MCP_RESOLVED_AT") || exit 1
+fi
+stamp="spec=$package cutoff=$cutoff"
+
+installed() {
+    [ -f "$marker" ] && [ "$(cat "$marker")" = "$stamp" ]
+}
+
+# Run an installer, show its output, and turn "not found" into one clear line.
+run_installer() { # what, command...
+    what=$1
+    shift
+    log=$(mktemp)
+    status=0
+    "$@" >"$log" 2>&1 || status=$?
+    cat "$log" >&2
+    if [ "$status" -ne 0 ]; then
+        if grep -Eq 'E404|404 Not Found|is not in this registry' "$log"; then
+            reason="$package was not found on the npm registry (404)"
+        elif grep -q 'not found in the package registry' "$log"; then
+            reason="$package was not found on the Python package index"
+        elif grep -Eq 'No matching version|No solution found|ETARGET' "$log"; then
+            reason="no version of $package matches${cutoff:+ as of $cutoff} (see the installer output above)"
+        else
+            reason="$what failed with exit code $status (see its output above)"
+        fi
+        rm -f "$log"
+        rm -rf "$env_dir"
+        die "install of $package failed: $reason"
+    fi
+    rm -f "$log"
+}
+
+install_python() {
+    uv=${UV:-$(command -v uv)} || die "uv was not found: install it or set UV"
+    rm -rf "$env_dir"
+    mkdir -p "$home/python"
+    printf 'Installing Python package %s into %s%s\n' "$package" "$env_dir" "${cutoff:+ (dependencies as of $cutoff)}" >&2
+    run_installer "uv venv" "$uv" venv --quiet --python "${MCP_PYTHON:-python3}" "$env_dir"
+    if [ -n "$cutoff" ]; then
+        run_installer "uv pip install" "$uv" pip install --python "$env_dir/bin/python" --compile-bytecode \
+            --exclude-newer "$cutoff" "$package"
+    else
+        run_installer "uv pip install" "$uv" pip install --python "$env_dir/bin/python" --compile-bytecode \
+            "$package"
+    fi
+}
+
+install_npm() {
+    npm=${NPM:-$(command -v npm)} || die "npm was not found: install Node.js 20 or set NPM"
+    rm -rf "$env_dir"
+    mkdir -p "$env_dir"
+    printf 'Installing npm package %s into %s%s\n' "$package" "$env_dir" "${cutoff:+ (dependencies as of $cutoff)}" >&2
+    if [ -n "$cutoff" ]; then
+        run_installer "npm install" "$npm" install --prefix "$env_dir" --no-audit --no-fund \
+            --no-update-notifier --omit=dev --before "$cutoff" "$package"
+    else
+        run_installer "npm install" "$npm" install --prefix "$env_dir" --no-audit --no-fund \
+            --no-update-notifier --omit=dev "$package"
+    fi
+}
+
+resolve() {
+    "$proxy_python" "$gateway" resolve --runtime "$runtime" --env-dir "$env_dir" --package "$package" -- "$@"
+}
+
+if [ "$runtime" = custom ]; then
+    set -f
+    # shellcheck disable=SC2086 # split on spaces on purpose; globbing is off and metacharacters refused
+    set -- $command_line
+    set +f
+    if [ "$action" = install ]; then
+        resolve "$@" >/dev/null || exit 1
+        printf 'Nothing to install for a custom command: %s\n' "$command_line" >&2
+        exit 0
+    fi
+    printf 'Starting custom command: %s\n' "$command_line"
+    exec "$proxy_python" "$gateway" serve --runtime custom --port "$port" -- "$@"
+fi
+
+case $action in
+install | run)
+    if [ "$action" = install ] || ! installed; then
+        if [ "$runtime" = python ]; then install_python; else install_npm; fi
+        resolve >/dev/null || {
+            rm -rf "$env_dir"
+            exit 1
+        }
+        printf '%s\n' "$stamp" >"$marker"
+    fi
+    [ "$action" = install ] && exit 0
+    ;;
+serve)
+    installed || die "$package is not installed under $home (run \`entrypoint.sh install\` first)"
+    ;;
+esac
+
+if [ "$runtime" = python ]; then
+    printf 'Starting Python module: %s\n' "$package"
+else
+    printf 'Starting npm package: %s\n' "$package"
+fi
+exec "$proxy_python" "$gateway" serve --runtime "$runtime" --env-dir "$env_dir" --package "$package" --port "$port"
