@@ -1,0 +1,148 @@
+"""FlyApp: the Fly app of one server. A rename or an org change replaces it.
+
+Delete removes only what we made: it refuses, naming the machines, when the app still holds machines
+that are not this stack's (a `catwalk_stack` other than ours, or none at all).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from components import safety
+from components.providers.base import FlyProvider, FlyProviderError, as_dict, strip_engine_keys
+from components.providers.machine_config import check_app_name
+
+
+class AppInputs(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    org: str = "personal"
+    stack: str
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return check_app_name(v)
+
+    @field_validator("org", "stack")
+    @classmethod
+    def _token(cls, v: str, info: Any) -> str:
+        safety.check_plain_token(v, info.field_name, limit=64)
+        return v
+
+
+def _org_of(app: dict[str, Any]) -> str | None:
+    org = app.get("organization") or {}
+    return org.get("slug") if isinstance(org, dict) else None
+
+
+def foreign_machines(machines: list[dict[str, Any]], stack: str) -> list[str]:
+    """Machines in the app that this stack did not create (pure: used by delete)."""
+    foreign = []
+    for m in machines:
+        meta = (m.get("config") or {}).get("metadata") or {}
+        if meta.get("catwalk_stack") != stack and m.get("state") != "destroyed":
+            foreign.append(f"{m.get('name') or '?'} ({m.get('id')})")
+    return sorted(foreign)
+
+
+class FlyAppProvider(FlyProvider):
+    inputs_model = AppInputs
+    replace_keys = ("name", "org")
+    stable_outputs = ("name", "org", "app_id")
+    kind = "Fly app"
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        """Create the app; one that already exists in the same org (a lost create, a re-run) is adopted."""
+        from components.fly import FlyApiError, FlyNotFound
+
+        inp = AppInputs.model_validate(self.inputs_of(props))
+        client = self.client()
+        try:
+            app = as_dict(client.create_app(inp.name, inp.org))
+        except FlyApiError as exc:
+            try:
+                app = as_dict(client.get_app(inp.name))
+            except FlyNotFound:
+                raise self.fail("create", inp.name, exc) from exc
+            org = _org_of(app)
+            if org not in (None, inp.org):
+                raise FlyProviderError(
+                    f"Fly app {inp.name!r}: the name is taken by org {org!r}; choose another appPrefix"
+                ) from exc
+        return CreateResult(inp.name, self._outputs(inp, app))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        """Refresh, or import by app name."""
+        from components.fly import FlyNotFound
+
+        props = strip_engine_keys(props)
+        name = props.get("name") or id_
+        try:
+            app = as_dict(self.client().get_app(name))
+        except FlyNotFound:
+            return ReadResult(None, {})
+        except Exception as exc:
+            raise self.fail("read", name, exc) from exc
+        inputs = {
+            "name": name,
+            "org": _org_of(app) or props.get("org") or "personal",
+            "stack": props.get("stack") or "",
+        }
+        return ReadResult(name, {**inputs, "app_id": app.get("id"), "status": app.get("status")}, inputs=inputs)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        """Only `stack` can change in place; Fly holds nothing for it."""
+        inp = AppInputs.model_validate(self.inputs_of(news))
+        olds = strip_engine_keys(olds)
+        return UpdateResult({**inp.model_dump(), "app_id": olds.get("app_id"), "status": olds.get("status")})
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        from components.fly import FlyNotFound
+
+        props = strip_engine_keys(props)
+        name = props.get("name") or id_
+        stack = props.get("stack") or ""
+        client = self.client()
+        try:
+            machines = [as_dict(m) for m in client.list_machines(name)]
+            foreign = foreign_machines(machines, stack)
+            if foreign:
+                raise FlyProviderError(
+                    f"Fly app {name!r}: not deleting it, it holds machines this stack ({stack!r}) did not "
+                    f"create: {', '.join(foreign)}. Remove them or the app yourself (`fly apps destroy {name}`)."
+                )
+            client.delete_app(name)
+        except FlyNotFound:
+            return
+        except FlyProviderError:
+            raise
+        except Exception as exc:
+            raise self.fail("delete", name, exc) from exc
+
+    def _outputs(self, inp: AppInputs, app: dict[str, Any]) -> dict[str, Any]:
+        return {**inp.model_dump(), "app_id": app.get("id"), "status": app.get("status")}
+
+
+class FlyApp(pulumi.dynamic.Resource, module="catwalk", name="FlyApp"):
+    """A Fly app; its id is the app name."""
+
+    app_id: pulumi.Output[str]
+    status: pulumi.Output[str]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        name: pulumi.Input[str],
+        stack: str,
+        org: pulumi.Input[str] = "personal",
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props = {"name": name, "org": org, "stack": stack, "app_id": None, "status": None}
+        super().__init__(FlyAppProvider(), resource_name, props, opts)

@@ -1,0 +1,236 @@
+"""What every Fly dynamic provider shares: engine-key stripping, pure diffs, checks, the client factory.
+
+The engine pickles each provider instance into the state (`__provider`) and later unpickles it in
+`python -m pulumi.dynamic`. So a provider holds no client, socket or lock: each hook builds its own
+client, and the Fly token arrives through `configure()` (stack config) or `FLY_API_TOKEN` at call time,
+never as an input and never in the pickle (`__getstate__` drops it).
+
+The diff helpers are pure functions of (previous outputs, new inputs): they make no Fly call, so a
+preview is free and an unchanged `up` makes no mutating call.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    ConfigureRequest,
+    DiffResult,
+    ResourceProvider,
+)
+from pulumi.output import Unknown
+from pulumi.runtime import rpc
+from pydantic import BaseModel, ValidationError
+
+# Stack config keys that may hold the Fly token (set with `pulumi config set --secret`).
+TOKEN_CONFIG_KEYS = ("catwalk:flyApiToken", "fly:apiToken")
+URL_CONFIG_KEYS = ("catwalk:flyApiUrl",)
+
+
+class FlyProviderError(RuntimeError):
+    """A provider hook failed; the message names the resource and never holds a secret value."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pure helpers on property bags
+# ---------------------------------------------------------------------------------------------------
+
+
+def is_unknown(value: Any) -> bool:
+    """True for a value the engine does not know yet (a preview of a not-yet-created dependency)."""
+    return isinstance(value, Unknown) or (isinstance(value, str) and value == rpc.UNKNOWN)
+
+
+def contains_unknown(value: Any) -> bool:
+    if is_unknown(value):
+        return True
+    if isinstance(value, Mapping):
+        return any(contains_unknown(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(contains_unknown(v) for v in value)
+    return False
+
+
+def unwrap_secrets(value: Any) -> Any:
+    """Remove the engine's secret wrappers (`{sig: secret, value: …}`) at any depth."""
+    value = rpc.unwrap_rpc_secret(value)
+    if isinstance(value, Mapping):
+        return {k: unwrap_secrets(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [unwrap_secrets(v) for v in value]
+    return value
+
+
+def strip_engine_keys(props: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The resource's own properties: no `__provider`, no other `__`-prefixed engine key, no wrappers."""
+    return {k: unwrap_secrets(v) for k, v in (props or {}).items() if not k.startswith("__")}
+
+
+def partial_diff(olds: Mapping[str, Any], news: Mapping[str, Any], keys: Iterable[str]) -> list[str]:
+    """The keys among `keys` whose new value differs from the old one (an unknown new value differs)."""
+    changed = []
+    for key in keys:
+        new = news.get(key)
+        if contains_unknown(new) or olds.get(key) != new:
+            changed.append(key)
+    return changed
+
+
+def diff_result(
+    olds: Mapping[str, Any],
+    news: Mapping[str, Any],
+    *,
+    keys: Iterable[str],
+    replace_keys: Iterable[str],
+    stable_outputs: Iterable[str] = (),
+    extra_changes: Iterable[str] = (),
+) -> DiffResult:
+    """A DiffResult that reads true in a preview.
+
+    `changes` is set whenever anything (including a replace key) changed, `replaces` lists exactly the
+    replace keys that changed, and `stables` names the inputs and outputs that this operation keeps
+    (so the engine keeps them known during a preview).
+    """
+    keys = list(keys)
+    changed = partial_diff(olds, news, keys)
+    changed += [k for k in extra_changes if k not in changed]
+    replaces = [k for k in replace_keys if k in changed]
+    stables = (
+        [k for k in keys if k not in changed]
+        if replaces
+        else [
+            *(k for k in keys if k not in changed),
+            *stable_outputs,
+        ]
+    )
+    return DiffResult(changes=bool(changed), replaces=replaces, stables=stables, delete_before_replace=False)
+
+
+def check_inputs(model: type[BaseModel], news: Mapping[str, Any]) -> CheckResult:
+    """Validate inputs with `model`; failures name the field. No Fly call.
+
+    Unknown values (a preview where an input depends on a resource not created yet) are left alone:
+    errors on them, and model-level errors that they may cause, are not reported.
+    """
+    props = strip_engine_keys(news)
+    unknown_fields = {k for k, v in props.items() if contains_unknown(v)}
+    try:
+        if unknown_fields:
+            # Validate what is known; keep the unknown values as they are for the engine.
+            known = {k: v for k, v in props.items() if k not in unknown_fields}
+            return CheckResult(props, _known_field_errors(model, known))
+        validated = model.model_validate(props)
+    except ValidationError as exc:
+        return CheckResult(props, failures_from(exc))
+    return CheckResult(validated.model_dump(mode="json"), [])
+
+
+def _known_field_errors(model: type[BaseModel], known: dict[str, Any]) -> list[CheckFailure]:
+    """Errors on known fields only: `missing` for the unknown ones and model-level errors are dropped."""
+    try:
+        model.model_validate(known)
+    except ValidationError as exc:
+        return [f for f in failures_from(exc) if f.property.split(".")[0] in known]
+    return []
+
+
+_FIELD_PREFIX = re.compile(r"^([a-z_][a-z0-9_]*): (.*)$", re.S)
+
+
+def failures_from(exc: ValidationError) -> list[CheckFailure]:
+    """One CheckFailure per pydantic error: property `env.FOO`, reason without the input value."""
+    failures = []
+    for err in exc.errors(include_input=False, include_url=False):
+        prop = ".".join(str(p) for p in err["loc"])
+        reason = err["msg"].removeprefix("Value error, ")
+        if not prop and (m := _FIELD_PREFIX.match(reason)):  # a model-level check that names its field
+            prop, reason = m.group(1), m.group(2)
+        if err["type"] == "extra_forbidden":
+            reason = "unknown property"
+        elif err["type"] == "missing":
+            reason = "is required"
+        failures.append(CheckFailure(prop or "(resource)", f"{prop or 'inputs'}: {reason}"))
+    return failures
+
+
+# ---------------------------------------------------------------------------------------------------
+# The provider base
+# ---------------------------------------------------------------------------------------------------
+
+
+def make_client(token: str | None = None, base_url: str | None = None):
+    """Build a Fly client for one hook call (imported lazily: a provider pickle never holds one)."""
+    from components.fly import FlyClient
+
+    return FlyClient(base_url=base_url or None, token=token or None)
+
+
+class FlyProvider(ResourceProvider):
+    """Shared hooks: `check` through the inputs model, `diff` through `diff_result`, token handling.
+
+    Subclasses set `inputs_model`, `replace_keys` and `stable_outputs`, and implement create/read/
+    update/delete over `self.client()`.
+    """
+
+    inputs_model: ClassVar[type[BaseModel]]
+    replace_keys: ClassVar[tuple[str, ...]] = ()
+    stable_outputs: ClassVar[tuple[str, ...]] = ()
+    kind: ClassVar[str] = "Fly resource"
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    # The token must never be pickled into the state, even if a configured provider is pickled.
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("_token", "_base_url")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def configure(self, req: ConfigureRequest) -> None:
+        """Take the token (and API URL) from the stack config the engine hands the provider host."""
+        self._token = next((str(v) for k in TOKEN_CONFIG_KEYS if (v := req.config.get(k))), None)
+        self._base_url = next((str(v) for k in URL_CONFIG_KEYS if (v := req.config.get(k))), None)
+
+    def client(self):
+        """A fresh client: configured token, else `FLY_API_TOKEN`; URL from config, else `FLY_API_URL`."""
+        token = getattr(self, "_token", None) or os.environ.get("FLY_API_TOKEN") or None
+        return make_client(token=token, base_url=getattr(self, "_base_url", None))
+
+    def inputs_of(self, props: Mapping[str, Any]) -> dict[str, Any]:
+        """The input fields of a property bag (old outputs carry extra computed keys)."""
+        props = strip_engine_keys(props)
+        return {k: props[k] for k in self.inputs_model.model_fields if k in props}
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        return check_inputs(self.inputs_model, news)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        return diff_result(
+            strip_engine_keys(olds),
+            strip_engine_keys(news),
+            keys=self.inputs_model.model_fields,
+            replace_keys=self.replace_keys,
+            stable_outputs=self.stable_outputs,
+        )
+
+    def fail(self, action: str, name: str, exc: Exception) -> FlyProviderError:
+        """An error naming the resource and the action; the cause stays chained (`raise … from exc`)."""
+        return FlyProviderError(f"{self.kind} {name!r}: {action} failed: {exc}")
+
+
+def as_dict(obj: Any) -> dict[str, Any]:
+    """A client response as plain JSON data (the client returns pydantic models; tests may pass dicts)."""
+    if obj is None:
+        return {}
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    dump = getattr(obj, "model_dump", None)
+    if dump is not None:
+        return dump(mode="json", exclude_none=True)
+    raise TypeError(f"cannot read a {type(obj).__name__} as a Fly response")

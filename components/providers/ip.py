@@ -1,0 +1,118 @@
+"""FlyIp: a public address for a server's app (shared v4 and/or a dedicated v6).
+
+An app needs at most one address of each of these types, so create first looks for one that is
+already assigned (a lost create, a re-run) and adopts it instead of allocating a second.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import pulumi
+from pulumi.dynamic import CreateResult, ReadResult
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from components.providers.base import FlyProvider, as_dict, strip_engine_keys
+from components.providers.machine_config import check_app_name
+
+IpType = Literal["shared_v4", "v6"]
+
+
+class IpInputs(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    app: str
+    type: IpType = "shared_v4"
+
+    @field_validator("app")
+    @classmethod
+    def _app(cls, v: str) -> str:
+        return check_app_name(v)
+
+
+def ip_type(assignment: dict[str, Any]) -> str:
+    """Fly lists assignments without their type: a shared one is shared_v4, a ':' address is v6."""
+    if assignment.get("shared"):
+        return "shared_v4"
+    if ":" not in str(assignment.get("ip") or ""):
+        return "v4"
+    return "private_v6" if assignment.get("network") else "v6"
+
+
+def find(assignments: list[dict[str, Any]], wanted: str) -> dict[str, Any] | None:
+    return next((a for a in assignments if ip_type(a) == wanted), None)
+
+
+class FlyIpProvider(FlyProvider):
+    inputs_model = IpInputs
+    replace_keys = ("app", "type")
+    stable_outputs = ("address", "app", "type")
+    kind = "Fly IP of app"
+
+    def _list(self, client: Any, app: str) -> list[dict[str, Any]]:
+        listed = client.list_ips(app)
+        items = listed if isinstance(listed, list) else as_dict(listed).get("ips") or []
+        return [as_dict(a) for a in items]
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        inp = IpInputs.model_validate(self.inputs_of(props))
+        client = self.client()
+        try:
+            found = find(self._list(client, inp.app), inp.type)
+            if found is None:
+                found = as_dict(client.allocate_ip(inp.app, inp.type))
+                if not found.get("ip"):  # the response was lost or empty: the assignment tells the truth
+                    found = find(self._list(client, inp.app), inp.type) or found
+        except Exception as exc:
+            raise self.fail(f"allocate {inp.type}", inp.app, exc) from exc
+        if not found.get("ip"):
+            raise self.fail(f"allocate {inp.type}", inp.app, RuntimeError("Fly returned no address"))
+        return CreateResult(found["ip"], {**inp.model_dump(), "address": found["ip"]})
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        """Refresh; import by `<app>/<address>`."""
+        from components.fly import FlyNotFound
+
+        props = strip_engine_keys(props)
+        app, address = props.get("app"), id_
+        if "/" in id_ and not app:
+            app, address = id_.split("/", 1)
+        try:
+            assignments = self._list(self.client(), app)
+        except FlyNotFound:
+            return ReadResult(None, {})
+        except Exception as exc:
+            raise self.fail("read", str(app), exc) from exc
+        found = next((a for a in assignments if a.get("ip") == address), None)
+        if found is None:
+            return ReadResult(None, {})
+        inputs = {"app": app, "type": ip_type(found)}
+        return ReadResult(address, {**inputs, "address": address}, inputs=inputs)
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        from components.fly import FlyNotFound
+
+        app = strip_engine_keys(props).get("app")
+        try:
+            self.client().release_ip(app, id_)
+        except FlyNotFound:
+            return
+        except Exception as exc:
+            raise self.fail(f"release {id_}", str(app), exc) from exc
+
+
+class FlyIp(pulumi.dynamic.Resource, module="catwalk", name="FlyIp"):
+    """A public IP assignment; its id is the address."""
+
+    address: pulumi.Output[str]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        app: pulumi.Input[str],
+        type: str = "shared_v4",
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props = {"app": app, "type": type, "address": None}
+        super().__init__(FlyIpProvider(), resource_name, props, opts)

@@ -1,0 +1,292 @@
+"""FlyMachine: one machine per (server, region, index).
+
+One resource per machine, not one per group, because then the engine does the bookkeeping: a preview
+lists exactly which machine is updated or replaced, a failure mid-rollout leaves every finished machine
+recorded in the state (a group resource that fails half-way records nothing, and leaks what it made),
+and count or region changes add or remove single resources. A region change replaces the machine:
+the engine creates the new one (our create waits until it is started and its checks pass) before it
+deletes the old one. Everything else (image, env, size, services, secrets version) updates the same
+machine in place with `current_version`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+import pulumi
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, UpdateResult
+
+from components.providers.base import (
+    FlyProvider,
+    FlyProviderError,
+    as_dict,
+    contains_unknown,
+    diff_result,
+    strip_engine_keys,
+)
+from components.providers.machine_config import (
+    MachineInputs,
+    config_drift,
+    inputs_from_machine,
+    owned_view,
+    render_config,
+)
+
+COMPUTED = ("machine_id", "name", "version", "instance_id", "state", "private_ip", "config")
+
+
+def _events_text(machine: dict[str, Any], limit: int = 6) -> str:
+    """The machine's last events, oldest first: what Fly says happened when it did not start."""
+    events = sorted(machine.get("events") or [], key=lambda e: e.get("timestamp") or 0)[-limit:]
+    parts = []
+    for e in events:
+        exit_event = ((e.get("request") or {}).get("exit_event")) or {}
+        code = f" exit_code={exit_event['exit_code']}" if "exit_code" in exit_event else ""
+        parts.append(f"{e.get('type', '?')}/{e.get('status', '?')}{code}")
+    return ", ".join(parts) or "no events"
+
+
+class FlyMachineProvider(FlyProvider):
+    inputs_model = MachineInputs
+    replace_keys = ("app", "server", "region", "index")
+    stable_outputs = ("machine_id", "name", "app", "region")
+    kind = "Fly machine"
+    start_deadline_s: ClassVar[float] = 300.0
+    health_deadline_s: ClassVar[float] = 120.0
+    poll_interval_s: ClassVar[float] = 1.0
+    update_attempts: ClassVar[int] = 4
+
+    # -- diff ---------------------------------------------------------------------------------------
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        olds, news = strip_engine_keys(olds), strip_engine_keys(news)
+        extra = []
+        if not contains_unknown(news):
+            desired = render_config(MachineInputs.model_validate(self.inputs_of(news)))
+            if olds.get("config") != owned_view(desired, desired):
+                extra.append("config")
+        return diff_result(
+            olds,
+            news,
+            keys=MachineInputs.model_fields,
+            replace_keys=self.replace_keys,
+            stable_outputs=self.stable_outputs,
+            extra_changes=extra,
+        )
+
+    # -- create -------------------------------------------------------------------------------------
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        inp = MachineInputs.model_validate(self.inputs_of(props))
+        name = inp.machine_name
+        client = self.client()
+        try:
+            created = as_dict(
+                client.create_machine(
+                    inp.app, name, inp.region, render_config(inp), min_secrets_version=inp.secrets_version
+                )
+            )
+        except Exception as exc:
+            raise self.fail(f"create in app {inp.app!r}", name, exc) from exc
+        machine_id = created["id"]
+        try:
+            machine = self._wait_healthy(client, inp.app, machine_id, created.get("instance_id"))
+        except Exception as exc:
+            # A create must leave nothing behind when it fails: destroy the machine that did not start.
+            events = self._events(client, inp.app, machine_id)
+            try:
+                client.delete_machine(inp.app, machine_id, force=True)
+            except Exception as cleanup:  # report both; the first cause matters more
+                events += f"; cleanup failed: {cleanup}"
+            raise FlyProviderError(
+                f"Fly machine {name!r} ({machine_id}) in app {inp.app!r} did not start: {exc}; events: {events}"
+            ) from exc
+        return CreateResult(machine_id, self._outputs(inp, machine))
+
+    # -- read ---------------------------------------------------------------------------------------
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        """Refresh from Fly; `pulumi import` passes `<app>/<machine_id>` with no props."""
+        props = strip_engine_keys(props)
+        app, machine_id = props.get("app"), id_
+        if "/" in id_:
+            app, machine_id = id_.split("/", 1)
+        if not app:
+            raise FlyProviderError(f"Fly machine {id_!r}: import it by '<app>/<machine_id>'")
+        from components.fly import FlyNotFound
+
+        try:
+            machine = as_dict(self.client().get_machine(app, machine_id))
+        except FlyNotFound:
+            return ReadResult(None, {})
+        except Exception as exc:
+            raise self.fail(f"read in app {app!r}", machine_id, exc) from exc
+        if machine.get("state") == "destroyed":
+            return ReadResult(None, {})
+        live = inputs_from_machine(machine, app)
+        if props.get("secrets_version") is not None:
+            live["secrets_version"] = props["secrets_version"]  # Fly does not report it per machine
+        try:
+            # Project onto what our stored inputs render (refresh) or what the live inputs render (import).
+            basis = MachineInputs.model_validate(self.inputs_of(props) or live)
+        except ValueError:
+            basis = None
+        outs = {**live, **self._computed(machine, basis)}
+        return ReadResult(machine_id, outs, inputs=live)
+
+    # -- update -------------------------------------------------------------------------------------
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        """In place: the same machine id, a new version; retried safely thanks to `current_version`."""
+        from components.fly import FlyApiError, FlyConflict
+
+        inp = MachineInputs.model_validate(self.inputs_of(news))
+        config = render_config(inp)
+        client = self.client()
+        name = inp.machine_name
+        machine: dict[str, Any] = {}
+        before = None
+        for attempt in range(self.update_attempts):
+            try:
+                live = as_dict(client.get_machine(inp.app, id_))
+                if (
+                    before is not None
+                    and live.get("version") != before
+                    and not config_drift(live.get("config") or {}, inp)
+                ):
+                    machine = live  # our earlier attempt was applied; its response was lost
+                    break
+                before = live.get("version")
+                machine = as_dict(
+                    client.update_machine(
+                        inp.app, id_, config, current_version=before, min_secrets_version=inp.secrets_version
+                    )
+                )
+                break
+            except FlyApiError as exc:
+                status = getattr(exc, "status", None)
+                retryable = isinstance(exc, FlyConflict) or status is None or status >= 500 or status == 429
+                if not retryable or attempt == self.update_attempts - 1:
+                    raise self.fail(f"update in app {inp.app!r}", name, exc) from exc
+        try:
+            machine = self._wait_healthy(client, inp.app, id_, machine.get("instance_id"))
+        except Exception as exc:
+            events = self._events(client, inp.app, id_)
+            raise FlyProviderError(
+                f"Fly machine {name!r} ({id_}) in app {inp.app!r} did not restart after the update: {exc}; "
+                f"events: {events}"
+            ) from exc
+        return UpdateResult(self._outputs(inp, machine))
+
+    # -- delete -------------------------------------------------------------------------------------
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        """Force-destroy; a machine (or app) that is already gone counts as deleted.
+
+        Kept to `app` + id on purpose: the engine runs the delete of the provider version stored in
+        the state (pulumi/pulumi#6238), so its contract must not change between versions.
+        """
+        from components.fly import FlyNotFound
+
+        app = strip_engine_keys(props).get("app")
+        try:
+            self.client().delete_machine(app, id_, force=True)
+        except FlyNotFound:
+            return
+        except Exception as exc:
+            raise self.fail(f"delete in app {app!r}", id_, exc) from exc
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    def _wait_healthy(self, client: Any, app: str, machine_id: str, instance_id: str | None) -> dict[str, Any]:
+        """Started (this version) and every check passing, within the deadlines."""
+        client.wait_machine(app, machine_id, "started", instance_id=instance_id, deadline_s=self.start_deadline_s)
+        deadline = time.monotonic() + self.health_deadline_s
+        while True:
+            machine = as_dict(client.get_machine(app, machine_id))
+            checks = machine.get("checks") or []
+            failing = [c.get("name", "?") for c in checks if c.get("status") != "passing"]
+            if machine.get("state") == "started" and not failing:
+                return machine
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"state {machine.get('state')!r}, checks not passing: {', '.join(failing) or '-'} "
+                    f"after {self.health_deadline_s:.0f} s"
+                )
+            time.sleep(self.poll_interval_s)
+
+    def _events(self, client: Any, app: str, machine_id: str) -> str:
+        try:
+            return _events_text(as_dict(client.get_machine(app, machine_id)))
+        except Exception as exc:
+            return f"(events unavailable: {exc})"
+
+    def _computed(self, machine: dict[str, Any], basis: MachineInputs | None) -> dict[str, Any]:
+        config = machine.get("config") or {}
+        desired = render_config(basis) if basis is not None else config
+        return {
+            "machine_id": machine.get("id"),
+            "name": machine.get("name"),
+            "version": machine.get("version") or machine.get("instance_id"),
+            "instance_id": machine.get("instance_id"),
+            "state": machine.get("state"),
+            "private_ip": machine.get("private_ip"),
+            "config": owned_view(config, desired),
+        }
+
+    def _outputs(self, inp: MachineInputs, machine: dict[str, Any]) -> dict[str, Any]:
+        return {**inp.model_dump(mode="json"), **self._computed(machine, inp)}
+
+
+class FlyMachine(pulumi.dynamic.Resource, module="catwalk", name="FlyMachine"):
+    """A Fly Machine running one replica of an MCP server. Its id is the Fly machine id."""
+
+    machine_id: pulumi.Output[str]
+    name: pulumi.Output[str]
+    app: pulumi.Output[str]
+    region: pulumi.Output[str]
+    version: pulumi.Output[str]
+    instance_id: pulumi.Output[str]
+    state: pulumi.Output[str]
+    private_ip: pulumi.Output[str]
+    config: pulumi.Output[dict]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        app: pulumi.Input[str],
+        stack: str,
+        server: str,
+        region: str,
+        image: pulumi.Input[str],
+        index: int = 0,
+        env: pulumi.Input[dict[str, str]] | None = None,
+        size: str = "shared-cpu-1x",
+        memory: int = 512,
+        autostop: str = "stop",
+        autostart: bool = True,
+        min_machines_running: int = 0,
+        restart_policy: str = "on-failure",
+        secrets_version: pulumi.Input[int] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props: dict[str, Any] = {
+            "app": app,
+            "stack": stack,
+            "server": server,
+            "region": region,
+            "index": index,
+            "image": image,
+            "env": env or {},
+            "size": size,
+            "memory": memory,
+            "autostop": autostop,
+            "autostart": autostart,
+            "min_machines_running": min_machines_running,
+            "restart_policy": restart_policy,
+            "secrets_version": secrets_version,
+        }
+        props.update({k: None for k in COMPUTED if k != "name"})
+        super().__init__(FlyMachineProvider(), resource_name, props, opts)
