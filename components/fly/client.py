@@ -1,0 +1,662 @@
+"""The one Fly Machines API client: base URL, auth, timeouts, retries, rate limit and errors live here.
+
+Retry policy (STYLE.md, after superfly/fly-go): a request is retried only when repeating it cannot do
+harm. Reads and deletes are retried on 429, 5xx and connection failures. A 429 means "not executed", so
+any request may repeat it, after ``Retry-After``. A write whose first attempt may have taken effect (a
+5xx, a timeout, a dropped connection) is retried only where it was made safe: app creation carries an
+``idempotency_key``; secrets are set to absolute values; every other write first *looks* for its own
+effect (the machine by its unique name and metadata, the new config, the new state, the new IP, the
+lease by its description) and returns that instead of repeating itself. The retry loop is ours rather
+than urllib3's ``Retry`` because that lookup sits between attempts; urllib3 still parses ``Retry-After``.
+
+Mutations pass a token bucket (Fly: about 1 request/s per action, burst 3). ``mutation_rate`` or the
+``CATWALK_FLY_RATE`` env var sets its rate in requests per second; ``0``/``off`` disables it (tests).
+
+The token is read from ``FLY_API_TOKEN`` at call time unless passed in. It is sent only in the
+``Authorization`` header, never logged, left out of ``repr`` and pickles, and redacted from any text
+Fly sends back before that text reaches an exception.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import logging
+import os
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from urllib3.util.retry import Retry
+
+from components.fly.errors import FlyApiError, FlyConflict, FlyNotFound, FlyUnauthorized, FlyWaitTimeout, error_class
+from components.fly.models import (
+    App,
+    IPAssignment,
+    Lease,
+    Machine,
+    MachineConfig,
+    Secret,
+    WaitResult,
+)
+
+log = logging.getLogger("catwalk.fly")
+
+DEFAULT_API_URL = "https://api.machines.dev"
+USER_AGENT = "catwalk/0.1 (+fly-machines-client)"
+RETRY_STATUSES = frozenset({500, 502, 503, 504})
+WAIT_MAX_S = 60  # the API's own bound on one wait request
+LEASE_HEADER = "fly-machine-lease-nonce"
+
+Recover = Callable[[], Any]
+
+
+class TokenBucket:
+    """Thread-safe token bucket: ``rate`` tokens per second, at most ``burst`` saved up."""
+
+    def __init__(self, rate: float, burst: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.burst, self._clock = rate, burst, clock
+        self._tokens = float(burst)
+        self._stamp = clock()
+        self._lock = threading.Lock()
+
+    def delay(self) -> float:
+        """Take one token; return how long the caller must sleep before using it."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+            self._tokens -= 1
+            return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+
+
+def _rate_from_env() -> float:
+    raw = os.environ.get("CATWALK_FLY_RATE", "").strip().lower()
+    if not raw:
+        return 1.0
+    if raw in ("0", "off", "none", "inf", "unlimited"):
+        return 0.0
+    try:
+        return max(0.0, float(raw))
+    except ValueError as exc:
+        raise ValueError(f"CATWALK_FLY_RATE={raw!r}: expected requests per second, or 'off'") from exc
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """True when the request cannot have reached Fly (no connection was made), so repeating it is safe."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        text = repr(exc.args[0]) if exc.args else ""
+        return "NewConnectionError" in text or "ConnectionRefusedError" in text or "NameResolutionError" in text
+    return False
+
+
+def _seg(value: str) -> str:
+    """One URL path segment: app names, ids and IPs are quoted so they cannot add path parts."""
+    return quote(str(value), safe="")
+
+
+def _is_subset(want: Any, have: Any) -> bool:
+    """Every field we sent is present with the same value (Fly adds defaults around it)."""
+    if isinstance(want, Mapping):
+        return isinstance(have, Mapping) and all(_is_subset(v, have.get(k)) for k, v in want.items())
+    if isinstance(want, list):
+        return isinstance(have, list) and len(want) == len(have) and all(map(_is_subset, want, have))
+    return want == have
+
+
+class FlyClient:
+    """Typed client for the Fly Machines REST API (``/v1``). See the package docstring for the calls."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: tuple[float, float] | float = (5.0, 30.0),
+        max_attempts: int = 8,
+        backoff: float = 0.5,
+        backoff_max: float = 10.0,
+        max_retry_after: float = 60.0,
+        mutation_rate: float | None = None,
+        mutation_burst: int = 3,
+        session: requests.Session | None = None,
+    ) -> None:
+        self._base_url = base_url.rstrip("/") if base_url else None
+        self.__token = token or None
+        self.timeout = timeout
+        self.max_attempts = max(1, max_attempts)
+        self.backoff, self.backoff_max, self.max_retry_after = backoff, backoff_max, max_retry_after
+        self.mutation_rate = _rate_from_env() if mutation_rate is None else mutation_rate
+        self.mutation_burst = mutation_burst
+        self._session = session
+        self._own_session = session is None
+        self._setup()
+
+    def _setup(self) -> None:
+        self._bucket = TokenBucket(self.mutation_rate, self.mutation_burst) if self.mutation_rate > 0 else None
+        self._sleep: Callable[[float], None] = time.sleep
+        if self._session is None:
+            self._session = requests.Session()
+            self._session.headers["User-Agent"] = USER_AGENT
+
+    # The token and the live session stay out of pickles (Pulumi stores pickled providers in its state).
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_session", "_bucket", "_sleep")}
+        state["_FlyClient__token"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._session = None
+        self._setup()
+
+    def __repr__(self) -> str:
+        return f"FlyClient(base_url={self.base_url!r})"
+
+    def close(self) -> None:
+        if self._own_session and self._session is not None:
+            self._session.close()
+
+    def __enter__(self) -> FlyClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url or os.environ.get("FLY_API_URL", "").rstrip("/") or DEFAULT_API_URL
+
+    def _token(self) -> str | None:
+        return self.__token or os.environ.get("FLY_API_TOKEN") or None
+
+    def _redact(self, text: str) -> str:
+        token = self._token()
+        return text.replace(token, "[redacted]") if token else text
+
+    # -- the one send path ---------------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: tuple[float, float] | float | None = None,
+        idempotent: bool | None = None,
+        recover: Recover | None = None,
+    ) -> Any:
+        """Send one API call with retries; return its decoded JSON body (None when empty).
+
+        ``idempotent`` (default: GET/HEAD/PUT/DELETE) lets any failure be retried. Otherwise an uncertain
+        failure (5xx, timeout or dropped connection after sending) calls ``recover``: a non-None result
+        means the call did take effect and is returned as is; None means it did not, and the call repeats.
+        Without ``recover`` an uncertain failure is raised.
+        """
+        token = self._token()
+        if not token:
+            raise FlyUnauthorized("no Fly API token: set FLY_API_TOKEN", method=method, path=path)
+        if idempotent is None:
+            idempotent = method in ("GET", "HEAD", "PUT", "DELETE")
+        mutation = method not in ("GET", "HEAD")
+        auth = token if token.startswith("FlyV1 ") else f"Bearer {token}"
+        hdrs = {"Authorization": auth, **(headers or {})}
+        data = None if body is None else jsonlib.dumps(body)
+        if data is not None:
+            hdrs["Content-Type"] = "application/json"
+        url = self.base_url + path
+        attempt = 0
+        while True:
+            attempt += 1
+            if mutation and self._bucket is not None:
+                wait = self._bucket.delay()
+                if wait > 0:
+                    self._sleep(wait)
+            try:
+                resp = self._session.request(
+                    method, url, params=params, data=data, headers=hdrs, timeout=timeout or self.timeout
+                )
+            except requests.RequestException as exc:
+                err = FlyApiError(self._redact(f"{type(exc).__name__}: {exc}"), method=method, path=path)
+                sent = not _never_sent(exc)
+                log.debug("fly %s %s: attempt %d: %s", method, path, attempt, err.message)
+                if attempt >= self.max_attempts or (sent and not idempotent and recover is None):
+                    raise err from exc
+                if sent and not idempotent:
+                    found = recover()
+                    if found is not None:
+                        log.info("fly %s %s: connection lost, but the call had taken effect", method, path)
+                        return found
+                self._sleep(self._backoff(attempt))
+                continue
+
+            request_id = resp.headers.get("fly-request-id")
+            log.debug("fly %s %s -> %s (fly-request-id %s, attempt %d)", method, path, resp.status_code,
+                      request_id, attempt)
+            if resp.status_code < 400:
+                return self._decode(resp)
+            err = self._error(resp, method, path)
+            if attempt >= self.max_attempts:
+                raise err
+            if resp.status_code == 429:
+                delay = self._retry_after(resp) or self._backoff(attempt)
+                log.info("fly %s %s: rate limited, retrying in %.2fs", method, path, delay)
+                self._sleep(delay)
+                continue
+            if resp.status_code in RETRY_STATUSES and (idempotent or recover is not None):
+                if not idempotent:
+                    found = recover()
+                    if found is not None:
+                        log.info("fly %s %s: HTTP %d, but the call had taken effect", method, path,
+                                 resp.status_code)
+                        return found
+                log.info("fly %s %s: HTTP %d, retrying", method, path, resp.status_code)
+                self._sleep(self._retry_after(resp) or self._backoff(attempt))
+                continue
+            raise err
+
+    def _backoff(self, attempt: int) -> float:
+        return min(self.backoff_max, self.backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+
+    def _retry_after(self, resp: requests.Response) -> float:
+        value = resp.headers.get("Retry-After")
+        if not value:
+            return 0.0
+        try:
+            seconds = Retry().parse_retry_after(value)
+        except Exception:  # a malformed header falls back to our own backoff
+            return 0.0
+        return min(max(0.0, float(seconds)), self.max_retry_after)
+
+    @staticmethod
+    def _decode(resp: requests.Response) -> Any:
+        if not resp.content:
+            return None
+        try:
+            return resp.json()
+        except ValueError:
+            return None
+
+    def _error(self, resp: requests.Response, method: str, path: str) -> FlyApiError:
+        message, code = "", None
+        try:
+            data = resp.json()
+        except ValueError:
+            data = None
+        if isinstance(data, Mapping):
+            message = str(data.get("error") or data.get("message") or "")
+            code = data.get("status") if isinstance(data.get("status"), str) else None
+        if not message:
+            message = resp.text.strip()[:500] or resp.reason or "error"
+        cls = error_class(resp.status_code, code)
+        return cls(
+            self._redact(message), method=method, path=path, status=resp.status_code,
+            request_id=resp.headers.get("fly-request-id"), code=code, body=self._redact(resp.text[:2000]),
+        )
+
+    # -- apps ----------------------------------------------------------------------------------------
+
+    def create_app(self, name: str, org_slug: str, network: str | None = None) -> App:
+        """Create the app, or adopt it when it already exists and this token can read it.
+
+        The request carries a fresh ``idempotency_key``, so a retry after a lost response returns the app
+        the first attempt made instead of failing on its own name. A 422 ``name_taken`` for an app we can
+        read in the same organization (made by an earlier run) adopts it.
+        """
+        body: dict[str, Any] = {"name": name, "org_slug": org_slug, "idempotency_key": uuid.uuid4().hex}
+        if network:
+            body["network"] = network
+        try:
+            self._request("POST", "/v1/apps", body=body, idempotent=True)
+        except FlyConflict as exc:
+            try:
+                app = self.get_app(name)
+            except FlyNotFound:
+                raise FlyConflict(
+                    f"app name {name!r} is taken by an app this token cannot see: {exc.message}",
+                    method=exc.method, path=exc.path, status=exc.status, request_id=exc.request_id, code=exc.code,
+                ) from exc
+            slug = app.organization.slug if app.organization else None
+            if slug and slug != org_slug:
+                raise FlyConflict(
+                    f"app {name!r} already exists in organization {slug!r}, not {org_slug!r}",
+                    method=exc.method, path=exc.path, status=exc.status, request_id=exc.request_id, code=exc.code,
+                ) from exc
+            log.info("fly app %s already exists in %s: adopting it", name, org_slug)
+            return app
+        return self.get_app(name)
+
+    def get_app(self, name: str) -> App:
+        return App.model_validate(self._request("GET", f"/v1/apps/{_seg(name)}"))
+
+    def list_apps(self, org_slug: str) -> list[App]:
+        data = self._request("GET", "/v1/apps", params={"org_slug": org_slug}) or {}
+        return [App.model_validate(a) for a in data.get("apps") or []]
+
+    def delete_app(self, name: str) -> None:
+        """Destroy the app and everything in it; an app that is already gone is not an error."""
+        try:
+            self._request("DELETE", f"/v1/apps/{_seg(name)}")
+        except FlyNotFound:
+            log.info("fly app %s was already gone", name)
+
+    # -- machines ------------------------------------------------------------------------------------
+
+    def _machines(self, app: str, metadata: Mapping[str, str] | None, include_deleted: bool,
+                  region: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
+        params: dict[str, str] = {f"metadata.{k}": v for k, v in (metadata or {}).items()}
+        if include_deleted:
+            params["include_deleted"] = "true"
+        if region:
+            params["region"] = region
+        if state:
+            params["state"] = state
+        return self._request("GET", f"/v1/apps/{_seg(app)}/machines", params=params) or []
+
+    def list_machines(
+        self, app: str, metadata: Mapping[str, str] | None = None, include_deleted: bool = False, *,
+        region: str | None = None, state: str | None = None,
+    ) -> list[Machine]:
+        """Machines of the app; ``metadata`` keeps those whose config metadata has every given key=value."""
+        return [Machine.model_validate(m) for m in self._machines(app, metadata, include_deleted, region, state)]
+
+    def find_machine(self, app: str, name: str, metadata: Mapping[str, str] | None = None) -> Machine | None:
+        """The live (not destroyed) machine called ``name``, if any."""
+        found = self._find_machine(app, name, metadata)
+        return Machine.model_validate(found) if found is not None else None
+
+    def _find_machine(self, app: str, name: str, metadata: Mapping[str, str] | None) -> dict[str, Any] | None:
+        for m in self._machines(app, metadata, False):
+            if m.get("name") == name and m.get("state") not in ("destroyed", "destroying"):
+                return m
+        return None
+
+    def create_machine(
+        self,
+        app: str,
+        name: str,
+        region: str,
+        config: MachineConfig | Mapping[str, Any],
+        *,
+        min_secrets_version: int | None = None,
+        lease_ttl: int | None = None,
+        skip_launch: bool = False,
+    ) -> Machine:
+        """Create one machine, exactly once, even when responses are lost.
+
+        ``name`` must be unique in the app and deterministic for the caller (e.g. server-region-index):
+        after a 5xx, a timeout or a dropped connection the client looks the machine up by name (and by
+        the config's metadata, e.g. ``catwalk_server``) and returns it rather than creating a second one.
+        A "name taken" conflict for a machine carrying the same metadata adopts that machine too.
+        """
+        cfg = config if isinstance(config, MachineConfig) else MachineConfig.model_validate(dict(config))
+        body: dict[str, Any] = {"name": name, "region": region, "config": cfg.to_api()}
+        if min_secrets_version is not None:
+            body["min_secrets_version"] = min_secrets_version
+        if lease_ttl is not None:
+            body["lease_ttl"] = lease_ttl
+        if skip_launch:
+            body["skip_launch"] = True
+        metadata = cfg.metadata or None
+        path = f"/v1/apps/{_seg(app)}/machines"
+        try:
+            data = self._request("POST", path, body=body, recover=lambda: self._find_machine(app, name, metadata))
+        except FlyConflict:
+            found = self._find_machine(app, name, metadata)
+            if found is None:
+                raise
+            log.info("fly machine %s in %s already exists (%s): adopting it", name, app, found.get("id"))
+            data = found
+        return Machine.model_validate(data)
+
+    def get_machine(self, app: str, machine_id: str) -> Machine:
+        return Machine.model_validate(self._request("GET", f"/v1/apps/{_seg(app)}/machines/{_seg(machine_id)}"))
+
+    def update_machine(
+        self,
+        app: str,
+        machine_id: str,
+        config: MachineConfig | Mapping[str, Any],
+        *,
+        current_version: str | None,
+        min_secrets_version: int | None = None,
+        skip_launch: bool = False,
+        lease_nonce: str | None = None,
+    ) -> Machine:
+        """Replace the machine's config in place; a stale ``current_version`` raises ``FlyConflict``.
+
+        After an uncertain failure (or a 409 on a retry) the machine is read back: if it already runs
+        exactly the config we sent, under a new version, the update took effect and that machine is returned.
+        """
+        cfg = config if isinstance(config, MachineConfig) else MachineConfig.model_validate(dict(config))
+        sent = cfg.to_api()
+        body: dict[str, Any] = {"config": sent}
+        if current_version is not None:
+            body["current_version"] = current_version
+        if min_secrets_version is not None:
+            body["min_secrets_version"] = min_secrets_version
+        if skip_launch:
+            body["skip_launch"] = True
+        path = f"/v1/apps/{_seg(app)}/machines/{_seg(machine_id)}"
+
+        def applied() -> dict[str, Any] | None:
+            live = self._request("GET", path)
+            moved = current_version is None or (live.get("version") or live.get("instance_id")) != current_version
+            return live if moved and _is_subset(sent, live.get("config") or {}) else None
+
+        headers = {LEASE_HEADER: lease_nonce} if lease_nonce else None
+        try:
+            data = self._request("POST", path, body=body, headers=headers, recover=applied)
+        except FlyConflict:
+            data = applied()
+            if data is None:
+                raise
+        return Machine.model_validate(data)
+
+    def _state_recover(self, app: str, machine_id: str, states: Iterable[str]) -> Recover:
+        wanted = frozenset(states)
+
+        def check() -> dict[str, Any] | None:
+            live = self._request("GET", f"/v1/apps/{_seg(app)}/machines/{_seg(machine_id)}")
+            return live if live.get("state") in wanted else None
+
+        return check
+
+    def start_machine(self, app: str, machine_id: str, *, lease_nonce: str | None = None) -> None:
+        self._request(
+            "POST", f"/v1/apps/{_seg(app)}/machines/{_seg(machine_id)}/start",
+            headers={LEASE_HEADER: lease_nonce} if lease_nonce else None,
+            recover=self._state_recover(app, machine_id, ("starting", "started")),
+        )
+
+    def stop_machine(
+        self, app: str, machine_id: str, *, signal: str | None = None, timeout: str | None = None,
+        lease_nonce: str | None = None,
+    ) -> None:
+        body = {k: v for k, v in (("signal", signal), ("timeout", timeout)) if v}
+        self._request(
+            "POST", f"/v1/apps/{_seg(app)}/machines/{_seg(machine_id)}/stop", body=body or None,
+            headers={LEASE_HEADER: lease_nonce} if lease_nonce else None,
+            recover=self._state_recover(app, machine_id, ("stopping", "stopped")),
+        )
+
+    def delete_machine(self, app: str, machine_id: str, force: bool = False, *, lease_nonce: str | None = None) -> None:
+        """Destroy the machine (``force`` kills a running one); a machine already gone is not an error."""
+        try:
+            self._request(
+                "DELETE", f"/v1/apps/{_seg(app)}/machines/{_seg(machine_id)}",
+                params={"force": "true"} if force else None,
+                headers={LEASE_HEADER: lease_nonce} if lease_nonce else None,
+            )
+        except FlyNotFound:
+            log.info("fly machine %s in %s was already gone", machine_id, app)
+
+    def wait_machine(
+        self,
+        app: str,
+        machine_id: str,
+        state: str = "started",
+        *,
+        instance_id: str | None = None,
+        deadline_s: float = 120.0,
+    ) -> WaitResult:
+        """Block until the machine is in ``state``, looping the API's ≤60 s wait within ``deadline_s``.
+
+        Each wait request asks for at most what is left of the deadline (clamped to 1–60 s, as fly-go
+        does); a 408 means "not yet". At the deadline, ``FlyWaitTimeout`` names the app, the machine, the
+        awaited and the current state, and the machine's recent events.
+        """
+        path = f"/v1/apps/{_seg(app)}/machines/{_seg(machine_id)}/wait"
+        end = time.monotonic() + deadline_s
+        connect = self.timeout[0] if isinstance(self.timeout, tuple) else self.timeout
+        last: FlyApiError | None = None
+        while (remaining := end - time.monotonic()) > 0:
+            seconds = int(min(WAIT_MAX_S, max(1, remaining)))
+            params = {"state": state, "timeout": str(seconds)}
+            if instance_id:
+                params["version"] = instance_id
+            try:
+                data = self._request("GET", path, params=params, timeout=(connect, seconds + 15))
+                return WaitResult.model_validate(data or {})
+            except FlyApiError as exc:
+                if exc.status != 408:
+                    raise
+                last = exc
+        raise self._wait_timeout(app, machine_id, state, deadline_s, last)
+
+    def _wait_timeout(self, app: str, machine_id: str, state: str, deadline_s: float,
+                      last: FlyApiError | None) -> FlyWaitTimeout:
+        try:
+            machine = self.get_machine(app, machine_id)
+            now = f"it is {machine.state!r}"
+            events = ", ".join(e.describe() for e in machine.recent_events()) or "none"
+        except FlyApiError as exc:
+            now, events = "its state is unknown", f"unavailable ({exc.message})"
+        return FlyWaitTimeout(
+            f"machine {machine_id} in app {app!r} did not reach state {state!r} within {deadline_s:g}s; "
+            f"{now}; recent events: {events}",
+            method="GET", path=f"/v1/apps/{app}/machines/{machine_id}/wait", status=408,
+            request_id=last.request_id if last else None,
+        )
+
+    # -- leases --------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _lease(data: Any) -> Lease:
+        if isinstance(data, Mapping) and isinstance(data.get("data"), Mapping):  # flaps' older envelope
+            data = data["data"]
+        return Lease.model_validate(data or {})
+
+    def get_lease(self, app: str, machine_id: str) -> Lease | None:
+        try:
+            return self._lease(self._request("GET", f"/v1/apps/{_seg(app)}/machines/{_seg(machine_id)}/lease"))
+        except FlyNotFound:
+            return None
+
+    def acquire_lease(
+        self, app: str, machine_id: str, ttl: int = 30, *, description: str | None = None, nonce: str | None = None,
+    ) -> Lease:
+        """Take (or, with ``nonce``, refresh) the machine's lease; a lease held by someone else is a 409."""
+        description = description or f"catwalk {uuid.uuid4().hex[:12]}"
+        path = f"/v1/apps/{_seg(app)}/machines/{_seg(machine_id)}/lease"
+
+        def ours() -> dict[str, Any] | None:
+            lease = self.get_lease(app, machine_id)
+            return lease.to_api() if lease is not None and lease.description == description else None
+
+        data = self._request(
+            "POST", path, body={"ttl": ttl, "description": description},
+            headers={LEASE_HEADER: nonce} if nonce else None, recover=ours,
+        )
+        return self._lease(data)
+
+    def release_lease(self, app: str, machine_id: str, nonce: str) -> None:
+        """Release our lease; one that expired or was already released is not an error."""
+        try:
+            self._request(
+                "DELETE", f"/v1/apps/{_seg(app)}/machines/{_seg(machine_id)}/lease", headers={LEASE_HEADER: nonce}
+            )
+        except FlyNotFound:
+            log.info("fly lease on machine %s in %s was already gone", machine_id, app)
+
+    # -- secrets -------------------------------------------------------------------------------------
+
+    def list_secrets(self, app: str) -> list[Secret]:
+        """The app's secrets: names and digests, never values."""
+        data = self._request("GET", f"/v1/apps/{_seg(app)}/secrets") or {}
+        return [Secret.model_validate(s) for s in data.get("secrets") or []]
+
+    def _update_secrets(self, app: str, values: Mapping[str, str | None]) -> int:
+        # Setting absolute values is idempotent: repeating it after a lost response changes nothing.
+        data = self._request("POST", f"/v1/apps/{_seg(app)}/secrets", body={"values": dict(values)}, idempotent=True)
+        data = data or {}
+        version = data.get("version", data.get("Version"))
+        if not isinstance(version, int):
+            raise FlyApiError("Fly did not return a secrets version", method="POST", path=f"/v1/apps/{app}/secrets")
+        return version
+
+    def set_secrets(self, app: str, values: Mapping[str, str]) -> int:
+        """Set app secrets; returns the secrets version to pass machines as ``min_secrets_version``."""
+        bad = sorted(k for k, v in values.items() if not isinstance(v, str))
+        if bad:
+            raise TypeError(f"secret values must be strings: {', '.join(bad)}")
+        return self._update_secrets(app, values)
+
+    def unset_secrets(self, app: str, names: Iterable[str]) -> int:
+        """Remove app secrets (Fly: a null value unsets); returns the new secrets version."""
+        return self._update_secrets(app, dict.fromkeys(names))
+
+    # -- IP assignments ------------------------------------------------------------------------------
+
+    def list_ips(self, app: str) -> list[IPAssignment]:
+        data = self._request("GET", f"/v1/apps/{_seg(app)}/ip_assignments") or {}
+        return [IPAssignment.model_validate(i) for i in data.get("ips") or []]
+
+    def allocate_ip(
+        self, app: str, type: str = "shared_v4", *, region: str | None = None, network: str | None = None,
+        service_name: str | None = None, org_slug: str | None = None,
+    ) -> IPAssignment:
+        """Assign a public (``v4``, ``shared_v4``, ``v6``) or Flycast (``private_v6``) address to the app.
+
+        After an uncertain failure the app's IPs are listed again; an address that appeared since the
+        call began, of the requested kind, is the one this call made.
+        """
+        before = {i.ip for i in self.list_ips(app)}
+        body = {k: v for k, v in (("type", type), ("region", region), ("network", network),
+                                  ("service_name", service_name), ("org_slug", org_slug)) if v}
+
+        def new_ip() -> dict[str, Any] | None:
+            for ip in self.list_ips(app):
+                if ip.ip not in before and _ip_kind_matches(ip, type):
+                    return ip.to_api()
+            return None
+
+        return IPAssignment.model_validate(
+            self._request("POST", f"/v1/apps/{_seg(app)}/ip_assignments", body=body, recover=new_ip)
+        )
+
+    def release_ip(self, app: str, ip: str) -> None:
+        """Remove an IP assignment; one that is already gone is not an error."""
+        try:
+            self._request("DELETE", f"/v1/apps/{_seg(app)}/ip_assignments/{_seg(ip)}")
+        except FlyNotFound:
+            log.info("fly ip %s of %s was already gone", ip, app)
+
+
+def _ip_kind_matches(ip: IPAssignment, kind: str) -> bool:
+    addr = ip.ip or ""
+    if kind in ("v4", "shared_v4", "egress_v4"):
+        return "." in addr and bool(ip.shared) == (kind == "shared_v4")
+    if kind == "private_v6":
+        return ":" in addr and ip.network is not None
+    if kind in ("v6", "egress_v6"):
+        return ":" in addr and ip.network is None
+    return True
