@@ -1,0 +1,174 @@
+"""Baked server images: a thin Dockerfile `FROM` the unified image that installs one pinned server.
+
+A cold start of a baked server downloads nothing: `entrypoint.sh install` runs once at build time and
+leaves the server's environment in a layer. The server's values reach the build as `--build-arg`s (argv,
+never a shell) and are declared with `ARG`/`ENV` in the Dockerfile, so no value is ever spliced into
+Dockerfile or shell text; `RUN` uses the exec form, so there is no shell at all. Every value is still
+checked against the same allowlists as the entrypoint before anything is rendered. `ENV` keeps them in
+the image, so the entrypoint at run time finds the install it made at build time (its stamp is the
+package and resolution cutoff).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from components import safety
+
+# Where deploy/Dockerfile puts the entrypoint in the unified image.
+ENTRYPOINT_PATH = "/usr/local/bin/entrypoint.sh"
+BAKE_TAG_PREFIX = "bake-"
+BAKEABLE = ("npm", "python")
+
+# Pinned specs only: a baked image must name one exact version (the same shapes the entrypoint accepts).
+_VERSION = r"[0-9][A-Za-z0-9.+_-]{0,63}"
+PYTHON_PINNED = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,200}[A-Za-z0-9])?==" + _VERSION + "$")
+NPM_PINNED = re.compile(r"^(?:@[A-Za-z0-9][A-Za-z0-9._-]{0,100}/)?[A-Za-z0-9][A-Za-z0-9._-]{0,150}@" + _VERSION + "$")
+RESOLVED_AT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})$")
+ABS_PATH = re.compile(r"^/[A-Za-z0-9._/-]{1,255}$")
+MAX_LAUNCH_WORDS = 64
+MAX_LAUNCH_TEXT = 8192
+
+
+class BakeError(ValueError):
+    """A server's values cannot be baked; the message names the field and what is wrong."""
+
+
+@dataclass(frozen=True)
+class BakedBuild:
+    """Everything the builder needs for one baked image: Dockerfile text, build args and their hash."""
+
+    dockerfile: str
+    build_args: dict[str, str]
+    content_hash: str
+
+    @property
+    def tag(self) -> str:
+        return f"{BAKE_TAG_PREFIX}{self.content_hash[:16]}"
+
+
+def check_runtime(runtime: str) -> None:
+    if runtime == "custom":
+        raise BakeError(
+            "runtime: 'custom' servers run a command that is already in the image; there is nothing to bake "
+            "(use the unified image for them)"
+        )
+    if runtime not in BAKEABLE:
+        raise BakeError(f"runtime: {runtime!r} is not one of {', '.join(BAKEABLE)}")
+
+
+def check_pinned_package(runtime: str, package: str) -> None:
+    try:
+        safety.check_package_text(package)
+    except ValueError as exc:
+        raise BakeError(f"package: {exc}") from None
+    pattern, example = (PYTHON_PINNED, "mcp-server-git==2025.1.14") if runtime == "python" else (
+        NPM_PINNED, "@modelcontextprotocol/server-memory@2025.8.4"
+    )
+    if not pattern.match(package):
+        raise BakeError(
+            f"package: {package!r} is not a pinned {runtime} package (expected an exact version like "
+            f"{example}); versions are resolved and pinned before baking"
+        )
+
+
+def check_launch(launch: list[str] | str) -> str:
+    """The server's argv as the JSON text the entrypoint reads; refuses what it would refuse."""
+    if isinstance(launch, str):
+        try:
+            launch = json.loads(launch)
+        except json.JSONDecodeError as exc:
+            raise BakeError(f"launch: is not a JSON array: {exc}") from None
+    if not isinstance(launch, list) or not launch:
+        raise BakeError("launch: must be a non-empty list of strings (the server's argv)")
+    if len(launch) > MAX_LAUNCH_WORDS:
+        raise BakeError(f"launch: has {len(launch)} words; the limit is {MAX_LAUNCH_WORDS}")
+    for i, word in enumerate(launch):
+        if not isinstance(word, str) or not word:
+            raise BakeError(f"launch[{i}]: must be a non-empty string")
+        try:
+            safety.check_arg(word)
+        except ValueError as exc:
+            raise BakeError(f"launch[{i}]: {exc}") from None
+    if launch[0].startswith("-"):
+        raise BakeError(f"launch[0]: {launch[0]!r} is an option, not a program")
+    text = json.dumps(launch, separators=(",", ":"), ensure_ascii=True)
+    if len(text) > MAX_LAUNCH_TEXT:
+        raise BakeError(f"launch: is {len(text)} characters as JSON; the limit is {MAX_LAUNCH_TEXT}")
+    return text
+
+
+def check_resolved_at(value: str) -> None:
+    if not isinstance(value, str) or not RESOLVED_AT.match(value):
+        raise BakeError(f"resolved_at: {value!r} is not an ISO-8601 time with a zone, like 2025-01-14T09:30:00Z")
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BakeError(f"resolved_at: {value!r} is not a valid time: {exc}") from None
+
+
+def check_base(base: str) -> None:
+    try:
+        safety.check_image_ref(base)
+    except ValueError as exc:
+        raise BakeError(f"base: {exc}") from None
+    if "@sha256:" not in base:
+        raise BakeError(f"base: {base!r} is not pinned to a digest (repo@sha256:…); bake from the pushed image")
+
+
+def render_baked_dockerfile(*, base: str, entrypoint: str = ENTRYPOINT_PATH) -> str:
+    """The Dockerfile of a baked server: generic text; the server itself arrives as build args.
+
+    `base` must be digest-pinned, so a baked image is rebuilt exactly when its base changes.
+    """
+    check_base(base)
+    if not ABS_PATH.match(entrypoint) or ".." in entrypoint.split("/"):
+        raise BakeError(f"entrypoint: {entrypoint!r} is not an absolute path of plain characters")
+    return "\n".join(
+        [
+            "# Generated by catwalk (components/image/baked.py): one MCP server baked into the unified image.",
+            "# The server's values are build args, checked before rendering; RUN uses the exec form (no shell).",
+            f"FROM {base}",
+            "ARG MCP_RUNTIME",
+            "ARG MCP_PACKAGE",
+            "ARG MCP_LAUNCH",
+            "ARG MCP_RESOLVED_AT",
+            "ENV MCP_RUNTIME=${MCP_RUNTIME} \\",
+            "    MCP_PACKAGE=${MCP_PACKAGE} \\",
+            "    MCP_LAUNCH=${MCP_LAUNCH} \\",
+            "    MCP_RESOLVED_AT=${MCP_RESOLVED_AT}",
+            f'RUN ["{entrypoint}", "install"]',
+            "",
+        ]
+    )
+
+
+def baked_build(
+    *,
+    base: str,
+    runtime: str,
+    package: str,
+    launch: list[str] | str,
+    resolved_at: str,
+    entrypoint: str = ENTRYPOINT_PATH,
+) -> BakedBuild:
+    """Validate one server's values and return its Dockerfile, build args and content hash."""
+    check_runtime(runtime)
+    check_pinned_package(runtime, package)
+    launch_text = check_launch(launch)
+    check_resolved_at(resolved_at)
+    dockerfile = render_baked_dockerfile(base=base, entrypoint=entrypoint)
+    args = {
+        "MCP_RUNTIME": runtime,
+        "MCP_PACKAGE": package,
+        "MCP_LAUNCH": launch_text,
+        "MCP_RESOLVED_AT": resolved_at,
+    }
+    digest = hashlib.sha256(b"catwalk-baked-v1\n")
+    digest.update(dockerfile.encode())
+    digest.update(json.dumps(args, sort_keys=True).encode())
+    return BakedBuild(dockerfile=dockerfile, build_args=args, content_hash=digest.hexdigest())

@@ -1,0 +1,224 @@
+"""The `docker` command lines catwalk runs, the digest they report, and what their failures mean.
+
+Command construction and output parsing are pure; `run` is the one place a process is started. The Fly
+token is the registry password: it goes to `docker login --password-stdin` on stdin, is removed from the
+environment of every docker process, and is scrubbed from any output quoted in an error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+REGISTRY = "registry.fly.io"
+REGISTRY_USER = "x"  # Fly's registry takes any user name; the token is the password (`fly auth docker`)
+PLATFORM = "linux/amd64"  # Fly Machines run amd64
+TOKEN_ENV = "FLY_API_TOKEN"
+_TOKEN_ENVS = ("FLY_API_TOKEN", "FLY_ACCESS_TOKEN")
+
+FLY_APP = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_PUSHED = re.compile(r"pushing manifest for \S+@(sha256:[0-9a-f]{64})")
+_PUSH_LINE = re.compile(r"digest: (sha256:[0-9a-f]{64}) size: \d+")
+
+LOGIN_TIMEOUT = 120
+BUILD_TIMEOUT = 45 * 60
+TAIL_LINES = 25
+
+
+class ImageBuildError(RuntimeError):
+    """A build or push failed; the message says what happened and what to do about it."""
+
+
+def check_app(app: str) -> None:
+    if not isinstance(app, str) or not FLY_APP.match(app) or "--" in app:
+        raise ValueError(
+            f"app: {app!r} is not a Fly app name (lowercase letters, digits and dashes, at most 63 characters)"
+        )
+
+
+def repository(app: str) -> str:
+    """The Fly registry repository of an app: images pushed there can run on that org's machines."""
+    check_app(app)
+    return f"{REGISTRY}/{app}"
+
+
+def login_command(registry: str = REGISTRY) -> list[str]:
+    return ["docker", "login", registry, "--username", REGISTRY_USER, "--password-stdin"]
+
+
+def buildx_version_command() -> list[str]:
+    return ["docker", "buildx", "version"]
+
+
+def build_command(
+    *,
+    ref: str,
+    context_dir: str,
+    metadata_file: str,
+    dockerfile: str | None = None,
+    platform: str = PLATFORM,
+    build_args: Mapping[str, str] | None = None,
+) -> list[str]:
+    """`docker buildx build … --push`: one platform, no attestations (Fly pulls a plain manifest)."""
+    argv = [
+        "docker", "buildx", "build",
+        "--platform", platform,
+        "--push",
+        "--provenance=false",
+        "--sbom=false",
+        "--progress=plain",
+        "--metadata-file", metadata_file,
+        "--tag", ref,
+    ]
+    for key, value in sorted((build_args or {}).items()):
+        argv += ["--build-arg", f"{key}={value}"]
+    if dockerfile:
+        argv += ["--file", dockerfile]
+    argv.append(context_dir)
+    return argv
+
+
+def parse_digest(metadata: str | None, output: str = "") -> str:
+    """The pushed manifest digest: from buildx's `--metadata-file`, else from its progress or push output."""
+    if metadata:
+        try:
+            data = json.loads(metadata)
+        except json.JSONDecodeError:
+            data = None
+        value = data.get("containerimage.digest") if isinstance(data, dict) else None
+        if isinstance(value, str) and DIGEST.match(value):
+            return value
+    found = _PUSHED.findall(output) or _PUSH_LINE.findall(output)
+    if found:
+        return found[-1]
+    raise ImageBuildError(
+        "the build finished but reported no pushed digest (no containerimage.digest in buildx's metadata, "
+        "no 'pushing manifest' line); check that `docker buildx build --push` pushed the image"
+    )
+
+
+def pinned_ref(repo: str, digest: str) -> str:
+    """`registry/repo@sha256:…`: what machines run, immune to a tag being moved."""
+    if not DIGEST.match(digest):
+        raise ValueError(f"{digest!r} is not a sha256 digest")
+    return f"{repo}@{digest}"
+
+
+def split_ref(ref: str) -> tuple[str, str | None, str | None]:
+    """`repo[:tag][@sha256:…]` → (repo, tag, digest)."""
+    rest, _, digest = ref.partition("@")
+    slash = rest.rfind("/")
+    colon = rest.rfind(":")
+    if colon > slash:
+        return rest[:colon], rest[colon + 1 :], digest or None
+    return rest, None, digest or None
+
+
+# --- failures ---------------------------------------------------------------------------------------
+
+NO_DAEMON = ("cannot connect to the docker daemon", "is the docker daemon running", "error during connect")
+NO_BUILDX = ("unknown command: docker buildx", "'buildx' is not a docker command", "unknown flag: --platform")
+AUTH = (
+    "401 unauthorized", "unauthorized", "authentication required", "denied: requested access",
+    "incorrect username or password", "403 forbidden", "insufficient_scope",
+)
+QUOTA = ("quota", "toomanyrequests", "429 too many requests", "rate limit", "507 insufficient storage",
+         "413 request entity too large", "storage limit")
+NO_APP = ("name unknown", "name_unknown", "repository name not known", "app not found")
+
+SKIP_HINT = "or set `catwalk:image` to a prebuilt image to skip building"
+
+
+def scrub(text: str, secrets: Sequence[str] = ()) -> str:
+    """Replace any secret value (and the Fly tokens in this environment) with ***."""
+    values = [s for s in secrets if s] + [os.environ.get(n, "") for n in _TOKEN_ENVS]
+    for value in sorted({v for v in values if len(v) >= 4}, key=len, reverse=True):
+        text = text.replace(value, "***")
+    return text
+
+
+def _tail(output: str) -> str:
+    lines = [line for line in output.strip().splitlines() if line.strip()]
+    return "\n".join("    " + line for line in lines[-TAIL_LINES:])
+
+
+def explain_failure(step: str, output: str, *, repo: str = REGISTRY) -> str:
+    """One message for a failed docker step: the cause in words, what to do, then docker's last lines."""
+    low = output.lower()
+    app = repo.rsplit("/", 1)[-1]
+    if any(s in low for s in NO_BUILDX):
+        cause = (
+            "docker has no buildx plugin: install it (Debian/Ubuntu: `apt-get install docker-buildx`, or "
+            f"docker-buildx-plugin from Docker's repository; see https://docs.docker.com/go/buildx/), {SKIP_HINT}"
+        )
+    elif any(s in low for s in NO_DAEMON):
+        cause = (
+            "no Docker engine is reachable: start Docker (Docker Desktop, or `sudo systemctl start docker`), "
+            f"point DOCKER_HOST or a buildx builder at a running engine, {SKIP_HINT}"
+        )
+    elif any(s in low for s in NO_APP):
+        cause = (
+            f"the Fly registry has no repository {repo}: the Fly app {app!r} must exist before its image is "
+            f"pushed (`fly apps create {app}`), and FLY_API_TOKEN must belong to its organization"
+        )
+    elif any(s in low for s in QUOTA):
+        cause = (
+            f"the Fly registry refused the push to {repo} for quota, size or rate: wait a few minutes and run "
+            "`pulumi up` again; if it persists, check the organization's plan and billing (`fly orgs show`, "
+            "`fly dashboard`) or make the image smaller"
+        )
+    elif any(s in low for s in AUTH):
+        cause = (
+            f"the Fly registry refused FLY_API_TOKEN for {repo}: check it with `fly auth whoami`, then export a "
+            "valid one (`export FLY_API_TOKEN=$(fly auth token)`, or a deploy token from "
+            f"`fly tokens create deploy -a {app}`) and run `pulumi up` again"
+        )
+    else:
+        cause = "see docker's output below"
+    return f"{step} failed: {cause}\n  docker said:\n{_tail(scrub(output))}"
+
+
+# --- running ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Result:
+    returncode: int
+    output: str  # stdout and stderr together, as a person would have seen them
+
+
+def docker_env() -> dict[str, str]:
+    """The environment of docker processes: ours, without the Fly tokens (docker needs none of them)."""
+    env = {k: v for k, v in os.environ.items() if k not in _TOKEN_ENVS}
+    env.setdefault("BUILDX_NO_DEFAULT_ATTESTATIONS", "1")
+    return env
+
+
+def run(argv: Sequence[str], *, stdin: str | None = None, timeout: float, step: str, cwd: str | None = None) -> Result:
+    """Run one docker command; a missing docker binary or a timeout becomes an ImageBuildError."""
+    try:
+        proc = subprocess.run(
+            list(argv),
+            input=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            env=docker_env(),
+            cwd=cwd,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise ImageBuildError(
+            f"{step} failed: the `docker` command was not found on PATH: install Docker with the buildx plugin "
+            f"(https://docs.docker.com/engine/install/), {SKIP_HINT}"
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise ImageBuildError(f"{step} failed: docker did not finish within {int(timeout)} s") from None
+    return Result(proc.returncode, proc.stdout or "")

@@ -1,0 +1,250 @@
+"""The dynamic provider behind every catwalk image resource: check, diff, build-and-push, pass-through.
+
+Three kinds share it:
+
+- ``context``: build a directory (the unified image from `deploy/`), tagged by the hash of its content.
+- ``baked``: build a generated Dockerfile `FROM` a digest-pinned base that installs one pinned server.
+- ``prebuilt``: no build; the configured reference is passed through (and pinned when it carries a digest).
+
+The engine calls `diff` in preview and in `up`; it compares content hashes only, so preview never builds
+and an unchanged context does nothing. `create`/`update` stage the context, log in to the Fly registry
+with the token read from the environment at that moment, run `docker buildx build --push`, and return the
+pushed digest. The provider holds no state (no session, client or token) because the engine pickles it
+into the stack state; it is pickled by reference, since this module is importable.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    ResourceProvider,
+    UpdateResult,
+)
+
+from components import safety
+from components.image import baked as bake
+from components.image import docker_cli as cli
+from components.image.context import ContextError, context_hash, stage_context, tag_for
+
+KINDS = ("context", "baked", "prebuilt")
+OUTPUT_KEYS = ("repository", "tag", "digest", "image_ref")
+# What each kind's image is made of: a change here is a new image (an update).
+CONTENT_KEYS = {"context": ("content_hash",), "baked": ("content_hash",), "prebuilt": ("ref",)}
+# A change of these is a different image resource altogether (a replacement).
+REPLACE_KEYS = ("kind", "app", "platform")
+BAKED_FIELDS = ("base", "runtime", "package", "launch", "resolved_at", "entrypoint")
+# Keys outside the image's identity: a moved checkout (new absolute context_dir) does not rebuild.
+PROVIDER_KEY = "__provider"
+
+
+def _unknown(value: Any) -> bool:
+    """Whether the engine sent this value as not yet known (preview, before a dependency is created)."""
+    from pulumi.runtime import rpc
+
+    return isinstance(value, str) and value == rpc.UNKNOWN
+
+
+def _any_unknown(values: dict[str, Any], keys: tuple[str, ...]) -> bool:
+    return any(_unknown(values.get(k)) for k in keys)
+
+
+def registry_token() -> str:
+    """The Fly token, read at call time, never stored: it is the registry password."""
+    token = os.environ.get(cli.TOKEN_ENV, "").strip()
+    if not token:
+        raise cli.ImageBuildError(
+            f"{cli.TOKEN_ENV} is not set: the Fly registry needs it to push images "
+            "(`export FLY_API_TOKEN=$(fly auth token)`), or set `catwalk:image` to a prebuilt image"
+        )
+    return token
+
+
+class ImageProvider(ResourceProvider):
+    """Builds and pushes images to registry.fly.io; see the module docstring."""
+
+    # -- check: validate and derive (repository, tag, content hash); no I/O beyond hashing text ----------
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        inputs = {k: v for k, v in news.items() if k not in OUTPUT_KEYS or k == "tag"}
+        inputs = {k: v for k, v in inputs.items() if v is not None}
+        failures: list[CheckFailure] = []
+
+        def fail(prop: str, reason: str) -> None:
+            failures.append(CheckFailure(prop, reason))
+
+        kind = inputs.get("kind")
+        if kind not in KINDS:
+            fail("kind", f"must be one of {', '.join(KINDS)}, got {kind!r}")
+            return CheckResult(inputs, failures)
+        inputs.setdefault("platform", cli.PLATFORM)
+        if inputs["platform"] != cli.PLATFORM and not _unknown(inputs["platform"]):
+            fail("platform", f"Fly Machines run {cli.PLATFORM}; got {inputs['platform']!r}")
+
+        if kind == "prebuilt":
+            ref = inputs.get("ref")
+            if not _unknown(ref):
+                try:
+                    safety.check_image_ref(ref if isinstance(ref, str) else "")
+                except ValueError as exc:
+                    fail("ref", str(exc))
+            return CheckResult(inputs, failures)
+
+        app = inputs.get("app")
+        if not _unknown(app):
+            try:
+                inputs["repository"] = cli.repository(app)
+            except ValueError as exc:
+                fail("app", str(exc))
+
+        if kind == "context":
+            directory, digest = inputs.get("context_dir"), inputs.get("content_hash")
+            if not isinstance(directory, str) or not os.path.isabs(directory):
+                fail("context_dir", f"must be an absolute path, got {directory!r}")
+            if not _unknown(digest):
+                try:
+                    inputs["tag"] = tag_for(digest)
+                except (TypeError, ValueError) as exc:
+                    fail("content_hash", str(exc))
+        else:  # baked
+            inputs.setdefault("entrypoint", bake.ENTRYPOINT_PATH)
+            inputs.pop("content_hash", None)
+            inputs.pop("tag", None)
+            if not _any_unknown(inputs, BAKED_FIELDS):
+                try:
+                    build = bake.baked_build(**{k: inputs.get(k) for k in BAKED_FIELDS})
+                except bake.BakeError as exc:
+                    field, _, reason = str(exc).partition(": ")
+                    fail(field.split("[")[0], reason or str(exc))
+                else:
+                    inputs["launch"] = build.build_args["MCP_LAUNCH"]
+                    inputs["content_hash"] = build.content_hash
+                    inputs["tag"] = build.tag
+        return CheckResult(inputs, failures)
+
+    # -- diff: compare what the image is made of; never builds -------------------------------------------
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        kind = news.get("kind")
+        keys = REPLACE_KEYS + CONTENT_KEYS.get(kind, ("content_hash",))
+        changed = [k for k in keys if _unknown(news.get(k)) or olds.get(k) != news.get(k)]
+        if kind != "prebuilt" and not (olds.get("digest") and olds.get("image_ref")):
+            changed.append("digest")  # the state has no pushed image (an older or broken state): build
+        replaces = [k for k in REPLACE_KEYS if k in changed]
+        all_keys = sorted((set(olds) | set(news) | set(OUTPUT_KEYS)) - {PROVIDER_KEY})
+        if not changed:
+            return DiffResult(changes=False, replaces=[], stables=all_keys, delete_before_replace=False)
+        moving = set(changed) | {"tag", "digest", "image_ref", "content_hash", "ref"}
+        if replaces:
+            moving |= {"repository", "context_dir", *BAKED_FIELDS}
+        stables = [k for k in all_keys if k not in moving]
+        return DiffResult(changes=True, replaces=replaces, stables=stables, delete_before_replace=False)
+
+    # -- create / update: build and push (or pass through) -----------------------------------------------
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        outs = self._realize(props)
+        return CreateResult(id_=outs["repository"], outs=outs)
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        return UpdateResult(outs=self._realize(news))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        # A tag named by a content hash is never rebuilt under that name and Fly's registry has no listing
+        # to check it against without a push credential, so refresh keeps what was pushed.
+        outs = {k: v for k, v in props.items() if k != PROVIDER_KEY}
+        return ReadResult(id_=id_, outs=outs)
+
+    def delete(self, _id: str, _props: dict[str, Any]) -> None:
+        # Nothing to do: Fly's registry offers no tag deletion, and a running machine may still pull the
+        # digest. Images of deleted apps go with the app.
+        return None
+
+    # -- the work ------------------------------------------------------------------------------------------
+    def _realize(self, props: dict[str, Any]) -> dict[str, Any]:
+        inputs = {k: v for k, v in props.items() if k != PROVIDER_KEY}
+        kind = inputs["kind"]
+        if kind == "prebuilt":
+            return {**inputs, **prebuilt_outputs(inputs["ref"])}
+        repo = inputs["repository"]
+        try:
+            with tempfile.TemporaryDirectory(prefix="catwalk-image-") as work:
+                staged = Path(work, "context")
+                staged.mkdir()
+                build_args: dict[str, str] = {}
+                if kind == "context":
+                    actual = stage_context(inputs["context_dir"], staged)
+                    if actual != inputs["content_hash"]:
+                        raise cli.ImageBuildError(
+                            f"{inputs['context_dir']} changed while `pulumi up` was running (its hash is now "
+                            f"{tag_for(actual)}, the plan was {inputs['tag']}): run `pulumi up` again"
+                        )
+                else:
+                    build = bake.baked_build(**{k: inputs[k] for k in BAKED_FIELDS})
+                    if build.content_hash != inputs["content_hash"]:
+                        raise cli.ImageBuildError("baked image inputs changed between check and build")
+                    (staged / "Dockerfile").write_text(build.dockerfile)
+                    build_args = build.build_args
+                digest = build_and_push(
+                    ref=f"{repo}:{inputs['tag']}",
+                    context_dir=str(staged),
+                    metadata_file=str(Path(work, "metadata.json")),
+                    build_args=build_args,
+                    platform=inputs.get("platform", cli.PLATFORM),
+                )
+        except (ContextError, bake.BakeError) as exc:
+            raise cli.ImageBuildError(f"image {repo}: {exc}") from None
+        except cli.ImageBuildError as exc:
+            raise cli.ImageBuildError(f"image {repo}:{inputs.get('tag')}: {exc}") from None
+        return {**inputs, "repository": repo, "digest": digest, "image_ref": cli.pinned_ref(repo, digest)}
+
+
+def prebuilt_outputs(ref: str) -> dict[str, Any]:
+    """A configured image: no build; machines run it as given, pinned when it names a digest."""
+    repo, tag, digest = cli.split_ref(ref)
+    return {"repository": repo, "tag": tag or "", "digest": digest or "", "image_ref": ref}
+
+
+def build_and_push(
+    *, ref: str, context_dir: str, metadata_file: str, build_args: dict[str, str], platform: str
+) -> str:
+    """Check for buildx, log in to the Fly registry, build and push; return the pushed digest."""
+    repo = cli.split_ref(ref)[0]
+    registry = repo.split("/", 1)[0]
+    token = registry_token()
+
+    result = cli.run(cli.buildx_version_command(), timeout=cli.LOGIN_TIMEOUT, step="docker buildx")
+    if result.returncode != 0:
+        raise cli.ImageBuildError(cli.explain_failure("docker buildx", result.output, repo=repo))
+
+    result = cli.run(cli.login_command(registry), stdin=token + "\n", timeout=cli.LOGIN_TIMEOUT, step="docker login")
+    if result.returncode != 0:
+        output = cli.scrub(result.output, [token])
+        raise cli.ImageBuildError(cli.explain_failure(f"docker login {registry}", output, repo=repo))
+
+    argv = cli.build_command(
+        ref=ref, context_dir=context_dir, metadata_file=metadata_file, platform=platform, build_args=build_args
+    )
+    result = cli.run(argv, timeout=cli.BUILD_TIMEOUT, step="docker buildx build")
+    if result.returncode != 0:
+        raise cli.ImageBuildError(cli.explain_failure("docker buildx build --push", result.output, repo=repo))
+    metadata = Path(metadata_file).read_text() if Path(metadata_file).is_file() else None
+    return cli.parse_digest(metadata, result.output)
+
+
+def context_inputs(*, app: Any, context_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The inputs of a `context` image as the program computes them: the hash of the directory now."""
+    directory = Path(context_dir).resolve()
+    digest = context_hash(directory)
+    return {
+        "kind": "context",
+        "app": app,
+        "context_dir": str(directory),
+        "content_hash": digest,
+        "tag": tag_for(digest),
+    }
