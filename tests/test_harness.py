@@ -1,0 +1,252 @@
+"""The local engine harness, on a toy program whose dynamic providers write files in a temp dir:
+the journal they keep is how these tests see which provider calls really happened."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests import harness
+from tests._harness.mocked import random_string
+from tests._harness.plan import decide
+from tests.harness_fixtures.toy_provider import read_journal
+
+TOY = Path(__file__).parent / "harness_fixtures" / "toy"
+NOTE = "pulumi-python:dynamic/toy:Note"
+FOLDER = "pulumi-python:dynamic/toy:Folder"
+API_KEY = "sk-live-plaintext-4711"
+
+
+class ToyStack:
+    def __init__(self, tmp: Path):
+        self.out = tmp / "out"
+        self.out.mkdir()
+        self.config = tmp / "Pulumi.test.yaml"
+        self.state = tmp / "state.json"
+        self.configure([{"key": "alpha", "content": "hello"}, {"key": "beta", "content": "world"}])
+
+    def configure(self, notes: list[dict[str, Any]], **extra: Any) -> None:
+        config = {"toy:dir": str(self.out), "toy:notes": notes, **extra}
+        self.config.write_text(yaml.safe_dump({"config": config}))
+
+    def run(self, command: str, **kwargs: Any) -> harness.Result:
+        return harness.run(command, "test", project_dir=TOY, config_file=self.config, state=self.state,
+                           **kwargs)
+
+    def cli(self, command: str, **kwargs: Any) -> harness.Result:
+        return harness.run_subprocess(command, "test", project_dir=TOY, config_file=self.config,
+                                      state=self.state, **kwargs)
+
+    def journal(self) -> list[str]:
+        return read_journal(self.out)
+
+    def saved(self) -> list[dict[str, Any]]:
+        return json.loads(self.state.read_text())["resources"]
+
+
+@pytest.fixture
+def toy(tmp_path: Path) -> ToyStack:
+    return ToyStack(tmp_path)
+
+
+def up_ok(toy: ToyStack, **kwargs: Any) -> harness.Result:
+    result = toy.run("up", **kwargs)
+    assert result.ok, result.error
+    return result
+
+
+def test_preview_plans_creates_without_calling_create(toy):
+    result = toy.run("preview")
+    assert result.ok, result.error
+    assert {o["op"] for o in result.operations} == {"create"}
+    assert result.op_of("alpha", NOTE) == "create"
+    assert toy.journal() == []
+    assert not (toy.out / "box").exists()
+    assert not toy.state.exists()
+
+
+def test_up_creates_every_resource_with_real_side_effects(toy):
+    result = up_ok(toy)
+    assert len(result.ops("create")) == 7  # folder, 2 groups, 2 passwords, 2 notes
+    assert (toy.out / "box" / "alpha.txt").read_text() == "hello"
+    assert toy.journal() == ["create folder box", "create note alpha.txt", "create note beta.txt"]
+    alpha = result.outputs["alpha"]
+    assert alpha["path"] == str(toy.out / "box" / "alpha.txt")
+    assert alpha["content"] == "hello"
+    assert alpha["token"] == "[secret]"
+
+
+def test_second_up_is_all_same_with_no_provider_mutation(toy):
+    first = up_ok(toy, show_secrets=True)
+    journal = toy.journal()
+    second = up_ok(toy, show_secrets=True)
+    assert [o["op"] for o in second.operations] == ["same"] * 7
+    assert toy.journal() == journal
+    # the RandomPassword keeps its value through the state
+    assert second.outputs["alpha"]["token"] == first.outputs["alpha"]["token"]
+    assert len(first.outputs["alpha"]["token"]) == 24
+
+
+def test_changed_input_updates_only_that_resource(toy):
+    up_ok(toy)
+    ids = {r["name"]: r["id"] for r in toy.saved()}
+    toy.configure([{"key": "alpha", "content": "hello"}, {"key": "beta", "content": "changed"}])
+
+    preview = toy.run("preview")
+    assert preview.op_of("beta", NOTE) == "update"
+    assert (toy.out / "box" / "beta.txt").read_text() == "world"
+
+    result = up_ok(toy)
+    assert [(o["name"], o["op"]) for o in result.operations if o["op"] != "same"] == [("beta", "update")]
+    assert toy.journal()[-1] == "update note beta.txt"
+    assert len(toy.journal()) == 4
+    assert (toy.out / "box" / "beta.txt").read_text() == "changed"
+    assert {r["name"]: r["id"] for r in toy.saved()} == ids
+    assert result.outputs["beta"]["content"] == "changed"
+
+
+def test_replace_key_change_creates_the_new_resource_before_deleting_the_old(toy):
+    up_ok(toy)
+    toy.configure([{"key": "alpha", "content": "hello", "file": "alpha-v2.txt"},
+                   {"key": "beta", "content": "world"}])
+    assert toy.run("preview").op_of("alpha", NOTE) == "replace"
+    result = up_ok(toy)
+    assert result.op_of("alpha", NOTE) == "replace"
+    assert [o for o in result.operations if o["op"] not in ("same", "replace")] == []
+    journal = toy.journal()
+    assert journal.index("create note alpha-v2.txt") < journal.index("delete note alpha.txt")
+    assert not (toy.out / "box" / "alpha.txt").exists()
+    assert (toy.out / "box" / "alpha-v2.txt").read_text() == "hello"
+    assert [r["id"] for r in toy.saved() if r["name"] == "alpha" and r["type"] == NOTE] == [
+        str(toy.out / "box" / "alpha-v2.txt")]
+
+
+def test_removed_resources_are_deleted_with_their_component(toy):
+    up_ok(toy)
+    toy.configure([{"key": "alpha", "content": "hello"}])
+    preview = toy.run("preview")
+    assert {(o["name"], o["op"]) for o in preview.operations if o["op"] == "delete"} == {
+        ("beta", "delete"), ("beta-token", "delete")}
+    assert (toy.out / "box" / "beta.txt").exists()
+
+    result = up_ok(toy)
+    assert sorted((o["type"], o["name"]) for o in result.ops("delete")) == [
+        (NOTE, "beta"), ("random:index/randomPassword:RandomPassword", "beta-token"),
+        ("toy:index:Group", "beta")]
+    assert not (toy.out / "box" / "beta.txt").exists()
+    assert "beta" not in result.outputs
+    assert {r["name"] for r in toy.saved()} == {"box", "alpha", "alpha-token"}
+
+
+def test_destroy_deletes_everything_dependents_first(toy):
+    up_ok(toy)
+    result = toy.run("destroy")
+    assert result.ok, result.error
+    assert len(result.ops("delete")) == 7 and len(result.operations) == 7
+    # the folder is an rmdir that fails while notes remain in it
+    assert toy.journal()[-3:] == ["delete note beta.txt", "delete note alpha.txt", "delete folder box"]
+    assert sorted(p.name for p in toy.out.iterdir()) == ["journal.log"]
+    assert toy.saved() == []
+    again = toy.run("up")
+    assert len(again.ops("create")) == 7
+
+
+def test_secret_outputs_are_masked_in_json_and_encrypted_in_state(toy):
+    toy.configure([{"key": "alpha", "content": "hello"}], **{"toy:apiKey": {"secure": "v1:opaque"}})
+    result = toy.cli("up", secrets={"toy:apiKey": API_KEY})
+    assert result.ok, result.error
+    assert result.outputs["api_key"] == "[secret]"
+    assert result.outputs["alpha"]["token"] == "[secret]"
+    assert result.outputs["alpha"]["content"] == "hello"
+
+    shown = toy.run("up", secrets={"toy:apiKey": API_KEY}, show_secrets=True)
+    assert shown.outputs["api_key"] == API_KEY
+    token = shown.outputs["alpha"]["token"]
+    assert len(token) == 24 and token != "[secret]"
+    text = toy.state.read_text()
+    assert API_KEY not in text and token not in text
+    assert "$secret" in text
+    key_file = toy.state.with_name(toy.state.name + ".key")
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+
+
+def test_secure_config_without_a_supplied_value_names_the_way_to_supply_it(toy):
+    toy.configure([{"key": "alpha", "content": "hello"}], **{"toy:apiKey": {"secure": "v1:opaque"}})
+    result = toy.run("up")
+    assert result.exit_code == 2
+    assert "CATWALK_HARNESS_SECRET_TOY_APIKEY" in result.error and "--secret" in result.error
+    via_env = toy.cli("up", env={"CATWALK_HARNESS_SECRET_TOY_APIKEY": API_KEY}, show_secrets=True)
+    assert via_env.ok, via_env.error
+    assert via_env.outputs["api_key"] == API_KEY
+
+
+def test_failing_check_exits_nonzero_naming_the_field(toy):
+    toy.configure([{"key": "alpha", "content": "a forbidden word"}])
+    for command in ("preview", "up"):
+        result = toy.cli(command)
+        assert result.exit_code == 1
+        assert "content: must not contain the word 'forbidden'" in result.error
+        assert "toy:Note 'alpha'" in result.error
+    assert "create note alpha.txt" not in toy.journal()
+
+
+def test_failing_create_keeps_what_succeeded_and_the_next_up_resumes(toy):
+    toy.configure([{"key": "alpha", "content": "hello"},
+                   {"key": "beta", "content": "world", "fail_create": True}])
+    failed = toy.cli("up")
+    assert failed.exit_code == 1
+    assert "create failed: toy disk is full, cannot write beta.txt" in failed.error
+    saved = {(r["type"], r["name"]) for r in toy.saved()}
+    assert {(FOLDER, "box"), (NOTE, "alpha")} <= saved
+    assert (NOTE, "beta") not in saved
+
+    toy.configure([{"key": "alpha", "content": "hello"}, {"key": "beta", "content": "world"}])
+    resumed = up_ok(toy)
+    assert resumed.op_of("alpha", NOTE) == "same"
+    assert resumed.op_of("beta", NOTE) == "create"
+    assert toy.journal().count("create note alpha.txt") == 1
+
+
+def test_cli_prints_a_readable_table_and_the_json_shape(toy, tmp_path):
+    result = toy.cli("preview")
+    assert result.ok, result.error
+    assert set(result.operations[0]) == {"type", "name", "op"}
+    import subprocess
+    import sys
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.harness", "preview", "--stack", "test", "--project-dir", str(TOY),
+         "--config-file", str(toy.config), "--state", str(toy.state)],
+        cwd=harness.REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "create" in proc.stdout and "toy:Note" in proc.stdout and "alpha" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("diff", "replace_on_changes", "expected"),
+    [
+        (None, [], "update"),
+        (type("D", (), {"changes": False, "replaces": ["x"]})(), [], "same"),
+        (type("D", (), {"changes": True, "replaces": ["x"], "delete_before_replace": True})(), [], "replace"),
+        (type("D", (), {"changes": True, "replaces": []})(), ["x"], "replace"),
+    ],
+)
+def test_diff_results_map_to_engine_operations(diff, replace_on_changes, expected):
+    decision = decide({"x": 1}, {"x": 2}, diff, replace_on_changes, False)
+    assert decision.op == expected
+
+
+def test_unchanged_inputs_without_a_provider_diff_are_same():
+    assert decide({"x": 1}, {"x": 1}, None, [], False).op == "same"
+    assert decide(None, {"x": 1}, None, [], False).op == "create"
+
+
+def test_random_password_honours_classes_and_minimums():
+    value = random_string({"length": 30, "special": False, "upper": False, "minNumeric": 10})
+    assert len(value) == 30
+    assert value.isalnum() and value == value.lower()
+    assert sum(c.isdigit() for c in value) >= 10
