@@ -126,6 +126,32 @@ def test_replace_key_change_creates_the_new_resource_before_deleting_the_old(toy
         str(toy.out / "box" / "alpha-v2.txt")]
 
 
+def test_replacing_a_parent_replaces_dependents_and_deletes_old_ones_dependents_first(toy):
+    up_ok(toy)
+    toy.configure([{"key": "alpha", "content": "hello"}, {"key": "beta", "content": "world"}],
+                  **{"toy:folder": "crate"})
+    result = up_ok(toy)
+    assert result.op_of("crate", FOLDER) == "create"
+    assert result.op_of("box", FOLDER) == "delete"
+    assert result.op_of("alpha", NOTE) == result.op_of("beta", NOTE) == "replace"
+    journal = toy.journal()[3:]
+    # new folder and notes first; then old notes, and the old folder last (its rmdir needs it empty)
+    assert journal[:3] == ["create folder crate", "create note alpha.txt", "create note beta.txt"]
+    assert sorted(journal[3:5]) == ["delete note alpha.txt", "delete note beta.txt"]
+    assert journal[5:] == ["delete folder box"]
+    assert sorted(p.name for p in toy.out.iterdir()) == ["crate", "journal.log"]
+    assert [o["op"] for o in up_ok(toy).operations] == ["same"] * 7
+
+
+def test_state_secrets_cannot_be_read_without_the_key(toy):
+    up_ok(toy)
+    toy.state.with_name(toy.state.name + ".key").unlink()
+    result = toy.run("up")
+    assert result.exit_code == 2
+    assert "CATWALK_HARNESS_SECRETS_KEY" in result.error
+    assert toy.journal() == ["create folder box", "create note alpha.txt", "create note beta.txt"]
+
+
 def test_removed_resources_are_deleted_with_their_component(toy):
     up_ok(toy)
     toy.configure([{"key": "alpha", "content": "hello"}])
