@@ -1,0 +1,162 @@
+"""McpServer: one MCP server from stack config to an authenticated URL.
+
+server config → detection result → image (baked or shared) → Fly app, secrets (bearer token included),
+public IPs, one machine per (region, index) → an MCP handshake through the public URL. Every child is
+parented to the component, so `pulumi preview` groups a server's changes under its name.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Mapping
+
+import pulumi
+import pulumi_random
+
+from components.config import ServerConfig, StackConfig
+from components.detect.models import RuntimeSpec, iso_utc
+from components.image import BakedImage
+from components.providers.app import FlyApp
+from components.providers.ip import FlyIp
+from components.providers.machine import FlyMachine
+from components.providers.secrets import FlySecrets
+from components.verify import McpCheck
+
+BADGES = {"npm": "📦 npm", "python": "🐍 python", "custom": "⚙️ custom"}
+TOKEN_ENV = "MCP_AUTH_TOKEN"
+
+
+def public_url(app: str, path: str = "/mcp") -> str:
+    return f"https://{app}.fly.dev{path}"
+
+
+def client_configs(name: str, url: str, token: str | None) -> dict[str, str]:
+    """Ready-to-paste configs for Claude Code, Cursor and VS Code (they carry the token: keep secret)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    claude = ["claude", "mcp", "add", "--transport", "http", name, url]
+    for key, value in headers.items():
+        claude += ["--header", f"{key}: {value}"]
+    cursor = {"mcpServers": {name: {"url": url, **({"headers": headers} if headers else {})}}}
+    vscode = {"servers": {name: {"type": "http", "url": url, **({"headers": headers} if headers else {})}}}
+    return {
+        "claude_code": shlex.join(claude),
+        "cursor": json.dumps(cursor, indent=2),
+        "vscode": json.dumps(vscode, indent=2),
+    }
+
+
+class McpServer(pulumi.ComponentResource):
+    """The Fly resources of one MCP server; `outputs` is what the stack exports for it."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        server: ServerConfig,
+        stack: StackConfig,
+        stack_name: str,
+        spec: RuntimeSpec,
+        base_image: pulumi.Input[str],
+        secret_values: Mapping[str, pulumi.Input[str]],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("catwalk:index:McpServer", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        app_name = stack.app_name(server, stack_name)
+
+        app = FlyApp(name, name=app_name, stack=stack_name, org=stack.org, opts=child)
+        app_ref = app.app_id
+
+        values: dict[str, pulumi.Input[str]] = dict(secret_values)
+        token: pulumi.Output[str] | None = None
+        if server.auth:
+            password = pulumi_random.RandomPassword(
+                f"{name}-token",
+                length=43,
+                special=False,
+                keepers={"rotation": stack.token_rotation},
+                opts=child,
+            )
+            token = pulumi.Output.secret(password.result)
+            values[TOKEN_ENV] = token
+        secrets_version: pulumi.Input[int] | None = None
+        if values:
+            secrets = FlySecrets(f"{name}-secrets", app=app_ref, values=values, opts=child)
+            secrets_version = secrets.version
+
+        FlyIp(f"{name}-ipv4", app=app_ref, type="shared_v4", opts=child)
+        FlyIp(f"{name}-ipv6", app=app_ref, type="v6", opts=child)
+
+        image: pulumi.Input[str] = base_image
+        if stack.bake and stack.image is None and spec.runtime in ("npm", "python"):
+            baked = BakedImage(
+                f"{name}-image",
+                app=app_ref,
+                base=base_image,
+                runtime=spec.runtime,
+                package=spec.pinned or spec.package or "",
+                launch=spec.launch,
+                resolved_at=iso_utc(spec.resolved_at) if spec.resolved_at else "",
+                opts=child,
+            )
+            image = baked.image_ref
+
+        env = {**server.env, **spec.env()}
+        machines = [
+            FlyMachine(
+                f"{name}-{region}-{index}",
+                app=app_ref,
+                stack=stack_name,
+                server=server.name,
+                region=region,
+                index=index,
+                image=image,
+                env=env,
+                size=server.size,
+                memory=server.memory,
+                autostop=server.autostop,
+                autostart=server.autostart,
+                secrets_version=secrets_version,
+                opts=child,
+            )
+            for region in stack.regions_of(server)
+            for index in range(server.count)
+        ]
+
+        url = public_url(app_name)
+        if stack.verify:
+            revision = pulumi.Output.all(*[m.version for m in machines]).apply(
+                lambda versions: ",".join(str(v) for v in versions)
+            )
+            McpCheck(
+                f"{name}-check",
+                url=url,
+                app=app_ref,
+                server=server.name,
+                revision=revision,
+                token=token,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=machines),
+            )
+
+        configs = (
+            token.apply(lambda t: client_configs(server.name, url, t))
+            if token is not None
+            else client_configs(server.name, url, None)
+        )
+        self.outputs: dict[str, object] = {
+            "app": app_ref,
+            "url": url,
+            "sse_url": public_url(app_name, "/sse"),
+            "runtime": spec.runtime,
+            "badge": BADGES[spec.runtime],
+            "package": spec.package or spec.command,
+            "version": spec.version,
+            "launch": spec.launch,
+            "regions": stack.regions_of(server),
+            "machines": [m.machine_id for m in machines],
+            "auth": server.auth,
+            "token": token,
+            "clients": configs,
+        }
+        self.register_outputs({"url": url})

@@ -1,0 +1,112 @@
+"""The Pulumi program: stack config in, one McpServer per server, MCP URLs and client configs out.
+
+Order of work: validate every `catwalk:` key (fail before any resource), detect every server's runtime
+concurrently (fail listing every spec that does not resolve), build or reference the unified image once,
+then one McpServer per server. Runs the same under the engine and under `pulumi.runtime.set_mocks`.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pulumi
+
+from components.config import NAMESPACE, ConfigError, ServerConfig, StackConfig, missing_secrets, parse_stack
+from components.detect import Clients, DetectError, RuntimeSpec, detect
+from components.detect.models import custom_spec
+from components.image import UnifiedImage
+from components.providers.app import FlyApp
+from components.server import McpServer
+
+
+def read_config() -> tuple[dict[str, Any], set[str]]:
+    """Every `catwalk:` key with its value, and the keys that hold secrets.
+
+    The SDK has no public call listing all keys; its runtime config map is read so that a mistyped key
+    (`catwalk:regoin`) fails the preview instead of being silently ignored.
+    """
+    from pulumi.runtime import config as runtime_config
+
+    merged = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    secret_keys = set(runtime_config.get_config_secret_keys_env()) | set(runtime_config._SECRET_KEYS.get())
+    prefix = f"{NAMESPACE}:"
+    values = {k.removeprefix(prefix): v for k, v in merged.items() if k.startswith(prefix)}
+    secrets = {k.removeprefix(prefix) for k in secret_keys if k.startswith(prefix)}
+    return values, secrets
+
+
+def load_stack() -> tuple[StackConfig, set[str]]:
+    values, secret_keys = read_config()
+    try:
+        stack = parse_stack(values, secret_keys)
+        problems = missing_secrets(stack, secret_keys)
+        if problems:
+            raise ConfigError(problems)
+    except ConfigError as exc:
+        raise pulumi.RunError(f"invalid catwalk stack config:\n{exc}") from None
+    return stack, secret_keys
+
+
+def detect_server(server: ServerConfig, clients: Clients) -> RuntimeSpec:
+    if server.command is not None:
+        return custom_spec(server.command, server.args)
+    return detect(server.package, version=server.version, runtime=server.runtime, args=server.args, clients=clients)
+
+
+def detect_all(servers: list[ServerConfig]) -> dict[str, RuntimeSpec]:
+    """Resolve every server at once (bounded threads); report every failure together."""
+    if not servers:
+        return {}
+    clients = Clients.make()
+
+    def one(server: ServerConfig) -> RuntimeSpec | DetectError:
+        try:
+            return detect_server(server, clients)
+        except DetectError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=min(8, len(servers))) as pool:
+        results = dict(zip([s.name for s in servers], pool.map(one, servers), strict=True))
+    errors = [f"server {name!r}: package: {r}" for name, r in results.items() if isinstance(r, DetectError)]
+    if errors:
+        raise pulumi.RunError("cannot resolve what to run:\n" + "\n".join(errors))
+    return results  # type: ignore[return-value]
+
+
+def secret_values(server: ServerConfig, secret_keys: set[str]) -> dict[str, pulumi.Output[str]]:
+    """`<server>.<NAME>` wins over a shared `<NAME>`; both are Pulumi secrets, never plain text."""
+    config = pulumi.Config(NAMESPACE)
+    values = {}
+    for name in server.secrets:
+        key = f"{server.name}.{name}" if f"{server.name}.{name}" in secret_keys else name
+        values[name] = config.require_secret(key)
+    return values
+
+
+def main() -> None:
+    stack_name = pulumi.get_stack()
+    stack, secret_keys = load_stack()
+    specs = detect_all(list(stack.servers))
+    for server in stack.servers:
+        spec = specs[server.name]
+        pulumi.log.info(f"{server.name}: {spec.runtime} {spec.pinned or spec.command} ({'; '.join(spec.evidence)})")
+
+    if stack.image is not None:
+        base_image: pulumi.Input[str] = stack.image
+    elif stack.servers:
+        prefix = stack.app_prefix or f"catwalk-{stack_name}"
+        images_app = FlyApp("images", name=f"{prefix}-images", stack=stack_name, org=stack.org)
+        base_image = UnifiedImage("unified", app=images_app.app_id).image_ref
+
+    for server in stack.servers:
+        component = McpServer(
+            server.name,
+            server=server,
+            stack=stack,
+            stack_name=stack_name,
+            spec=specs[server.name],
+            base_image=base_image,
+            secret_values=secret_values(server, secret_keys),
+        )
+        pulumi.export(server.name, component.outputs)
