@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from components import safety
+from components.spec import parse_spec
 
 NAMESPACE = "catwalk"
 Runtime = Literal["npm", "python", "custom"]
@@ -99,7 +100,7 @@ class ServerConfig(BaseModel):
     @classmethod
     def _package(cls, v: str | None) -> str | None:
         if v is not None:
-            safety.check_package_text(v)
+            parse_spec(v)
         return v
 
     @field_validator("command")

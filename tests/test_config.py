@@ -83,18 +83,18 @@ BAD_SERVERS = [
     ("runtime-unknown", {"runtime": "java"}, "runtime", "npm"),
     ("runtime-custom-with-package", {"runtime": "custom"}, "(server)", "runs 'command'"),
     # package specs: shell metacharacters, option injection, control chars, traversal, length
-    ("package-semicolon", {"package": "mcp-server-git; rm -rf /"}, "package", "characters"),
-    ("package-subshell", {"package": "$(curl evil)"}, "package", "characters"),
-    ("package-backtick", {"package": "`id`"}, "package", "characters"),
-    ("package-pipe", {"package": "a|b"}, "package", "characters"),
+    ("package-semicolon", {"package": "mcp-server-git; rm -rf /"}, "package", "which no package name"),
+    ("package-subshell", {"package": "$(curl evil)"}, "package", "which no package name"),
+    ("package-backtick", {"package": "`id`"}, "package", "which no package name"),
+    ("package-pipe", {"package": "a|b"}, "package", "which no package name"),
     ("package-index-url-injection", {"package": "--index-url=http://evil/simple"}, "package", "option"),
-    ("package-editable-injection", {"package": "-e git+https://evil/x"}, "package", "characters"),
+    ("package-editable-injection", {"package": "-e git+https://evil/x"}, "package", "which no package name"),
     ("package-dash-option", {"package": "-rrequirements.txt"}, "package", "option"),
     ("package-newline", {"package": "mcp-server-git\nevil"}, "package", "control character"),
     ("package-nul", {"package": "mcp\x00git"}, "package", "control character"),
     ("package-traversal", {"package": "../../etc/passwd"}, "package", ".."),
-    ("package-too-long", {"package": "a" * 300}, "package", "limit is 214"),
-    ("package-space", {"package": "mcp server"}, "package", "characters"),
+    ("package-too-long", {"package": "a" * 300}, "package", "limit is 256"),
+    ("package-space", {"package": "mcp server"}, "package", "which no package name"),
     # version
     ("version-injection", {"version": "1.0; rm -rf /"}, "version", "not a version"),
     ("version-option", {"version": "--pre"}, "version", "not a version"),
@@ -234,7 +234,7 @@ def test_validate_cli_names_the_bad_server_and_exits_1(tmp_path):
     result = run_cli("validate", str(path))
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "server 'evil': package: contains characters ';' that no package name has: 'x;id'"
+        "server 'evil': package: package spec contains ';', which no package name or version has: 'x;id'"
     ]
 
 
