@@ -127,36 +127,33 @@ def check_region(region: str) -> None:
         raise ValueError(f"{region!r} is not a Fly.io region{hint}")
 
 
-COMMAND_META = set(";|&$`<>(){}\\")
+COMMAND_META = set(";|&$`<>(){}\\'\"")
 
 
 def parse_command(command: str | list[str]) -> list[str]:
-    """Split a custom command into argv without a shell; refuse what a shell would have evaluated.
+    """Split a custom command into argv on whitespace; refuse what a shell would have evaluated.
 
-    Quotes group words as in POSIX sh, but pipes, redirections, substitutions and separators are refused
-    rather than interpreted: the command is exec'd directly, so they would not do what the user meant.
+    The command is exec'd directly (never through `sh -c`) and the entrypoint splits it the same way,
+    so quotes, pipes, redirections, substitutions and separators are refused rather than half-honoured.
+    Arguments that contain spaces belong in the server's `args` (passed as a JSON array).
     """
-    import shlex
-
-    if isinstance(command, list):
-        argv = list(command)
-        for i, word in enumerate(argv):
-            if not isinstance(word, str):
-                raise ValueError(f"word {i} is not a string")
-            check_no_control(word, f"word {i}")
-    else:
-        check_no_control(command, "command")
-        check_length(command, 2048, "command")
-        bad = sorted({c for c in command if c in COMMAND_META})
-        if bad:
-            raise ValueError(
-                f"contains {''.join(bad)!r}: the command runs without a shell, so pipes, redirections, "
-                "substitutions and separators are not allowed (wrap them in a script in your image)"
-            )
-        try:
-            argv = shlex.split(command)
-        except ValueError as exc:
-            raise ValueError(f"cannot be split into words: {exc}") from None
+    words = command if isinstance(command, list) else None
+    text = command if isinstance(command, str) else ""
+    if words is not None:
+        for i, word in enumerate(words):
+            if not isinstance(word, str) or not word or any(c.isspace() for c in word):
+                raise ValueError(f"word {i} must be a non-empty string without spaces (put such values in args)")
+        text = " ".join(words)
+    check_no_control(text, "command")
+    check_length(text, 2048, "command")
+    bad = sorted({c for c in text if c in COMMAND_META})
+    if bad:
+        raise ValueError(
+            f"contains {''.join(bad)!r}: the command runs without a shell, so quotes, pipes, redirections, "
+            "substitutions and separators are not allowed (put arguments with spaces in args, or wrap "
+            "shell logic in a script in your image)"
+        )
+    argv = text.split()
     if not argv or not argv[0]:
         raise ValueError("is empty")
     if argv[0].startswith("-"):
