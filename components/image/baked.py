@@ -20,7 +20,7 @@ from datetime import datetime
 from components import safety
 
 # Where deploy/Dockerfile puts the entrypoint in the unified image.
-ENTRYPOINT_PATH = "/usr/local/bin/entrypoint.sh"
+ENTRYPOINT_PATH = "/app/entrypoint.sh"
 BAKE_TAG_PREFIX = "bake-"
 BAKEABLE = ("npm", "python")
 

