@@ -140,11 +140,12 @@ def run_subprocess(command: str, stack: str, *, project_dir: str | Path = ".", p
                    secrets: Mapping[str, str] | None = None, show_secrets: bool = False,
                    env: Mapping[str, str] | None = None, timeout: float = 600) -> Result:
     """Run the CLI in a fresh interpreter (no SDK global state shared with the caller)."""
+    # Paths are the caller's (relative to its cwd); the child runs in the repository root.
     argv = [sys.executable, "-m", "tests.harness", command, "--stack", stack, "--json",
-            "--project-dir", str(project_dir)]
+            "--project-dir", str(Path(project_dir).resolve())]
     for flag, value in (("--program", program), ("--config-file", config_file), ("--state", state)):
         if value is not None:
-            argv += [flag, str(value)]
+            argv += [flag, str(Path(value).resolve())]
     for key, value in (secrets or {}).items():
         argv += ["--secret", f"{key}={value}"]
     if show_secrets:

@@ -230,6 +230,8 @@ def test_failing_create_keeps_what_succeeded_and_the_next_up_resumes(toy):
     saved = {(r["type"], r["name"]) for r in toy.saved()}
     assert {(FOLDER, "box"), (NOTE, "alpha")} <= saved
     assert (NOTE, "beta") not in saved
+    assert (NOTE, "beta") not in {(o["type"], o["name"]) for o in failed.operations}
+    assert failed.op_of("alpha", NOTE) == "create"
 
     toy.configure([{"key": "alpha", "content": "hello"}, {"key": "beta", "content": "world"}])
     resumed = up_ok(toy)

@@ -69,6 +69,9 @@ class Deployment:
             except DeploymentError as exc:
                 self.error = str(exc)
                 raise
+            except Exception as exc:  # a harness or state failure: still name the resource
+                self.error = f"{_label(reg.type, reg.name)}: {type(exc).__name__}: {exc}"
+                raise DeploymentError(self.error) from exc
 
     def _register(self, reg: Registration) -> tuple[str, dict[str, Any]]:
         if reg.urn in self._seen:
@@ -112,15 +115,16 @@ class Deployment:
             diff = self._call(label, "diff", lambda: provider.diff(old.id, old_outputs, news))
         decision = decide({**reveal(old.inputs), PROVIDER_KEY: old.provider} if old else None, news, diff,
                           reg.replace_on_changes, reg.delete_before_replace)
-        self._record(reg.type, reg.name, decision.op, reg.urn)
         secret_outs = set(reg.additional_secret_outputs) | secret_keys(checked)
 
         if decision.op == SAME:
             assert old is not None
             if not self.preview:
                 self._commit(_entry(reg, old.id, checked, old.outputs, blob), old, keep_old=False)
+            self._record(reg.type, reg.name, SAME, reg.urn)
             return old.id, {**old.outputs, PROVIDER_KEY: Secret(blob)}
         if self.preview:
+            self._record(reg.type, reg.name, decision.op, reg.urn)
             return (old.id if old and decision.op == UPDATE else ""), {**checked, PROVIDER_KEY: Secret(blob)}
 
         if decision.op == UPDATE:
@@ -139,6 +143,7 @@ class Deployment:
         outs.pop(PROVIDER_KEY, None)
         outputs = mark_secret_keys(outs, secret_outs)
         self._commit(_entry(reg, rid, checked, outputs, blob), old, keep_old=decision.op == REPLACE)
+        self._record(reg.type, reg.name, decision.op, reg.urn)  # only once it happened
         return rid, {**outputs, PROVIDER_KEY: Secret(blob)}
 
     # -- end of program, destroy -------------------------------------------------------------

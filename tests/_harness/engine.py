@@ -88,6 +88,9 @@ def run_program(main: Path, project: str, stack: str, config: dict[str, str], se
                                project=project, stack=stack, dry_run=preview, organization="organization",
                                root_directory=str(root), callbacks=None))
         loop = asyncio.new_event_loop()
+        # A failed step rejects every output that depends on it; the harness reports the step's own
+        # error once, so asyncio's "exception was never retrieved" echoes are only debug noise.
+        loop.set_exception_handler(lambda _loop, ctx: logger.debug("asyncio: %s", ctx.get("message")))
         asyncio.set_event_loop(loop)
         try:
             loop.run_until_complete(run_in_stack(lambda: runpy.run_path(str(main), run_name="__main__")))

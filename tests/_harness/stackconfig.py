@@ -89,15 +89,17 @@ def load_stack_config(path: Path, project: str, secrets: Mapping[str, str],
 
     supplied = {_qualify(k, project): v for k, v in secrets.items()}
     out = StackConfig()
+    used: set[str] = set()
     for key, value in raw.items():
         full = _qualify(str(key), project)
-        found: list[bool] = []
+        found: list[str] = []
         resolved = _resolve_secure(value, full, supplied, environ, found, path)
         if found:
             out.secret_keys.add(full)
+            used.update(found)
         out.values[full] = _as_config_string(resolved)
     for full, value in supplied.items():
-        if full not in out.values and not re.search(r"[.\[]", full.split(":", 1)[1]):
+        if full not in used:  # absent from the file, or given plainly there: set it as a secret
             out.values[full] = value
             out.secret_keys.add(full)
     return out
@@ -108,10 +110,10 @@ def _qualify(key: str, project: str) -> str:
 
 
 def _resolve_secure(value: Any, where: str, supplied: Mapping[str, str], environ: Mapping[str, str],
-                    found: list[bool], path: Path) -> Any:
+                    found: list[str], path: Path) -> Any:
     if isinstance(value, dict):
         if set(value) == {"secure"}:
-            found.append(True)
+            found.append(where)
             if where in supplied:
                 return supplied[where]
             env = secret_env_name(where)
