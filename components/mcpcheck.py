@@ -8,6 +8,7 @@ from any error text and never printed or logged here.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import timedelta
 from typing import Literal
@@ -69,18 +70,33 @@ def _is_connect_error(exc: BaseException) -> bool:
 async def _handshake(url: str, transport: Transport, headers: dict[str, str], timeout: float) -> HandshakeResult:
     from mcp import ClientSession
     from mcp.client.sse import sse_client
-    from mcp.client.streamable_http import streamablehttp_client
 
     start = time.monotonic()
-    if transport == "sse":
-        context = sse_client(url, headers=headers, timeout=timeout, sse_read_timeout=timeout)
-    else:
-        context = streamablehttp_client(url, headers=headers, timeout=timeout, sse_read_timeout=timeout)
-    async with context as streams:
+    async with contextlib.AsyncExitStack() as stack:
+        if transport == "sse":
+            context = sse_client(url, headers=headers, timeout=timeout, sse_read_timeout=timeout)
+        else:
+            try:  # mcp >= 1.2x: the transport takes a configured httpx client
+                from mcp.client.streamable_http import streamable_http_client
+            except ImportError:  # older mcp 1.x
+                from mcp.client.streamable_http import streamablehttp_client
+
+                context = streamablehttp_client(url, headers=headers, timeout=timeout, sse_read_timeout=timeout)
+            else:
+                client = httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(timeout))
+                await stack.enter_async_context(client)
+                context = streamable_http_client(url, http_client=client)
+        streams = await stack.enter_async_context(context)
         read, write = streams[0], streams[1]
         async with ClientSession(read, write, read_timeout_seconds=timedelta(seconds=timeout)) as session:
             init = await session.initialize()
-            tools = await session.list_tools()
+            page = await session.list_tools()
+            names = [tool.name for tool in page.tools]
+            for _ in range(50):  # follow pagination, bounded
+                if not page.nextCursor:
+                    break
+                page = await session.list_tools(cursor=page.nextCursor)
+                names += [tool.name for tool in page.tools]
     return HandshakeResult(
         url=url,
         transport=transport,
@@ -88,7 +104,7 @@ async def _handshake(url: str, transport: Transport, headers: dict[str, str], ti
         server_name=init.serverInfo.name,
         server_version=init.serverInfo.version,
         protocol_version=str(init.protocolVersion),
-        tools=[tool.name for tool in tools.tools],
+        tools=names,
         elapsed_s=time.monotonic() - start,
     )
 

@@ -124,10 +124,10 @@ if [ -n "${MCP_EXCLUDE_NEWER-}" ]; then
 elif [ -n "${MCP_RESOLVED_AT-}" ]; then
     cutoff=$("$proxy_python" "$gateway" cutoff "$MCP_RESOLVED_AT") || exit 1
 fi
-stamp="spec=$package cutoff=$cutoff"
-
+# The marker is written last, so a half-finished install never counts. Only the spec is compared: a baked
+# image serves what was installed at build time even if the cutoff env differs at run time.
 installed() {
-    [ -f "$marker" ] && [ "$(cat "$marker")" = "$stamp" ]
+    [ -f "$marker" ] && [ "$(head -n 1 "$marker")" = "spec=$package" ]
 }
 
 # Run an installer, show its output, and turn "not found" into one clear line.
@@ -198,8 +198,8 @@ if [ "$runtime" = custom ]; then
         printf 'Nothing to install for a custom command: %s\n' "$command_line" >&2
         exit 0
     fi
-    printf 'Starting custom command: %s\n' "$command_line"
-    exec "$proxy_python" "$gateway" serve --runtime custom --port "$port" -- "$@"
+    exec "$proxy_python" "$gateway" serve --runtime custom --port "$port" \
+        --banner "Starting custom command: $command_line" -- "$@"
 fi
 
 case $action in
@@ -210,7 +210,7 @@ install | run)
             rm -rf "$env_dir"
             exit 1
         }
-        printf '%s\n' "$stamp" >"$marker"
+        printf 'spec=%s\ncutoff=%s\n' "$package" "$cutoff" >"$marker"
     fi
     [ "$action" = install ] && exit 0
     ;;
@@ -219,9 +219,7 @@ serve)
     ;;
 esac
 
-if [ "$runtime" = python ]; then
-    printf 'Starting Python module: %s\n' "$package"
-else
-    printf 'Starting npm package: %s\n' "$package"
-fi
-exec "$proxy_python" "$gateway" serve --runtime "$runtime" --env-dir "$env_dir" --package "$package" --port "$port"
+# The gateway prints the banner once MCP_LAUNCH and MCP_ARGS have passed validation, then serves.
+if [ "$runtime" = python ]; then banner="Starting Python module: $package"; else banner="Starting npm package: $package"; fi
+exec "$proxy_python" "$gateway" serve --runtime "$runtime" --env-dir "$env_dir" --package "$package" --port "$port" \
+    --banner "$banner"

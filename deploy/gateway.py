@@ -439,6 +439,13 @@ async def serve(argv: list[str], hosts: list[str], port: int, environ: dict[str,
                     state.code = 1
                     tg.cancel_scope.cancel()
                     return state.code
+                except Exception as exc:  # the server closed its stdout or answered garbage at start
+                    with anyio.move_on_after(1):
+                        await process.wait()  # watch_child reports the exit code and cancels
+                    log.error("Error: the MCP server failed during initialize: %s", exc)
+                    state.code = state.code or 1
+                    tg.cancel_scope.cancel()
+                    return state.code
                 routes, manager = create_single_instance_routes(proxy, stateless_instance=False)
                 app: Any = Starlette(routes=[Route("/status", status), *routes])
                 app.router.redirect_slashes = False
@@ -486,6 +493,7 @@ def _parser() -> argparse.ArgumentParser:
         if name == "serve":
             p.add_argument("--port", type=int, default=8080)
             p.add_argument("--host", action="append", dest="hosts")
+            p.add_argument("--banner", default="", help="printed to stdout once the inputs are valid")
         p.add_argument("custom", nargs="*", help="custom runtime: the command's argv (after --)")
     c = sub.add_parser("cutoff")
     c.add_argument("resolved_at")
@@ -511,6 +519,8 @@ def main(args: list[str] | None = None) -> int:
             return 0
         if not 0 < opts.port < 65536:
             raise UsageError(f"PORT must be 1-65535, got {opts.port}")
+        if opts.banner:
+            print(opts.banner, flush=True)
         import anyio
 
         return anyio.run(serve, argv, opts.hosts or ["0.0.0.0", "::"], opts.port, environ)
