@@ -126,6 +126,16 @@ def test_replace_key_change_creates_the_new_resource_before_deleting_the_old(toy
         str(toy.out / "box" / "alpha-v2.txt")]
 
 
+def test_delete_before_replace_from_the_diff_deletes_the_old_resource_first(toy):
+    toy.configure([{"key": "alpha", "content": "hello", "exclusive": True}])
+    up_ok(toy)
+    toy.configure([{"key": "alpha", "content": "hello", "exclusive": True, "file": "alpha-v2.txt"}])
+    result = up_ok(toy)
+    assert result.op_of("alpha", NOTE) == "replace"
+    assert toy.journal()[-2:] == ["delete note alpha.txt", "create note alpha-v2.txt"]
+    assert [r["id"] for r in toy.saved() if r["type"] == NOTE] == [str(toy.out / "box" / "alpha-v2.txt")]
+
+
 def test_replacing_a_parent_replaces_dependents_and_deletes_old_ones_dependents_first(toy):
     up_ok(toy)
     toy.configure([{"key": "alpha", "content": "hello"}, {"key": "beta", "content": "world"}],
@@ -278,3 +288,22 @@ def test_random_password_honours_classes_and_minimums():
     assert len(value) == 30
     assert value.isalnum() and value == value.lower()
     assert sum(c.isdigit() for c in value) >= 10
+
+
+def test_stack_config_passes_structured_values_as_json_and_marks_secure_ones_secret(tmp_path):
+    from tests._harness.stackconfig import ConfigError, load_stack_config
+
+    path = tmp_path / "Pulumi.s.yaml"
+    path.write_text(yaml.safe_dump({"config": {
+        "app:servers": [{"name": "a", "env": {"TOKEN": {"secure": "v1:xx"}}}],
+        "app:count": 3, "region": "iad", "app:debug": True}}))
+    cfg = load_stack_config(path, "app", {"app:servers[0].env.TOKEN": "t0k", "app:github.TOKEN": "gh"}, {})
+    assert json.loads(cfg.values["app:servers"]) == [{"name": "a", "env": {"TOKEN": "t0k"}}]
+    assert cfg.values["app:count"] == "3" and cfg.values["app:region"] == "iad"
+    assert cfg.values["app:debug"] == "true"
+    assert cfg.values["app:github.TOKEN"] == "gh"
+    assert cfg.secret_keys == {"app:servers", "app:github.TOKEN"}
+    with pytest.raises(ConfigError, match="CATWALK_HARNESS_SECRET_APP_SERVERS_0__ENV_TOKEN"):
+        load_stack_config(path, "app", {}, {})
+    from_env = load_stack_config(path, "app", {}, {"CATWALK_HARNESS_SECRET_APP_SERVERS_0__ENV_TOKEN": "e"})
+    assert json.loads(from_env.values["app:servers"])[0]["env"]["TOKEN"] == "e"

@@ -133,7 +133,7 @@ class Deployment:
             rid = old.id
         else:
             if old is not None and decision.delete_before_replace:
-                self._delete(old)
+                self._delete(old, record=False)  # reported as the replace
                 old = None
             result = self._call(label, "create", lambda: provider.create(news))
             rid = getattr(result, "id", None)

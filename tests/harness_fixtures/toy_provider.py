@@ -57,7 +57,9 @@ class NoteProvider(ResourceProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = [k for k in ("folder", "file") if olds.get(k) != news.get(k)]
         changed = replaces + [k for k in ("content", "token") if olds.get(k) != news.get(k)]
-        return DiffResult(changes=bool(changed), replaces=replaces)
+        # an "exclusive" note cannot coexist with its replacement: delete it first
+        return DiffResult(changes=bool(changed), replaces=replaces,
+                          delete_before_replace=bool(news.get("exclusive")))
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         if props.get("fail_create"):

@@ -18,7 +18,8 @@ for spec in cfg.require_object("notes"):
                                   opts=pulumi.ResourceOptions(parent=group))
     note = Note(key, {"folder": folder.path, "file": spec.get("file", f"{key}.txt"),
                       "content": spec["content"], "token": token.result,
-                      "fail_create": bool(spec.get("fail_create", False))},
+                      "fail_create": bool(spec.get("fail_create", False)),
+                      "exclusive": bool(spec.get("exclusive", False))},
                 opts=pulumi.ResourceOptions(parent=group, depends_on=[previous] if previous else None))
     group.register_outputs({})
     previous = note
