@@ -102,9 +102,16 @@ def _seg(value: str) -> str:
 
 
 def _is_subset(want: Any, have: Any) -> bool:
-    """Every field we sent is present with the same value (Fly adds defaults around it)."""
+    """``have`` carries everything we sent (Fly adds defaults around it).
+
+    Maps of strings (``env``, ``metadata``) must match exactly: a removed variable is a difference.
+    """
     if isinstance(want, Mapping):
-        return isinstance(have, Mapping) and all(_is_subset(v, have.get(k)) for k, v in want.items())
+        if not isinstance(have, Mapping):
+            return False
+        if want and all(isinstance(v, str) for v in want.values()) and dict(want) != dict(have):
+            return False
+        return all(_is_subset(v, have.get(k)) for k, v in want.items())
     if isinstance(want, list):
         return isinstance(have, list) and len(want) == len(have) and all(map(_is_subset, want, have))
     return want == have
