@@ -16,6 +16,7 @@ from typing import Any
 import dill
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
+from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
 from components.image import ImageBuildError, ImageProvider
@@ -318,11 +319,17 @@ def test_baked_image_rebuilds_when_the_base_or_the_pin_changes_and_not_otherwise
     assert len(docker.builds()) == 3
 
 
-def test_baked_preview_with_an_unknown_base_plans_a_rebuild_without_failing(docker):
+@pytest.mark.parametrize(
+    "unknown",
+    [Unknown(), rpc.UNKNOWN, [Unknown()]],
+    ids=["sdk-unknown", "wire-sentinel", "inside-a-list"],
+)
+def test_baked_preview_with_unknown_values_plans_a_rebuild_without_failing(docker, unknown):
     engine = Engine()
     engine.up(baked())
     docker.clear()
-    action, checked = engine.preview(baked(base=rpc.UNKNOWN))
+    field = "launch" if isinstance(unknown, list) else "base"
+    action, checked = engine.preview(baked(**{field: unknown}))
     assert action == "update"
     assert "tag" not in checked
     assert docker.calls() == []

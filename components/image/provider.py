@@ -47,10 +47,21 @@ PROVIDER_KEY = "__provider"
 
 
 def _unknown(value: Any) -> bool:
-    """Whether the engine sent this value as not yet known (preview, before a dependency is created)."""
+    """Whether the engine sent this value as not yet known (preview, before a dependency is created).
+
+    `python -m pulumi.dynamic` hands unknowns to the provider as `pulumi.output.Unknown` objects (also
+    inside lists and maps); the wire sentinel string is accepted too.
+    """
+    from pulumi.output import Unknown
     from pulumi.runtime import rpc
 
-    return isinstance(value, str) and value == rpc.UNKNOWN
+    if isinstance(value, Unknown) or (isinstance(value, str) and value == rpc.UNKNOWN):
+        return True
+    if isinstance(value, list | tuple):
+        return any(_unknown(v) for v in value)
+    if isinstance(value, dict):
+        return any(_unknown(v) for v in value.values())
+    return False
 
 
 def _any_unknown(values: dict[str, Any], keys: tuple[str, ...]) -> bool:
