@@ -65,6 +65,9 @@ def test_preview_plans_creates_without_calling_create(toy):
     assert result.ok, result.error
     assert {o["op"] for o in result.operations} == {"create"}
     assert result.op_of("alpha", NOTE) == "create"
+    # as in `pulumi preview`: inputs are known, what only a create returns is not
+    assert result.outputs["alpha"]["content"] == "hello"
+    assert result.outputs["alpha"]["path"] == "[unknown]"
     assert toy.journal() == []
     assert not (toy.out / "box").exists()
     assert not toy.state.exists()
@@ -262,6 +265,20 @@ def test_cli_prints_a_readable_table_and_the_json_shape(toy, tmp_path):
         cwd=harness.REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "create" in proc.stdout and "toy:Note" in proc.stdout and "alpha" in proc.stdout
+
+
+def test_a_provider_defined_in_the_program_is_revived_by_value_even_for_destroy(tmp_path):
+    program = Path(__file__).parent / "harness_fixtures" / "inline"
+    config = tmp_path / "Pulumi.t.yaml"
+    config.write_text(yaml.safe_dump({"config": {"inline:dir": str(tmp_path)}}))
+    common = {"project_dir": program, "config_file": config, "state": tmp_path / "s.json"}
+    up = harness.run("up", "t", **common)
+    assert up.ok, up.error
+    assert up.ops() == [{"type": "pulumi-python:dynamic:Resource", "name": "flag", "op": "create"}]
+    assert (tmp_path / "flag").read_text() == "here"
+    destroyed = harness.run_subprocess("destroy", "t", **common)
+    assert destroyed.ok, destroyed.error
+    assert destroyed.ops("delete") and not (tmp_path / "flag").exists()
 
 
 @pytest.mark.parametrize(
