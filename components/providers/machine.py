@@ -122,7 +122,7 @@ class FlyMachineProvider(FlyProvider):
             return ReadResult(None, {})
         except Exception as exc:
             raise self.fail(f"read in app {app!r}", machine_id, exc) from exc
-        if machine.get("state") == "destroyed":
+        if machine.get("state") in ("destroyed", "destroying"):
             return ReadResult(None, {})
         live = inputs_from_machine(machine, app)
         if props.get("secrets_version") is not None:
