@@ -38,9 +38,21 @@ def test_login_reads_the_password_from_stdin_and_never_from_argv():
     assert not any(word.startswith(("-p", "--password=")) for word in cli.login_command())
 
 
-def test_digest_comes_from_buildx_metadata():
+def test_digest_comes_from_buildx_metadata_when_progress_does_not_name_it():
     metadata = json.dumps({"containerimage.digest": DIGEST, "image.name": REF})
-    assert cli.parse_digest(metadata, "") == DIGEST
+    assert cli.parse_digest(metadata, "#3 DONE 2.8s\n") == DIGEST
+
+
+def test_the_pushed_manifest_line_wins_over_metadata():
+    metadata = json.dumps({"containerimage.digest": "sha256:" + "e" * 64})
+    assert cli.parse_digest(metadata, f"#9 pushing manifest for {REF}@{DIGEST} 0.2s done\n") == DIGEST
+
+
+def test_an_image_id_in_the_metadata_is_not_taken_for_the_pushed_digest():
+    image_id = "sha256:" + "c" * 64
+    metadata = json.dumps({"containerimage.digest": image_id, "containerimage.config.digest": image_id})
+    with pytest.raises(cli.ImageBuildError, match="no pushed manifest digest"):
+        cli.parse_digest(metadata, "#3 DONE\n")
 
 
 def test_digest_falls_back_to_the_pushed_manifest_line_of_buildx_progress():
@@ -60,7 +72,7 @@ def test_digest_falls_back_to_docker_push_output():
 
 
 def test_no_digest_anywhere_is_an_error_not_a_guess():
-    with pytest.raises(cli.ImageBuildError, match="no pushed digest"):
+    with pytest.raises(cli.ImageBuildError, match="no pushed manifest digest"):
         cli.parse_digest("{}", "#3 exporting layers done\n")
 
 

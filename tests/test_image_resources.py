@@ -113,3 +113,20 @@ def test_a_missing_context_fails_when_the_program_runs(tmp_path: Path):
 
     with pytest.raises(ContextError, match="is not a directory"):
         UnifiedImage("runtime", app="catwalk-dev-images", context_dir=tmp_path / "absent")
+
+
+REPO_DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+
+
+@pytest.mark.skipif(not (REPO_DEPLOY / "Dockerfile").is_file(), reason="deploy/Dockerfile not in this checkout")
+@pulumi.runtime.test
+def test_the_default_context_is_the_repositorys_deploy_directory_whatever_the_cwd(mocks, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # Pulumi runs the program in infra/, not the repository root
+    image = UnifiedImage("runtime", app="catwalk-dev-images")
+
+    def check(tag):
+        (args,) = REGISTERED
+        assert args.inputs["context_dir"] == str(REPO_DEPLOY)
+        assert tag == tag_for(context_hash(REPO_DEPLOY))
+
+    return image.tag.apply(check)

@@ -27,7 +27,7 @@ Decision: a Python dynamic provider (``ImageProvider``) that runs the `docker` C
 
 The stack calls:
 
-- ``UnifiedImage(name, app=..., context_dir="deploy", prebuilt=None, opts=...)``
+- ``UnifiedImage(name, app=..., context_dir=<repo>/deploy, prebuilt=None, opts=...)``
 - ``BakedImage(name, app=..., base=<unified image_ref>, runtime=..., package=<pinned>, launch=[...],
   resolved_at=<ISO-8601>, opts=...)``
 

@@ -84,21 +84,27 @@ def build_command(
 
 
 def parse_digest(metadata: str | None, output: str = "") -> str:
-    """The pushed manifest digest: from buildx's `--metadata-file`, else from its progress or push output."""
-    if metadata:
-        try:
-            data = json.loads(metadata)
-        except json.JSONDecodeError:
-            data = None
-        value = data.get("containerimage.digest") if isinstance(data, dict) else None
-        if isinstance(value, str) and DIGEST.match(value):
-            return value
+    """The pushed manifest digest, from what the push itself reported.
+
+    First the `pushing manifest for <ref>@sha256:…` line of buildx's progress (or `docker push`'s
+    `digest: sha256:… size:` line): that is what the registry accepted. Then buildx's `--metadata-file`
+    `containerimage.digest`, unless it equals `containerimage.config.digest`: some drivers have reported
+    the image ID there, which no registry can pull by.
+    """
     found = _PUSHED.findall(output) or _PUSH_LINE.findall(output)
     if found:
         return found[-1]
+    try:
+        data = json.loads(metadata) if metadata else None
+    except json.JSONDecodeError:
+        data = None
+    if isinstance(data, dict):
+        value = data.get("containerimage.digest")
+        if isinstance(value, str) and DIGEST.match(value) and value != data.get("containerimage.config.digest"):
+            return value
     raise ImageBuildError(
-        "the build finished but reported no pushed digest (no containerimage.digest in buildx's metadata, "
-        "no 'pushing manifest' line); check that `docker buildx build --push` pushed the image"
+        "the build finished but reported no pushed manifest digest (no 'pushing manifest' line, no usable "
+        "containerimage.digest in buildx's metadata); check that `docker buildx build --push` pushed the image"
     )
 
 

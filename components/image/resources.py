@@ -8,6 +8,7 @@ and ``tag`` is already known (it is the content hash).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -17,10 +18,14 @@ from components.image.baked import ENTRYPOINT_PATH
 from components.image.provider import ImageProvider, context_inputs
 
 _OUTPUTS: dict[str, Any] = {"repository": None, "tag": None, "digest": None, "image_ref": None}
+# deploy/ of the checkout that `components` is installed from (editable), whatever the program's cwd.
+DEFAULT_CONTEXT = Path(__file__).resolve().parents[2] / "deploy"
 
 
 class UnifiedImage(dynamic.Resource, module="catwalk/image", name="UnifiedImage"):
     """`deploy/` built for linux/amd64 and pushed to `registry.fly.io/<app>:ctx-<hash>`.
+
+    ``context_dir`` defaults to the repository's `deploy/` (found from this package, not from the cwd).
 
     With ``prebuilt`` (the stack's `catwalk:image`), nothing is built: the reference is passed through,
     and ``image_ref`` is digest-pinned exactly when the reference names a digest.
@@ -36,14 +41,14 @@ class UnifiedImage(dynamic.Resource, module="catwalk/image", name="UnifiedImage"
         name: str,
         *,
         app: pulumi.Input[str],
-        context_dir: str | os.PathLike[str] = "deploy",
+        context_dir: str | os.PathLike[str] | None = None,
         prebuilt: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         if prebuilt:
             props: dict[str, Any] = {"kind": "prebuilt", "ref": prebuilt}
         else:
-            props = context_inputs(app=app, context_dir=context_dir)
+            props = context_inputs(app=app, context_dir=DEFAULT_CONTEXT if context_dir is None else context_dir)
         super().__init__(ImageProvider(), name, {**_OUTPUTS, **props}, opts)
 
 
