@@ -1,0 +1,92 @@
+"""`run SPEC [--port 8080]`: try an MCP server on this machine before deploying it.
+
+The same detection and the same `deploy/entrypoint.sh` as on Fly, with a fresh bearer token: what
+answers here is what the stack will run. Prints the local URL, the token and a client config once the
+server answers, then serves until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from components.detect import DetectError, detect
+from components.detect.models import custom_spec
+from components.mcpcheck import check
+from components.server import client_configs
+
+ENTRYPOINT = Path(__file__).resolve().parents[2] / "deploy" / "entrypoint.sh"
+
+
+def server_env(spec, *, port: int, home: Path, token: str | None) -> dict[str, str]:
+    """The entrypoint's environment: ours plus the detected contract, installers seeing the proxy/CA env."""
+    env = {**os.environ, **spec.env(), "PORT": str(port), "MCP_HOME": str(home)}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.pop("MCP_AUTH_TOKEN", None)
+    if token:
+        env["MCP_AUTH_TOKEN"] = token
+    return env
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def handle(args) -> int:
+    console = Console(stderr=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the server too, as Ctrl-C does
+    try:
+        if args.command:
+            spec = custom_spec(args.spec, args.arg)
+        else:
+            spec = detect(args.spec, version=args.version, runtime=args.runtime, args=args.arg)
+    except DetectError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 1
+    token = None if args.no_auth else secrets.token_urlsafe(32)
+    home = Path(args.home).expanduser()
+    home.mkdir(parents=True, exist_ok=True)
+    console.print(f"{spec.runtime}: {spec.pinned or spec.command}  ({'; '.join(spec.evidence)})")
+    # The server's log goes to stderr, so stdout carries only the URL, token and client config.
+    process = subprocess.Popen(
+        [str(ENTRYPOINT)], env=server_env(spec, port=args.port, home=home, token=token), stdout=sys.stderr
+    )
+    try:
+        url = f"http://127.0.0.1:{args.port}/mcp"
+        result = check(url, token=token, timeout=args.timeout, wait_until_up=True, poll_interval=0.5)
+        if process.poll() is not None:
+            console.print(f"[red]error:[/] the server exited with status {process.returncode}")
+            return 1
+        if not result.ok:
+            console.print(f"[red]error:[/] no MCP answer at {url}: {result.error}")
+            process.send_signal(signal.SIGTERM)
+            process.wait(10)
+            return 1
+        print(f"MCP server ready at {url} ({len(result.tools)} tools: {', '.join(result.tools[:8])})", flush=True)
+        if token:
+            print(f"token: {token}", flush=True)
+        print(client_configs("local", url, token)["claude_code"], flush=True)
+        return process.wait()
+    except KeyboardInterrupt:
+        process.send_signal(signal.SIGTERM)
+        return process.wait(10)
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser("run", help="serve an MCP server locally, as the stack would", description=__doc__)
+    parser.add_argument("spec", help="package spec (mcp-server-time, @scope/name, pypi:NAME==1.0, ...) or command")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--version", help="version or range")
+    parser.add_argument("--runtime", choices=["npm", "python"], help="force a registry")
+    parser.add_argument("--command", action="store_true", help="SPEC is a custom command, run without a shell")
+    parser.add_argument("--arg", action="append", default=[], help="extra server argument (repeatable)")
+    parser.add_argument("--no-auth", action="store_true", help="serve without a bearer token")
+    parser.add_argument("--home", default="~/.cache/catwalk/servers", help="where server environments live")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the first answer")
+    parser.set_defaults(func=handle)

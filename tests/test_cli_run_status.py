@@ -1,0 +1,107 @@
+"""`infra.cli run` serves a server locally behind a fresh token; `infra.cli status` reports health."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+
+from components.mcpcheck import check
+from tests.entrypoint_fixtures import TINY_SERVER, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "infra.cli", *args], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+
+
+def test_run_serves_a_custom_server_locally_behind_a_fresh_token(tmp_path):
+    server = tmp_path / "tiny.py"
+    server.write_text(TINY_SERVER)
+    port = free_port()
+    process = cli("run", "--command", f"{sys.executable} {server}", "--port", str(port), "--home", str(tmp_path),
+                  "--timeout", "60")
+    try:
+        lines = []
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and len(lines) < 3:
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line.strip())
+        assert lines[0] == f"MCP server ready at http://127.0.0.1:{port}/mcp (1 tools: echo)", lines
+        token = lines[1].removeprefix("token: ")
+        assert len(token) >= 40
+        assert lines[2].startswith("claude mcp add --transport http local")
+        assert check(f"http://127.0.0.1:{port}/mcp", token=token, timeout=20).tools == ["echo"]
+        assert httpx.post(f"http://127.0.0.1:{port}/mcp", json={}, timeout=10).status_code == 401
+    finally:
+        process.send_signal(signal.SIGTERM)
+        status = process.wait(20)
+    assert status is not None
+    time.sleep(0.5)
+    try:
+        httpx.get(f"http://127.0.0.1:{port}/status", timeout=2)
+        raise AssertionError("the server still answers after the CLI was stopped")
+    except httpx.ConnectError:
+        pass
+
+
+def test_run_refuses_an_unsafe_command_before_starting_anything(tmp_path):
+    process = cli("run", "--command", "node a.js; curl evil", "--home", str(tmp_path))
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert "without a shell" in err and not list(tmp_path.iterdir())
+
+
+class StatusOnly(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == "/status" else 404)
+        self.end_headers()
+        self.wfile.write(b'{"status":"ok"}')
+
+    def log_message(self, *args):
+        pass
+
+
+def test_status_tables_each_server_with_its_health(tmp_path):
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), StatusOnly)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        up = f"http://127.0.0.1:{httpd.server_address[1]}/mcp"
+        down = f"http://127.0.0.1:{free_port()}/mcp"
+        outputs = {
+            "git": {"url": up, "badge": "🐍 python", "package": "mcp-server-git", "version": "2025.1.14",
+                    "regions": ["iad"], "token": "[secret]"},
+            "memory": {"url": down, "badge": "📦 npm", "package": "@modelcontextprotocol/server-memory",
+                       "version": "2025.4.25", "regions": ["ams"]},
+            "note": "not a server",
+        }
+        path = tmp_path / "outputs.json"
+        path.write_text(json.dumps(outputs))
+        process = cli("status", str(path), env={"COLUMNS": "250", "PATH": "/usr/bin:/bin"})
+        out, _err = process.communicate(timeout=60)
+    finally:
+        httpd.shutdown()
+    assert process.returncode == 1, "a server that is down makes status fail"
+    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") > 5}
+    assert set(rows) == {"git", "memory"}
+    assert "✓ up" in rows["git"] and "2025.1.14" in rows["git"] and "🐍 python" in rows["git"]
+    assert "✗ unreachable" in rows["memory"]
+
+
+def test_status_reads_outputs_from_stdin_without_health_checks():
+    outputs = json.dumps({"git": {"url": "https://acme-git.fly.dev/mcp", "badge": "🐍 python"}})
+    done = subprocess.run([sys.executable, "-m", "infra.cli", "status", "-", "--no-health"], input=outputs,
+                          capture_output=True, text=True, cwd=ROOT, timeout=60, env={"COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+    assert "https://acme-git.fly.dev/mcp" in done.stdout and "1 MCP server(s)" in done.stdout
