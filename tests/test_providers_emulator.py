@@ -168,7 +168,8 @@ def test_app_create_read_noop_and_delete(emu):
     assert engine.up("app", FlyAppProvider, app_inputs("memory")) == "create"
     app = emu.client().get_app("catwalk-dev-memory")
     assert app.organization.slug == "personal"
-    assert engine.state["app"].outputs["app_id"] == app.id
+    assert engine.state["app"].outputs["fly_id"] == app.id
+    assert engine.state["app"].outputs["app_id"] == "catwalk-dev-memory"  # what the other resources take
     emu.clear_calls()
     assert engine.up("app", FlyAppProvider, app_inputs("memory")) == "same"
     assert emu.calls() == []

@@ -94,13 +94,16 @@ class FlyAppProvider(FlyProvider):
             "org": _org_of(app) or props.get("org") or "personal",
             "stack": props.get("stack") or "",
         }
-        return ReadResult(name, {**inputs, "app_id": app.get("id"), "status": app.get("status")}, inputs=inputs)
+        outs = {**inputs, "app_id": name, "fly_id": app.get("id"), "status": app.get("status")}
+        return ReadResult(name, outs, inputs=inputs)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """Only `stack` can change in place; Fly holds nothing for it."""
         inp = AppInputs.model_validate(self.inputs_of(news))
         olds = strip_engine_keys(olds)
-        return UpdateResult({**inp.model_dump(), "app_id": olds.get("app_id"), "status": olds.get("status")})
+        return UpdateResult(
+            {**inp.model_dump(), "app_id": inp.name, "fly_id": olds.get("fly_id"), "status": olds.get("status")}
+        )
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         from components.fly import FlyNotFound
@@ -126,13 +129,18 @@ class FlyAppProvider(FlyProvider):
             raise self.fail("delete", name, exc) from exc
 
     def _outputs(self, inp: AppInputs, app: dict[str, Any]) -> dict[str, Any]:
-        return {**inp.model_dump(), "app_id": app.get("id"), "status": app.get("status")}
+        return {**inp.model_dump(), "app_id": inp.name, "fly_id": app.get("id"), "status": app.get("status")}
 
 
 class FlyApp(pulumi.dynamic.Resource, module="catwalk", name="FlyApp"):
-    """A Fly app; its id is the app name."""
+    """A Fly app; its id is the app name.
+
+    Pass `app_id` (the name the Machines API addresses the app by, known only once the app exists) as
+    `app=` to FlySecrets, FlyIp and FlyMachine so they depend on it. `fly_id` is Fly's internal id.
+    """
 
     app_id: pulumi.Output[str]
+    fly_id: pulumi.Output[str]
     status: pulumi.Output[str]
 
     def __init__(
@@ -144,5 +152,5 @@ class FlyApp(pulumi.dynamic.Resource, module="catwalk", name="FlyApp"):
         org: pulumi.Input[str] = "personal",
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props = {"name": name, "org": org, "stack": stack, "app_id": None, "status": None}
+        props = {"name": name, "org": org, "stack": stack, "app_id": None, "fly_id": None, "status": None}
         super().__init__(FlyAppProvider(), resource_name, props, opts)
