@@ -208,6 +208,16 @@ def test_diff_states_stables_and_changes_explicitly(docker, deploy: Path):
     assert {"repository", "app", "kind", "platform"} <= set(changed.stables)
     replaced = engine.provider.diff(engine.id, engine.outputs, engine._check({**unified(deploy), "app": "other"}))
     assert replaced.changes is True and replaced.replaces == ["app"]
+    assert "app" not in replaced.stables and "repository" not in replaced.stables
+
+
+def test_a_baked_update_marks_the_changed_values_unstable(docker):
+    engine = Engine()
+    engine.up(baked())
+    diff = engine.provider.diff(engine.id, engine.outputs, engine._check(baked(package="mcp-server-git==2025.1.15")))
+    assert diff.changes is True and diff.replaces == []
+    assert "package" not in diff.stables and "image_ref" not in diff.stables
+    assert {"base", "runtime", "launch", "resolved_at", "app", "repository"} <= set(diff.stables)
 
 
 # --- the registry token ---------------------------------------------------------------------------------

@@ -151,10 +151,12 @@ class ImageProvider(ResourceProvider):
         all_keys = sorted((set(olds) | set(news) | set(OUTPUT_KEYS)) - {PROVIDER_KEY})
         if not changed:
             return DiffResult(changes=False, replaces=[], stables=all_keys, delete_before_replace=False)
+        # Stable: what this build cannot change and the new inputs do not change either.
         moving = set(changed) | {"tag", "digest", "image_ref", "content_hash", "ref"}
-        if replaces:
-            moving |= {"repository", "context_dir", *BAKED_FIELDS}
-        stables = [k for k in all_keys if k not in moving]
+        stables = [
+            k for k in all_keys
+            if k not in moving and k in news and not _unknown(news[k]) and olds.get(k) == news[k]
+        ]
         return DiffResult(changes=True, replaces=replaces, stables=stables, delete_before_replace=False)
 
     # -- create / update: build and push (or pass through) -----------------------------------------------
