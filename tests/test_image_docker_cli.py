@@ -114,6 +114,15 @@ REAL_OUTPUTS = {
         "Error response from daemon: login attempt to https://registry.fly.io/v2/ failed with status: 401 Unauthorized",
         "refused FLY_API_TOKEN",
     ),
+    "socket-permission": (
+        "ERROR: permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock: "
+        'Head "http://%2Fvar%2Frun%2Fdocker.sock/_ping": dial unix /var/run/docker.sock: connect: permission denied',
+        "docker group",
+    ),
+    "network": (
+        'Error response from daemon: Get "https://registry.fly.io/v2/": dial tcp: lookup registry.fly.io: no such host',
+        "could not be reached",
+    ),
     "quota": ("ERROR: failed to solve: failed to push registry.fly.io/app:t: toomanyrequests: quota exceeded", "quota"),
     "no-app": ("ERROR: failed to push registry.fly.io/app:t: name unknown: repository name not known to registry",
                "fly apps create app"),
@@ -130,7 +139,7 @@ def test_failures_are_explained_with_what_to_do_and_docker_words(case: str):
 
 
 def test_skippable_failures_name_the_prebuilt_image_escape_hatch():
-    for case in ("no-buildx", "no-daemon"):
+    for case in ("no-buildx", "no-daemon", "socket-permission"):
         assert "catwalk:image" in cli.explain_failure("build", REAL_OUTPUTS[case][0])
 
 

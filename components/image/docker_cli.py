@@ -136,6 +136,9 @@ AUTH = (
 QUOTA = ("quota", "toomanyrequests", "429 too many requests", "rate limit", "507 insufficient storage",
          "413 request entity too large", "storage limit")
 NO_APP = ("name unknown", "name_unknown", "repository name not known", "app not found")
+NO_SOCKET_ACCESS = ("permission denied while trying to connect to the docker daemon",)
+NETWORK = ("no such host", "i/o timeout", "tls handshake timeout", "connection refused", "network is unreachable",
+           "connection reset by peer")
 
 SKIP_HINT = "or set `catwalk:image` to a prebuilt image to skip building"
 
@@ -162,6 +165,12 @@ def explain_failure(step: str, output: str, *, repo: str = REGISTRY) -> str:
             "docker has no buildx plugin: install it (Debian/Ubuntu: `apt-get install docker-buildx`, or "
             f"docker-buildx-plugin from Docker's repository; see https://docs.docker.com/go/buildx/), {SKIP_HINT}"
         )
+    elif any(s in low for s in NO_SOCKET_ACCESS):
+        cause = (
+            "this user may not use the Docker engine's socket: add it to the docker group "
+            "(`sudo usermod -aG docker $USER`, then log in again) or use rootless Docker, "
+            f"{SKIP_HINT}"
+        )
     elif any(s in low for s in NO_DAEMON):
         cause = (
             "no Docker engine is reachable: start Docker (Docker Desktop, or `sudo systemctl start docker`), "
@@ -183,6 +192,11 @@ def explain_failure(step: str, output: str, *, repo: str = REGISTRY) -> str:
             f"the Fly registry refused FLY_API_TOKEN for {repo}: check it with `fly auth whoami`, then export a "
             "valid one (`export FLY_API_TOKEN=$(fly auth token)`, or a deploy token from "
             f"`fly tokens create deploy -a {app}`) and run `pulumi up` again"
+        )
+    elif any(s in low for s in NETWORK):
+        cause = (
+            f"the registry {repo.split('/', 1)[0]} could not be reached: check the network, DNS and any "
+            "HTTPS_PROXY setting of the Docker engine, then run `pulumi up` again"
         )
     else:
         cause = "see docker's output below"
