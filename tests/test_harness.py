@@ -237,7 +237,7 @@ def test_failing_check_exits_nonzero_naming_the_field(toy):
 def test_failing_create_keeps_what_succeeded_and_the_next_up_resumes(toy):
     toy.configure([{"key": "alpha", "content": "hello"},
                    {"key": "beta", "content": "world", "fail_create": True}])
-    failed = toy.cli("up")
+    failed = toy.run("up")  # in-process, then more in-process runs: nothing carries over
     assert failed.exit_code == 1
     assert "create failed: toy disk is full, cannot write beta.txt" in failed.error
     saved = {(r["type"], r["name"]) for r in toy.saved()}
@@ -251,6 +251,27 @@ def test_failing_create_keeps_what_succeeded_and_the_next_up_resumes(toy):
     assert resumed.op_of("alpha", NOTE) == "same"
     assert resumed.op_of("beta", NOTE) == "create"
     assert toy.journal().count("create note alpha.txt") == 1
+
+
+def test_in_process_run_works_where_a_unit_test_already_called_set_mocks(toy):
+    import contextvars
+
+    import pulumi
+
+    class Mocks(pulumi.runtime.Mocks):
+        def new_resource(self, args):
+            return args.name, args.inputs
+
+        def call(self, args):
+            return {}, []
+
+    def inside_unit_test_context() -> harness.Result:
+        pulumi.runtime.set_mocks(Mocks(), project="other", stack="unit")
+        return toy.run("up")
+
+    result = contextvars.copy_context().run(inside_unit_test_context)
+    assert result.ok, result.error
+    assert len(result.ops("create")) == 7
 
 
 def test_cli_prints_a_readable_table_and_the_json_shape(toy, tmp_path):

@@ -18,6 +18,8 @@ import logging
 import os
 import runpy
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from google.protobuf import empty_pb2
 from pulumi.runtime import configure, run_in_stack, set_all_config
 from pulumi.runtime.mocks import MockEngine, MockMonitor, Mocks, MockSettings
 from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime.settings import set_root_resource
 
 from .deployment import Deployment, Registration
 from .values import from_struct, to_struct
@@ -84,9 +87,13 @@ def run_program(main: Path, project: str, stack: str, config: dict[str, str], se
     def body() -> None:
         set_all_config(dict(config), sorted(secret_keys))
         features = set(monitor.GetDeploymentInfo(empty_pb2.Empty()).supportedFeatures)
+        # Settings are context variables; fresh pending-output set and lock (as `mocks.test` clears
+        # them) and no root resource, so nothing from an earlier run in this process carries over.
         configure(MockSettings(monitor=monitor, monitor_features=features, engine=MockEngine(logger),
                                project=project, stack=stack, dry_run=preview, organization="organization",
-                               root_directory=str(root), callbacks=None))
+                               root_directory=str(root), callbacks=None, outputs=set(),
+                               lock=threading.Lock()))
+        set_root_resource(None)  # type: ignore[arg-type]
         loop = asyncio.new_event_loop()
         # A failed step rejects every output that depends on it; the harness reports the step's own
         # error once, so asyncio's "exception was never retrieved" echoes are only debug noise.
@@ -100,8 +107,25 @@ def run_program(main: Path, project: str, stack: str, config: dict[str, str], se
             asyncio.set_event_loop(None)
 
     with program_directory(main), contextlib.redirect_stdout(sys.stderr):
-        contextvars.copy_context().run(body)
+        _in_worker_thread(contextvars.copy_context(), body)
     return monitor.stack_outputs
+
+
+def _in_worker_thread(ctx: contextvars.Context, fn: Callable[[], None]) -> None:
+    """Run `fn` in `ctx` on its own thread, so its event loop never replaces the caller's."""
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            ctx.run(fn)
+        except BaseException as exc:  # re-raised in the caller's thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=target, name="harness-program")
+    worker.start()
+    worker.join()
+    if failure:
+        raise failure[0]
 
 
 @contextlib.contextmanager
