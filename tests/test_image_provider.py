@@ -15,6 +15,7 @@ from typing import Any
 
 import dill
 import pytest
+from pulumi.dynamic import Config, ConfigureRequest
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
@@ -246,6 +247,18 @@ def test_provider_pickles_by_reference_and_carries_no_token(docker):
     assert len(raw) < 400  # a reference to the class, not a copy of its code
     assert isinstance(dill.loads(raw), ImageProvider)
     assert vars(ImageProvider()) == {}
+
+
+def test_a_token_from_stack_config_is_used_and_never_pickled(docker, deploy: Path, monkeypatch):
+    monkeypatch.delenv("FLY_API_TOKEN")
+    configured = "fly-config-token-9Kp2"
+    engine = Engine()
+    engine.provider.configure(ConfigureRequest(Config({"catwalk:flyApiToken": configured}, "catwalk")))
+    engine.up(unified(deploy))
+    (login,) = [c for c in docker.calls() if c["argv"][0] == "login"]
+    assert login["stdin"].strip() == configured
+    assert configured.encode() not in base64.b64decode(serialize_provider(engine.provider))
+    assert configured not in json.dumps(engine.outputs)
 
 
 def test_without_a_fly_token_nothing_runs_and_the_error_says_how_to_set_it(docker, deploy: Path, monkeypatch):

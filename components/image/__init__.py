@@ -19,9 +19,10 @@ Decision: a Python dynamic provider (``ImageProvider``) that runs the `docker` C
   command lines, hashing, diff, digest parsing and error paths are tested against a fake `docker` on PATH
   (tests/fakes/docker) that prints what the real one prints.
 - Secrets. Both vendor resources take the registry password as a resource *input*, so it is stored in
-  state (encrypted as a secret, but present). Ours reads ``FLY_API_TOKEN`` from the environment when it
-  builds, gives it to ``docker login --password-stdin`` on stdin and keeps it out of inputs, outputs, argv,
-  the docker processes' environment and error text.
+  state (encrypted as a secret, but present). Ours takes the Fly token when it builds (``FLY_API_TOKEN``
+  from the environment, or the ``catwalk:flyApiToken`` secret the engine hands ``configure``, as the Fly
+  providers do), gives it to ``docker login --password-stdin`` on stdin and keeps it out of inputs,
+  outputs, the pickled provider, argv, the docker processes' environment and error text.
 - Context hashing. We decide what the tag covers (`context.py`) and build from a staged copy of exactly
   those files, so `.git`, editor files, caches and tests neither trigger rebuilds nor enter the image.
 

@@ -156,7 +156,7 @@ def _tail(output: str) -> str:
     return "\n".join("    " + line for line in lines[-TAIL_LINES:])
 
 
-def explain_failure(step: str, output: str, *, repo: str = REGISTRY) -> str:
+def explain_failure(step: str, output: str, *, repo: str = REGISTRY, secrets: Sequence[str] = ()) -> str:
     """One message for a failed docker step: the cause in words, what to do, then docker's last lines."""
     low = output.lower()
     app = repo.rsplit("/", 1)[-1]
@@ -200,7 +200,7 @@ def explain_failure(step: str, output: str, *, repo: str = REGISTRY) -> str:
         )
     else:
         cause = "see docker's output below"
-    return f"{step} failed: {cause}\n  docker said:\n{_tail(scrub(output))}"
+    return f"{step} failed: {cause}\n  docker said:\n{_tail(scrub(output, secrets))}"
 
 
 # --- running ----------------------------------------------------------------------------------------

@@ -8,9 +8,10 @@ Three kinds share it:
 
 The engine calls `diff` in preview and in `up`; it compares content hashes only, so preview never builds
 and an unchanged context does nothing. `create`/`update` stage the context, log in to the Fly registry
-with the token read from the environment at that moment, run `docker buildx build --push`, and return the
-pushed digest. The provider holds no state (no session, client or token) because the engine pickles it
-into the stack state; it is pickled by reference, since this module is importable.
+with the Fly token (stack config `catwalk:flyApiToken` handed to `configure`, else `FLY_API_TOKEN` read at
+that moment), run `docker buildx build --push`, and return the pushed digest. The provider holds no
+state worth keeping (no session or client; a configured token is dropped from its pickle) because the
+engine pickles it into the stack state; it is pickled by reference, since this module is importable.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 from pulumi.dynamic import (
     CheckFailure,
     CheckResult,
+    ConfigureRequest,
     CreateResult,
     DiffResult,
     ReadResult,
@@ -34,6 +36,7 @@ from components import safety
 from components.image import baked as bake
 from components.image import docker_cli as cli
 from components.image.context import ContextError, context_hash, stage_context, tag_for
+from components.providers.base import TOKEN_CONFIG_KEYS
 
 KINDS = ("context", "baked", "prebuilt")
 OUTPUT_KEYS = ("repository", "tag", "digest", "image_ref")
@@ -68,19 +71,32 @@ def _any_unknown(values: dict[str, Any], keys: tuple[str, ...]) -> bool:
     return any(_unknown(values.get(k)) for k in keys)
 
 
-def registry_token() -> str:
-    """The Fly token, read at call time, never stored: it is the registry password."""
-    token = os.environ.get(cli.TOKEN_ENV, "").strip()
+def registry_token(configured: str | None = None) -> str:
+    """The Fly token, the registry password: from the stack config the engine handed the provider host,
+    else `FLY_API_TOKEN` read now. Never an input, an output or an attribute that is pickled."""
+    token = (configured or os.environ.get(cli.TOKEN_ENV, "")).strip()
     if not token:
         raise cli.ImageBuildError(
             f"{cli.TOKEN_ENV} is not set: the Fly registry needs it to push images "
-            "(`export FLY_API_TOKEN=$(fly auth token)`), or set `catwalk:image` to a prebuilt image"
+            "(`export FLY_API_TOKEN=$(fly auth token)` or `pulumi config set --secret catwalk:flyApiToken …`), "
+            "or set `catwalk:image` to a prebuilt image"
         )
     return token
 
 
 class ImageProvider(ResourceProvider):
     """Builds and pushes images to registry.fly.io; see the module docstring."""
+
+    # A token taken from `configure` lives only in the provider host's memory: never pickled into state.
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_token"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def configure(self, req: ConfigureRequest) -> None:
+        """Take the Fly token from the stack config the engine hands the host (as the Fly providers do)."""
+        self._token = next((str(v) for k in TOKEN_CONFIG_KEYS if (v := req.config.get(k))), None)
 
     # -- check: validate and derive (repository, tag, content hash); no I/O beyond hashing text ----------
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
@@ -204,6 +220,7 @@ class ImageProvider(ResourceProvider):
                     (staged / "Dockerfile").write_text(build.dockerfile)
                     build_args = build.build_args
                 digest = build_and_push(
+                    token=registry_token(getattr(self, "_token", None)),
                     ref=f"{repo}:{inputs['tag']}",
                     context_dir=str(staged),
                     metadata_file=str(Path(work, "metadata.json")),
@@ -224,28 +241,28 @@ def prebuilt_outputs(ref: str) -> dict[str, Any]:
 
 
 def build_and_push(
-    *, ref: str, context_dir: str, metadata_file: str, build_args: dict[str, str], platform: str
+    *, token: str, ref: str, context_dir: str, metadata_file: str, build_args: dict[str, str], platform: str
 ) -> str:
     """Check for buildx, log in to the Fly registry, build and push; return the pushed digest."""
     repo = cli.split_ref(ref)[0]
     registry = repo.split("/", 1)[0]
-    token = registry_token()
 
     result = cli.run(cli.buildx_version_command(), timeout=cli.LOGIN_TIMEOUT, step="docker buildx")
     if result.returncode != 0:
-        raise cli.ImageBuildError(cli.explain_failure("docker buildx", result.output, repo=repo))
+        raise cli.ImageBuildError(cli.explain_failure("docker buildx", result.output, repo=repo, secrets=[token]))
 
     result = cli.run(cli.login_command(registry), stdin=token + "\n", timeout=cli.LOGIN_TIMEOUT, step="docker login")
     if result.returncode != 0:
-        output = cli.scrub(result.output, [token])
-        raise cli.ImageBuildError(cli.explain_failure(f"docker login {registry}", output, repo=repo))
+        step = f"docker login {registry}"
+        raise cli.ImageBuildError(cli.explain_failure(step, result.output, repo=repo, secrets=[token]))
 
     argv = cli.build_command(
         ref=ref, context_dir=context_dir, metadata_file=metadata_file, platform=platform, build_args=build_args
     )
     result = cli.run(argv, timeout=cli.BUILD_TIMEOUT, step="docker buildx build")
     if result.returncode != 0:
-        raise cli.ImageBuildError(cli.explain_failure("docker buildx build --push", result.output, repo=repo))
+        step = "docker buildx build --push"
+        raise cli.ImageBuildError(cli.explain_failure(step, result.output, repo=repo, secrets=[token]))
     metadata = Path(metadata_file).read_text() if Path(metadata_file).is_file() else None
     return cli.parse_digest(metadata, result.output)
 
