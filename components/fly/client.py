@@ -55,6 +55,24 @@ LEASE_HEADER = "fly-machine-lease-nonce"
 Recover = Callable[[], Any]
 
 
+class _Secret:
+    """Holds the token so that ``repr``, ``vars()`` dumps and debuggers show ``[redacted]`` instead."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str | None) -> None:
+        self._value = value
+
+    def get(self) -> str | None:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "[redacted]" if self._value else "None"
+
+    def __reduce__(self):  # a pickled client never carries the token
+        return (_Secret, (None,))
+
+
 class TokenBucket:
     """Thread-safe token bucket: ``rate`` tokens per second, at most ``burst`` saved up."""
 
@@ -135,7 +153,7 @@ class FlyClient:
         session: requests.Session | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/") if base_url else None
-        self.__token = token or None
+        self.__token = _Secret(token or None)
         self.timeout = timeout
         self.max_attempts = max(1, max_attempts)
         self.backoff, self.backoff_max, self.max_retry_after = backoff, backoff_max, max_retry_after
@@ -154,9 +172,7 @@ class FlyClient:
 
     # The token and the live session stay out of pickles (Pulumi stores pickled providers in its state).
     def __getstate__(self) -> dict[str, Any]:
-        state = {k: v for k, v in self.__dict__.items() if k not in ("_session", "_bucket", "_sleep")}
-        state["_FlyClient__token"] = None
-        return state
+        return {k: v for k, v in self.__dict__.items() if k not in ("_session", "_bucket", "_sleep")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -181,7 +197,7 @@ class FlyClient:
         return self._base_url or os.environ.get("FLY_API_URL", "").rstrip("/") or DEFAULT_API_URL
 
     def _token(self) -> str | None:
-        return self.__token or os.environ.get("FLY_API_TOKEN") or None
+        return self.__token.get() or os.environ.get("FLY_API_TOKEN") or None
 
     def _redact(self, text: str) -> str:
         token = self._token()
