@@ -201,6 +201,12 @@ def test_app_delete_refuses_while_it_holds_machines_we_did_not_create(emu):
     assert emu.client().get_app("catwalk-dev-memory").name == "catwalk-dev-memory"
 
 
+def test_app_name_taken_elsewhere_fails_with_a_clear_message(emu):
+    requests.post(f"{emu.base_url}/_emulator/apps/catwalk-dev-memory/reserve", timeout=5).raise_for_status()
+    with pytest.raises(FlyProviderError, match=r"Fly app 'catwalk-dev-memory': create failed: .*taken"):
+        Engine().up("app", FlyAppProvider, app_inputs("memory"))
+
+
 def test_app_import_by_name(emu):
     emu.client().create_app("catwalk-dev-memory", "personal")
     _, provider = host_copy(FlyAppProvider())

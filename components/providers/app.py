@@ -37,6 +37,7 @@ class AppInputs(BaseModel):
 
 
 def _org_of(app: dict[str, Any]) -> str | None:
+    """The org slug of an app as the API returns it."""
     org = app.get("organization") or {}
     return org.get("slug") if isinstance(org, dict) else None
 
@@ -58,23 +59,13 @@ class FlyAppProvider(FlyProvider):
     kind = "Fly app"
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        """Create the app; one that already exists in the same org (a lost create, a re-run) is adopted."""
-        from components.fly import FlyApiError, FlyNotFound
-
+        """Create the app. The client adopts one that exists in the same org (a lost create, a re-run)
+        and refuses a name held by another org, so this never makes a second app."""
         inp = AppInputs.model_validate(self.inputs_of(props))
-        client = self.client()
         try:
-            app = as_dict(client.create_app(inp.name, inp.org))
-        except FlyApiError as exc:
-            try:
-                app = as_dict(client.get_app(inp.name))
-            except FlyNotFound:
-                raise self.fail("create", inp.name, exc) from exc
-            org = _org_of(app)
-            if org not in (None, inp.org):
-                raise FlyProviderError(
-                    f"Fly app {inp.name!r}: the name is taken by org {org!r}; choose another appPrefix"
-                ) from exc
+            app = as_dict(self.client().create_app(inp.name, inp.org))
+        except Exception as exc:
+            raise self.fail("create", inp.name, exc) from exc
         return CreateResult(inp.name, self._outputs(inp, app))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:

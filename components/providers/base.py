@@ -221,7 +221,10 @@ class FlyProvider(ResourceProvider):
 
     def fail(self, action: str, name: str, exc: Exception) -> FlyProviderError:
         """An error naming the resource and the action; the cause stays chained (`raise … from exc`)."""
-        return FlyProviderError(f"{self.kind} {name!r}: {action} failed: {exc}")
+        hint = ""
+        if type(exc).__name__ == "FlyUnauthorized":
+            hint = " (set the token with `pulumi config set --secret catwalk:flyApiToken …` or FLY_API_TOKEN)"
+        return FlyProviderError(f"{self.kind} {name!r}: {action} failed: {exc}{hint}")
 
 
 def as_dict(obj: Any) -> dict[str, Any]:
