@@ -345,3 +345,18 @@ def test_stack_config_passes_structured_values_as_json_and_marks_secure_ones_sec
         load_stack_config(path, "app", {}, {})
     from_env = load_stack_config(path, "app", {}, {"CATWALK_HARNESS_SECRET_APP_SERVERS_0__ENV_TOKEN": "e"})
     assert json.loads(from_env.values["app:servers"])[0]["env"]["TOKEN"] == "e"
+
+
+def test_state_round_trips_nested_secrets_encrypted(tmp_path):
+    from tests._harness.state import Entry, State, StateFile
+    from tests._harness.values import Secret, mark_secret_keys
+
+    outputs = mark_secret_keys({"keepers": {"api": Secret("k-123"), "region": "iad"}, "n": 1.0}, {"keepers"})
+    assert outputs["keepers"] == Secret({"api": "k-123", "region": "iad"})
+    store = StateFile(tmp_path / "s.json")
+    entry = Entry("urn:x", "t", "x", True, "id", "", {"args": ["a", Secret("k-123")]}, outputs, provider="blob")
+    store.save(State("p", "s", [entry], {"out": {"token": Secret("k-123")}}))
+    assert "k-123" not in (tmp_path / "s.json").read_text()
+    loaded = store.load("p", "s")
+    assert loaded.resources == [entry]
+    assert loaded.outputs == {"out": {"token": Secret("k-123")}}
