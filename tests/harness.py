@@ -190,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                  show_secrets=args.show_secrets)
     if args.json:
         print(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
-    else:
+    elif result.exit_code != 2:  # nothing ran on a usage / config / state error
         print_report(Console(), args.command, args.stack, result.operations, result.outputs, None)
     if result.error:
         print(f"error: {result.error}", file=sys.stderr)

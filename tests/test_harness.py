@@ -214,6 +214,13 @@ def test_secret_outputs_are_masked_in_json_and_encrypted_in_state(toy):
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
 
 
+def test_a_mistyped_stack_is_refused_before_anything_runs(toy):
+    result = harness.run("up", "tset", project_dir=TOY, state=toy.state)
+    assert result.exit_code == 2
+    assert "Pulumi.tset.yaml" in result.error
+    assert not toy.state.exists() and toy.journal() == []
+
+
 def test_secure_config_without_a_supplied_value_names_the_way_to_supply_it(toy):
     toy.configure([{"key": "alpha", "content": "hello"}], **{"toy:apiKey": {"secure": "v1:opaque"}})
     result = toy.run("up")

@@ -75,13 +75,14 @@ def load_project(directory: Path, program: Path | None) -> Project:
 
 def load_stack_config(path: Path, project: str, secrets: Mapping[str, str],
                       environ: Mapping[str, str]) -> StackConfig:
-    """Read `config:` from the stack file (a missing file is an empty config, as in Pulumi)."""
-    doc: Any = {}
-    if path.is_file():
-        try:
-            doc = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    """Read `config:` from the stack file. Stacks exist here only as files, so a missing one is
+    most likely a mistyped --stack and is refused."""
+    if not path.is_file():
+        raise ConfigError(f"no stack config {path} (check --stack, or pass --config-file)")
+    try:
+        doc: Any = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     raw = doc.get("config") if isinstance(doc, dict) else None
     raw = raw or {}
     if not isinstance(raw, dict):
