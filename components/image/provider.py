@@ -40,12 +40,12 @@ from components.providers.base import TOKEN_CONFIG_KEYS
 
 KINDS = ("context", "baked", "prebuilt")
 OUTPUT_KEYS = ("repository", "tag", "digest", "image_ref")
-# What each kind's image is made of: a change here is a new image (an update).
+# What each kind's image is made of: a change here is a new image (an update). Nothing else counts, so a
+# moved checkout (a new absolute context_dir, same content) does not rebuild.
 CONTENT_KEYS = {"context": ("content_hash",), "baked": ("content_hash",), "prebuilt": ("ref",)}
 # A change of these is a different image resource altogether (a replacement).
 REPLACE_KEYS = ("kind", "app", "platform")
 BAKED_FIELDS = ("base", "runtime", "package", "launch", "resolved_at", "entrypoint")
-# Keys outside the image's identity: a moved checkout (new absolute context_dir) does not rebuild.
 PROVIDER_KEY = "__provider"
 
 
