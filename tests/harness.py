@@ -3,6 +3,8 @@
     python -m tests.harness preview|up|destroy --stack STACK [--state FILE] [--json]
         [--show-secrets] [--project-dir DIR] [--program PATH] [--config-file FILE]
         [--secret KEY=VALUE ...]
+    python -m tests.harness output --stack STACK [--state FILE] [--show-secrets]
+        (the last up's stack outputs as JSON, like `pulumi stack output --json`)
 
 The program (default: Pulumi.yaml's `main`, else `infra/`) runs under the SDK's mock monitor
 with the stack's config; every dynamic resource goes to its REAL provider (unpickled from
@@ -46,7 +48,7 @@ from tests._harness.stackconfig import ConfigError, load_project, load_stack_con
 from tests._harness.state import StateError, StateFile
 from tests._harness.values import render
 
-COMMANDS = ("preview", "up", "destroy")
+COMMANDS = ("preview", "up", "destroy", "output")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOG = logging.getLogger("catwalk.harness")
 
@@ -97,10 +99,13 @@ def run(command: str, stack: str, *, project_dir: str | Path = ".", program: str
     project_path = Path(project_dir).resolve()
     try:
         project = load_project(project_path, Path(program) if program else None)
-        cfg_path = Path(config_file) if config_file else project.directory / f"Pulumi.{stack}.yaml"
-        config = load_stack_config(cfg_path, project.name, secrets or {}, os.environ)
         store = StateFile(Path(state) if state else default_state_path(project.directory, stack))
         saved = store.load(project.name, stack)
+        if command == "output":  # the saved stack outputs, as `pulumi stack output --json`
+            result.outputs = render(saved.outputs, show_secrets)
+            return result
+        cfg_path = Path(config_file) if config_file else project.directory / f"Pulumi.{stack}.yaml"
+        config = load_stack_config(cfg_path, project.name, secrets or {}, os.environ)
     except (ConfigError, StateError) as exc:
         result.error, result.exit_code = str(exc), 2
         return result
@@ -188,7 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = run(args.command, args.stack, project_dir=args.project_dir, program=args.program,
                  config_file=args.config_file, state=args.state, secrets=dict(args.secret),
                  show_secrets=args.show_secrets)
-    if args.json:
+    if args.command == "output" and result.exit_code == 0:
+        print(json.dumps(result.outputs, indent=2, ensure_ascii=False))
+    elif args.json:
         print(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
     elif result.exit_code != 2:  # nothing ran on a usage / config / state error
         print_report(Console(), args.command, args.stack, result.operations, result.outputs, None)

@@ -214,6 +214,21 @@ def test_secret_outputs_are_masked_in_json_and_encrypted_in_state(toy):
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
 
 
+def test_output_prints_the_last_ups_stack_outputs_like_pulumi_stack_output(toy):
+    up = up_ok(toy, show_secrets=True)
+    import subprocess
+    import sys
+    toy.config.unlink()  # reads the state only: no config, no secrets needed
+    argv = [sys.executable, "-m", "tests.harness", "output", "--stack", "test", "--project-dir", str(TOY),
+            "--state", str(toy.state)]
+    masked = subprocess.run(argv, cwd=harness.REPO_ROOT, capture_output=True, text=True, timeout=120, check=True)
+    shown = subprocess.run([*argv, "--show-secrets"], cwd=harness.REPO_ROOT, capture_output=True, text=True,
+                           timeout=120, check=True)
+    assert json.loads(shown.stdout) == up.outputs
+    assert json.loads(masked.stdout)["alpha"] == {**up.outputs["alpha"], "token": "[secret]"}
+    assert toy.journal() == ["create folder box", "create note alpha.txt", "create note beta.txt"]
+
+
 def test_a_mistyped_stack_is_refused_before_anything_runs(toy):
     result = harness.run("up", "tset", project_dir=TOY, state=toy.state)
     assert result.exit_code == 2
