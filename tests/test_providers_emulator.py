@@ -320,6 +320,21 @@ def test_env_change_updates_the_same_machine_to_a_new_version(emu):
     assert len(emu.live_machines("catwalk-dev-memory")) == 1
 
 
+def test_update_of_a_machine_leased_by_someone_else_fails_and_changes_nothing(emu):
+    engine = Engine()
+    engine.up("app", FlyAppProvider, app_inputs("memory"))
+    engine.up("m", FlyMachineProvider, machine_inputs("memory"))
+    mid = engine.state["m"].id
+    emu.client().acquire_lease("catwalk-dev-memory", mid, ttl=60, description="fly deploy by a colleague")
+    version = emu.client().get_machine("catwalk-dev-memory", mid).version
+    env = {**machine_inputs("memory")["env"], "LOG_LEVEL": "debug"}
+    with pytest.raises(
+        FlyProviderError, match=r"Fly machine 'memory-iad-0': update in app 'catwalk-dev-memory'.*lease"
+    ):
+        engine.up("m", FlyMachineProvider, machine_inputs("memory", env=env))
+    assert emu.client().get_machine("catwalk-dev-memory", mid).version == version
+
+
 def test_region_change_creates_the_new_machine_then_destroys_the_old(emu):
     engine = Engine()
     engine.up("app", FlyAppProvider, app_inputs("memory"))
@@ -428,8 +443,9 @@ def test_machine_passes_the_secrets_version_so_it_boots_with_current_secrets(emu
     assert newer > version
     emu.clear_calls()
     assert engine.up("m", FlyMachineProvider, machine_inputs("memory", secrets_version=newer)) == "update"
-    posts = [c for c in emu.mutating_calls() if c["method"] == "POST"]
-    assert len(posts) == 1 and posts[0]["path"].endswith(engine.state["m"].id)
+    machine_path = f"/v1/apps/catwalk-dev-memory/machines/{engine.state['m'].id}"
+    updates = [c for c in emu.mutating_calls() if c["method"] == "POST" and c["path"] == machine_path]
+    assert len(updates) == 1
     # a version Fly does not have yet is refused by Fly, and the error names the machine
     with pytest.raises(FlyProviderError, match="memory-iad-0"):
         engine.up("m", FlyMachineProvider, machine_inputs("memory", secrets_version=newer + 5))

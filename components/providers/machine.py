@@ -11,7 +11,9 @@ machine in place with `current_version`.
 
 from __future__ import annotations
 
+import logging
 import time
+import uuid
 from typing import Any, ClassVar
 
 import pulumi
@@ -27,11 +29,12 @@ from components.providers.base import (
 )
 from components.providers.machine_config import (
     MachineInputs,
-    config_drift,
     inputs_from_machine,
     owned_view,
     render_config,
 )
+
+log = logging.getLogger("catwalk.providers")
 
 COMPUTED = ("machine_id", "name", "version", "instance_id", "state", "private_ip", "config")
 
@@ -55,7 +58,7 @@ class FlyMachineProvider(FlyProvider):
     start_deadline_s: ClassVar[float] = 300.0
     health_deadline_s: ClassVar[float] = 120.0
     poll_interval_s: ClassVar[float] = 1.0
-    update_attempts: ClassVar[int] = 4
+    lease_ttl_s: ClassVar[int] = 120
 
     # -- diff ---------------------------------------------------------------------------------------
 
@@ -138,45 +141,50 @@ class FlyMachineProvider(FlyProvider):
     # -- update -------------------------------------------------------------------------------------
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        """In place: the same machine id, a new version; retried safely thanks to `current_version`."""
-        from components.fly import FlyApiError, FlyConflict
+        """In place: the same machine id, a new version, under a lease and with `current_version`.
+
+        The lease keeps a concurrent `fly deploy` (or another catwalk run) out while we read the version
+        and write the config; a machine leased by someone else fails with a clear error instead.
+        """
+        from components.fly import FlyApiError
 
         inp = MachineInputs.model_validate(self.inputs_of(news))
-        config = render_config(inp)
         client = self.client()
         name = inp.machine_name
-        machine: dict[str, Any] = {}
-        before = None
-        for attempt in range(self.update_attempts):
+        nonce = None
+        try:
             try:
+                lease = client.acquire_lease(
+                    inp.app, id_, ttl=self.lease_ttl_s, description=f"catwalk update {name} {uuid.uuid4().hex[:8]}"
+                )
+                nonce = lease.nonce
                 live = as_dict(client.get_machine(inp.app, id_))
-                if (
-                    before is not None
-                    and live.get("version") != before
-                    and not config_drift(live.get("config") or {}, inp)
-                ):
-                    machine = live  # our earlier attempt was applied; its response was lost
-                    break
-                before = live.get("version")
                 machine = as_dict(
                     client.update_machine(
-                        inp.app, id_, config, current_version=before, min_secrets_version=inp.secrets_version
+                        inp.app,
+                        id_,
+                        render_config(inp),
+                        current_version=live.get("version") or live.get("instance_id"),
+                        min_secrets_version=inp.secrets_version,
+                        lease_nonce=nonce,
                     )
                 )
-                break
             except FlyApiError as exc:
-                status = getattr(exc, "status", None)
-                retryable = isinstance(exc, FlyConflict) or status is None or status >= 500 or status == 429
-                if not retryable or attempt == self.update_attempts - 1:
-                    raise self.fail(f"update in app {inp.app!r}", name, exc) from exc
-        try:
-            machine = self._wait_healthy(client, inp.app, id_, machine.get("instance_id"))
-        except Exception as exc:
-            events = self._events(client, inp.app, id_)
-            raise FlyProviderError(
-                f"Fly machine {name!r} ({id_}) in app {inp.app!r} did not restart after the update: {exc}; "
-                f"events: {events}"
-            ) from exc
+                raise self.fail(f"update in app {inp.app!r}", name, exc) from exc
+            try:
+                machine = self._wait_healthy(client, inp.app, id_, machine.get("instance_id"))
+            except Exception as exc:
+                events = self._events(client, inp.app, id_)
+                raise FlyProviderError(
+                    f"Fly machine {name!r} ({id_}) in app {inp.app!r} did not restart after the update: {exc}; "
+                    f"events: {events}"
+                ) from exc
+        finally:
+            if nonce:
+                try:
+                    client.release_lease(inp.app, id_, nonce)
+                except Exception as exc:  # it expires after lease_ttl_s anyway
+                    log.warning("Fly machine %s: releasing the update lease failed: %s", name, exc)
         return UpdateResult(self._outputs(inp, machine))
 
     # -- delete -------------------------------------------------------------------------------------
