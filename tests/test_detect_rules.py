@@ -37,9 +37,35 @@ def test_neither_registry_has_the_name():
         choose(None, None, "gone-mcp")
 
 
-def test_sdk_dependency_beats_a_name_that_merely_mentions_mcp():
-    registry, reason = choose(cand("pypi", sdk="mcp"), cand("npm"), "x")
+def cand_n(registry, releases, version="1.0.0", sdk="mcp"):
+    return Candidate(registry=registry, name="x-mcp", version=version, sdk=sdk, says_mcp=True, launchable=True,
+                     releases=releases)
+
+
+def test_an_mcp_server_beats_a_package_with_no_mcp_signal():
+    registry, reason = choose(cand("pypi", sdk="mcp"), cand("npm", says=False), "x")
     assert registry == "pypi" and "only pypi's is an MCP server" in reason
+
+
+def test_a_bundled_sdk_counts_as_mcp_like_a_declared_dependency():
+    # @playwright/mcp, mongodb-mcp-server and others bundle the SDK: the declared dependency alone decides nothing
+    registry, _ = choose(cand_n("pypi", 2, sdk="mcp"), cand_n("npm", 15, sdk=None), "x")
+    assert registry == "npm"
+
+
+def test_a_release_the_image_python_cannot_run_loses_to_the_other_registry():
+    unrunnable = cand("pypi", sdk="mcp").model_copy(update={"runnable": False})
+    registry, reason = choose(unrunnable, cand("npm", sdk="@modelcontextprotocol/sdk"), "x")
+    assert registry == "npm" and "newer Python" in reason
+
+
+@pytest.mark.parametrize(
+    ("pypi", "npm", "winner"),
+    [(9, 1, "pypi"), (12, 5, "pypi"), (83, 1, "pypi"), (1, 13, "npm")],
+)
+def test_the_package_with_a_release_history_beats_a_one_off_port(pypi, npm, winner):
+    registry, reason = choose(cand_n("pypi", pypi), cand_n("npm", npm, sdk="@modelcontextprotocol/sdk"), "x")
+    assert registry == winner and "release history" in reason
 
 
 def test_launchable_beats_a_library_without_executable():
@@ -67,6 +93,7 @@ def test_still_ambiguous_shows_both_candidates_and_the_explicit_spec():
     message = str(info.value)
     assert "pypi x-mcp 1.2.0 (depends on mcp)" in message
     assert "npm x-mcp 2.0.0 (depends on @modelcontextprotocol/sdk)" in message
+    assert "twin-mcp' is ambiguous" in message
     assert "pypi:twin-mcp or npm:twin-mcp" in message
 
 
@@ -79,6 +106,9 @@ def test_still_ambiguous_shows_both_candidates_and_the_explicit_spec():
         ({"name": "@playwright/mcp", "bin": {"playwright-mcp": "cli.js"}}, "playwright-mcp"),
         ({"name": "multi", "bin": {"multi": "a.js", "other": "b.js"}}, "multi"),
         ({"name": "alias", "bin": {"a": "same.js", "b": "same.js"}}, "a"),
+        ({"name": "nx-mcp", "bin": "main.js"}, "nx-mcp"),
+        ({"name": "@wonderwhy-er/desktop-commander", "bin": {"desktop-commander": "a.js", "setup": "b.js"}},
+         "desktop-commander"),
     ],
 )
 def test_npm_bin_is_chosen_as_npx_does(manifest, expected):
@@ -111,6 +141,14 @@ def test_python_launch_prefers_the_matching_console_script(project, scripts, mod
 def test_python_launch_refuses_a_project_with_nothing_to_run():
     with pytest.raises(DetectError, match="no console script and has no __main__"):
         python_launch("library-only", {}, [])
+
+
+def test_npm_sdk_packages_include_the_whole_official_scope():
+    from components.detect.rules import npm_sdk
+
+    assert npm_sdk({"@modelcontextprotocol/node": "^1"}) == "@modelcontextprotocol/node"
+    assert npm_sdk({"@modelcontextprotocol/inspector": "^1"}) is None
+    assert npm_sdk({"left-pad": "1"}) is None
 
 
 def test_sdk_dependency_ignores_optional_extras():

@@ -105,7 +105,7 @@ def _pypi_candidate(clients: Clients, name: str, constraint: str | None) -> rule
     if project is None:
         return None
     try:
-        version, _ = _pypi_pick(project, constraint, name, rules.IMAGE_PYTHON)
+        version, files = _pypi_pick(project, constraint, name, rules.IMAGE_PYTHON)
     except DetectError:
         return None
     info = project.get("info") or {}
@@ -122,6 +122,7 @@ def _pypi_candidate(clients: Clients, name: str, constraint: str | None) -> rule
         sdk=rules.python_sdk(requires_dist or []),
         says_mcp=rules.mentions_mcp(name, info.get("keywords"), info.get("summary"), *info.get("classifiers", [])),
         launchable=True if facts is None else bool(facts.get("scripts") or facts.get("main_modules")),
+        runnable=rules.python_supported(_requires_python(files)),
         first_release=first,
         releases=len(pypi_mod.versions(project, include_yanked=True)),
     )

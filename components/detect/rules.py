@@ -20,9 +20,8 @@ from components.detect.models import DetectError
 
 IMAGE_PYTHON = "3.12"
 PYTHON_SDKS = frozenset({"mcp", "fastmcp"})
-NPM_SDKS = frozenset(
-    {"@modelcontextprotocol/sdk", "@modelcontextprotocol/server", "fastmcp", "mcp-framework", "mcp-handler"}
-)
+NPM_SDKS = frozenset({"fastmcp", "mcp-framework", "mcp-handler", "tmcp", "@mastra/mcp"})
+NPM_SDK_SCOPE = "@modelcontextprotocol/"  # sdk, server, node, …: the official SDK packages
 # Published first on one registry by this much: the other is a later port of the same idea.
 FIRST_CLAIM_MARGIN = timedelta(days=180)
 
@@ -36,6 +35,7 @@ class Candidate(BaseModel):
     sdk: str | None = None  # the MCP SDK it depends on, if any
     says_mcp: bool = False  # keywords/description/name call it an MCP server
     launchable: bool = False  # has a bin / console script / __main__
+    runnable: bool = True  # its requirements (Python version) are met by the image
     first_release: datetime | None = None  # None when the registry's answer does not tell
     releases: int = 0
 
@@ -55,7 +55,8 @@ class Candidate(BaseModel):
             signal = f"depends on {self.sdk}"
         else:
             signal = "describes itself as MCP" if self.says_mcp else "no MCP signal"
-        return f"{self.registry} {self.name} {self.version} ({signal})"
+        releases = f", {self.releases} release{'s' if self.releases != 1 else ''}" if self.releases else ""
+        return f"{self.registry} {self.name} {self.version} ({signal}{releases})"
 
 
 def mentions_mcp(*texts: str | None) -> bool:
@@ -87,7 +88,7 @@ def python_sdk(requires_dist: list[str]) -> str | None:
 
 def npm_sdk(dependencies: dict | None) -> str | None:
     for name in dependencies or {}:
-        if name in NPM_SDKS:
+        if name in NPM_SDKS or (name.startswith(NPM_SDK_SCOPE) and "inspector" not in name):
             return name
     return None
 
@@ -105,9 +106,11 @@ def choose(pypi: Candidate | None, npm: Candidate | None, name: str) -> tuple[st
     def pick(winner: Candidate, why: str) -> tuple[str, str]:
         return winner.registry, f"on both registries ({both}); {why}"
 
-    if pypi.level != npm.level:
+    if bool(pypi.level) != bool(npm.level):
         winner = max((pypi, npm), key=lambda c: c.level)
         return pick(winner, f"only {winner.registry}'s is an MCP server by its dependencies/keywords")
+    if pypi.runnable != npm.runnable:
+        return pick(npm, f"PyPI's needs a newer Python than the image's {IMAGE_PYTHON}")
     if pypi.launchable != npm.launchable:
         winner = pypi if pypi.launchable else npm
         return pick(winner, f"only {winner.registry}'s has an executable to launch")
@@ -116,6 +119,10 @@ def choose(pypi: Candidate | None, npm: Candidate | None, name: str) -> tuple[st
         if newer.first_release - older.first_release > FIRST_CLAIM_MARGIN:
             return pick(older, f"{older.registry}'s was published first ({older.first_release:%Y-%m-%d}, "
                         f"{newer.registry}'s only on {newer.first_release:%Y-%m-%d})")
+    busier, quieter = sorted((pypi, npm), key=lambda c: c.releases, reverse=True)
+    if busier.releases >= 2 * quieter.releases and busier.releases - quieter.releases >= 3:
+        return pick(busier, f"{busier.registry}'s has a release history ({busier.releases} releases against "
+                    f"{quieter.releases}); the other looks like a port")
     if pypi.mature != npm.mature:
         winner = pypi if pypi.mature else npm
         return pick(winner, f"{winner.registry}'s is the established one (version {winner.version} against 0.x)")
