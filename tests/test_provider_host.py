@@ -164,6 +164,11 @@ def test_host_runs_configure_check_create_diff_update_read_delete_against_the_em
         read = host.read(created.id, updated)
         assert read.id == created.id and _props(read.properties)["env"]["LOG_LEVEL"] == "debug"
 
+        # Import (`import_=` in the program): the engine sends no properties, only the program's inputs.
+        imported = host.stub.Read(provider_pb2.ReadRequest(id=created.id, urn=URN, inputs=_struct(changed)))
+        assert imported.id == created.id
+        assert _props(imported.inputs)["env"] == env and _props(imported.inputs)["region"] == "iad"
+
         host.delete(created.id, updated)
         host.delete(created.id, updated)  # already gone: still succeeds
         host.delete(sec.id, sec_out)

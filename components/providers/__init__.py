@@ -1,4 +1,19 @@
-"""Pulumi dynamic providers for Fly: app, secrets, IP and machines (one resource per module)."""
+"""Pulumi dynamic providers for Fly: app, secrets, IP and machines (one resource per module).
+
+    app = FlyApp("memory", name="catwalk-dev-memory", stack="dev", org="personal")
+    secrets = FlySecrets("memory-secrets", app=app.app_id, values={"API_KEY": secret})   # values: secret
+    FlyIp("memory-ipv4", app=app.app_id, type="shared_v4")                              # or "v6"
+    FlyMachine("memory-iad-0", app=app.app_id, stack="dev", server="memory", region="iad", index=0,
+               image=ref, env={...}, size="shared-cpu-1x", memory=512, autostop="stop", autostart=True,
+               min_machines_running=0, restart_policy="on-failure", secrets_version=secrets.version)
+
+Outputs: FlyApp `app_id` (the app name, to pass as `app=`), `fly_id`, `status`; FlySecrets `names`,
+`version` (and secret `digest`/`salt`); FlyIp `address`; FlyMachine `machine_id`, `name`, `version`,
+`instance_id`, `state`, `private_ip`, `config` (the part of the machine config catwalk owns).
+Ids: app name, app name, IP address, machine id. Import: `<app>` / `<app>` / `<app>/<address>` /
+`<app>/<machine_id>` (or the bare id when the resource's inputs carry `app`).
+The Fly token comes from stack config `catwalk:flyApiToken` (secret) or `FLY_API_TOKEN`, never inputs.
+"""
 
 from components.providers.app import FlyApp, FlyAppProvider
 from components.providers.base import FlyProviderError

@@ -47,7 +47,7 @@ def foreign_machines(machines: list[dict[str, Any]], stack: str) -> list[str]:
     foreign = []
     for m in machines:
         meta = (m.get("config") or {}).get("metadata") or {}
-        if meta.get("catwalk_stack") != stack and m.get("state") != "destroyed":
+        if meta.get("catwalk_stack") != stack and m.get("state") not in ("destroyed", "destroying"):
             foreign.append(f"{m.get('name') or '?'} ({m.get('id')})")
     return sorted(foreign)
 
