@@ -23,6 +23,24 @@ from bench.servers import SERVERS, Server
 from components.detect import DetectError, DiskCache, detect_many, make_session
 
 RESULTS = Path(__file__).parent / "results"
+NOTES = """\
+## Notes
+
+- Labels come from the registries' own clients (`npm view`, `pip download` + the wheel's
+  `entry_points.txt`), never from catwalk's output; see `bench/servers.py`.
+- History: the first run over this set (2026-11-25) had runtime right for 76/85 and launch for 79/85.
+  The misses were names published on both registries by different authors (`duckduckgo-mcp-server`,
+  `mysql-mcp-server`, `wikipedia-mcp`, `tavily-mcp`, `mcp-atlassian`, `postgres-mcp`, `mcp-obsidian`,
+  `mongodb-mcp-server`) and one label that contradicted the refusal policy (`mcp-text-editor`'s newest
+  release needs Python 3.13). Detection then gained two rules: a bundled SDK counts as MCP like a declared
+  dependency (npm packages such as `mongodb-mcp-server` bundle it), and among two MCP servers the one with
+  a release history beats a one-off port (at least twice the releases and three more). Every decision
+  on a shared name is printed in `evidence`.
+- The npm registry reached here serves trimmed documents (recent versions only, no `time.created`),
+  so npm release counts are lower than on the public registry, and the first-publication rule (which
+  needs `time.created`) never fires here. The decisions above were checked only against the documents
+  served here; with full documents some shared names may be decided by a different rule.
+"""
 REFUSALS = {"python>=3.13": "requires Python", "not-found": "does not exist"}
 
 
@@ -99,7 +117,7 @@ def markdown(report: dict) -> str:
         for row in misses:
             lines.append(f"- `{row['spec']}`: expected {row['expected_runtime']} {row['expected_launch']}, "
                          f"got {row['runtime']} {row['launch']} {row.get('error', '')}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n" + NOTES
 
 
 def main(argv: list[str] | None = None) -> int:
