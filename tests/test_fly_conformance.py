@@ -170,17 +170,14 @@ def test_the_scripted_session_covers_every_call_the_acceptance_names(session_log
     assert {("Apps_create", 422), ("Machines_update", 409), ("Machines_wait", 400)} <= statuses
 
 
-def test_an_emulator_answer_that_breaks_the_spec_is_caught():
+def test_an_emulator_answer_that_breaks_the_spec_is_caught(session_log):
     """The check itself can fail: a Machine whose ``state`` is a number is refused."""
-    with running_emulator() as emu:
-        openapi, raw = load_spec(emu.base_url)
-        http = requests.Session()
-        resp = http.get(emu.base_url + "/v1/apps/x", headers={"Authorization": "Bearer t"})
-        assert resp.status_code == 404
-        bad = requests.Response()
-        bad.status_code, bad._content = 200, json.dumps({"id": "m1", "state": 5}).encode()
-        bad.headers["Content-Type"] = "application/json"
-        bad.request = requests.Request("GET", emu.base_url + "/v1/apps/x/machines/m1").prepare()
-        with pytest.raises(Exception) as caught:
-            check_pair(openapi, raw, bad)
-        assert "5 is not of type 'string'" in repr(caught.value.__cause__ or caught.value.__context__ or caught.value)
+    responses, openapi, raw = session_log
+    base = responses[0].url.split("/v1/")[0]
+    bad = requests.Response()
+    bad.status_code, bad._content = 200, json.dumps({"id": "m1", "state": 5}).encode()
+    bad.headers["Content-Type"] = "application/json"
+    bad.request = requests.Request("GET", base + "/v1/apps/x/machines/m1").prepare()
+    with pytest.raises(Exception) as caught:
+        check_pair(openapi, raw, bad)
+    assert "5 is not of type 'string'" in repr(caught.value.__cause__ or caught.value.__context__ or caught.value)
