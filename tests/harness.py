@@ -40,7 +40,7 @@ from typing import Any
 
 from rich.console import Console
 
-from tests._harness.deployment import Deployment, DeploymentError
+from tests._harness.deployment import DEFAULT_PARALLEL, Deployment, DeploymentError
 from tests._harness.engine import program_directory, run_program
 from tests._harness.providers import Providers
 from tests._harness.report import print_report
@@ -91,7 +91,8 @@ def default_state_path(project_dir: Path, stack: str) -> Path:
 
 def run(command: str, stack: str, *, project_dir: str | Path = ".", program: str | Path | None = None,
         config_file: str | Path | None = None, state: str | Path | None = None,
-        secrets: Mapping[str, str] | None = None, show_secrets: bool = False) -> Result:
+        secrets: Mapping[str, str] | None = None, show_secrets: bool = False,
+        parallel: int = DEFAULT_PARALLEL) -> Result:
     """Run `command` in this process. Never raises for a failed step: see `Result.error`."""
     if command not in COMMANDS:
         raise ValueError(f"command must be one of {COMMANDS}, not {command!r}")
@@ -111,7 +112,7 @@ def run(command: str, stack: str, *, project_dir: str | Path = ".", program: str
         return result
 
     providers = Providers(config=dict(config.values), project=project.name)
-    deployment = Deployment(saved, store, providers, preview=command == "preview")
+    deployment = Deployment(saved, store, providers, preview=command == "preview", parallel=parallel)
     stack_outputs: dict[str, Any] = {}
     try:
         if command == "destroy":
@@ -143,7 +144,8 @@ def run(command: str, stack: str, *, project_dir: str | Path = ".", program: str
 def run_subprocess(command: str, stack: str, *, project_dir: str | Path = ".", program: str | Path | None = None,
                    config_file: str | Path | None = None, state: str | Path | None = None,
                    secrets: Mapping[str, str] | None = None, show_secrets: bool = False,
-                   env: Mapping[str, str] | None = None, timeout: float = 600) -> Result:
+                   parallel: int = DEFAULT_PARALLEL, env: Mapping[str, str] | None = None,
+                   timeout: float = 600) -> Result:
     """Run the CLI in a fresh interpreter (no SDK global state shared with the caller)."""
     # Paths are the caller's (relative to its cwd); the child runs in the repository root.
     argv = [sys.executable, "-m", "tests.harness", command, "--stack", stack, "--json",
@@ -155,6 +157,7 @@ def run_subprocess(command: str, stack: str, *, project_dir: str | Path = ".", p
         argv += ["--secret", f"{key}={value}"]
     if show_secrets:
         argv.append("--show-secrets")
+    argv += ["--parallel", str(parallel)]
     proc = subprocess.run(argv, cwd=REPO_ROOT, env={**os.environ, **(env or {})}, capture_output=True,
                           text=True, timeout=timeout, check=False)
     try:
@@ -185,6 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--config-file", help="stack config (default: <project-dir>/Pulumi.STACK.yaml)")
     ap.add_argument("--secret", action="append", type=_parse_secret, default=[], metavar="KEY=VALUE",
                     help="plaintext for a secure config value (repeatable)")
+    ap.add_argument("--parallel", type=int, default=DEFAULT_PARALLEL,
+                    help=f"provider calls at once (default {DEFAULT_PARALLEL}; 1 = deterministic order)")
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = ap.parse_args(argv)
 
@@ -192,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(message)s")
     result = run(args.command, args.stack, project_dir=args.project_dir, program=args.program,
                  config_file=args.config_file, state=args.state, secrets=dict(args.secret),
-                 show_secrets=args.show_secrets)
+                 show_secrets=args.show_secrets, parallel=args.parallel)
     if args.command == "output" and result.exit_code == 0:
         print(json.dumps(result.outputs, indent=2, ensure_ascii=False))
     elif args.json:

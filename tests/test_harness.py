@@ -195,6 +195,15 @@ def test_destroy_deletes_everything_dependents_first(toy):
     assert len(again.ops("create")) == 7
 
 
+@pytest.mark.parametrize(("parallel", "overlap"), [(4, True), (1, False)])
+def test_independent_steps_run_concurrently_unless_parallel_is_one(toy, parallel, overlap):
+    toy.configure([{"key": k, "content": k, "independent": True, "delay": 0.4} for k in ("alpha", "beta")])
+    result = up_ok(toy, parallel=parallel)
+    assert len(result.ops("create")) == 7
+    notes = [line for line in toy.journal() if "note" in line]
+    assert (notes[1].startswith("begin")) is overlap, notes
+
+
 def test_secret_outputs_are_masked_in_json_and_encrypted_in_state(toy):
     toy.configure([{"key": "alpha", "content": "hello"}], **{"toy:apiKey": {"secure": "v1:opaque"}})
     result = toy.cli("up", secrets={"toy:apiKey": API_KEY})

@@ -1,7 +1,11 @@
 """The engine's step executor: turns each registration into check / diff / create / update /
 replace / same against the saved state, calling the real dynamic providers; deletes what the
 program no longer registers; and `destroy`. State is saved after every step that changed the
-world, so a failure keeps what succeeded."""
+world, so a failure keeps what succeeded.
+
+Registrations arrive on the SDK's executor threads; like the engine, steps of independent resources
+run concurrently, at most `parallel` provider calls at once (the dynamic provider host serves
+4 gRPC workers). `parallel=1` makes the order of independent steps deterministic."""
 
 from __future__ import annotations
 
@@ -45,8 +49,12 @@ class Operation:
     urn: str
 
 
+DEFAULT_PARALLEL = 4
+
+
 class Deployment:
-    def __init__(self, state: State, store: StateFile, providers: Providers, preview: bool):
+    def __init__(self, state: State, store: StateFile, providers: Providers, preview: bool,
+                 parallel: int = DEFAULT_PARALLEL):
         self.state = state
         self.store = store
         self.providers = providers
@@ -56,28 +64,33 @@ class Deployment:
         self._old = state.live()
         self._seen: list[str] = []
         self._replaced_now: set[int] = set()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # state, operations, error
+        self._slots = threading.BoundedSemaphore(max(1, parallel))  # concurrent provider calls
 
     # -- registrations (called by the mock monitor, one at a time) ---------------------------
 
     def register(self, reg: Registration) -> tuple[str, dict[str, Any]]:
+        label = _label(reg.type, reg.name)
         with self._lock:
             if self.error is not None:
-                raise DeploymentError(f"{_label(reg.type, reg.name)}: not attempted after an earlier error")
-            try:
-                return self._register(reg)
-            except DeploymentError as exc:
-                self.error = str(exc)
-                raise
-            except Exception as exc:  # a harness or state failure: still name the resource
-                self.error = f"{_label(reg.type, reg.name)}: {type(exc).__name__}: {exc}"
-                raise DeploymentError(self.error) from exc
+                raise DeploymentError(f"{label}: not attempted after an earlier error")
+            if reg.urn in self._seen:
+                self.error = f"{label}: duplicate resource URN {reg.urn}"
+                raise DeploymentError(self.error)
+            self._seen.append(reg.urn)
+        try:
+            return self._register(reg, self._old.get(reg.urn))
+        except DeploymentError as exc:
+            with self._lock:
+                self.error = self.error or str(exc)
+            raise
+        except Exception as exc:  # a harness or state failure: still name the resource
+            message = f"{label}: {type(exc).__name__}: {exc}"
+            with self._lock:
+                self.error = self.error or message
+            raise DeploymentError(message) from exc
 
-    def _register(self, reg: Registration) -> tuple[str, dict[str, Any]]:
-        if reg.urn in self._seen:
-            raise DeploymentError(f"{_label(reg.type, reg.name)}: duplicate resource URN {reg.urn}")
-        old = self._old.get(reg.urn)
-        self._seen.append(reg.urn)
+    def _register(self, reg: Registration, old: Entry | None) -> tuple[str, dict[str, Any]]:
         inputs = dict(reg.inputs)
         if old is not None:  # ignore_changes: keep the deployed value of those (top-level) inputs
             for key in reg.ignore_changes:
@@ -166,15 +179,14 @@ class Deployment:
         self.store.save(self.state)
 
     def destroy(self) -> None:
-        with self._lock:
-            for entry in reversed(list(self.state.resources)):
-                try:
-                    self._delete(entry)
-                except DeploymentError as exc:
-                    self.error = str(exc)
-                    return
-            self.state.outputs = {}
-            self.store.save(self.state)
+        for entry in reversed(list(self.state.resources)):
+            try:
+                self._delete(entry)
+            except DeploymentError as exc:
+                self.error = str(exc)
+                return
+        self.state.outputs = {}
+        self.store.save(self.state)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -185,30 +197,34 @@ class Deployment:
             provider = self._call(label, "loading the provider", lambda: self.providers.get(entry.provider))
             props = {**reveal(entry.outputs), PROVIDER_KEY: entry.provider}
             self._call(label, "delete", lambda: provider.delete(entry.id, props))
-        self.state.resources.remove(entry)
-        self.store.save(self.state)
-        if record:
-            self._record(entry.type, entry.name, DELETE, entry.urn)
+        with self._lock:
+            self.state.resources.remove(entry)
+            self.store.save(self.state)
+            if record:
+                self._record(entry.type, entry.name, DELETE, entry.urn)
 
     def _commit(self, new: Entry, old: Entry | None, keep_old: bool) -> None:
-        if old is None:
-            self.state.resources.append(new)
-        elif keep_old:
-            old.delete = True
-            self._replaced_now.add(id(old))
-            self.state.resources.append(new)
-        else:
-            self.state.resources[self.state.resources.index(old)] = new
-        self.store.save(self.state)
+        with self._lock:
+            if old is None:
+                self.state.resources.append(new)
+            elif keep_old:
+                old.delete = True
+                self._replaced_now.add(id(old))
+                self.state.resources.append(new)
+            else:
+                self.state.resources[self.state.resources.index(old)] = new
+            self.store.save(self.state)
 
     def _record(self, type_: str, name: str, op: str, urn: str) -> None:
         assert op in (CREATE, UPDATE, REPLACE, SAME, DELETE)
-        self.operations.append(Operation(type_, name, op, urn))
+        with self._lock:
+            self.operations.append(Operation(type_, name, op, urn))
 
-    @staticmethod
-    def _call(label: str, step: str, fn: Callable[[], T]) -> T:
+    def _call(self, label: str, step: str, fn: Callable[[], T]) -> T:
+        """A provider call: bounded concurrency, and any failure named after the resource."""
         try:
-            return fn()
+            with self._slots:
+                return fn()
         except DeploymentError:
             raise
         except Exception as exc:

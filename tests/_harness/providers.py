@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import threading
 from typing import Any
 
 import dill
@@ -27,12 +28,14 @@ class Providers:
         self._config = config
         self._project = project
         self._cache: dict[str, ResourceProvider] = {}
+        self._lock = threading.Lock()
 
     def get(self, blob: str) -> ResourceProvider:
-        provider = self._cache.get(blob)
-        if provider is None:
-            provider = _deserialize(lambda: dill.loads(base64.b64decode(blob)))
-            provider.configure(ConfigureRequest(config=Config(raw_config=dict(self._config),
-                                                              project_name=self._project)))
-            self._cache[blob] = provider
-        return provider
+        with self._lock:
+            provider = self._cache.get(blob)
+            if provider is None:
+                provider = _deserialize(lambda: dill.loads(base64.b64decode(blob)))
+                provider.configure(ConfigureRequest(config=Config(raw_config=dict(self._config),
+                                                                  project_name=self._project)))
+                self._cache[blob] = provider
+            return provider

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,9 @@ class NoteProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         if props.get("fail_create"):
             raise RuntimeError(f"toy disk is full, cannot write {props['file']}")
+        if props.get("delay"):  # a slow create, to observe overlapping (parallel) steps
+            journal(str(Path(props["folder"]).parent), f"begin note {props['file']}")
+            time.sleep(float(props["delay"]))
         path = Path(props["folder"]) / props["file"]
         path.write_text(props["content"])
         journal(str(Path(props["folder"]).parent), f"create note {props['file']}")

@@ -19,8 +19,9 @@ for spec in cfg.require_object("notes"):
     note = Note(key, {"folder": folder.path, "file": spec.get("file", f"{key}.txt"),
                       "content": spec["content"], "token": token.result,
                       "fail_create": bool(spec.get("fail_create", False)),
-                      "exclusive": bool(spec.get("exclusive", False))},
-                opts=pulumi.ResourceOptions(parent=group, depends_on=[previous] if previous else None))
+                      "exclusive": bool(spec.get("exclusive", False)), "delay": spec.get("delay", 0)},
+                opts=pulumi.ResourceOptions(parent=group, depends_on=[previous] if previous and
+                                            not spec.get("independent") else None))
     group.register_outputs({})
     previous = note
     pulumi.log.info(f"note {key} registered")
