@@ -2,7 +2,7 @@
 
     python -m tests.harness preview|up|destroy --stack STACK [--state FILE] [--json]
         [--show-secrets] [--project-dir DIR] [--program PATH] [--config-file FILE]
-        [--secret KEY=VALUE ...]
+        [--secret KEY=VALUE ...] [--parallel N]
     python -m tests.harness output --stack STACK [--state FILE] [--show-secrets]
         (the last up's stack outputs as JSON, like `pulumi stack output --json`)
 
@@ -20,9 +20,15 @@ Secret config: see tests/_harness/stackconfig.py (`--secret KEY=VALUE` or
 `CATWALK_HARNESS_SECRET_<KEY>`). Exit status: 0 success, 1 a step or the program failed (the
 message names the resource and carries the provider's error), 2 bad usage / config / state.
 
-Python API: `run(command, stack, ...) -> Result` runs in this process (in a copied contextvars
-context, so consecutive runs are independent, but modules the program imports stay cached);
-`run_subprocess(...)` runs the CLI in a fresh interpreter, the safe default for end-to-end tests.
+Steps of independent resources run concurrently, at most `--parallel` (default 4) provider calls
+at once; `--parallel 1` gives a deterministic order. The program runs with cwd = its directory,
+as the language host runs it; the harness makes no hook into the program.
+
+Python API: `run(command, stack, ...) -> Result` runs in this process, on its own thread and in a
+copied contextvars context with fresh SDK settings, so consecutive runs (and set_mocks unit tests
+in the same session) do not see each other; modules the program imports stay cached, it changes
+the process cwd while it runs, and it is not thread-safe. `run_subprocess(...)` runs the CLI in a
+fresh interpreter: the safe default for end-to-end tests (pass `env={"FLY_API_URL": ...}`).
 """
 
 from __future__ import annotations
