@@ -19,7 +19,9 @@ from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import rpc
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
-from components.providers import FlyAppProvider, FlyMachineProvider, FlySecretsProvider
+from components.fly import FlyClient
+from components.providers import FlyAppProvider, FlyIpProvider, FlyMachineProvider, FlySecretsProvider
+from tests.fly_emulator.fixture import emulator_process
 from tests.test_providers_emulator import TOKEN, Emu
 
 MACHINE = {
@@ -195,3 +197,121 @@ def test_host_without_a_token_fails_with_a_clear_error_and_creates_nothing():
     finally:
         host.close()
         emu.close()
+
+
+class HostEngine:
+    """`pulumi up`/`destroy` step logic over the host's gRPC API (create-before-delete replacement)."""
+
+    def __init__(self, host: ProviderHost):
+        self.host = host
+        self.state: dict[str, dict[str, Any]] = {}
+
+    def up(self, key: str, provider_class: type, news: dict[str, Any]) -> str:
+        entry = self.state.get(key)
+        pickled = entry["pickled"] if entry else serialize_provider(provider_class())
+        checked = self.host.check(entry["inputs"] if entry else {}, {**news, "__provider": pickled})
+        assert list(checked.failures) == []
+        inputs = _props(checked.inputs)
+        if entry is None:
+            created = self.host.create(inputs)
+            self.state[key] = {
+                "id": created.id,
+                "inputs": inputs,
+                "outputs": _props(created.properties),
+                "pickled": pickled,
+            }
+            return "create"
+        diff = self.host.diff(entry["id"], entry["outputs"], inputs)
+        if diff.replaces:
+            created = self.host.create(inputs)
+            self.host.delete(entry["id"], entry["outputs"])
+            entry.update(id=created.id, inputs=inputs, outputs=_props(created.properties))
+            return "replace"
+        if diff.changes == provider_pb2.DiffResponse.DIFF_SOME:
+            entry.update(
+                inputs=inputs, outputs=_props(self.host.update(entry["id"], entry["outputs"], inputs).properties)
+            )
+            return "update"
+        return "same"
+
+    def destroy(self, key: str) -> None:
+        entry = self.state[key]
+        self.host.delete(entry["id"], entry["outputs"])
+        del self.state[key]
+
+
+def converge(step, rounds: int = 12) -> None:
+    """Re-run a failed step, as a user re-runs `pulumi up` after an error."""
+    for _ in range(rounds):
+        try:
+            step()
+            return
+        except grpc.RpcError:
+            continue
+    raise AssertionError(f"did not converge in {rounds} runs")
+
+
+SERVERS = ["memory", "git", "fetch", "time", "sqlite"]
+
+
+def deploy(engine: HostEngine, extra_env: dict[str, str]) -> list[str]:
+    ops = []
+    for s in SERVERS:
+        app = f"catwalk-dev-{s}"
+        steps = [
+            (f"app-{s}", FlyAppProvider, lambda app=app: {"name": app, "org": "personal", "stack": "dev"}),
+            (f"sec-{s}", FlySecretsProvider, lambda app=app, s=s: {"app": app, "values": {"API_KEY": f"v-{s}-0001"}}),
+            (f"ip-{s}", FlyIpProvider, lambda app=app: {"app": app, "type": "shared_v4"}),
+            (
+                f"m-{s}",
+                FlyMachineProvider,
+                lambda app=app, s=s: {
+                    **MACHINE,
+                    "app": app,
+                    "server": s,
+                    "env": {**MACHINE["env"], **extra_env},
+                    "secrets_version": engine.state[f"sec-{s}"]["outputs"]["version"],
+                },
+            ),
+        ]
+        for key, cls, news in steps:
+            converge(lambda key=key, cls=cls, news=news: ops.append(engine.up(key, cls, news())))
+    return ops
+
+
+@pytest.mark.slow
+def test_host_five_servers_converge_under_the_cli_emulators_30_percent_faults():
+    """Acceptance: `python -m tests.fly_emulator --fault-rate 0.3`, the real host, 5 servers: create, env
+    update, unchanged re-run (zero calls), destroy; never a duplicate or orphan machine."""
+    with emulator_process(
+        "--fault-rate", "0.3", "--seed", "11", "--retry-after", "0", "--transition-s", "0.01", token=TOKEN
+    ) as emu:
+        host = ProviderHost(host_env(FLY_API_URL=emu.base_url, CATWALK_FLY_RATE="off"))
+        try:
+            host.configure({"catwalk:flyApiToken": TOKEN})
+            engine = HostEngine(host)
+
+            def live() -> dict[str, str]:
+                return {m["name"]: m["id"] for m in emu.machines() if m["state"] not in ("destroyed", "destroying")}
+
+            assert set(deploy(engine, {})) == {"create"}
+            assert live() == {f"{s}-iad-0": engine.state[f"m-{s}"]["id"] for s in SERVERS}
+            faults = [c["fault"] for c in emu.calls() if c["fault"]]
+            assert len(faults) >= 10, faults
+
+            ids = live()
+            ops = deploy(engine, {"LOG_LEVEL": "debug"})
+            assert ops.count("update") == len(SERVERS) and "replace" not in ops and "create" not in ops
+            assert live() == ids  # in place: the same machines
+            assert all(engine.state[f"m-{s}"]["outputs"]["env"]["LOG_LEVEL"] == "debug" for s in SERVERS)
+
+            emu.clear_calls()
+            assert set(deploy(engine, {"LOG_LEVEL": "debug"})) == {"same"}
+            assert emu.calls() == []
+
+            for key in sorted(engine.state, key=lambda k: k.startswith("app-")):  # apps last
+                converge(lambda key=key: engine.destroy(key))
+            assert live() == {}
+            assert FlyClient(emu.base_url, TOKEN, mutation_rate=0).list_apps("personal") == []
+        finally:
+            host.close()
