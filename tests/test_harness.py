@@ -391,3 +391,21 @@ def test_state_round_trips_nested_secrets_encrypted(tmp_path):
     loaded = store.load("p", "s")
     assert loaded.resources == [entry]
     assert loaded.outputs == {"out": {"token": Secret("k-123")}}
+
+
+def test_resource_references_reach_providers_as_ids_or_urns_and_secrets_stay_at_the_leaf():
+    from google.protobuf import struct_pb2
+
+    from tests._harness import values as v
+
+    struct = struct_pb2.Struct()
+    struct.update({
+        "app": {v.SIG_KEY: v.RESOURCE_SIG, "urn": "urn:app", "id": "app-1"},
+        "group": {v.SIG_KEY: v.RESOURCE_SIG, "urn": "urn:group", "id": ""},
+        "pending": {v.SIG_KEY: v.RESOURCE_SIG, "urn": "urn:p", "id": v.UNKNOWN_SENTINEL},
+        "server": {"url": "https://x/mcp", "token": {v.SIG_KEY: v.SECRET_SIG, "value": "t"}},
+    })
+    props = v.from_struct(struct)
+    assert props["app"] == "app-1" and props["group"] == "urn:group" and props["pending"] is v.UNKNOWN
+    assert props["server"] == {"url": "https://x/mcp", "token": v.Secret("t")}
+    assert v.render(props["server"], show_secrets=False) == {"url": "https://x/mcp", "token": "[secret]"}

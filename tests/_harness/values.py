@@ -59,7 +59,7 @@ def _from_wire(value: Any) -> Any:
         if sig == RESOURCE_SIG:
             # Dynamic providers do not accept resource references: the engine downgrades them
             # to the resource's id (custom resources) or URN (components).
-            return value.get("id") or value.get("urn")
+            return _from_wire(value.get("id") or value.get("urn"))  # an id is unknown in a preview
         return {k: _from_wire(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_from_wire(v) for v in value]
