@@ -22,7 +22,7 @@ import re
 from typing import Literal
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import canonicalize_name
+from packaging.utils import InvalidName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict
 
@@ -40,8 +40,6 @@ _FORBIDDEN = set(";|&$`<>(){}[]*?!\\'\"#,%") | {" ", "\t"}
 # npm: lowercase, url-safe, no leading dot/underscore (validate-npm-package-name, new-package rules).
 _NPM_PART = r"[a-z0-9][a-z0-9._~-]*"
 _NPM_NAME = re.compile(rf"^(?:@{_NPM_PART}/)?{_NPM_PART}$")
-# PEP 508 distribution name.
-_PEP508_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
 # npm ranges as written inside a spec (no spaces there): 1.2.3, ^1.2, ~1, 1.x, >=1.2, latest, next.
 _NPM_RANGE = re.compile(r"^[0-9A-Za-z^~=<>.*+-]{1,64}$")
 _GITHUB_OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,37}[A-Za-z0-9])?$")
@@ -122,7 +120,9 @@ def pypi_name_problem(name: str) -> str | None:
     """Why ``name`` is not a valid PEP 508 distribution name, or None."""
     if len(name) > MAX_NPM_NAME:
         return f"names are at most {MAX_NPM_NAME} characters here"
-    if not _PEP508_NAME.match(name):
+    try:
+        canonicalize_name(name, validate=True)  # the PEP 508 name grammar, as packaging implements it
+    except InvalidName:
         return "PEP 508 names are letters, digits, '-', '_', '.', starting and ending with a letter or digit"
     return None
 

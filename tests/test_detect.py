@@ -13,6 +13,10 @@ from components.detect import DetectError, DiskCache, detect, detect_many
 from components.detect.models import RuntimeSpec
 from tests.registry_fakes import NoNetworkSession, RecordedSession
 
+TIME_WHEEL = (
+    "69/d4/d16c3771225ea2744a529ffca08bc5394b1cff5ee141d5b2178dd1279d06/mcp_server_time-2026.10.19-py3-none-any.whl"
+)
+
 
 @pytest.fixture
 def session():
@@ -235,12 +239,8 @@ def test_configured_mirror_with_relative_file_urls(monkeypatch, session, cache, 
     page = page.replace("https://pypi.org/packages/packages/", "../../packages/")
     content_type = "application/vnd.pypi.simple.v1+json" if "json" in accept else "text/html"
     session.add("https://mirror.example/pypi/simple/mcp-server-time/", 200, page, {"Content-Type": content_type})
-    path = (
-        "69/d4/d16c3771225ea2744a529ffca08bc5394b1cff5ee141d5b2178dd1279d06/"
-        "mcp_server_time-2026.10.19-py3-none-any.whl"
-    )
-    wheel = session.recordings[f"https://pypi.org/packages/packages/{path}"][0]
-    mirrored = f"https://mirror.example/pypi/packages/{path}"
+    wheel = session.recordings[f"https://pypi.org/packages/packages/{TIME_WHEEL}"][0]
+    mirrored = f"https://mirror.example/pypi/packages/{TIME_WHEEL}"
     session.add(mirrored, 200, base64.b64decode(wheel["body_b64"]))
     result = detect("pypi:mcp-server-time", session=session, cache=cache)
     assert result.registry == "https://mirror.example/pypi/simple/"
@@ -264,3 +264,19 @@ def test_custom_command_needs_no_registry():
     assert result.env() == {"MCP_RUNTIME": "custom", "MCP_COMMAND": "python server.py --port 1"}
     with pytest.raises(DetectError, match="without a shell"):
         detect("python server.py | tee log", runtime="custom", session=NoNetworkSession())
+
+
+def test_credentials_in_a_mirror_url_never_reach_messages_or_results(monkeypatch, session, cache):
+    monkeypatch.setenv("PIP_INDEX_URL", "https://alice:s3cr3t-token@mirror.example/simple")
+    session.add("https://alice:s3cr3t-token@mirror.example/simple/nothing-here/", 404, "not found")
+    with pytest.raises(DetectError) as info:
+        detect("pypi:nothing-here", session=session, cache=cache)
+    assert "s3cr3t-token" not in str(info.value) and "https://***@mirror.example/simple/" in str(info.value)
+    page = _mirror_page(session, "application/vnd.pypi.simple.v1+json").decode()
+    session.add("https://alice:s3cr3t-token@mirror.example/simple/mcp-server-time/", 200, page,
+                {"Content-Type": "application/vnd.pypi.simple.v1+json"})
+    wheel = session.recordings[f"https://pypi.org/packages/packages/{TIME_WHEEL}"][0]
+    session.add(f"https://files.pythonhosted.org/packages/{TIME_WHEEL}", 200, base64.b64decode(wheel["body_b64"]))
+    result = detect("pypi:mcp-server-time", session=session, cache=cache)
+    assert result.launch == ["mcp-server-time"]
+    assert "s3cr3t-token" not in result.model_dump_json()

@@ -3,7 +3,7 @@
 Two kinds of entries: facts about one *released version* (metadata, entry points, bins) never change, so
 they are kept forever; answers to "which versions exist" change, so they expire after ``ttl`` seconds
 (``$CATWALK_CACHE_TTL``, default one hour). Entries are JSON files written atomically, so concurrent
-detections (threads or processes) never read a half-written entry.
+detections (threads or processes) never read a half-written entry. Files are created private (0600).
 """
 
 from __future__ import annotations
@@ -23,6 +23,11 @@ def default_dir() -> Path:
     return Path(os.environ.get("CATWALK_CACHE_DIR") or Path.home() / ".cache" / "catwalk")
 
 
+def _digest(key: str) -> str:
+    # Keys hold index URLs, which may carry credentials: only their hash is written to disk.
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
 class DiskCache:
     """JSON values by string key; ``get(key, ttl=None)`` ignores age, ``ttl=…`` expires old entries."""
 
@@ -32,7 +37,7 @@ class DiskCache:
         self.enabled = enabled
 
     def _path(self, key: str) -> Path:
-        digest = hashlib.sha256(key.encode()).hexdigest()
+        digest = _digest(key)
         return self.root / "detect" / digest[:2] / f"{digest}.json"
 
     def get(self, key: str, *, immutable: bool = True) -> Any | None:
@@ -45,7 +50,7 @@ class DiskCache:
             entry = json.loads(path.read_text())
         except (OSError, ValueError):
             return None
-        return entry.get("value") if isinstance(entry, dict) and entry.get("key") == key else None
+        return entry.get("value") if isinstance(entry, dict) and entry.get("key") == _digest(key) else None
 
     def put(self, key: str, value: Any) -> None:
         if not self.enabled:
@@ -55,7 +60,7 @@ class DiskCache:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
             with os.fdopen(fd, "w") as handle:
-                json.dump({"key": key, "value": value}, handle)
+                json.dump({"key": _digest(key), "value": value}, handle)
             os.replace(tmp, path)
         except OSError:
             pass  # a cache that cannot be written only costs speed

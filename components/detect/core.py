@@ -23,7 +23,7 @@ from components import spec as specs
 from components.detect import pypi as pypi_mod
 from components.detect import rules, sources
 from components.detect.cache import DiskCache
-from components.detect.http import RegistryError, make_session
+from components.detect.http import RegistryError, make_session, scrub
 from components.detect.models import DetectError, RuntimeSpec, custom_spec, parse_time
 from components.detect.npm import Npm, registry_url
 from components.detect.pypi import PyPI
@@ -321,18 +321,27 @@ def detect(
         raise DetectError(str(exc)) from None
     clients = clients or Clients.make(session, cache)
     try:
-        if parsed.kind == "local":
-            return sources.detect_local(parsed, runtime=runtime, args=args)
-        if parsed.kind == "github":
-            return sources.detect_github(parsed, clients.session, runtime=runtime, args=args)
-        if parsed.kind == "pypi":
-            return _pypi_spec(clients, spec, parsed.name, _as_pep440(version), args, ["PyPI named by the spec"])
-        if parsed.kind == "npm":
-            why = "npm named by the spec" if not spec.startswith("@") else "a scoped @name exists only on npm"
-            return _npm_spec(clients, spec, parsed.name, version, args, [why])
-        return _auto(clients, parsed, version, args)
+        result = _detect_parsed(clients, spec, parsed, runtime, version, args)
     except RegistryError as exc:
-        raise DetectError(f"{spec}: {exc}") from exc
+        raise DetectError(scrub(f"{spec}: {exc}")) from exc
+    except DetectError as exc:
+        raise DetectError(scrub(str(exc))) from None
+    return result.model_copy(
+        update={"registry": scrub(result.registry or "") or None, "evidence": [scrub(e) for e in result.evidence]}
+    )
+
+
+def _detect_parsed(clients: Clients, spec: str, parsed: specs.ParsedSpec, runtime, version, args) -> RuntimeSpec:
+    if parsed.kind == "local":
+        return sources.detect_local(parsed, runtime=runtime, args=args)
+    if parsed.kind == "github":
+        return sources.detect_github(parsed, clients.session, runtime=runtime, args=args)
+    if parsed.kind == "pypi":
+        return _pypi_spec(clients, spec, parsed.name, _as_pep440(version), args, ["PyPI named by the spec"])
+    if parsed.kind == "npm":
+        why = "npm named by the spec" if not spec.startswith("@") else "a scoped @name exists only on npm"
+        return _npm_spec(clients, spec, parsed.name, version, args, [why])
+    return _auto(clients, parsed, version, args)
 
 
 def detect_many(

@@ -6,6 +6,8 @@ Detection takes an injected ``requests.Session`` so tests hand in a fake and cal
 
 from __future__ import annotations
 
+import re
+
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util import Retry
@@ -21,6 +23,14 @@ class RegistryError(RuntimeError):
         super().__init__(message)
         self.url = url
         self.status = status
+
+
+_USERINFO = re.compile(r"(?<=//)[^/@\s]+@")
+
+
+def scrub(text: str) -> str:
+    """Hide credentials in URLs (``https://user:token@mirror/simple``) before text reaches a user or a log."""
+    return _USERINFO.sub("***@", text)
 
 
 def make_session(pool: int = 16, retries: int = 3) -> requests.Session:

@@ -17,23 +17,13 @@ import requests
 from components.detect import rules
 from components.detect.http import RegistryError, get
 from components.detect.models import DetectError, RuntimeSpec, parse_time
+from components.detect.wheel import load_toml as _toml
 from components.detect.wheel import source_scripts
 from components.spec import ParsedSpec
 
 BUILD_FILES = ("package.json", "pyproject.toml", "setup.cfg", "setup.py")
 GITHUB_RAW = "https://raw.githubusercontent.com/"
 GITHUB_API = "https://api.github.com/"
-
-
-def _toml(text: str) -> dict:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
-        return {}
 
 
 def decide(files: dict[str, str], runtime: str | None, where: str) -> tuple[str, str]:

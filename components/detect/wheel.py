@@ -162,18 +162,28 @@ def wheel_facts(session: requests.Session, url: str) -> dict:
     return facts
 
 
+def load_toml(text: str) -> dict:
+    """Parse TOML (``tomllib``, or ``tomli`` on Python 3.10); unparseable text reads as empty."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        try:
+            import tomli as tomllib  # type: ignore[no-redef]
+        except ModuleNotFoundError:
+            return {}
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return {}
+
+
 _SETUP_PY_SCRIPT = re.compile(r"""["']([A-Za-z0-9_.-]+)\s*=\s*([A-Za-z0-9_.]+:[A-Za-z0-9_.]+)["']""")
 
 
 def source_scripts(files: dict[str, str]) -> dict[str, str]:
     """Console scripts declared by a source tree: ``pyproject.toml``, then ``setup.cfg``, then ``setup.py``."""
     if "pyproject.toml" in files:
-        import tomllib
-
-        try:
-            data = tomllib.loads(files["pyproject.toml"])
-        except tomllib.TOMLDecodeError:
-            data = {}
+        data = load_toml(files["pyproject.toml"])
         scripts = data.get("project", {}).get("scripts") or data.get("tool", {}).get("poetry", {}).get("scripts")
         if isinstance(scripts, dict) and scripts:
             return {k: v if isinstance(v, str) else str(v.get("reference", "")) for k, v in scripts.items()}

@@ -54,6 +54,10 @@ def handle(args) -> int:
         print(json.dumps(out, indent=2, ensure_ascii=False))
     else:
         _table(args.specs, results)
+        if args.why:
+            for spec, result in zip(args.specs, results, strict=True):
+                if not isinstance(result, Exception):
+                    print(f"{spec}:\n  " + "\n  ".join(result.evidence))
         for spec, result in zip(args.specs, results, strict=True):
             if isinstance(result, Exception):
                 print(f"error: {spec}: {result}", file=sys.stderr)
@@ -69,5 +73,6 @@ def add_parser(commands) -> None:
     parser.add_argument(
         "--runtime", choices=("npm", "python", "custom"), help="force the runtime (custom: SPEC is a command)"
     )
+    parser.add_argument("--why", action="store_true", help="print the evidence behind each decision")
     parser.add_argument("--version", help="version or range to resolve (as the stack config's 'version')")
     parser.set_defaults(func=handle)
