@@ -179,3 +179,22 @@ def test_cli_refuses_invalid_specs_without_network(monkeypatch, capsys, tmp_path
     assert cli(["detect", "--json", "--", "-e", "x|y", "--index-url=https://evil.example"]) == 1
     assert all("error" in item for item in json.loads(capsys.readouterr().out))
     assert session.calls == []
+
+
+def test_cli_acceptance_command_gives_python_npm_python(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("CATWALK_CACHE_DIR", str(tmp_path))
+    session = RecordedSession()
+    monkeypatch.setattr("components.detect.core.make_session", lambda: session)
+    specs = ["mcp-server-git", "@modelcontextprotocol/server-memory", "mcp-server-time"]
+    assert cli(["detect", *specs, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [(o["spec"], o["runtime"], o["launch"]) for o in out] == [
+        ("mcp-server-git", "python", ["mcp-server-git"]),
+        ("@modelcontextprotocol/server-memory", "npm", ["mcp-server-memory"]),
+        ("mcp-server-time", "python", ["mcp-server-time"]),
+    ]
+    assert [o["env"]["MCP_PACKAGE"] for o in out] == [
+        "mcp-server-git==2026.10.19",
+        "@modelcontextprotocol/server-memory@2026.8.31",
+        "mcp-server-time==2026.10.19",
+    ]
