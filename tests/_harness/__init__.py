@@ -1,0 +1,1 @@
+"""Internals of tests/harness.py: values, stack config, state, planning, the mock monitor, reports."""
