@@ -280,3 +280,19 @@ def test_credentials_in_a_mirror_url_never_reach_messages_or_results(monkeypatch
     result = detect("pypi:mcp-server-time", session=session, cache=cache)
     assert result.launch == ["mcp-server-time"]
     assert "s3cr3t-token" not in result.model_dump_json()
+
+
+def test_stack_servers_are_detected_with_their_runtime_version_and_args(session, cache):
+    from components.config import ServerConfig
+
+    servers = [
+        ServerConfig(name="sqlite", package="mcp-server-sqlite", runtime="npm", args=["--db", "/data/x.db"]),
+        ServerConfig(name="git", package="mcp-server-git", version="2026.10.19"),
+        ServerConfig(name="own", command="python -m my_server --stdio"),
+        ServerConfig(name="k8s", package="mcp-server-kubernetes", runtime="python", version="9.9"),
+    ]
+    npm_sqlite, git, own, missing = detect_many(servers, session=session, cache=cache)
+    assert npm_sqlite.pinned == "mcp-server-sqlite@0.0.2" and npm_sqlite.args == ["--db", "/data/x.db"]
+    assert git.pinned == "mcp-server-git==2026.10.19"
+    assert own.env() == {"MCP_RUNTIME": "custom", "MCP_COMMAND": "python -m my_server --stdio"}
+    assert isinstance(missing, DetectError) and "no release 9.9" in str(missing)

@@ -5,7 +5,7 @@
 """
 
 from components.detect.cache import DiskCache
-from components.detect.core import Clients, detect, detect_many
+from components.detect.core import Clients, detect, detect_many, detect_server
 from components.detect.http import RegistryError, make_session
 from components.detect.models import DetectError, RuntimeSpec
 
@@ -17,5 +17,6 @@ __all__ = [
     "RuntimeSpec",
     "detect",
     "detect_many",
+    "detect_server",
     "make_session",
 ]

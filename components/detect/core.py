@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import nodesemver
 import requests
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from components import spec as specs
@@ -344,21 +343,44 @@ def _detect_parsed(clients: Clients, spec: str, parsed: specs.ParsedSpec, runtim
     return _auto(clients, parsed, version, args)
 
 
+def detect_server(server, *, clients: Clients | None = None, session=None, cache=None) -> RuntimeSpec:
+    """Detect one server of the stack config (anything with package/command/runtime/version/args)."""
+    command = getattr(server, "command", None)
+    args = list(getattr(server, "args", None) or [])
+    if command is not None:
+        return custom_spec(command, args)
+    return detect(
+        server.package,
+        runtime=getattr(server, "runtime", None),
+        version=getattr(server, "version", None),
+        args=args,
+        session=session,
+        cache=cache,
+        clients=clients,
+    )
+
+
 def detect_many(
-    specs_: Iterable[str],
+    specs_: Iterable,
     *,
     session: requests.Session | None = None,
     cache: DiskCache | None = None,
     max_workers: int | None = None,
 ) -> list[RuntimeSpec | DetectError]:
-    """Detect several specs with bounded concurrency; each item is a result or the error for that spec."""
+    """Detect several specs with bounded concurrency; each item is a result or the error for that spec.
+
+    An item is a spec string, or a server config (``ServerConfig`` or any object with ``package``,
+    ``command``, ``runtime``, ``version``, ``args``), so the Pulumi program can detect a whole stack at once.
+    """
     items = list(specs_)
     clients = Clients.make(session, cache)
     workers = max(1, min(max_workers or int(os.environ.get("CATWALK_DETECT_WORKERS", MAX_WORKERS)), len(items) or 1))
 
-    def one(item: str) -> RuntimeSpec | DetectError:
+    def one(item) -> RuntimeSpec | DetectError:
         try:
-            return detect(item, clients=clients)
+            if isinstance(item, str):
+                return detect(item, clients=clients)
+            return detect_server(item, clients=clients)
         except DetectError as exc:
             return exc
 
@@ -366,4 +388,4 @@ def detect_many(
         return list(pool.map(one, items))
 
 
-__all__ = ["Clients", "DetectError", "RuntimeSpec", "canonicalize_name", "detect", "detect_many"]
+__all__ = ["Clients", "DetectError", "RuntimeSpec", "detect", "detect_many", "detect_server"]
