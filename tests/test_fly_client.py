@@ -217,10 +217,23 @@ def test_twenty_machines_under_thirty_percent_faults_end_as_exactly_twenty(clien
 def test_update_whose_response_is_lost_returns_the_new_version_without_a_second_update(client, emu):
     m = client.create_machine(APP, "memory-iad-0", "iad", config())
     emu.set_faults(rate=1.0, kinds=["lost"])
-    updated = client.update_machine(APP, m.id, config(env={"A": "1"}), current_version=m.version)
+    # Fly answers autostop "stop" as true: the read-back must still recognise the config it sent.
+    services = [{"protocol": "tcp", "internal_port": 8080, "autostop": "stop", "autostart": True}]
+    updated = client.update_machine(APP, m.id, config(env={"A": "1"}, services=services), current_version=m.version)
     emu.set_faults(rate=0)
     assert updated.version != m.version and updated.config.env == {"A": "1"}
+    assert updated.config.services[0].autostop is True
     assert len(posts(emu, f"/machines/{m.id}")) == 1
+
+
+def test_create_machine_that_times_out_finds_its_machine_instead_of_posting_again(client, emu):
+    emu.set_faults(rate=1.0, kinds=["slow"], slow_s=0.8)
+    client.timeout = (2.0, 0.3)
+    m = client.create_machine(APP, "memory-iad-0", "iad", config())
+    emu.set_faults(rate=0)
+    time.sleep(1.0)  # the emulator logs the slow call once it has answered, after the client gave up
+    assert m.name == "memory-iad-0" and [c["fault"] for c in posts(emu, "/machines")] == ["slow"]
+    assert [x.id for x in client.list_machines(APP)] == [m.id]
 
 
 @pytest.mark.parametrize("kind", ["lost", "drop"])

@@ -26,17 +26,20 @@ CONFIG = {
     "env": {"MCP_RUNTIME": "npm", "MCP_PACKAGE": "@modelcontextprotocol/server-memory"},
     "metadata": {"catwalk_server": "memory", "catwalk_stack": "dev"},
     "guest": {"cpu_kind": "shared", "cpus": 1, "memory_mb": 512},
-    "services": [{"protocol": "tcp", "internal_port": 8080, "ports": [{"port": 443, "handlers": ["tls", "http"]}]}],
+    "services": [{"protocol": "tcp", "internal_port": 8080, "autostop": "stop",
+                  "ports": [{"port": 443, "handlers": ["tls", "http"]}]}],
 }
 
 
 def load_spec(base_url: str) -> tuple[OpenAPI, dict[str, Any]]:
     """The official spec, served from the emulator's URL.
 
-    Two normalisations. A response with ``"content": {}`` means "no body" in OpenAPI 3, but openapi-core
+    Three normalisations. A response with ``"content": {}`` means "no body" in OpenAPI 3, but openapi-core
     demands a body whenever the key exists; those answers are checked to be empty by ``check_pair`` instead.
     And the secrets update body is described as "values to set, or nil to unset" (fly-go sends
     ``map[string]*string``) while its schema forgot ``nullable``; the schema is given the nullable it describes.
+    And ``fly.MachineService.autostop`` is a string enum whose description says responses "continue to use
+    booleans for "off" and "stop""; it is allowed the booleans it describes.
     """
     spec = json.loads(SPEC_PATH.read_text())
     raw = copy.deepcopy(spec)
@@ -44,6 +47,9 @@ def load_spec(base_url: str) -> tuple[OpenAPI, dict[str, Any]]:
     values = spec["components"]["schemas"]["AppSecretsUpdateRequest"]["properties"]["values"]
     assert "nil to unset" in spec["paths"]["/v1/apps/{app_name}/secrets"]["post"]["requestBody"]["description"]
     values["additionalProperties"] = {**values["additionalProperties"], "nullable": True}
+    service = spec["components"]["schemas"]["fly.MachineService"]["properties"]
+    assert "booleans" in service["autostop"]["description"]
+    service["autostop"] = {"anyOf": [service["autostop"], {"type": "boolean"}]}
     for ops in spec["paths"].values():
         for op in ops.values():
             for resp in (op.get("responses") or {}).values() if isinstance(op, dict) else ():

@@ -106,6 +106,13 @@ def test_update_changes_version_and_refuses_a_stale_current_version(api):
     assert api("POST", path, {"config": {"env": {}}}).status_code == 400  # image is required
 
 
+def test_service_autostop_off_and_stop_come_back_as_booleans_like_fly(api):
+    services = [{"internal_port": 8080, "autostop": a} for a in ("off", "stop", "suspend")]
+    m = create(api, config={**CONFIG, "services": services})
+    assert [s["autostop"] for s in m["config"]["services"]] == [False, True, "suspend"]
+    assert m["config"]["guest"] and m["config"]["restart"]["policy"] == "on-failure"  # Fly's defaults
+
+
 def test_machine_names_are_unique_among_live_machines(api):
     m = create(api)
     dup = api("POST", "/v1/apps/cw-emu/machines", {"name": "memory-0", "config": CONFIG})

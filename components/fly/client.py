@@ -132,6 +132,8 @@ def _is_subset(want: Any, have: Any) -> bool:
         return all(_is_subset(v, have.get(k)) for k, v in want.items())
     if isinstance(want, list):
         return isinstance(have, list) and len(want) == len(have) and all(map(_is_subset, want, have))
+    if isinstance(want, str) and isinstance(have, bool) and want in ("off", "stop"):
+        return have == (want == "stop")  # Fly answers service autostop "off"/"stop" as false/true
     return want == have
 
 

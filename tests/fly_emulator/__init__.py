@@ -26,7 +26,8 @@ stopping → stopped → destroying → destroyed, each step after ``--transitio
 
 Fault injection (``--fault-rate R --seed S``, ``--retry-after N``): see ``server.Faults``; 429 with
 Retry-After, 500/502/503 before acting, and ``lost``/``drop`` (mutations only): the request is carried out
-and then the answer is a 504, or no answer at all.
+and then the answer is a 504, or no answer at all. ``slow`` (only with ``--faults ...,slow``; mutations)
+carries it out and answers after ``--slow-s`` seconds, past a client's read timeout.
 
 Test-only endpoints (no auth, never faulted, not in the call log):
 
@@ -36,7 +37,7 @@ Test-only endpoints (no auth, never faulted, not in the call log):
 - ``GET /_emulator/machines`` → ``{"machines": [{"app", "id", "name", "state", "version", "region",
   "process"}]}``; with ``--run-machines``, ``process`` is ``{"pid", "host", "port", "url", "log", "argv",
   "running", "exit_code"?}``: where that machine's process listens (``PORT``) and logs. Else null.
-- ``GET``/``POST /_emulator/faults`` → read or set ``{"rate", "seed", "kinds", "retry_after"}``.
+- ``GET``/``POST /_emulator/faults`` → read or set ``{"rate", "seed", "kinds", "retry_after", "slow_s"}``.
 - ``POST /_emulator/apps/NAME/reserve`` → NAME becomes taken by an organization the token cannot see.
 
 ``--run-machines`` is described in ``tests.fly_emulator.processes``.

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.fly_emulator.processes import REPO
-from tests.fly_emulator.server import FAULTS, Emulator, Faults
+from tests.fly_emulator.server import DEFAULT_FAULTS, Emulator, Faults
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -54,9 +54,10 @@ class EmulatorHandle:
         return self._call("GET", "/_emulator/machines")["machines"]
 
     def set_faults(self, rate: float = 0.0, seed: int | None = None, kinds: list[str] | None = None,
-                   retry_after: int | None = None) -> dict[str, Any]:
-        return self._call("POST", "/_emulator/faults",
-                          {"rate": rate, "seed": seed, "kinds": kinds or list(FAULTS), "retry_after": retry_after})
+                   retry_after: int | None = None, slow_s: float | None = None) -> dict[str, Any]:
+        body = {"rate": rate, "seed": seed, "kinds": kinds or list(DEFAULT_FAULTS), "retry_after": retry_after,
+                "slow_s": slow_s}
+        return self._call("POST", "/_emulator/faults", body)
 
     def reserve_app_name(self, name: str) -> None:
         self._call("POST", f"/_emulator/apps/{name}/reserve")
@@ -68,7 +69,7 @@ def running_emulator(
     token: str | None = None,
     fault_rate: float = 0.0,
     seed: int | None = None,
-    kinds: tuple[str, ...] = FAULTS,
+    kinds: tuple[str, ...] = DEFAULT_FAULTS,
     retry_after: int = 0,
     transition_s: float = 0.02,
     run_machines: bool = False,

@@ -22,7 +22,8 @@ from tests.fly_emulator.state import ApiError, FlyState, Hooks
 
 Handler = Callable[..., tuple[int, Any]]
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-FAULTS = ("429", "500", "502", "503", "lost", "drop")
+FAULTS = ("429", "500", "502", "503", "lost", "drop", "slow")
+DEFAULT_FAULTS = FAULTS[:-1]  # "slow" costs real time: only on request
 
 
 @dataclass
@@ -31,13 +32,15 @@ class Faults:
 
     ``429``/``500``/``502``/``503`` answer before anything happens. ``lost`` (mutations only) performs the
     request, then answers 504 as if a proxy lost the response; ``drop`` performs it, then closes the
-    connection without any answer. 429s carry ``Retry-After: retry_after``.
+    connection without any answer; ``slow`` (mutations only, not drawn unless asked for) performs it and
+    answers only after ``slow_s`` seconds, past a client's read timeout. 429s carry ``Retry-After``.
     """
 
     rate: float = 0.0
     seed: int | None = None
-    kinds: tuple[str, ...] = FAULTS
+    kinds: tuple[str, ...] = DEFAULT_FAULTS
     retry_after: int = 1
+    slow_s: float = 2.0
     rng: random.Random = field(default_factory=random.Random)
 
     def __post_init__(self) -> None:
@@ -49,11 +52,12 @@ class Faults:
     def pick(self, method: str) -> str | None:
         if self.rate <= 0 or self.rng.random() >= self.rate:
             return None
-        kinds = [k for k in self.kinds if method in MUTATING or k not in ("lost", "drop")]
+        kinds = [k for k in self.kinds if method in MUTATING or k not in ("lost", "drop", "slow")]
         return self.rng.choice(kinds) if kinds else None
 
     def to_json(self) -> dict[str, Any]:
-        return {"rate": self.rate, "seed": self.seed, "kinds": list(self.kinds), "retry_after": self.retry_after}
+        return {"rate": self.rate, "seed": self.seed, "kinds": list(self.kinds), "retry_after": self.retry_after,
+                "slow_s": self.slow_s}
 
 
 class Emulator:
@@ -162,9 +166,10 @@ class Emulator:
         return {"ok": True}
 
     def set_faults(self, rate: float = 0.0, seed: int | None = None, kinds: list[str] | None = None,
-                   retry_after: int | None = None) -> dict[str, Any]:
-        self.faults = Faults(rate=float(rate), seed=seed, kinds=tuple(kinds or FAULTS),
-                             retry_after=self.faults.retry_after if retry_after is None else int(retry_after))
+                   retry_after: int | None = None, slow_s: float | None = None) -> dict[str, Any]:
+        self.faults = Faults(rate=float(rate), seed=seed, kinds=tuple(kinds or DEFAULT_FAULTS),
+                             retry_after=self.faults.retry_after if retry_after is None else int(retry_after),
+                             slow_s=self.faults.slow_s if slow_s is None else float(slow_s))
         return self.faults.to_json()
 
     def machine_report(self) -> list[dict[str, Any]]:
@@ -298,6 +303,9 @@ class RequestHandler(BaseHTTPRequestHandler):
             elif fault == "drop":
                 status = None
                 self.close_connection = True  # done, but no answer at all
+            elif fault == "slow":
+                time.sleep(emu.faults.slow_s)  # done, but the answer comes after the client gave up
+                self._send(status, body)
             else:
                 self._send(status, body)
         except ApiError as exc:

@@ -333,6 +333,14 @@ class FlyState:
             ):
                 raise ApiError(400, f"config.{key} must map names to strings")
         filled = dict(config)  # Fly fills in defaults; clients must tolerate fields they did not send
+        if isinstance(filled.get("services"), list):
+            # Spec, fly.MachineService.autostop: "the API continues to use booleans for "off" and "stop" in
+            # responses". Answer the way Fly does, so clients meet the spelling they will meet in production.
+            filled["services"] = [
+                {**svc, "autostop": svc["autostop"] == "stop"}
+                if isinstance(svc, dict) and svc.get("autostop") in ("off", "stop") else svc
+                for svc in filled["services"]
+            ]
         filled.setdefault("guest", {"cpu_kind": "shared", "cpus": 1, "memory_mb": 256})
         filled.setdefault("restart", {"policy": "on-failure", "max_retries": 10})
         filled.setdefault("init", {})
