@@ -49,7 +49,7 @@ class Clients:
 # ---------------------------------------------------------------------------------------------- PyPI
 
 
-def _pypi_pick(project: dict, constraint: str | None, name: str, python: str) -> tuple[Version, list[dict]]:
+def _pypi_pick(project: dict, constraint: str | None, name: str) -> tuple[Version, list[dict]]:
     """The newest release matching ``constraint`` (exact pins may be prereleases or yanked)."""
     exact = None
     if constraint:
@@ -99,20 +99,27 @@ def _refuse_python(name: str, version: Version, requires: str, project: dict, py
     )
 
 
-def _pypi_candidate(clients: Clients, name: str, constraint: str | None) -> rules.Candidate | None:
+def _pypi_candidate(
+    clients: Clients, name: str, constraint: str | None, with_facts: bool = False
+) -> rules.Candidate | None:
+    """PyPI's side of an auto-detection; ``with_facts`` reads the release's wheel too (for a shared name)."""
     project = clients.pypi.project(name)
     if project is None:
         return None
     try:
-        version, files = _pypi_pick(project, constraint, name, rules.IMAGE_PYTHON)
+        version, files = _pypi_pick(project, constraint, name)
     except DetectError:
         return None
     info = project.get("info") or {}
-    requires_dist = info.get("requires_dist") if info.get("version") == str(version) else None
-    facts = None
-    if requires_dist is None:  # not on the JSON API's latest: the wheel's METADATA says
-        facts = clients.pypi.facts(project, str(version))
-        requires_dist = facts.get("metadata", {}).get("requires_dist", [])
+    facts: dict | None = None
+    if with_facts or info.get("version") != str(version):  # the JSON API describes only the latest release
+        try:
+            facts = clients.pypi.facts(project, str(version))
+        except RegistryError:
+            facts = {}
+    requires_dist = (facts or {}).get("metadata", {}).get("requires_dist")
+    if requires_dist is None and info.get("version") == str(version):
+        requires_dist = info.get("requires_dist")
     first = min((parse_time(f["upload_time"]) for f in project["files"] if f.get("upload_time")), default=None)
     return rules.Candidate(
         registry="pypi",
@@ -132,7 +139,7 @@ def _pypi_spec(clients: Clients, raw: str, name: str, constraint: str | None, ar
     if project is None:
         raise DetectError(f"PyPI project {name!r} does not exist on {clients.pypi.index} (it may have been removed)")
     python = rules.IMAGE_PYTHON
-    version, files = _pypi_pick(project, constraint, name, python)
+    version, files = _pypi_pick(project, constraint, name)
     requires = _requires_python(files)
     if not rules.python_supported(requires, python):
         raise _refuse_python(project["name"], version, requires, project, python)
@@ -260,6 +267,8 @@ def _auto(clients: Clients, parsed: specs.ParsedSpec, version: str | None, args)
         if "npm" in parsed.registries:
             lookups["npm"] = pool.submit(_npm_candidate, clients, name, version)
         found = {registry: future.result() for registry, future in lookups.items()}
+    if found.get("pypi") and found.get("npm"):  # a shared name: weigh PyPI's release by its own wheel too
+        found["pypi"] = _pypi_candidate(clients, name, _as_pep440(version), with_facts=True)
     registry, reason = rules.choose(found.get("pypi"), found.get("npm"), name)
     if registry == "pypi":
         return _pypi_spec(clients, parsed.raw, name, _as_pep440(version), args, [reason])
