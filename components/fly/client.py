@@ -251,42 +251,30 @@ class FlyClient:
                 )
             except requests.RequestException as exc:
                 err = FlyApiError(self._redact(f"{type(exc).__name__}: {exc}"), method=method, path=path)
-                sent = not _never_sent(exc)
-                log.debug("fly %s %s: attempt %d: %s", method, path, attempt, err.message)
-                if attempt >= self.max_attempts or (sent and not idempotent and recover is None):
-                    raise err from exc
-                if sent and not idempotent:
-                    found = recover()
-                    if found is not None:
-                        log.info("fly %s %s: connection lost, but the call had taken effect", method, path)
-                        return found
-                self._sleep(self._backoff(attempt))
-                continue
-
-            request_id = resp.headers.get("fly-request-id")
-            log.debug("fly %s %s -> %s (fly-request-id %s, attempt %d)", method, path, resp.status_code,
-                      request_id, attempt)
-            if resp.status_code < 400:
-                return self._decode(resp)
-            err = self._error(resp, method, path)
+                err.__cause__ = exc
+                uncertain = not _never_sent(exc)  # it may have reached Fly and been carried out
+                delay = self._backoff(attempt)
+            else:
+                log.debug("fly %s %s -> %s (fly-request-id %s, attempt %d)", method, path, resp.status_code,
+                          resp.headers.get("fly-request-id"), attempt)
+                if resp.status_code < 400:
+                    return self._decode(resp)
+                err = self._error(resp, method, path)
+                if resp.status_code != 429 and resp.status_code not in RETRY_STATUSES:
+                    raise err
+                uncertain = resp.status_code != 429  # a 429 was not executed; a 5xx may have been
+                delay = self._retry_after(resp) or self._backoff(attempt)
+            if uncertain and not idempotent:
+                if recover is None:
+                    raise err
+                found = recover()
+                if found is not None:
+                    log.info("fly %s %s: %s, but the call had taken effect", method, path, err.message)
+                    return found
             if attempt >= self.max_attempts:
                 raise err
-            if resp.status_code == 429:
-                delay = self._retry_after(resp) or self._backoff(attempt)
-                log.info("fly %s %s: rate limited, retrying in %.2fs", method, path, delay)
-                self._sleep(delay)
-                continue
-            if resp.status_code in RETRY_STATUSES and (idempotent or recover is not None):
-                if not idempotent:
-                    found = recover()
-                    if found is not None:
-                        log.info("fly %s %s: HTTP %d, but the call had taken effect", method, path,
-                                 resp.status_code)
-                        return found
-                log.info("fly %s %s: HTTP %d, retrying", method, path, resp.status_code)
-                self._sleep(self._retry_after(resp) or self._backoff(attempt))
-                continue
-            raise err
+            log.info("fly %s %s: %s; retry %d in %.2fs", method, path, err.message, attempt, delay)
+            self._sleep(delay)
 
     def _backoff(self, attempt: int) -> float:
         return min(self.backoff_max, self.backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
