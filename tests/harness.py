@@ -39,6 +39,7 @@ import logging
 import os
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,10 +142,34 @@ def run(command: str, stack: str, *, project_dir: str | Path = ".", program: str
         deployment.error = str(exc)
 
     result.operations = [{"type": o.type, "name": o.name, "op": o.op} for o in deployment.operations]
-    result.outputs = render(stack_outputs, show_secrets)
+    result.outputs = add_local_urls(render(stack_outputs, show_secrets))
     if deployment.error is not None:
         result.error, result.exit_code = deployment.error, 1
     return result
+
+
+def emulated_machines(api_url: str | None) -> list[dict[str, Any]]:
+    """The machines of the Fly emulator at `api_url` with where each runs locally; [] for a real Fly API."""
+    if not api_url:
+        return []
+    try:
+        with urllib.request.urlopen(api_url.rstrip("/") + "/_emulator/machines", timeout=5) as response:
+            return json.load(response).get("machines", [])
+    except (OSError, ValueError):
+        return []
+
+
+def add_local_urls(outputs: dict[str, Any]) -> dict[str, Any]:
+    """Give each server's outputs a `local_url`: the loopback /mcp of its app's machine under the
+    emulator's --run-machines, so a test can talk MCP to what the stack deployed. Leaves others as they are."""
+    machines = emulated_machines(os.environ.get("FLY_API_URL"))
+    running = {m["app"]: m["process"]["url"] for m in machines
+               if m.get("state") == "started" and (m.get("process") or {}).get("url")}
+    return {
+        name: {**value, "local_url": running[value["app"]] + "/mcp"}
+        if isinstance(value, dict) and value.get("app") in running else value
+        for name, value in outputs.items()
+    }
 
 
 def run_subprocess(command: str, stack: str, *, project_dir: str | Path = ".", program: str | Path | None = None,

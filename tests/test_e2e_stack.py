@@ -64,7 +64,8 @@ def test_up_deploys_an_npm_and_a_python_server_that_answer_mcp_with_their_token(
     for server, app in APPS.items():
         outputs = up.outputs[server]
         assert outputs["url"] == f"https://{app}.fly.dev/mcp" and outputs["app"] == app
-        url = local_url(emulator, app)
+        url = outputs["local_url"]
+        assert url == local_url(emulator, app)
         answer = check(url, token=outputs["token"], timeout=300, wait_until_up=True, poll_interval=1)
         assert answer.ok, f"{server}: {answer.error}"
         assert answer.tools, server
