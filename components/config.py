@@ -273,6 +273,9 @@ def parse_stack(values: Mapping[str, Any], secret_keys: set[str] | frozenset[str
     settings, so they are skipped here; a server's listed secret without a value is reported.
     """
     raw = {k: v for k, v in values.items() if k not in secret_keys}
+    if "flyApiToken" in raw:  # read by the providers through configure(); must never be plain config
+        raise ConfigError([Problem(server=None, field="flyApiToken", error="must be a secret: run "
+                                   "`pulumi config set --secret catwalk:flyApiToken <token>` (or use FLY_API_TOKEN)")])
     for key in ("servers",):
         if isinstance(raw.get(key), str):  # Pulumi hands structured config to programs as JSON text
             try:

@@ -188,6 +188,7 @@ def test_every_problem_is_reported_at_once():
         ({"org": "--org=evil", "servers": []}, "org", "option"),
         ({"regoin": "iad", "servers": []}, "regoin", "did you mean 'region'"),
         ({"servers": "not json ["}, "servers", "not valid JSON"),
+        ({"flyApiToken": "fo1_plain", "servers": []}, "flyApiToken", "must be a secret"),
     ],
 )
 def test_bad_stack_keys_are_refused_naming_the_key(values, field, fragment):
@@ -214,7 +215,8 @@ def test_listed_secret_without_a_value_is_reported(tmp_path):
 
 def test_secret_values_in_the_stack_file_are_not_settings(tmp_path):
     path = write_stack(tmp_path, {"catwalk:servers": [good_server(secrets=["GITHUB_TOKEN"])],
-                                  "catwalk:GITHUB_TOKEN": {"secure": "v1:abc"}, "aws:region": "x"})
+                                  "catwalk:GITHUB_TOKEN": {"secure": "v1:abc"}, "aws:region": "x",
+                                  "catwalk:flyApiToken": {"secure": "v1:def"}})
     assert load_stack_file(path).servers[0].secrets == ["GITHUB_TOKEN"]
 
 
