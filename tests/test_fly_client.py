@@ -434,3 +434,15 @@ def test_ips_are_allocated_listed_and_released(client):
     with pytest.raises(FlyApiError, match="unsupported IP type") as caught:
         client.allocate_ip(APP, "v5")
     assert caught.value.status == 400
+
+
+def test_recent_events_are_oldest_first_even_when_timestamps_tie():
+    from components.fly import Machine
+
+    events = [  # as Fly lists them: newest first
+        {"type": "exit", "status": "stopped", "timestamp": 5, "request": {"exit_event": {"exit_code": 3}}},
+        {"type": "start", "status": "started", "timestamp": 5},
+        {"type": "launch", "status": "created", "timestamp": 4},
+    ]
+    described = [e.describe() for e in Machine(id="m", events=events).recent_events()]
+    assert described == ["launch/created", "start/started", "exit/stopped exit_code=3"]

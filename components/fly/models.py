@@ -128,8 +128,9 @@ class Machine(FlyModel):
         return self.version or self.instance_id
 
     def recent_events(self, limit: int = 6) -> list[MachineEvent]:
-        """The last ``limit`` events, oldest first."""
-        return sorted(self.events, key=lambda e: e.timestamp or 0)[-limit:]
+        """The last ``limit`` events, oldest first (Fly lists newest first; equal timestamps keep that order)."""
+        ordered = sorted(enumerate(self.events), key=lambda ie: (ie[1].timestamp or 0, -ie[0]))
+        return [e for _, e in ordered][-limit:]
 
 
 class WaitResult(FlyModel):

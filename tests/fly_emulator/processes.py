@@ -2,7 +2,8 @@
 
 What runs: the machine's ``config.init.exec`` argv if set (Fly: it replaces the image's entrypoint and
 command); otherwise the entrypoint script (default ``deploy/entrypoint.sh``, ``--entrypoint PATH``)
-followed by ``config.init.cmd``. A ``.sh`` entrypoint runs under ``bash``.
+followed by ``config.init.cmd``. An executable script runs through its shebang; a non-executable
+``.sh`` one runs under ``sh``.
 
 Its environment: this host's environment minus every ``FLY_*`` and ``MCP_*`` variable (the emulator's
 token never reaches a machine), then the app's secrets, then ``config.env``, then what Fly itself sets
@@ -71,8 +72,9 @@ class ProcessRunner(Hooks):
         if init.get("exec"):
             return [str(a) for a in init["exec"]]
         entry = [str(a) for a in init.get("entrypoint") or []] or [str(self.entrypoint)]
-        if entry[0].endswith(".sh"):
-            entry = ["bash", *entry]
+        script = Path(entry[0])
+        if script.suffix == ".sh" and not os.access(script, os.X_OK):
+            entry = ["sh", *entry]  # an executable script runs through its own shebang
         return entry + [str(a) for a in init.get("cmd") or []]
 
     def environment(self, m: MachineRec, env: dict[str, str], port: int) -> dict[str, str]:

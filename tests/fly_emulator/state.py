@@ -71,7 +71,9 @@ class MachineRec:
     generation: int = 0  # bumps on every state change request; stale scheduled transitions are dropped
 
     def event(self, type_: str, status: str, source: str = "user", request: dict[str, Any] | None = None) -> None:
-        ev = {"id": ulid(), "type": type_, "status": status, "source": source, "timestamp": now_ms()}
+        # Strictly increasing per machine, so sorting by timestamp gives the order things happened in.
+        stamp = max(now_ms(), self.events[0]["timestamp"] + 1) if self.events else now_ms()
+        ev = {"id": ulid(), "type": type_, "status": status, "source": source, "timestamp": stamp}
         if request:
             ev["request"] = request
         self.events.insert(0, ev)  # newest first, as Fly lists them
@@ -510,9 +512,13 @@ class FlyState:
         self._later(run)
 
     def process_exited(self, m: MachineRec, exit_code: int) -> None:
-        """The machine's main process ended on its own: Fly marks it stopped (restart policies not emulated)."""
+        """The machine's main process ended on its own: Fly marks it stopped (restart policies not emulated).
+
+        It may end before the start transition marked the machine started; bumping the generation
+        drops that pending transition.
+        """
         with self.lock:
-            if m.state != "started":
+            if m.state not in ("starting", "started"):
                 return
             m.generation += 1
             m.state = "stopped"
