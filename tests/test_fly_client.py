@@ -13,9 +13,11 @@ from components.fly import (
     FlyNotFound,
     FlyRateLimited,
     FlyWaitTimeout,
+    Machine,
     MachineConfig,
     TokenBucket,
 )
+from components.fly.client import _is_subset
 from tests.fly_emulator.fixture import running_emulator
 
 APP = "cw-test"
@@ -436,9 +438,23 @@ def test_ips_are_allocated_listed_and_released(client):
     assert caught.value.status == 400
 
 
-def test_recent_events_are_oldest_first_even_when_timestamps_tie():
-    from components.fly import Machine
+@pytest.mark.parametrize(
+    ("sent", "live", "same"),
+    [
+        ({"env": {"A": "1"}}, {"env": {"A": "1"}, "guest": {"cpus": 1}}, True),  # Fly's defaults around ours
+        ({"guest": {"cpus": 1}}, {"guest": {"cpus": 1, "cpu_kind": "shared"}}, True),
+        ({"env": {}}, {"env": {"X": "1"}}, False),  # a variable we removed is still there
+        ({"metadata": {"a": "1"}}, {"metadata": {"a": "1", "b": "2"}}, False),
+        ({"services": [{"autostop": "stop"}]}, {"services": [{"autostop": True, "protocol": "tcp"}]}, True),
+        ({"services": [{"autostop": "off"}]}, {"services": [{"autostop": True}]}, False),
+        ({"image": "a:1"}, {"image": "a:2"}, False),
+    ],
+)
+def test_an_update_is_recognised_as_applied_only_when_the_live_config_carries_it(sent, live, same):
+    assert _is_subset(sent, live) is same
 
+
+def test_recent_events_are_oldest_first_even_when_timestamps_tie():
     events = [  # as Fly lists them: newest first
         {"type": "exit", "status": "stopped", "timestamp": 5, "request": {"exit_event": {"exit_code": 3}}},
         {"type": "start", "status": "started", "timestamp": 5},

@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
+from urllib3.exceptions import NewConnectionError
 from urllib3.util.retry import Retry
 
 from components.fly.errors import FlyApiError, FlyConflict, FlyNotFound, FlyUnauthorized, FlyWaitTimeout, error_class
@@ -108,10 +109,8 @@ def _never_sent(exc: requests.RequestException) -> bool:
     """True when the request cannot have reached Fly (no connection was made), so repeating it is safe."""
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return True
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        text = repr(exc.args[0]) if exc.args else ""
-        return "NewConnectionError" in text or "ConnectionRefusedError" in text or "NameResolutionError" in text
-    return False
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(exc, requests.exceptions.ConnectionError) and isinstance(reason, NewConnectionError)
 
 
 def _seg(value: str) -> str:
@@ -119,17 +118,18 @@ def _seg(value: str) -> str:
     return quote(str(value), safe="")
 
 
-def _is_subset(want: Any, have: Any) -> bool:
-    """``have`` carries everything we sent (Fly adds defaults around it).
+EXACT_KEYS = frozenset({"env", "metadata"})  # maps where a key we left out is a difference, not a default
 
-    Maps of strings (``env``, ``metadata``) must match exactly: a removed variable is a difference.
-    """
+
+def _is_subset(want: Any, have: Any) -> bool:
+    """``have`` carries everything we sent; Fly may add defaults around it, except in ``EXACT_KEYS`` maps."""
     if isinstance(want, Mapping):
         if not isinstance(have, Mapping):
             return False
-        if want and all(isinstance(v, str) for v in want.values()) and dict(want) != dict(have):
-            return False
-        return all(_is_subset(v, have.get(k)) for k, v in want.items())
+        return all(
+            dict(v or {}) == dict(have.get(k) or {}) if k in EXACT_KEYS else _is_subset(v, have.get(k))
+            for k, v in want.items()
+        )
     if isinstance(want, list):
         return isinstance(have, list) and len(want) == len(have) and all(map(_is_subset, want, have))
     if isinstance(want, str) and isinstance(have, bool) and want in ("off", "stop"):
@@ -170,7 +170,7 @@ class FlyClient:
         self._sleep: Callable[[float], None] = time.sleep
         if self._session is None:
             self._session = requests.Session()
-            self._session.headers["User-Agent"] = USER_AGENT
+            self._own_session = True
 
     # The token and the live session stay out of pickles (Pulumi stores pickled providers in its state).
     def __getstate__(self) -> dict[str, Any]:
@@ -233,7 +233,7 @@ class FlyClient:
             idempotent = method in ("GET", "HEAD", "PUT", "DELETE")
         mutation = method not in ("GET", "HEAD")
         auth = token if token.startswith("FlyV1 ") else f"Bearer {token}"
-        hdrs = {"Authorization": auth, **(headers or {})}
+        hdrs = {"User-Agent": USER_AGENT, "Authorization": auth, **(headers or {})}
         data = None if body is None else jsonlib.dumps(body)
         if data is not None:
             hdrs["Content-Type"] = "application/json"

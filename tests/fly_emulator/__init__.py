@@ -22,7 +22,9 @@ with ``current_version`` → 409 when stale, new ``version``/``instance_id`` eac
 version per update, null unsets, ``min_secrets_version`` checked on create/update → 400 when ahead) and IP
 assignments. Every ``/v1`` request needs ``Authorization: Bearer <token>`` (or ``FlyV1 <token>``), any
 non-empty token unless ``--token`` fixes one; else 401. Machines move created → starting → started →
-stopping → stopped → destroying → destroyed, each step after ``--transition-s`` seconds.
+stopping → stopped → destroying → destroyed, each step after ``--transition-s`` seconds; a machine whose
+process fails to launch is ``failed``. As Fly does, answers fill in config defaults (``guest``, ``restart``,
+``init``) and spell a service's ``autostop`` "off"/"stop" as false/true; events come newest first.
 
 Fault injection (``--fault-rate R --seed S``, ``--retry-after N``): see ``server.Faults``; 429 with
 Retry-After, 500/502/503 before acting, and ``lost``/``drop`` (mutations only): the request is carried out
