@@ -113,6 +113,11 @@ def _never_sent(exc: requests.RequestException) -> bool:
     return isinstance(exc, requests.exceptions.ConnectionError) and isinstance(reason, NewConnectionError)
 
 
+def _fields(**values: Any) -> dict[str, Any]:
+    """A request body of the fields that are set: None and False are left out, as Fly's own clients do."""
+    return {k: v for k, v in values.items() if v is not None and v is not False}
+
+
 def _seg(value: str) -> str:
     """One URL path segment: app names, ids and IPs are quoted so they cannot add path parts."""
     return quote(str(value), safe="")
@@ -324,9 +329,7 @@ class FlyClient:
         the first attempt made instead of failing on its own name. A 422 ``name_taken`` for an app we can
         read in the same organization (made by an earlier run) adopts it.
         """
-        body: dict[str, Any] = {"name": name, "org_slug": org_slug, "idempotency_key": uuid.uuid4().hex}
-        if network:
-            body["network"] = network
+        body = _fields(name=name, org_slug=org_slug, network=network or None, idempotency_key=uuid.uuid4().hex)
         try:
             self._request("POST", "/v1/apps", body=body, idempotent=True)
         except FlyConflict as exc:
@@ -411,13 +414,8 @@ class FlyClient:
         A "name taken" conflict for a machine carrying the same metadata adopts that machine too.
         """
         cfg = config if isinstance(config, MachineConfig) else MachineConfig.model_validate(dict(config))
-        body: dict[str, Any] = {"name": name, "region": region, "config": cfg.to_api()}
-        if min_secrets_version is not None:
-            body["min_secrets_version"] = min_secrets_version
-        if lease_ttl is not None:
-            body["lease_ttl"] = lease_ttl
-        if skip_launch:
-            body["skip_launch"] = True
+        body = _fields(name=name, region=region, config=cfg.to_api(), min_secrets_version=min_secrets_version,
+                       lease_ttl=lease_ttl, skip_launch=skip_launch)
         metadata = cfg.metadata or None
         path = f"/v1/apps/{_seg(app)}/machines"
         try:
@@ -451,13 +449,8 @@ class FlyClient:
         """
         cfg = config if isinstance(config, MachineConfig) else MachineConfig.model_validate(dict(config))
         sent = cfg.to_api()
-        body: dict[str, Any] = {"config": sent}
-        if current_version is not None:
-            body["current_version"] = current_version
-        if min_secrets_version is not None:
-            body["min_secrets_version"] = min_secrets_version
-        if skip_launch:
-            body["skip_launch"] = True
+        body = _fields(config=sent, current_version=current_version, min_secrets_version=min_secrets_version,
+                       skip_launch=skip_launch)
         path = f"/v1/apps/{_seg(app)}/machines/{_seg(machine_id)}"
 
         def applied() -> dict[str, Any] | None:
@@ -494,7 +487,7 @@ class FlyClient:
         self, app: str, machine_id: str, *, signal: str | None = None, timeout: str | None = None,
         lease_nonce: str | None = None,
     ) -> None:
-        body = {k: v for k, v in (("signal", signal), ("timeout", timeout)) if v}
+        body = _fields(signal=signal, timeout=timeout)
         self._request(
             "POST", f"/v1/apps/{_seg(app)}/machines/{_seg(machine_id)}/stop", body=body or None,
             headers={LEASE_HEADER: lease_nonce} if lease_nonce else None,
@@ -643,8 +636,7 @@ class FlyClient:
         call began, of the requested kind, is the one this call made.
         """
         before = {i.ip for i in self.list_ips(app)}
-        body = {k: v for k, v in (("type", type), ("region", region), ("network", network),
-                                  ("service_name", service_name), ("org_slug", org_slug)) if v}
+        body = _fields(type=type, region=region, network=network, service_name=service_name, org_slug=org_slug)
 
         def new_ip() -> dict[str, Any] | None:
             for ip in self.list_ips(app):
