@@ -31,6 +31,13 @@ def entrypoint(tmp_path: Path) -> Path:
     return path
 
 
+def app_client(emu) -> FlyClient:
+    """A fast client, with the test app created."""
+    client = FlyClient(emu.base_url, emu.token, mutation_rate=0, backoff=0.001)
+    client.create_app(APP, "personal")
+    return client
+
+
 def read_env(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
 
@@ -69,8 +76,7 @@ def test_started_machine_runs_the_entrypoint_with_env_secrets_port_and_mcp_home(
     monkeypatch.setenv("FLY_API_TOKEN", "must-not-leak")
     monkeypatch.setenv("MCP_PACKAGE", "host-value-must-not-leak")
     with running_emulator(run_machines=True, entrypoint=entrypoint, workdir=tmp_path / "emu") as emu:
-        client = FlyClient(emu.base_url, emu.token, mutation_rate=0, backoff=0.001)
-        client.create_app(APP, "personal")
+        client = app_client(emu)
         client.set_secrets(APP, {"MCP_AUTH_TOKEN": "secret-from-fly"})
         env = {"MCP_RUNTIME": "npm", "MCP_PACKAGE": "@modelcontextprotocol/server-memory", "PORT": "8080"}
         m = client.create_machine(APP, "memory-0", "iad", {"image": "img", "env": env})
@@ -96,8 +102,7 @@ def test_started_machine_runs_the_entrypoint_with_env_secrets_port_and_mcp_home(
 
 def test_update_restarts_the_process_and_destroy_kills_it(entrypoint, tmp_path):
     with running_emulator(run_machines=True, entrypoint=entrypoint, workdir=tmp_path) as emu:
-        client = FlyClient(emu.base_url, emu.token, mutation_rate=0, backoff=0.001)
-        client.create_app(APP, "personal")
+        client = app_client(emu)
         m = client.create_machine(APP, "memory-0", "iad", {"image": "img", "env": {"MCP_RUNTIME": "npm"}})
         client.wait_machine(APP, m.id, "started", deadline_s=10)
         first = until(lambda: process_of(emu, m.id))
@@ -114,8 +119,7 @@ def test_update_restarts_the_process_and_destroy_kills_it(entrypoint, tmp_path):
 
 def test_a_process_that_exits_stops_its_machine_with_the_exit_code_in_its_events(entrypoint, tmp_path):
     with running_emulator(run_machines=True, entrypoint=entrypoint, workdir=tmp_path) as emu:
-        client = FlyClient(emu.base_url, emu.token, mutation_rate=0, backoff=0.001)
-        client.create_app(APP, "personal")
+        client = app_client(emu)
         m = client.create_machine(APP, "bad-0", "iad", {"image": "img", "env": {"MCP_RUNTIME": "crash"}})
         client.wait_machine(APP, m.id, "stopped", deadline_s=10)
         events = [e.describe() for e in client.get_machine(APP, m.id).recent_events()]
@@ -126,8 +130,7 @@ def test_a_process_that_exits_stops_its_machine_with_the_exit_code_in_its_events
 
 def test_init_exec_runs_a_custom_command_instead_of_the_entrypoint(tmp_path):
     with running_emulator(run_machines=True, entrypoint=tmp_path / "absent.sh", workdir=tmp_path) as emu:
-        client = FlyClient(emu.base_url, emu.token, mutation_rate=0, backoff=0.001)
-        client.create_app(APP, "personal")
+        client = app_client(emu)
         argv = ["python", "-c", "import os,sys; print('port', os.environ['PORT']); sys.exit(0)"]
         m = client.create_machine(APP, "custom-0", "iad", {"image": "img", "init": {"exec": argv}})
         client.wait_machine(APP, m.id, "stopped", deadline_s=10)
@@ -138,8 +141,7 @@ def test_init_exec_runs_a_custom_command_instead_of_the_entrypoint(tmp_path):
 
 def test_a_missing_entrypoint_fails_the_machine(tmp_path):
     with running_emulator(run_machines=True, entrypoint=tmp_path / "absent", workdir=tmp_path) as emu:
-        client = FlyClient(emu.base_url, emu.token, mutation_rate=0, backoff=0.001)
-        client.create_app(APP, "personal")
+        client = app_client(emu)
         m = client.create_machine(APP, "m-0", "iad", {"image": "img"})
         client.wait_machine(APP, m.id, "failed", deadline_s=10)
         assert client.get_machine(APP, m.id).recent_events()[-1].describe() == "exit/failed exit_code=127"
@@ -148,8 +150,7 @@ def test_a_missing_entrypoint_fails_the_machine(tmp_path):
 def test_cli_run_machines_reports_where_each_machine_listens(entrypoint, tmp_path):
     args = ("--run-machines", "--entrypoint", str(entrypoint), "--workdir", str(tmp_path), "--transition-s", "0.01")
     with emulator_process(*args) as emu:
-        client = FlyClient(emu.base_url, emu.token, mutation_rate=0, backoff=0.001)
-        client.create_app(APP, "personal")
+        client = app_client(emu)
         m = client.create_machine(APP, "memory-0", "iad", {"image": "img", "env": {"MCP_RUNTIME": "npm"}})
         client.wait_machine(APP, m.id, "started", deadline_s=10)
         proc = until(lambda: process_of(emu, m.id))
