@@ -462,3 +462,14 @@ def test_recent_events_are_oldest_first_even_when_timestamps_tie():
     ]
     described = [e.describe() for e in Machine(id="m", events=events).recent_events()]
     assert described == ["launch/created", "start/started", "exit/stopped exit_code=3"]
+
+
+def test_errors_keep_their_fields_through_pickling():
+    import pickle
+
+    err = FlyConflict("stale", method="POST", path="/v1/apps/a/machines/m", status=409, request_id="r1",
+                      code="name_taken")
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is FlyConflict and str(back) == str(err)
+    assert (back.method, back.path, back.status, back.request_id, back.code) == (
+        "POST", "/v1/apps/a/machines/m", 409, "r1", "name_taken")
