@@ -374,6 +374,18 @@ def test_create_after_an_earlier_run_left_a_machine_adopts_it(emu):
     assert len(emu.live_machines("catwalk-dev-memory")) == 1
 
 
+def test_adopted_machine_from_a_failed_run_with_older_inputs_is_brought_up_to_date(emu):
+    engine = Engine()
+    engine.up("app", FlyAppProvider, app_inputs("memory"))
+    _, provider = host_copy(FlyMachineProvider())
+    stale = provider.create(machine_inputs("memory", env={"OLD": "1"}))
+    assert engine.up("m", FlyMachineProvider, machine_inputs("memory")) == "create"
+    assert engine.state["m"].id == stale.id
+    live = emu.client().get_machine("catwalk-dev-memory", stale.id)
+    assert live.config.env == machine_inputs("memory")["env"] and live.state == "started"
+    assert engine.state["m"].outputs["version"] == live.version
+
+
 def test_refresh_shows_an_out_of_band_change_and_up_reverts_it(emu):
     engine = Engine()
     engine.up("app", FlyAppProvider, app_inputs("memory"))

@@ -29,6 +29,7 @@ from components.providers.base import (
 )
 from components.providers.machine_config import (
     MachineInputs,
+    config_drift,
     inputs_from_machine,
     owned_view,
     render_config,
@@ -93,7 +94,12 @@ class FlyMachineProvider(FlyProvider):
         except Exception as exc:
             raise self.fail(f"create in app {inp.app!r}", name, exc) from exc
         machine_id = created["id"]
+        if config_drift(created.get("config") or {}, inp):
+            # The client adopted a machine an earlier, failed run made with other inputs: bring it up to date.
+            return CreateResult(machine_id, self._outputs(inp, self._update_in_place(client, inp, machine_id)))
         try:
+            if created.get("state") in ("stopped", "suspended"):  # adopted, and autostop had stopped it
+                client.start_machine(inp.app, machine_id)
             machine = self._wait_healthy(client, inp.app, machine_id, created.get("instance_id"))
         except Exception as exc:
             # A create must leave nothing behind when it fails: destroy the machine that did not start.
@@ -141,15 +147,18 @@ class FlyMachineProvider(FlyProvider):
     # -- update -------------------------------------------------------------------------------------
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        """In place: the same machine id, a new version, under a lease and with `current_version`.
+        """In place: the same machine id, a new version (see `_update_in_place`)."""
+        inp = MachineInputs.model_validate(self.inputs_of(news))
+        return UpdateResult(self._outputs(inp, self._update_in_place(self.client(), inp, id_)))
+
+    def _update_in_place(self, client: Any, inp: MachineInputs, id_: str) -> dict[str, Any]:
+        """Write our config under a lease and with `current_version`, then wait until it runs healthy.
 
         The lease keeps a concurrent `fly deploy` (or another catwalk run) out while we read the version
         and write the config; a machine leased by someone else fails with a clear error instead.
         """
         from components.fly import FlyApiError
 
-        inp = MachineInputs.model_validate(self.inputs_of(news))
-        client = self.client()
         name = inp.machine_name
         nonce = None
         try:
@@ -172,7 +181,7 @@ class FlyMachineProvider(FlyProvider):
             except FlyApiError as exc:
                 raise self.fail(f"update in app {inp.app!r}", name, exc) from exc
             try:
-                machine = self._wait_healthy(client, inp.app, id_, machine.get("instance_id"))
+                return self._wait_healthy(client, inp.app, id_, machine.get("instance_id"))
             except Exception as exc:
                 events = self._events(client, inp.app, id_)
                 raise FlyProviderError(
@@ -185,7 +194,6 @@ class FlyMachineProvider(FlyProvider):
                     client.release_lease(inp.app, id_, nonce)
                 except Exception as exc:  # it expires after lease_ttl_s anyway
                     log.warning("Fly machine %s: releasing the update lease failed: %s", name, exc)
-        return UpdateResult(self._outputs(inp, machine))
 
     # -- delete -------------------------------------------------------------------------------------
 
