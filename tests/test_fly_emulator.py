@@ -266,4 +266,6 @@ def test_cli_refuses_a_non_loopback_host_and_a_bad_fault_rate():
         parse_args(["--host", "0.0.0.0"])
     with pytest.raises(SystemExit):
         parse_args(["--fault-rate", "1.5"])
+    with pytest.raises(SystemExit):
+        parse_args(["--faults", "429,teapot"])
     assert parse_args(["--fault-rate", "0.3", "--seed", "7"]).seed == 7

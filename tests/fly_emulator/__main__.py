@@ -30,6 +30,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--fault-rate must be between 0 and 1")
     if not args.host.startswith("127.") and args.host not in ("localhost", "::1"):
         p.error("--host must be a loopback address")
+    unknown = sorted(set(args.faults.split(",")) - set(FAULTS) - {""})
+    if unknown:
+        p.error(f"--faults: unknown kinds {', '.join(unknown)} (expected some of {','.join(FAULTS)})")
     return args
 
 
