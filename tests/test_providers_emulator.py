@@ -434,6 +434,21 @@ def test_machine_delete_when_already_gone_succeeds(emu):
     res.provider.delete(res.id, dict(res.outputs))  # even when the whole app is gone
 
 
+def test_deletes_need_only_the_app_and_id_so_state_from_older_versions_still_deletes(emu):
+    """pulumi/pulumi#6238: delete runs with whatever the state holds; app + id must be enough."""
+    engine = Engine()
+    engine.up("app", FlyAppProvider, app_inputs("memory"))
+    engine.up("ip", FlyIpProvider, {"app": "catwalk-dev-memory", "type": "v6"})
+    engine.up("m", FlyMachineProvider, machine_inputs("memory"))
+    minimal = {"app": "catwalk-dev-memory", "__provider": engine.state["m"].pickled}
+    engine.state["m"].provider.delete(engine.state["m"].id, minimal)
+    engine.state["ip"].provider.delete(engine.state["ip"].id, minimal)
+    assert emu.live_machines("catwalk-dev-memory") == []
+    assert emu.client().list_ips("catwalk-dev-memory") == []
+    engine.state["app"].provider.delete("catwalk-dev-memory", {"__provider": engine.state["app"].pickled})
+    assert emu.client().list_apps("personal") == []
+
+
 def test_machine_that_never_starts_is_destroyed_and_its_events_reported(emu, monkeypatch):
     engine = Engine()
     engine.up("app", FlyAppProvider, app_inputs("memory"))

@@ -63,7 +63,8 @@ class FlyAppProvider(FlyProvider):
         and refuses a name held by another org, so this never makes a second app."""
         inp = AppInputs.model_validate(self.inputs_of(props))
         try:
-            app = as_dict(self.client().create_app(inp.name, inp.org))
+            with self.client() as client:
+                app = as_dict(client.create_app(inp.name, inp.org))
         except Exception as exc:
             raise self.fail("create", inp.name, exc) from exc
         return CreateResult(inp.name, self._outputs(inp, app))
@@ -75,7 +76,8 @@ class FlyAppProvider(FlyProvider):
         props = strip_engine_keys(props)
         name = props.get("name") or id_
         try:
-            app = as_dict(self.client().get_app(name))
+            with self.client() as client:
+                app = as_dict(client.get_app(name))
         except FlyNotFound:
             return ReadResult(None, {})
         except Exception as exc:
@@ -102,16 +104,15 @@ class FlyAppProvider(FlyProvider):
         props = strip_engine_keys(props)
         name = props.get("name") or id_
         stack = props.get("stack") or ""
-        client = self.client()
         try:
-            machines = [as_dict(m) for m in client.list_machines(name)]
-            foreign = foreign_machines(machines, stack)
-            if foreign:
-                raise FlyProviderError(
-                    f"Fly app {name!r}: not deleting it, it holds machines this stack ({stack!r}) did not "
-                    f"create: {', '.join(foreign)}. Remove them or the app yourself (`fly apps destroy {name}`)."
-                )
-            client.delete_app(name)
+            with self.client() as client:
+                foreign = foreign_machines([as_dict(m) for m in client.list_machines(name)], stack)
+                if foreign:
+                    raise FlyProviderError(
+                        f"Fly app {name!r}: not deleting it, it holds machines this stack ({stack!r}) did not "
+                        f"create: {', '.join(foreign)}. Remove them or the app yourself (`fly apps destroy {name}`)."
+                    )
+                client.delete_app(name)
         except FlyNotFound:
             return
         except FlyProviderError:

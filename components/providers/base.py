@@ -198,7 +198,10 @@ class FlyProvider(ResourceProvider):
         self._base_url = next((str(v) for k in URL_CONFIG_KEYS if (v := req.config.get(k))), None)
 
     def client(self):
-        """A fresh client: configured token, else `FLY_API_TOKEN`; URL from config, else `FLY_API_URL`."""
+        """A fresh client for one hook (`with self.client() as client:` closes its session).
+
+        Token: the configured one, else `FLY_API_TOKEN`; URL: from config, else `FLY_API_URL`.
+        """
         token = getattr(self, "_token", None) or os.environ.get("FLY_API_TOKEN") or None
         return make_client(token=token, base_url=getattr(self, "_base_url", None))
 

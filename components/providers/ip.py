@@ -56,13 +56,13 @@ class FlyIpProvider(FlyProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         inp = IpInputs.model_validate(self.inputs_of(props))
-        client = self.client()
         try:
-            found = find(self._list(client, inp.app), inp.type)
-            if found is None:
-                found = as_dict(client.allocate_ip(inp.app, inp.type))
-                if not found.get("ip"):  # the response was lost or empty: the assignment tells the truth
-                    found = find(self._list(client, inp.app), inp.type) or found
+            with self.client() as client:
+                found = find(self._list(client, inp.app), inp.type)
+                if found is None:
+                    found = as_dict(client.allocate_ip(inp.app, inp.type))
+                    if not found.get("ip"):  # the response was lost or empty: the assignment tells the truth
+                        found = find(self._list(client, inp.app), inp.type) or found
         except Exception as exc:
             raise self.fail(f"allocate {inp.type}", inp.app, exc) from exc
         if not found.get("ip"):
@@ -78,7 +78,8 @@ class FlyIpProvider(FlyProvider):
         if "/" in id_ and not app:
             app, address = id_.split("/", 1)
         try:
-            assignments = self._list(self.client(), app)
+            with self.client() as client:
+                assignments = self._list(client, app)
         except FlyNotFound:
             return ReadResult(None, {})
         except Exception as exc:
@@ -94,7 +95,8 @@ class FlyIpProvider(FlyProvider):
 
         app = strip_engine_keys(props).get("app")
         try:
-            self.client().release_ip(app, id_)
+            with self.client() as client:
+                client.release_ip(app, id_)
         except FlyNotFound:
             return
         except Exception as exc:

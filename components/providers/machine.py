@@ -84,34 +84,34 @@ class FlyMachineProvider(FlyProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         inp = MachineInputs.model_validate(self.inputs_of(props))
         name = inp.machine_name
-        client = self.client()
-        try:
-            created = as_dict(
-                client.create_machine(
-                    inp.app, name, inp.region, render_config(inp), min_secrets_version=inp.secrets_version
-                )
-            )
-        except Exception as exc:
-            raise self.fail(f"create in app {inp.app!r}", name, exc) from exc
-        machine_id = created["id"]
-        if config_drift(created.get("config") or {}, inp):
-            # The client adopted a machine an earlier, failed run made with other inputs: bring it up to date.
-            return CreateResult(machine_id, self._outputs(inp, self._update_in_place(client, inp, machine_id)))
-        try:
-            if created.get("state") in ("stopped", "suspended"):  # adopted, and autostop had stopped it
-                client.start_machine(inp.app, machine_id)
-            machine = self._wait_healthy(client, inp.app, machine_id, created.get("instance_id"))
-        except Exception as exc:
-            # A create must leave nothing behind when it fails: destroy the machine that did not start.
-            events = self._events(client, inp.app, machine_id)
+        with self.client() as client:
             try:
-                client.delete_machine(inp.app, machine_id, force=True)
-            except Exception as cleanup:  # report both; the first cause matters more
-                events += f"; cleanup failed: {cleanup}"
-            raise FlyProviderError(
-                f"Fly machine {name!r} ({machine_id}) in app {inp.app!r} did not start: {exc}; events: {events}"
-            ) from exc
-        return CreateResult(machine_id, self._outputs(inp, machine))
+                created = as_dict(
+                    client.create_machine(
+                        inp.app, name, inp.region, render_config(inp), min_secrets_version=inp.secrets_version
+                    )
+                )
+            except Exception as exc:
+                raise self.fail(f"create in app {inp.app!r}", name, exc) from exc
+            machine_id = created["id"]
+            if config_drift(created.get("config") or {}, inp):
+                # The client adopted a machine an earlier, failed run made with other inputs: bring it up to date.
+                return CreateResult(machine_id, self._outputs(inp, self._update_in_place(client, inp, machine_id)))
+            try:
+                if created.get("state") in ("stopped", "suspended"):  # adopted, and autostop had stopped it
+                    client.start_machine(inp.app, machine_id)
+                machine = self._wait_healthy(client, inp.app, machine_id, created.get("instance_id"))
+            except Exception as exc:
+                # A create must leave nothing behind when it fails: destroy the machine that did not start.
+                events = self._events(client, inp.app, machine_id)
+                try:
+                    client.delete_machine(inp.app, machine_id, force=True)
+                except Exception as cleanup:  # report both; the first cause matters more
+                    events += f"; cleanup failed: {cleanup}"
+                raise FlyProviderError(
+                    f"Fly machine {name!r} ({machine_id}) in app {inp.app!r} did not start: {exc}; events: {events}"
+                ) from exc
+            return CreateResult(machine_id, self._outputs(inp, machine))
 
     # -- read ---------------------------------------------------------------------------------------
 
@@ -126,7 +126,8 @@ class FlyMachineProvider(FlyProvider):
         from components.fly import FlyNotFound
 
         try:
-            machine = as_dict(self.client().get_machine(app, machine_id))
+            with self.client() as client:
+                machine = as_dict(client.get_machine(app, machine_id))
         except FlyNotFound:
             return ReadResult(None, {})
         except Exception as exc:
@@ -149,7 +150,8 @@ class FlyMachineProvider(FlyProvider):
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """In place: the same machine id, a new version (see `_update_in_place`)."""
         inp = MachineInputs.model_validate(self.inputs_of(news))
-        return UpdateResult(self._outputs(inp, self._update_in_place(self.client(), inp, id_)))
+        with self.client() as client:
+            return UpdateResult(self._outputs(inp, self._update_in_place(client, inp, id_)))
 
     def _update_in_place(self, client: Any, inp: MachineInputs, id_: str) -> dict[str, Any]:
         """Write our config under a lease and with `current_version`, then wait until it runs healthy.
@@ -207,7 +209,8 @@ class FlyMachineProvider(FlyProvider):
 
         app = strip_engine_keys(props).get("app")
         try:
-            self.client().delete_machine(app, id_, force=True)
+            with self.client() as client:
+                client.delete_machine(app, id_, force=True)
         except FlyNotFound:
             return
         except Exception as exc:

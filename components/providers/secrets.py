@@ -124,7 +124,8 @@ class FlySecretsProvider(FlyProvider):
         props = strip_engine_keys(props)
         app = props.get("app") or id_
         try:
-            listed = self.client().list_secrets(app)
+            with self.client() as client:
+                listed = client.list_secrets(app)
         except FlyNotFound:
             return ReadResult(None, {})
         except Exception as exc:
@@ -151,20 +152,21 @@ class FlySecretsProvider(FlyProvider):
         if not names:
             return
         try:
-            self.client().unset_secrets(app, names)
+            with self.client() as client:
+                client.unset_secrets(app, names)
         except FlyNotFound:
             return
         except Exception as exc:
             raise self.fail("delete", app, exc) from exc
 
     def _apply(self, inp: SecretsInputs, removed: list[str]) -> int | None:
-        client = self.client()
         version = None
         try:
-            if inp.values:
-                version = _version(client.set_secrets(inp.app, dict(inp.values)))
-            if removed:
-                version = _version(client.unset_secrets(inp.app, removed))
+            with self.client() as client:
+                if inp.values:
+                    version = _version(client.set_secrets(inp.app, dict(inp.values)))
+                if removed:
+                    version = _version(client.unset_secrets(inp.app, removed))
         except Exception as exc:
             # The client's errors never carry request bodies, so no value can leak through `exc`.
             raise self.fail(f"set {', '.join(sorted(inp.values)) or '-'}", inp.app, exc) from exc
