@@ -11,11 +11,10 @@ import difflib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -25,28 +24,22 @@ from pydantic import (
 )
 
 from components import safety
+from components.fields import (
+    Arg,
+    EnvValue,
+    FlySize,
+    ImageRef,
+    OrgSlug,
+    PlainEnvName,
+    Region,
+    SecretEnvName,
+    ServerName,
+)
 from components.spec import parse_spec
 
 NAMESPACE = "catwalk"
 Runtime = Literal["npm", "python", "custom"]
 AutoStop = Literal["off", "stop", "suspend"]
-
-
-def _checked(check):
-    """Wrap a safety check as a pydantic after-validator, so each list item / map key errs on its own."""
-
-    def validate(value: str) -> str:
-        check(value)
-        return value
-
-    return AfterValidator(validate)
-
-
-PlainEnvName = Annotated[str, _checked(lambda v: safety.check_env_name(v, plain=True))]
-SecretEnvName = Annotated[str, _checked(lambda v: safety.check_env_name(v, plain=False))]
-EnvValue = Annotated[str, _checked(lambda v: safety.check_env_value(v))]
-Arg = Annotated[str, _checked(lambda v: safety.check_arg(v))]
-Region = Annotated[str, _checked(safety.check_region)]
 
 
 class Problem(BaseModel):
@@ -74,7 +67,7 @@ class ServerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str
+    name: ServerName
     package: str | None = None
     command: str | list[str] | None = None
     runtime: Runtime | None = None
@@ -84,17 +77,11 @@ class ServerConfig(BaseModel):
     secrets: list[SecretEnvName] = Field(default_factory=list, max_length=64)
     regions: list[Region] | None = None
     count: int = Field(default=1, ge=1, le=10)
-    size: str = "shared-cpu-1x"
+    size: FlySize = "shared-cpu-1x"
     memory: int = Field(default=512, ge=256, le=65536)
     autostop: AutoStop = "stop"
     autostart: bool = True
     auth: bool = True
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        safety.check_server_name(v)
-        return v
 
     @field_validator("package")
     @classmethod
@@ -144,13 +131,6 @@ class ServerConfig(BaseModel):
             raise ValueError("lists a region more than once")
         return v
 
-    @field_validator("size")
-    @classmethod
-    def _size(cls, v: str) -> str:
-        if v not in safety.FLY_SIZES:
-            raise ValueError(f"{v!r} is not a Fly machine size (one of {', '.join(sorted(safety.FLY_SIZES))})")
-        return v
-
     @field_validator("memory")
     @classmethod
     def _memory(cls, v: int) -> int:
@@ -184,40 +164,14 @@ class StackConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    app_prefix: str | None = Field(default=None, alias="appPrefix")
-    org: str = "personal"
-    region: str = "iad"
-    image: str | None = None
+    app_prefix: ServerName | None = Field(default=None, alias="appPrefix")
+    org: OrgSlug = "personal"
+    region: Region = "iad"
+    image: ImageRef | None = None
     bake: bool = True
     verify: bool = True
     token_rotation: str = Field(default="1", alias="tokenRotation")
     servers: list[ServerConfig] = Field(default_factory=list, max_length=100)
-
-    @field_validator("app_prefix")
-    @classmethod
-    def _prefix(cls, v: str | None) -> str | None:
-        if v is not None:
-            safety.check_server_name(v)
-        return v
-
-    @field_validator("org")
-    @classmethod
-    def _org(cls, v: str) -> str:
-        safety.check_plain_token(v, "org", limit=64)
-        return v
-
-    @field_validator("region")
-    @classmethod
-    def _region(cls, v: str) -> str:
-        safety.check_region(v)
-        return v
-
-    @field_validator("image")
-    @classmethod
-    def _image(cls, v: str | None) -> str | None:
-        if v is not None:
-            safety.check_image_ref(v)
-        return v
 
     @field_validator("token_rotation", mode="before")
     @classmethod
