@@ -383,7 +383,6 @@ class FlyState:
                 private_ip=f"fdaa:0:{app.internal_numeric_id:x}:a7b:1::{len(self.machines) + 2:x}",
             )
             m.event("launch", "created", request={"config": config})
-            data = None
             ttl = body.get("lease_ttl")
             if isinstance(ttl, int) and ttl > 0:
                 self._new_lease(m, ttl, "created with machine")
