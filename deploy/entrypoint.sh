@@ -115,15 +115,24 @@ key=$(printf '%s' "$package" | tr '/' '+')
 env_dir=$home/$runtime/$key
 marker=$env_dir/.catwalk-installed
 
-cutoff=
-if [ -n "${MCP_EXCLUDE_NEWER-}" ]; then
-    [ "$MCP_EXCLUDE_NEWER" = none ] ||
-        matches "$MCP_EXCLUDE_NEWER" '^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9:.]+)?(Z|[+-][0-9:]+)?$' ||
+if [ -n "${MCP_EXCLUDE_NEWER-}" ] && [ "$MCP_EXCLUDE_NEWER" != none ]; then
+    matches "$MCP_EXCLUDE_NEWER" '^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9:.]+)?(Z|[+-][0-9:]+)?$' ||
         die "MCP_EXCLUDE_NEWER='$(show "$MCP_EXCLUDE_NEWER")' is not an RFC 3339 date or time"
-    [ "$MCP_EXCLUDE_NEWER" = none ] || cutoff=$MCP_EXCLUDE_NEWER
-elif [ -n "${MCP_RESOLVED_AT-}" ]; then
-    cutoff=$("$proxy_python" "$gateway" cutoff "$MCP_RESOLVED_AT") || exit 1
 fi
+
+# Install cutoff: dependencies no newer than the pinned version's release (computed only to install, so a
+# baked start pays nothing for it).
+cutoff=
+compute_cutoff() {
+    if [ -n "${MCP_EXCLUDE_NEWER-}" ]; then
+        [ "$MCP_EXCLUDE_NEWER" = none ] || cutoff=$MCP_EXCLUDE_NEWER
+    elif [ -n "${MCP_RESOLVED_AT-}" ]; then
+        cutoff=$("$proxy_python" "$gateway" cutoff "$MCP_RESOLVED_AT") || exit 1
+    else
+        printf 'Warning: neither MCP_RESOLVED_AT nor MCP_EXCLUDE_NEWER is set: dependencies resolve to' >&2
+        printf ' their newest versions (not reproducible; old servers may break)\n' >&2
+    fi
+}
 # The marker is written last, so a half-finished install never counts. Only the spec is compared: a baked
 # image serves what was installed at build time even if the cutoff env differs at run time.
 installed() {
@@ -205,6 +214,7 @@ fi
 case $action in
 install | run)
     if [ "$action" = install ] || ! installed; then
+        compute_cutoff
         if [ "$runtime" = python ]; then install_python; else install_npm; fi
         resolve >/dev/null || {
             rm -rf "$env_dir"
