@@ -11,7 +11,7 @@ from pulumi.dynamic.config import Config
 from pulumi.output import Unknown
 
 from components.providers.app import FlyAppProvider, foreign_machines
-from components.providers.base import partial_diff, strip_engine_keys
+from components.providers.base import FlyProviderError, partial_diff, strip_engine_keys
 from components.providers.ip import FlyIpProvider, ip_type
 from components.providers.machine import FlyMachineProvider
 from components.providers.machine_config import (
@@ -303,3 +303,8 @@ def test_configured_token_is_used_but_never_pickled():
     provider.configure(ConfigureRequest(Config({"catwalk:flyApiToken": "fo1_secret_token"}, "catwalk")))
     assert provider._token == "fo1_secret_token"
     assert b"fo1_secret_token" not in pickle.dumps(provider)
+
+
+def test_ip_import_without_an_app_says_how_to_import():
+    with pytest.raises(FlyProviderError, match=r"import it by '<app>/<address>'"):
+        FlyIpProvider().read("66.241.124.1", {})

@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import pulumi
-from pulumi.dynamic import CreateResult, ReadResult
+from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from components.providers.base import FlyProvider, as_dict, strip_engine_keys
+from components.providers.base import FlyProvider, FlyProviderError, as_dict, strip_engine_keys
 from components.providers.machine_config import check_app_name
 
 IpType = Literal["shared_v4", "v6"]
@@ -77,6 +77,8 @@ class FlyIpProvider(FlyProvider):
         app, address = props.get("app"), id_
         if "/" in id_ and not app:
             app, address = id_.split("/", 1)
+        if not app:
+            raise FlyProviderError(f"Fly IP {id_!r}: import it by '<app>/<address>'")
         try:
             with self.client() as client:
                 assignments = self._list(client, app)
@@ -89,6 +91,11 @@ class FlyIpProvider(FlyProvider):
             return ReadResult(None, {})
         inputs = {"app": app, "type": ip_type(found)}
         return ReadResult(address, {**inputs, "address": address}, inputs=inputs)
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        """Every input is a replace key, so nothing changes in place; keep the outputs whole regardless."""
+        inp = IpInputs.model_validate(self.inputs_of(news))
+        return UpdateResult({**inp.model_dump(), "address": strip_engine_keys(olds).get("address") or id_})
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         from components.fly import FlyNotFound
