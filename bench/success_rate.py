@@ -1,0 +1,481 @@
+"""Success rate: do real no-credential MCP servers deploy? detect → install → serve → initialize + tools/list.
+
+For each server of ``bench/servers_success.py`` (versions pinned): ``components.detect`` resolves the spec,
+``deploy/entrypoint.sh install`` installs it into a bench MCP_HOME (uv/npm caches kept between runs, so a
+re-run measures a warm-cache install), ``deploy/entrypoint.sh serve`` serves it through the auth gateway on a
+free loopback port, and ``components.mcpcheck`` does initialize + tools/list with the bearer token. At most
+two servers at a time (the machine has 2 cores). Python servers' venvs use Python 3.12, the image's.
+
+Run by hand (it installs from PyPI and npm)::
+
+    .venv/bin/python -m bench.success_rate                     # the whole list
+    .venv/bin/python -m bench.success_rate --only mcp-scholarly,@mui/mcp --runtime python
+    .venv/bin/python -m bench.success_rate --compare-plain      # + plain resolution for pre-mcp-2 servers
+
+``--compare-plain`` installs each Python server released before ``mcp`` 2.0.0 a second time with
+MCP_EXCLUDE_NEWER=none (newest dependencies, as plain ``uvx`` resolves today) in a separate MCP_HOME, to
+show what the as-of-release cutoff changes. Results go to ``bench/results/success_rate.{md,json}`` (a
+subset run to ``success_rate-subset.*`` unless ``--output`` says otherwise); the JSON is rewritten after
+every server, so an interrupted run leaves its partial results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from importlib.metadata import version as dist_version
+from pathlib import Path
+
+import anyio
+
+from bench.servers_success import Case, cases
+from components.detect import Clients, DetectError, DiskCache, detect
+from components.mcpcheck import HandshakeResult, acheck
+
+ROOT = Path(__file__).resolve().parents[1]
+ENTRYPOINT = ROOT / "deploy" / "entrypoint.sh"
+RESULTS = ROOT / "bench" / "results"
+VENV_BIN = Path(sys.executable).parent
+DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "catwalk-bench"
+MCP_2 = ("mcp", "2.0.0")  # servers released before this are the "pre-2.x" ones
+GOAL = 0.95
+
+# --------------------------------------------------------------------------------- failure classification
+# (category, pattern over the install/serve output, what catwalk could do about it). First match wins.
+CATEGORIES: list[tuple[str, re.Pattern, str]] = [
+    ("needs Python >= 3.13", re.compile(r"requires Python >=\s*3\.1[3-9]|requires-python.*3\.1[3-9]", re.I),
+     "detection already refuses it with the newest release that runs; an image variant on Python 3.13 would run it"),
+    ("not on the registry", re.compile(r"was not found on the|404 Not Found|does not exist on", re.I),
+     "nothing: the spec is wrong or the package was removed (detection says so before deploy)"),
+    ("no dependency resolution", re.compile(r"No solution found|ETARGET|ERESOLVE|No matching version", re.I),
+     "try the resolution without the as-of-release cutoff (MCP_EXCLUDE_NEWER=none) and report which works"),
+    ("needs a system library", re.compile(
+        r"error while loading shared libraries|cannot open shared object file|lib\S+\.so\S*: cannot|"
+        r"Library not loaded|libGL|libcairo|OSError: .*\.so", re.I),
+     "add the library to the image (apt) or offer an image with common native libraries"),
+    ("needs a system program", re.compile(
+        r"executable .* not found|command not found|No such file or directory: '(?!/)[\w.-]+'|"
+        r"which\(\S+\) returned None|Chrome.*not found|browser.*not (found|installed)|spawn \S+ ENOENT", re.I),
+     "install the program in the image, or let the stack config name apt packages to add"),
+    ("native build failed", re.compile(r"Failed to build|error: command '(gcc|cc|g\+\+)'|node-gyp|gyp ERR", re.I),
+     "prefer wheels (uv --only-binary) or add build tools to the image's install stage"),
+    ("needs credentials", re.compile(
+        r"(api[_ -]?key|token|secret|password|credentials?)\b[^\n]{0,80}"
+        r"\b(required|not set|missing|must be (set|provided)|is not configured)|"
+        r"(missing|no)\b[^\n]{0,40}(api[_ -]?key|token|credentials)", re.I),
+     "the server is not credential-free after all: the stack config's secrets carry its keys"),
+    ("needs configuration", re.compile(
+        r"environment variable\b[^\n]{0,80}\b(required|not set|missing)|(?:^|\W)(usage|Usage):|"
+        r"the following arguments are required|Missing required argument", re.M),
+     "the stack config's args/env give it what it needs; detection could read the server's README"),
+    ("incompatible with mcp 2.x", re.compile(
+        r"cannot import name \S+ from '?mcp\b|No module named '?mcp[.']|module '?mcp[.\w]*'? has no attribute"),
+     "install as of the release (MCP_RESOLVED_AT), which catwalk does by default"),
+    ("a newer dependency broke it", re.compile(
+        r"^(ImportError|ModuleNotFoundError): .*|^AttributeError: module .*", re.M),
+     "install as of the release (MCP_RESOLVED_AT), which catwalk does by default; else pin the dependency"),
+    ("install failed", re.compile(r"install of \S+ failed", re.I),
+     "read the installer output in the JSON; usually an upstream packaging bug"),
+]
+
+
+def classify(phase: str, output: str, error: str | None = None) -> dict:
+    """Name the failure: its category, the line of output that shows it, and what catwalk could do.
+
+    ``phase`` is where it failed (detect, install, serve, answer); ``output`` the text of that phase
+    (installer or server log, or the detection error); ``error`` the MCP client's error, if any.
+    """
+    text = output or ""
+    for category, pattern, remedy in CATEGORIES:
+        match = pattern.search(text)
+        if match:
+            return {"category": category, "detail": _line_of(text, match.start()), "remedy": remedy}
+    if phase == "answer" and error and "no answer within" in error:
+        return {"category": "no answer in time", "detail": _last_lines(text) or error,
+                "remedy": "a longer start-up timeout, or bake it: most of the time is first-start work"}
+    if phase == "serve":
+        return {"category": "exited at start", "detail": _last_lines(text) or (error or ""),
+                "remedy": "upstream bug or an unmet need; see the detail"}
+    if phase == "answer":
+        return {"category": "MCP handshake failed", "detail": error or _last_lines(text),
+                "remedy": "upstream protocol bug, or a server writing to stdout; see the detail"}
+    return {"category": f"{phase} failed", "detail": _last_lines(text) or (error or ""), "remedy": ""}
+
+
+def _line_of(text: str, offset: int) -> str:
+    start = text.rfind("\n", 0, offset) + 1
+    end = text.find("\n", offset)
+    return text[start: end if end >= 0 else len(text)].strip()[:300]
+
+
+def _last_lines(text: str, count: int = 2) -> str:
+    """The last error-looking line (a traceback's last line), else the last lines of the output."""
+    errors = [line.strip() for line in text.splitlines() if re.match(r"\s*[\w.]*(Error|Exception)\b", line)]
+    if errors:
+        return errors[-1][:300]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " | ".join(lines[-count:])[:300]
+
+
+# ---------------------------------------------------------------------------------------- one server
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fill(value: str, work: Path) -> str:
+    return value.replace("{work}", str(work))
+
+
+def server_env(spec_env: dict[str, str], case: Case, home: Path, cache: Path, work: Path,
+               plain: bool) -> dict[str, str]:
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("MCP_", "npm_config_")) and k != "PORT"}
+    env = {
+        **keep,
+        **spec_env,
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+        "HOME": str(work / "home"),
+        "MCP_HOME": str(home),
+        "MCP_PYTHON": PYTHON_312,
+        "UV_CACHE_DIR": str(cache / "uv"),
+        "UV_PYTHON_DOWNLOADS": "never",
+        "npm_config_cache": str(cache / "npm"),
+        "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1",  # the image has no browser download either
+        "PUPPETEER_SKIP_DOWNLOAD": "1",
+    }
+    env.update({k: fill(v, work) for k, v in case.env})
+    if plain:
+        env["MCP_EXCLUDE_NEWER"] = "none"
+    return env
+
+
+def _find_python312() -> str:
+    for candidate in (shutil.which("python3.12"), "/usr/local/bin/python3.12",
+                      str(Path.home() / ".pyenv/versions/3.12.1/bin/python3.12")):
+        if candidate and Path(candidate).exists():
+            probe = subprocess.run([candidate, "-c", "import sys; print(sys.executable)"], capture_output=True,
+                                   text=True, check=False)
+            if probe.returncode == 0:
+                return probe.stdout.strip()
+    raise SystemExit("Python 3.12 (the image's) was not found: install it or put python3.12 on PATH")
+
+
+PYTHON_312 = ""
+
+
+async def _first_answer(process: subprocess.Popen, url: str, token: str, timeout: float) -> HandshakeResult | None:
+    """initialize + tools/list, polling until the gateway answers; None when the process exits first."""
+    result: HandshakeResult | None = None
+    async with anyio.create_task_group() as group:
+        async def ask() -> None:
+            nonlocal result
+            result = await acheck(url, token=token, timeout=timeout, wait_until_up=True, poll_interval=0.1)
+            group.cancel_scope.cancel()
+
+        async def watch() -> None:
+            while process.poll() is None:
+                await anyio.sleep(0.1)
+            await anyio.sleep(1.0)  # an answer already on its way still counts
+            group.cancel_scope.cancel()
+
+        group.start_soon(ask)
+        group.start_soon(watch)
+    return result
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+
+def run_case(case: Case, clients: Clients, cache: Path, opts, plain: bool = False) -> dict:
+    """detect → install → serve → first answer, for one server. Never raises: the row says what happened."""
+    row: dict = {"server": case.spec, "runtime": case.runtime, "version": case.version, "mode":
+                 "plain" if plain else "as-of-release", "install_s": None, "answer_s": None, "tools": None,
+                 "result": "fail", "phase": None, "reason": None, "note": case.note}
+    work = cache / "work" / ("plain" if plain else "pinned") / re.sub(r"[^A-Za-z0-9._-]", "+", case.spec)
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "home").mkdir(parents=True)
+    args = [fill(a, work) for a in case.args]
+    pinned = case.version if not re.search(r"==|@\d", case.spec.split(":", 1)[-1]) else None
+
+    start = time.monotonic()
+    try:
+        spec = detect(case.spec, version=pinned, runtime=case.runtime, args=args, clients=clients)
+    except DetectError as exc:
+        return _failed(row, "detect", str(exc))
+    row["detect_s"] = round(time.monotonic() - start, 2)
+    row["version"] = spec.version
+    row["package"] = spec.pinned
+    row["launch"] = spec.launch
+    row["resolved_at"] = spec.env().get("MCP_RESOLVED_AT")
+    home = cache / ("home-plain" if plain else "home")
+    env = server_env(spec.env(), case, home, cache, work, plain)
+
+    log = work / "install.log"
+    start = time.monotonic()
+    with log.open("wb") as out:
+        try:
+            done = subprocess.run([str(ENTRYPOINT), "install"], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                  timeout=opts.install_timeout, check=False, start_new_session=True)
+            code = done.returncode
+        except subprocess.TimeoutExpired:
+            code = None
+    row["install_s"] = round(time.monotonic() - start, 2)
+    install_output = log.read_text(errors="replace")
+    if code != 0:
+        why = install_output if code is not None else f"install took over {opts.install_timeout:g} s\n{install_output}"
+        return _failed(row, "install", why)
+
+    token = secrets.token_urlsafe(24)
+    env.update(PORT=str(free_port()), MCP_AUTH_TOKEN=token)
+    url = f"http://127.0.0.1:{env['PORT']}/mcp"
+    log = work / "serve.log"
+    with log.open("wb") as out:
+        start = time.monotonic()
+        process = subprocess.Popen([str(ENTRYPOINT), "serve"], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        try:
+            result = anyio.run(_first_answer, process, url, token, opts.answer_timeout)
+            elapsed = time.monotonic() - start
+        finally:
+            stop(process)
+    serve_output = log.read_text(errors="replace")
+    if result is None:
+        return _failed(row, "serve", f"{serve_output}\n(exit {process.returncode})")
+    if not result.ok:
+        return _failed(row, "answer", serve_output, result.error)
+    row.update(answer_s=round(elapsed, 2), tools=len(result.tools), tool_names=result.tools, result="ok",
+               server_name=result.server_name, protocol=result.protocol_version)
+    shutil.rmtree(work, ignore_errors=True)
+    return row
+
+
+def _failed(row: dict, phase: str, output: str, error: str | None = None) -> dict:
+    why = classify(phase, output, error)
+    row.update(phase=phase, reason=why["category"], detail=why["detail"], remedy=why["remedy"],
+               output_tail=output[-3000:])
+    if error:
+        row["error"] = error
+    return row
+
+
+# ------------------------------------------------------------------------------------------ reporting
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Success rate per runtime over the as-of-release rows."""
+    out = {}
+    for runtime in ("python", "npm"):
+        mine = [r for r in rows if r["runtime"] == runtime and r["mode"] == "as-of-release"]
+        ok = sum(r["result"] == "ok" for r in mine)
+        out[runtime] = {"ok": ok, "total": len(mine), "rate": round(ok / len(mine), 4) if mine else None,
+                        "goal_met": bool(mine) and ok / len(mine) >= GOAL}
+    return out
+
+
+def _cell(value, fmt: str = "{}") -> str:
+    return "—" if value is None else fmt.format(value)
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(report: dict) -> str:
+    v = report["versions"]
+    rows = report["rows"]
+    summary = report["summary"]
+    lines = [
+        "# Success rate: real no-credential MCP servers, detect → install → serve → tools/list",
+        "",
+        f"Run {report['date']} ({report['elapsed_min']} min) on this machine ({v['cpus']} CPUs, shared), "
+        f"{report['parallel']} servers at a time. Servers' Python {v['server_python']}, Node {v['node']}, "
+        f"npm {v['npm']}, {v['uv']}, gateway: mcp-proxy {v['mcp-proxy']} on mcp {v['mcp']}; catwalk "
+        f"{v['catwalk']}. Produced by `bench/success_rate.py`; the list is `bench/servers_success.py`.",
+        "",
+    ]
+    if report.get("partial"):
+        lines += [f"**Partial run: {len(rows)} of {report['planned']} planned rows.**", ""]
+    lines += ["| runtime | ok | total | success rate | goal ≥95% |", "|---|---|---|---|---|"]
+    for runtime, s in summary.items():
+        if s["total"]:
+            lines.append(f"| {runtime} | {s['ok']} | {s['total']} | {s['rate'] * 100:.1f}% | "
+                         f"{'met' if s['goal_met'] else 'not met'} |")
+    lines += [
+        "",
+        "install s: `entrypoint.sh install` with warm uv/npm caches when the cache directory was reused; "
+        "first-answer s: from `entrypoint.sh serve` to the tools/list answer, through the auth gateway.",
+        "",
+        "| server | runtime | version | install s | first-answer s | tools | result | reason |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if r["mode"] != "as-of-release":
+            continue
+        reason = "" if r["result"] == "ok" else f"{r['reason']}: `{_escape(r.get('detail') or '')[:160]}`"
+        lines.append(f"| {r['server']} | {r['runtime']} | {_cell(r['version'])} | {_cell(r['install_s'], '{:.1f}')} "
+                     f"| {_cell(r['answer_s'], '{:.1f}')} | {_cell(r['tools'])} | {r['result']} | {reason} |")
+    plain = [r for r in rows if r["mode"] == "plain"]
+    if plain:
+        pinned = {r["server"]: r for r in rows if r["mode"] == "as-of-release"}
+        lines += [
+            "",
+            "## Released before mcp 2.x: as-of-release resolution vs plain resolution",
+            "",
+            f"Python servers whose pinned release predates mcp {MCP_2[1]} ({report.get('mcp2_released_at')}). "
+            "*As of release*: catwalk's default (dependencies no newer than the release + 1 h). *Plain*: "
+            "MCP_EXCLUDE_NEWER=none, the newest dependencies, as `uvx NAME==VERSION` resolves today.",
+            "",
+            "| server | released | as of release | plain | plain failure |",
+            "|---|---|---|---|---|",
+        ]
+        for r in plain:
+            base = pinned.get(r["server"], {})
+            why = "" if r["result"] == "ok" else f"{r['reason']}: `{_escape(r.get('detail') or '')[:140]}`"
+            lines.append(f"| {r['server']} | {(r.get('resolved_at') or '')[:10]} | {base.get('result', '—')} "
+                         f"| {r['result']} | {why} |")
+    failures = [r for r in rows if r["result"] != "ok" and r["mode"] == "as-of-release"]
+    lines += ["", "## Failures", ""]
+    if not failures:
+        lines.append("- none")
+    for r in failures:
+        note = report.get("explanations", {}).get(r["server"])
+        lines.append(f"- **{r['server']}** ({r['runtime']} {r['version']}, failed at {r['phase']}): "
+                     f"{r['reason']}. `{_escape(r.get('detail') or '')[:240]}`. "
+                     f"{note or ('What catwalk could do: ' + r['remedy'] if r.get('remedy') else '')}")
+    return "\n".join(lines) + "\n"
+
+
+def versions(python: str) -> dict:
+    def out(*cmd: str) -> str:
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False).stdout.strip()
+        except OSError:
+            return "?"
+
+    return {
+        "server_python": out(python, "-c", "import platform; print(platform.python_version())"),
+        "bench_python": platform.python_version(),
+        "node": out("node", "--version"),
+        "npm": out("npm", "--version"),
+        "uv": out(str(VENV_BIN / "uv"), "--version"),
+        "mcp-proxy": dist_version("mcp-proxy"),
+        "mcp": dist_version("mcp"),
+        "catwalk": out("git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"),
+        "cpus": os.cpu_count(),
+    }
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def select(all_cases: list[Case], only: str | None, runtime: str | None, limit: int | None) -> list[Case]:
+    chosen = [c for c in all_cases if runtime in (None, c.runtime)]
+    if only:
+        names = [n.strip() for n in only.split(",") if n.strip()]
+        chosen = [c for c in chosen if any(n == c.spec or n in c.spec for n in names)]
+    return chosen[:limit] if limit else chosen
+
+
+def main(argv: list[str] | None = None) -> int:
+    global PYTHON_312
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="comma-separated specs (or parts of them) to run")
+    parser.add_argument("--runtime", choices=("python", "npm"))
+    parser.add_argument("--limit", type=int, help="run the first N selected servers")
+    parser.add_argument("--compare-plain", action="store_true",
+                        help="also install pre-mcp-2 Python servers with MCP_EXCLUDE_NEWER=none")
+    parser.add_argument("--parallel", type=int, default=2, choices=(1, 2))
+    parser.add_argument("--install-timeout", type=float, default=600)
+    parser.add_argument("--answer-timeout", type=float, default=120)
+    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE,
+                        help=f"MCP_HOME, uv/npm caches and scratch dirs, reused between runs (default {DEFAULT_CACHE})")
+    parser.add_argument("--fresh", action="store_true", help="empty the cache directory first (cold caches)")
+    parser.add_argument("--output", type=Path, help="results base path (default bench/results/success_rate)")
+    opts = parser.parse_args(argv)
+
+    PYTHON_312 = _find_python312()
+    chosen = select(cases(), opts.only, opts.runtime, opts.limit)
+    if not chosen:
+        parser.error("no server matches --only/--runtime")
+    subset = bool(opts.only or opts.runtime or opts.limit)
+    base = opts.output or RESULTS / ("success_rate-subset" if subset else "success_rate")
+    if opts.fresh:
+        shutil.rmtree(opts.cache_dir, ignore_errors=True)
+    opts.cache_dir.mkdir(parents=True, exist_ok=True)
+    clients = Clients.make(cache=DiskCache(opts.cache_dir / "detect"))
+    mcp2 = detect(MCP_2[0], version=MCP_2[1], runtime="python", clients=clients).env()["MCP_RESOLVED_AT"]
+
+    report = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": versions(PYTHON_312),
+              "parallel": opts.parallel, "planned": len(chosen), "mcp2_released_at": mcp2, "partial": True,
+              "elapsed_min": 0, "rows": [], "summary": {}}
+    started = time.monotonic()
+    lock = threading.Lock()
+
+    def record(row: dict) -> None:
+        with lock:
+            report["rows"].append(row)
+            report["rows"].sort(key=lambda r: (r["mode"] != "as-of-release", order[r["server"]]))
+            report["summary"] = summarize(report["rows"])
+            report["elapsed_min"] = round((time.monotonic() - started) / 60, 1)
+            write(report, base)
+            detail = (row.get("detail") or "")[:120]
+            tail = f"{row['tools']} tools" if row["result"] == "ok" else f"{row['reason']}: {detail}"
+            print(f"[{len(report['rows'])}/{report['planned']}] {row['mode']:>13} {row['server']:<45} "
+                  f"{row['result']:<4} install {row['install_s']} s, answer {row['answer_s']} s; {tail}", flush=True)
+
+    order = {c.spec: i for i, c in enumerate(chosen)}
+
+    def one(case: Case) -> None:
+        row = run_case(case, clients, opts.cache_dir, opts)
+        record(row)
+        pre_mcp2 = case.runtime == "python" and row.get("resolved_at") and row["resolved_at"] < mcp2
+        if opts.compare_plain and pre_mcp2:
+            with lock:
+                report["planned"] += 1
+            record(run_case(case, clients, opts.cache_dir, opts, plain=True))
+
+    with ThreadPoolExecutor(opts.parallel) as pool:
+        list(pool.map(one, chosen))
+    report["partial"] = False
+    report["elapsed_min"] = round((time.monotonic() - started) / 60, 1)
+    write(report, base)
+    print(base.with_suffix(".md").read_text())
+    return 0
+
+
+def write(report: dict, base: Path) -> None:
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for suffix, text in ((".json", json.dumps(report, indent=1) + "\n"), (".md", markdown(report))):
+        tmp = base.with_name(base.name + suffix + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(base.with_name(base.name + suffix))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

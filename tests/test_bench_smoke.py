@@ -1,0 +1,159 @@
+"""The benchmarks' pure parts, offline and fast: the server list, failure classification, tables.
+
+The benchmarks themselves (bench/success_rate.py, bench/api_cost.py) are run by hand; these tests make sure
+their bookkeeping says the right thing about what they measured.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bench import api_cost, success_rate
+from bench.servers_success import cases
+from components.config import StackConfig
+
+
+def test_the_list_has_at_least_40_python_and_25_npm_servers_each_pinned_once():
+    listed = cases()
+    assert sum(c.runtime == "python" for c in listed) >= 40
+    assert sum(c.runtime == "npm" for c in listed) >= 25
+    assert len({c.spec for c in listed}) == len(listed)
+    assert all(c.version for c in listed), [c.spec for c in listed if not c.version]
+
+
+def test_the_list_includes_servers_released_before_mcp_2():
+    specs = {c.spec for c in cases()}
+    assert {"mcp-server-sqlite", "mcp-scholarly", "mcp-youtube-transcript"} <= specs
+
+
+def test_config_needing_servers_get_a_scratch_directory_placeholder():
+    by_spec = {c.spec: c for c in cases()}
+    assert by_spec["mcp-server-duckdb"].args == ("--db-path", "{work}/bench.duckdb")
+    assert dict(by_spec["cli-mcp-server"].env)["ALLOWED_DIR"] == "{work}"
+    assert "uvx://mcp-server-time" not in by_spec  # the same install as mcp-server-time
+
+
+@pytest.mark.parametrize(
+    ("phase", "output", "category"),
+    [
+        ("install", "  × No solution found when resolving dependencies:\nError: install of x failed",
+         "no dependency resolution"),
+        ("serve", "Traceback\nImportError: cannot import name 'FastMCP' from 'mcp.server' (/x/mcp/server.py)",
+         "incompatible with mcp 2.x"),
+        ("serve", "Traceback\nModuleNotFoundError: No module named 'bibtexparser.bibdatabase'",
+         "a newer dependency broke it"),
+        ("serve", "OSError: libcairo.so.2: cannot open shared object file: No such file or directory",
+         "needs a system library"),
+        ("serve", "Error: BRAVE_API_KEY environment variable is required", "needs credentials"),
+        ("detect", "PyPI project x 1.2 requires Python >=3.13, but the image runs Python 3.12",
+         "needs Python >= 3.13"),
+        ("serve", "starting\nshutting down\n(exit 1)", "exited at start"),
+    ],
+)
+def test_failures_are_classified_from_the_output_that_shows_them(phase, output, category):
+    why = success_rate.classify(phase, output)
+    assert why["category"] == category
+    assert why["detail"]
+    assert all(part in output for part in why["detail"].split(" | "))
+
+
+def test_a_silent_timeout_is_reported_as_no_answer_in_time():
+    why = success_rate.classify("answer", "Starting Python module: x==1\n", "no answer within 120 s")
+    assert why["category"] == "no answer in time"
+
+
+def test_a_traceback_is_summarised_by_its_last_error_line():
+    output = "Starting\nTraceback (most recent call last):\n  File x\nValueError: bad port\nother noise\n"
+    assert success_rate.classify("serve", output)["detail"] == "ValueError: bad port"
+
+
+def _row(server, runtime, result, mode="as-of-release", **extra):
+    row = {"server": server, "runtime": runtime, "version": "1.0", "mode": mode, "install_s": 2.5,
+           "answer_s": 1.25 if result == "ok" else None, "tools": 3 if result == "ok" else None,
+           "result": result, "phase": None, "reason": None, "note": "", "resolved_at": "2025-01-02T00:00:00Z"}
+    if result != "ok":
+        row.update(phase="serve", reason="exited at start", detail="ValueError: a|b", remedy="fix it")
+    row.update(extra)
+    return row
+
+
+def test_success_rate_counts_each_runtime_over_the_as_of_release_rows_only():
+    rows = [_row(f"p{i}", "python", "ok") for i in range(19)] + [_row("bad", "python", "fail"),
+                                                                  _row("bad", "python", "fail", mode="plain"),
+                                                                  _row("n", "npm", "ok")]
+    summary = success_rate.summarize(rows)
+    assert summary["python"] == {"ok": 19, "total": 20, "rate": 0.95, "goal_met": True}
+    assert summary["npm"]["rate"] == 1.0
+
+
+def test_success_rate_markdown_has_the_columns_a_rate_per_runtime_and_every_failure():
+    rows = [_row("good", "python", "ok"), _row("bad", "npm", "fail"),
+            _row("good", "python", "fail", mode="plain")]
+    report = {"date": "2026-11-25T13:00:00+00:00", "elapsed_min": 1.0, "parallel": 2, "planned": 3,
+              "partial": False, "mcp2_released_at": "2026-07-28T13:45:33Z", "rows": rows,
+              "summary": success_rate.summarize(rows),
+              "versions": {"cpus": 2, "server_python": "3.12.1", "node": "v20", "npm": "11", "uv": "uv 0.13",
+                           "mcp-proxy": "0.13.0", "mcp": "1.30.0", "catwalk": "abc"}}
+    text = success_rate.markdown(report)
+    assert "| server | runtime | version | install s | first-answer s | tools | result | reason |" in text
+    assert "| good | python | 1.0 | 2.5 | 1.2 | 3 | ok |  |" in text
+    assert "| python | 1 | 1 | 100.0% | met |" in text
+    assert "| npm | 0 | 1 | 0.0% | not met |" in text
+    assert "**bad** (npm 1.0, failed at serve): exited at start" in text
+    assert "ValueError: a\\|b" in text  # a pipe in a detail does not break the table
+    assert "| good | 2025-01-02 | ok | fail |" in text  # the plain-resolution comparison
+
+
+def test_a_partial_run_says_how_many_rows_it_has():
+    report = {"date": "d", "elapsed_min": 0, "parallel": 2, "planned": 80, "partial": True, "rows": [],
+              "summary": {"python": {"ok": 0, "total": 0, "rate": None, "goal_met": False}},
+              "versions": {"cpus": 2, "server_python": "3.12", "node": "v20", "npm": "11", "uv": "uv",
+                           "mcp-proxy": "0.13.0", "mcp": "1", "catwalk": "abc"}}
+    assert "Partial run: 0 of 80 planned rows." in success_rate.markdown(report)
+
+
+def test_subset_selection_by_name_part_runtime_and_limit():
+    listed = cases()
+    assert [c.spec for c in success_rate.select(listed, "mcp-scholarly", None, None)] == ["mcp-scholarly"]
+    assert all(c.runtime == "npm" for c in success_rate.select(listed, None, "npm", None))
+    assert len(success_rate.select(listed, None, None, 3)) == 3
+
+
+def test_api_cost_stack_is_a_valid_stack_config_of_custom_commands_on_a_prebuilt_image():
+    doc = api_cost.stack_config(50)["config"]
+    stack = StackConfig.model_validate({k.removeprefix("catwalk:"): v for k, v in doc.items()})
+    assert len(stack.servers) == 50 and stack.image and stack.verify is False
+    assert {s.effective_runtime for s in stack.servers} == {"custom"}
+
+
+def test_api_cost_folds_names_and_ids_into_endpoints_and_counts_mutating_calls():
+    calls = [
+        {"method": "GET", "path": "/v1/apps/catwalk-bench-s07", "status": 404},
+        {"method": "POST", "path": "/v1/apps", "status": 201},
+        {"method": "GET", "path": "/v1/apps/catwalk-bench-s07/machines/3d8d9e1c/wait", "status": 200},
+        {"method": "GET", "path": "/v1/apps/catwalk-bench-s08/machines/4a1b/wait", "status": 200},
+    ]
+    counted = api_cost.tally(calls)
+    assert counted["total"] == 4 and counted["mutating"] == 1 and counted["non_2xx"] == 1
+    assert counted["by_method"] == {"GET": 3, "POST": 1}
+    assert counted["by_endpoint"]["GET /v1/apps/{app}/machines/{id}/wait"] == 2
+
+
+def test_api_cost_ratios_are_against_the_one_server_baseline_of_the_same_run():
+    def row(n, total):
+        return {"servers": n, "first": {"total": total}}
+
+    rows = [row(1, 12), row(10, 130), row(50, 600)]
+    api_cost.ratios(rows)
+    assert [r["ratio_total"] for r in rows] == [1.0, 10.83, 50.0]
+    assert [r["calls_per_server"] for r in rows] == [12.0, 13.0, 12.0]
+    text = api_cost.markdown({"date": "d", "parallel": 4, "versions": {"python": "3", "pulumi": "3", "catwalk": "a"},
+                              "rows": [{**r, "first": {"total": r["first"]["total"], "by_method": {"GET": 1},
+                                                       "by_endpoint": {"GET /v1/apps/{app}": 1}, "seconds": 1.0,
+                                                       "non_2xx": 0},
+                                        "noop": {"total": 0, "mutating": 0, "by_method": {}, "by_endpoint": {},
+                                                 "non_2xx": 0}} for r in rows]})
+    assert re.search(r"\| 10 \| 130 \| 1 \| 0 \| 129 \| 10\.83× \| 13\.0 \| 1\.083× \| 1\.0 \| 0 \| \*\*0\*\* \|", text)
+    assert "made no Fly API call at all" in text
