@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from components import safety
+from components.fields import FlySize, ImageRef, Region, ServerName
 
 INTERNAL_PORT = 8080
 HEALTH_PATH = "/status"
@@ -56,12 +57,12 @@ class MachineInputs(BaseModel):
 
     app: str
     stack: str
-    server: str
-    region: str
+    server: ServerName
+    region: Region
     index: int = Field(default=0, ge=0, le=99)
-    image: str
+    image: ImageRef
     env: dict[str, str] = Field(default_factory=dict)
-    size: str = "shared-cpu-1x"
+    size: FlySize = "shared-cpu-1x"
     memory: int = Field(default=512, ge=256, le=65536)
     autostop: AutoStop = "stop"
     autostart: bool = True
@@ -80,35 +81,10 @@ class MachineInputs(BaseModel):
         safety.check_plain_token(v, "stack", limit=64)
         return v
 
-    @field_validator("server")
-    @classmethod
-    def _server(cls, v: str) -> str:
-        safety.check_server_name(v)
-        return v
-
-    @field_validator("region")
-    @classmethod
-    def _region(cls, v: str) -> str:
-        safety.check_region(v)
-        return v
-
-    @field_validator("image")
-    @classmethod
-    def _image(cls, v: str) -> str:
-        safety.check_image_ref(v)
-        return v
-
     @field_validator("env")
     @classmethod
     def _env(cls, v: dict[str, str]) -> dict[str, str]:
         check_env(v)
-        return v
-
-    @field_validator("size")
-    @classmethod
-    def _size(cls, v: str) -> str:
-        if v not in safety.FLY_SIZES:
-            raise ValueError(f"{v!r} is not a Fly machine size (one of {', '.join(sorted(safety.FLY_SIZES))})")
         return v
 
     @model_validator(mode="after")
