@@ -37,10 +37,15 @@ CONFIGURED: dict[str, dict] = {
     "cli-mcp-server": {"env": (("ALLOWED_DIR", "{work}"),)},
     "mcp-shell-server": {"env": (("ALLOW_COMMANDS", "ls,cat,echo"),)},
 }
-# Labelled arguments that point at a directory of this machine get the scratch directory instead.
+# Arguments instead of the labelled ones: a directory of this machine becomes the scratch directory, and two
+# servers labelled "needs nothing" turned out to need an argument to start (found by this benchmark's first
+# run: pymupdf4llm-mcp exits with "Missing command." without `stdio`; mcp-server-motherduck with "In-memory
+# databases require the --read-write flag.").
 ARGS: dict[str, tuple[str, ...]] = {
     "@modelcontextprotocol/server-filesystem": ("{work}",),
     "mcp-server-sqlite": ("--db-path", "{work}/bench.sqlite"),
+    "pymupdf4llm-mcp": ("stdio",),
+    "mcp-server-motherduck": ("--read-write",),
 }
 # ToolHive spellings of packages already in the list: the same install, so not counted twice.
 DUPLICATES = {"uvx://mcp-server-time", "npx://@modelcontextprotocol/server-memory"}

@@ -53,6 +53,10 @@ DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) /
 MCP_2 = ("mcp", "2.0.0")  # servers released before this are the "pre-2.x" ones
 GOAL = 0.95
 
+# Failures looked into by hand (the classification above only names the category): what happened and what
+# catwalk could do. Keyed by server spec; printed under "Failures" when that server fails.
+EXPLANATIONS: dict[str, str] = {}
+
 # --------------------------------------------------------------------------------- failure classification
 # (category, pattern over the install/serve output, what catwalk could do about it). First match wins.
 CATEGORIES: list[tuple[str, re.Pattern, str]] = [
@@ -78,11 +82,12 @@ CATEGORIES: list[tuple[str, re.Pattern, str]] = [
         r"(missing|no)\b[^\n]{0,40}(api[_ -]?key|token|credentials)", re.I),
      "the server is not credential-free after all: the stack config's secrets carry its keys"),
     ("needs configuration", re.compile(
-        r"environment variable\b[^\n]{0,80}\b(required|not set|missing)|(?:^|\W)(usage|Usage):|"
-        r"the following arguments are required|Missing required argument", re.M),
+        r"environment variable\b[^\n]{0,80}\b(required|not set|missing)|\b[Uu]sage:|"
+        r"the following arguments are required|Missing required argument|Missing command"),
      "the stack config's args/env give it what it needs; detection could read the server's README"),
     ("incompatible with mcp 2.x", re.compile(
-        r"cannot import name \S+ from '?mcp\b|No module named '?mcp[.']|module '?mcp[.\w]*'? has no attribute"),
+        r"cannot import name \S+ from '?mcp\b|No module named '?mcp[.']|module '?mcp[.\w]*'? has no attribute|"
+        r"AttributeError: '(Server|FastMCP|MCPServer)' object has no attribute"),
      "install as of the release (MCP_RESOLVED_AT), which catwalk does by default"),
     ("a newer dependency broke it", re.compile(
         r"^(ImportError|ModuleNotFoundError): .*|^AttributeError: module .*", re.M),
@@ -102,7 +107,10 @@ def classify(phase: str, output: str, error: str | None = None) -> dict:
     for category, pattern, remedy in CATEGORIES:
         match = pattern.search(text)
         if match:
-            return {"category": category, "detail": _line_of(text, match.start()), "remedy": remedy}
+            detail = _line_of(text, match.start())
+            if category == "needs configuration":  # the usage line says less than the error after it
+                detail = _last_lines(text, 1) if _error_lines(text) else detail
+            return {"category": category, "detail": detail, "remedy": remedy}
     if phase == "answer" and error and "no answer within" in error:
         return {"category": "no answer in time", "detail": _last_lines(text) or error,
                 "remedy": "a longer start-up timeout, or bake it: most of the time is first-start work"}
@@ -121,9 +129,13 @@ def _line_of(text: str, offset: int) -> str:
     return text[start: end if end >= 0 else len(text)].strip()[:300]
 
 
+def _error_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if re.match(r"\s*[\w.]*(Error|Exception)\b", line)]
+
+
 def _last_lines(text: str, count: int = 2) -> str:
     """The last error-looking line (a traceback's last line), else the last lines of the output."""
-    errors = [line.strip() for line in text.splitlines() if re.match(r"\s*[\w.]*(Error|Exception)\b", line)]
+    errors = _error_lines(text)
     if errors:
         return errors[-1][:300]
     lines = [line.strip() for line in text.splitlines() if line.strip()]
@@ -247,6 +259,8 @@ def run_case(case: Case, clients: Clients, cache: Path, opts, plain: bool = Fals
             code = None
     row["install_s"] = round(time.monotonic() - start, 2)
     install_output = log.read_text(errors="replace")
+    if code == 0:
+        row["sdk"] = sdk_version(home, case.runtime, spec.pinned or "")
     if code != 0:
         why = install_output if code is not None else f"install took over {opts.install_timeout:g} s\n{install_output}"
         return _failed(row, "install", why)
@@ -273,6 +287,23 @@ def run_case(case: Case, clients: Clients, cache: Path, opts, plain: bool = Fals
                server_name=result.server_name, protocol=result.protocol_version)
     shutil.rmtree(work, ignore_errors=True)
     return row
+
+
+def sdk_version(home: Path, runtime: str, package: str) -> str | None:
+    """The MCP SDK the install resolved (Python ``mcp``, npm ``@modelcontextprotocol/sdk``), if any."""
+    env_dir = home / runtime / package.replace("/", "+")
+    if runtime == "python":
+        found = sorted(env_dir.glob("lib/python*/site-packages/mcp-*.dist-info"))
+        return found[0].name.removeprefix("mcp-").removesuffix(".dist-info") if found else None
+    top = env_dir / "node_modules" / "@modelcontextprotocol" / "sdk" / "package.json"
+    nested = "node_modules/*/node_modules/@modelcontextprotocol/sdk/package.json"
+    manifests = [top] if top.exists() else sorted(env_dir.glob(nested))
+    if not manifests:
+        return None
+    try:
+        return json.loads(manifests[0].read_text()).get("version")
+    except (OSError, ValueError):
+        return None
 
 
 def _failed(row: dict, phase: str, output: str, error: str | None = None) -> dict:
@@ -319,8 +350,12 @@ def markdown(report: dict) -> str:
         f"{v['catwalk']}. Produced by `bench/success_rate.py`; the list is `bench/servers_success.py`.",
         "",
     ]
+    done = sum(r["mode"] == "as-of-release" for r in rows)
     if report.get("partial"):
-        lines += [f"**Partial run: {len(rows)} of {report['planned']} planned rows.**", ""]
+        lines += [f"**Partial run: {done} of {report['planned']} servers.**", ""]
+    if report.get("rerun"):
+        again = ", ".join(f"{s} ({d[:16]})" for s, d in sorted(report["rerun"].items()))
+        lines += [f"Re-run later with `--merge` (time in UTC): {again}.", ""]
     lines += ["| runtime | ok | total | success rate | goal ≥95% |", "|---|---|---|---|---|"]
     for runtime, s in summary.items():
         if s["total"]:
@@ -345,26 +380,28 @@ def markdown(report: dict) -> str:
         pinned = {r["server"]: r for r in rows if r["mode"] == "as-of-release"}
         lines += [
             "",
-            "## Released before mcp 2.x: as-of-release resolution vs plain resolution",
+            "## As-of-release resolution vs plain resolution",
             "",
-            f"Python servers whose pinned release predates mcp {MCP_2[1]} ({report.get('mcp2_released_at')}). "
+            f"Python servers whose pinned release predates mcp {MCP_2[1]} ({report.get('mcp2_released_at')}), and "
+            "any server whose as-of-release install found no resolution. "
             "*As of release*: catwalk's default (dependencies no newer than the release + 1 h). *Plain*: "
             "MCP_EXCLUDE_NEWER=none, the newest dependencies, as `uvx NAME==VERSION` resolves today.",
             "",
-            "| server | released | as of release | plain | plain failure |",
+            "| server | released | as of release: result (mcp SDK) | plain: result (mcp SDK) | plain failure |",
             "|---|---|---|---|---|",
         ]
         for r in plain:
             base = pinned.get(r["server"], {})
             why = "" if r["result"] == "ok" else f"{r['reason']}: `{_escape(r.get('detail') or '')[:140]}`"
-            lines.append(f"| {r['server']} | {(r.get('resolved_at') or '')[:10]} | {base.get('result', '—')} "
-                         f"| {r['result']} | {why} |")
+            lines.append(f"| {r['server']} | {(r.get('resolved_at') or '')[:10]} "
+                         f"| {base.get('result', '—')} ({base.get('sdk') or '—'}) "
+                         f"| {r['result']} ({r.get('sdk') or '—'}) | {why} |")
     failures = [r for r in rows if r["result"] != "ok" and r["mode"] == "as-of-release"]
     lines += ["", "## Failures", ""]
     if not failures:
         lines.append("- none")
     for r in failures:
-        note = report.get("explanations", {}).get(r["server"])
+        note = EXPLANATIONS.get(r["server"])
         lines.append(f"- **{r['server']}** ({r['runtime']} {r['version']}, failed at {r['phase']}): "
                      f"{r['reason']}. `{_escape(r.get('detail') or '')[:240]}`. "
                      f"{note or ('What catwalk could do: ' + r['remedy'] if r.get('remedy') else '')}")
@@ -417,13 +454,28 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"MCP_HOME, uv/npm caches and scratch dirs, reused between runs (default {DEFAULT_CACHE})")
     parser.add_argument("--fresh", action="store_true", help="empty the cache directory first (cold caches)")
     parser.add_argument("--output", type=Path, help="results base path (default bench/results/success_rate)")
+    parser.add_argument("--merge", action="store_true",
+                        help="replace the selected servers' rows in the existing results instead of starting anew")
+    parser.add_argument("--reclassify", action="store_true",
+                        help="re-derive failure reasons from the saved output and rewrite the tables; run nothing")
     opts = parser.parse_args(argv)
+    if opts.reclassify:
+        base = opts.output or RESULTS / "success_rate"
+        report = json.loads(base.with_suffix(".json").read_text())
+        for row in report["rows"]:
+            if row["result"] != "ok":
+                why = classify(row["phase"], row.get("output_tail", ""), row.get("error"))
+                row.update(reason=why["category"], detail=why["detail"], remedy=why["remedy"])
+        report["summary"] = summarize(report["rows"])
+        write(report, base)
+        print(base.with_suffix(".md").read_text())
+        return 0
 
     PYTHON_312 = _find_python312()
     chosen = select(cases(), opts.only, opts.runtime, opts.limit)
     if not chosen:
         parser.error("no server matches --only/--runtime")
-    subset = bool(opts.only or opts.runtime or opts.limit)
+    subset = bool(opts.only or opts.runtime or opts.limit) and not opts.merge
     base = opts.output or RESULTS / ("success_rate-subset" if subset else "success_rate")
     if opts.fresh:
         shutil.rmtree(opts.cache_dir, ignore_errors=True)
@@ -434,6 +486,14 @@ def main(argv: list[str] | None = None) -> int:
     report = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": versions(PYTHON_312),
               "parallel": opts.parallel, "planned": len(chosen), "mcp2_released_at": mcp2, "partial": True,
               "elapsed_min": 0, "rows": [], "summary": {}}
+    if opts.merge:  # keep the other servers' rows; record when these were re-run
+        earlier = json.loads(base.with_suffix(".json").read_text())
+        again = {c.spec for c in chosen}
+        kept = [r for r in earlier["rows"] if r["server"] not in again]
+        report.update({k: v for k, v in earlier.items() if k not in ("rows", "rerun")}, rows=kept, partial=True,
+                      rerun={**earlier.get("rerun", {}), **{s: report["date"] for s in again}})
+        report["planned"] = len({r["server"] for r in kept if r["mode"] == "as-of-release"} | again)
+    earlier_min = report["elapsed_min"]
     started = time.monotonic()
     lock = threading.Lock()
 
@@ -442,28 +502,26 @@ def main(argv: list[str] | None = None) -> int:
             report["rows"].append(row)
             report["rows"].sort(key=lambda r: (r["mode"] != "as-of-release", order[r["server"]]))
             report["summary"] = summarize(report["rows"])
-            report["elapsed_min"] = round((time.monotonic() - started) / 60, 1)
+            report["elapsed_min"] = round(earlier_min + (time.monotonic() - started) / 60, 1)
+            report["partial"] = sum(r["mode"] == "as-of-release" for r in report["rows"]) < report["planned"]
             write(report, base)
             detail = (row.get("detail") or "")[:120]
             tail = f"{row['tools']} tools" if row["result"] == "ok" else f"{row['reason']}: {detail}"
             print(f"[{len(report['rows'])}/{report['planned']}] {row['mode']:>13} {row['server']:<45} "
                   f"{row['result']:<4} install {row['install_s']} s, answer {row['answer_s']} s; {tail}", flush=True)
 
-    order = {c.spec: i for i, c in enumerate(chosen)}
+    order = {c.spec: i for i, c in enumerate(cases())}
 
     def one(case: Case) -> None:
         row = run_case(case, clients, opts.cache_dir, opts)
         record(row)
         pre_mcp2 = case.runtime == "python" and row.get("resolved_at") and row["resolved_at"] < mcp2
-        if opts.compare_plain and pre_mcp2:
-            with lock:
-                report["planned"] += 1
+        unresolved = row["phase"] == "install" and row["reason"] == "no dependency resolution"
+        if opts.compare_plain and (pre_mcp2 or unresolved):
             record(run_case(case, clients, opts.cache_dir, opts, plain=True))
 
     with ThreadPoolExecutor(opts.parallel) as pool:
         list(pool.map(one, chosen))
-    report["partial"] = False
-    report["elapsed_min"] = round((time.monotonic() - started) / 60, 1)
     write(report, base)
     print(base.with_suffix(".md").read_text())
     return 0

@@ -103,7 +103,7 @@ def test_success_rate_markdown_has_the_columns_a_rate_per_runtime_and_every_fail
     assert "| npm | 0 | 1 | 0.0% | not met |" in text
     assert "**bad** (npm 1.0, failed at serve): exited at start" in text
     assert "ValueError: a\\|b" in text  # a pipe in a detail does not break the table
-    assert "| good | 2025-01-02 | ok | fail |" in text  # the plain-resolution comparison
+    assert "| good | 2025-01-02 | ok (—) | fail (—) |" in text  # the plain-resolution comparison
 
 
 def test_a_partial_run_says_how_many_rows_it_has():
@@ -111,7 +111,7 @@ def test_a_partial_run_says_how_many_rows_it_has():
               "summary": {"python": {"ok": 0, "total": 0, "rate": None, "goal_met": False}},
               "versions": {"cpus": 2, "server_python": "3.12", "node": "v20", "npm": "11", "uv": "uv",
                            "mcp-proxy": "0.13.0", "mcp": "1", "catwalk": "abc"}}
-    assert "Partial run: 0 of 80 planned rows." in success_rate.markdown(report)
+    assert "Partial run: 0 of 80 servers." in success_rate.markdown(report)
 
 
 def test_subset_selection_by_name_part_runtime_and_limit():
@@ -157,3 +157,14 @@ def test_api_cost_ratios_are_against_the_one_server_baseline_of_the_same_run():
                                                  "non_2xx": 0}} for r in rows]})
     assert re.search(r"\| 10 \| 130 \| 1 \| 0 \| 129 \| 10\.83× \| 13\.0 \| 1\.083× \| 1\.0 \| 0 \| \*\*0\*\* \|", text)
     assert "made no Fly API call at all" in text
+
+
+def test_the_installed_mcp_sdk_version_is_read_from_the_server_environment(tmp_path):
+    dist = tmp_path / "python" / "mcp-x==1.0" / "lib" / "python3.12" / "site-packages" / "mcp-1.27.0.dist-info"
+    dist.mkdir(parents=True)
+    assert success_rate.sdk_version(tmp_path, "python", "mcp-x==1.0") == "1.27.0"
+    sdk = tmp_path / "npm" / "@a+b@1.0" / "node_modules" / "@modelcontextprotocol" / "sdk"
+    sdk.mkdir(parents=True)
+    (sdk / "package.json").write_text('{"version": "1.20.2"}')
+    assert success_rate.sdk_version(tmp_path, "npm", "@a/b@1.0") == "1.20.2"
+    assert success_rate.sdk_version(tmp_path, "npm", "other@1.0") is None
