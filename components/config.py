@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -38,6 +39,14 @@ from components.fields import (
 from components.spec import parse_spec
 
 NAMESPACE = "catwalk"
+# Stack keys read as settings (or by the providers): a secret env name must not alias one of them, or the
+# shared-secret lookup `catwalk:<NAME>` would hand e.g. the Fly token to a server.
+RESERVED_CONFIG_KEYS = frozenset(
+    {"servers", "appPrefix", "org", "region", "image", "bake", "verify", "tokenRotation", "flyApiToken",
+     "flyApiUrl"}
+)
+# The stack's own app for the unified image is `<appPrefix>-images`.
+RESERVED_SERVER_NAMES = frozenset({"images"})
 Runtime = Literal["npm", "python", "custom"]
 AutoStop = Literal["off", "stop", "suspend"]
 
@@ -78,16 +87,26 @@ class ServerConfig(BaseModel):
     regions: list[Region] | None = None
     count: int = Field(default=1, ge=1, le=10)
     size: FlySize = "shared-cpu-1x"
-    memory: int = Field(default=512, ge=256, le=65536)
+    memory: int = Field(default=512, ge=256, le=65536, description="MB; defaults to the size's minimum, ≥512")
     autostop: AutoStop = "stop"
     autostart: bool = True
     auth: bool = True
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if v in RESERVED_SERVER_NAMES:
+            raise ValueError(f"{v!r} is reserved: the stack's image app is named <appPrefix>-{v}")
+        return v
+
     @field_validator("package")
     @classmethod
     def _package(cls, v: str | None) -> str | None:
-        if v is not None:
-            parse_spec(v)
+        if v is not None and parse_spec(v).kind in ("local", "github"):
+            raise ValueError(
+                f"{v!r} can be inspected with `infra.cli detect` but not deployed: machines install servers "
+                "from PyPI or npm; publish it, or bake it into your own image and run it as a 'command'"
+            )
         return v
 
     @field_validator("command")
@@ -115,6 +134,10 @@ class ServerConfig(BaseModel):
     @field_validator("secrets")
     @classmethod
     def _secrets(cls, v: list[str]) -> list[str]:
+        reserved = {k.lower() for k in RESERVED_CONFIG_KEYS}
+        aliased = sorted(n for n in v if n.lower() in reserved)
+        if aliased:
+            raise ValueError(f"{', '.join(aliased)} is a catwalk stack setting, not a server secret")
         dupes = sorted({n for n in v if v.count(n) > 1})
         if dupes:
             raise ValueError(f"lists {', '.join(dupes)} more than once")
@@ -131,11 +154,29 @@ class ServerConfig(BaseModel):
             raise ValueError("lists a region more than once")
         return v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_memory(cls, data: Any) -> Any:
+        """A bigger size needs more memory: without `memory`, take the smallest the size allows (≥512 MB)."""
+        if isinstance(data, Mapping) and "memory" not in data and data.get("size") in safety.FLY_SIZES:
+            return {**data, "memory": max(512, safety.memory_range(data["size"])[0])}
+        return data
+
     @field_validator("memory")
     @classmethod
-    def _memory(cls, v: int) -> int:
+    def _memory(cls, v: int, info: ValidationInfo) -> int:
         if v % 256:
             raise ValueError(f"{v} MB is not a multiple of 256 MB")
+        if "size" in info.data:
+            safety.check_memory_fits(info.data["size"], v)
+        return v
+
+    @field_validator("args")
+    @classmethod
+    def _args_fit(cls, v: list[str]) -> list[str]:
+        size = len(json.dumps(v))
+        if size > safety.MAX_ENV_VALUE:
+            raise ValueError(f"take {size} characters as JSON; the limit is {safety.MAX_ENV_VALUE}")
         return v
 
     @model_validator(mode="after")
@@ -168,6 +209,7 @@ class StackConfig(BaseModel):
     org: OrgSlug = "personal"
     region: Region = "iad"
     image: ImageRef | None = None
+    fly_api_url: str | None = Field(default=None, alias="flyApiUrl", pattern=r"^https?://[^\s]+$")
     bake: bool = True
     verify: bool = True
     token_rotation: str = Field(default="1", alias="tokenRotation")

@@ -40,6 +40,8 @@ FLY_REGIONS = frozenset(
     "ams arn atl bog bom bos cdg den dfw ewr eze fra gdl gig gru hkg iad jnb lax lhr mad mia nrt ord "
     "otp phx qro scl sea sin sjc syd waw yul yyz".split()
 )
+# Fly's memory bounds per CPU: shared 256 MB..2 GB, performance 2 GB..8 GB.
+MEMORY_PER_CPU = {"shared": (256, 2048), "performance": (2048, 8192)}
 FLY_SIZES = frozenset(
     [f"shared-cpu-{n}x" for n in (1, 2, 4, 8)] + [f"performance-{n}x" for n in (1, 2, 4, 8, 16)]
 )
@@ -127,7 +129,8 @@ def check_region(region: str) -> None:
         raise ValueError(f"{region!r} is not a Fly.io region{hint}")
 
 
-COMMAND_META = set(";|&$`<>(){}\\'\"")
+# Exactly the set deploy/entrypoint.sh refuses in MCP_COMMAND: what a shell would interpret.
+COMMAND_META = set("[];|&$`<>(){}*?!~\\'\"#")
 
 
 def parse_command(command: str | list[str]) -> list[str]:
@@ -153,7 +156,7 @@ def parse_command(command: str | list[str]) -> list[str]:
             "substitutions and separators are not allowed (put arguments with spaces in args, or wrap "
             "shell logic in a script in your image)"
         )
-    argv = text.split()
+    argv = [word for word in text.split(" ") if word]  # as `set -- $MCP_COMMAND` splits it
     if not argv or not argv[0]:
         raise ValueError("is empty")
     if argv[0].startswith("-"):
@@ -196,3 +199,16 @@ def check_image_ref(value: str) -> None:
     check_length(value, 512, "image")
     if not IMAGE_REF.match(value):
         raise ValueError(f"{value!r} is not an image reference like registry.fly.io/app:tag or repo@sha256:…")
+
+
+def memory_range(size: str) -> tuple[int, int]:
+    """The memory (MB) Fly allows for a guest size, e.g. shared-cpu-2x → (512, 4096)."""
+    kind, _, cpus = size.rpartition("-")
+    per_cpu = MEMORY_PER_CPU["shared" if kind == "shared-cpu" else "performance"]
+    return per_cpu[0] * int(cpus.rstrip("x")), per_cpu[1] * int(cpus.rstrip("x"))
+
+
+def check_memory_fits(size: str, memory: int) -> None:
+    low, high = memory_range(size)
+    if not low <= memory <= high or memory % 256:
+        raise ValueError(f"{memory} MB does not fit size {size} (a multiple of 256 from {low} to {high} MB)")

@@ -80,10 +80,9 @@ class McpServer(pulumi.ComponentResource):
             )
             token = pulumi.Output.secret(password.result)
             values[TOKEN_ENV] = token
-        secrets_version: pulumi.Input[int] | None = None
-        if values:
-            secrets = FlySecrets(f"{name}-secrets", app=app_ref, values=values, opts=child)
-            secrets_version = secrets.version
+        # Always present, even empty: turning auth off must unset MCP_AUTH_TOKEN *before* the machines
+        # update to the new secrets version, which a deleted resource would only do after them.
+        secrets = FlySecrets(f"{name}-secrets", app=app_ref, values=values, opts=child)
 
         FlyIp(f"{name}-ipv4", app=app_ref, type="shared_v4", opts=child)
         FlyIp(f"{name}-ipv6", app=app_ref, type="v6", opts=child)
@@ -117,7 +116,7 @@ class McpServer(pulumi.ComponentResource):
                 memory=server.memory,
                 autostop=server.autostop,
                 autostart=server.autostart,
-                secrets_version=secrets_version,
+                secrets_version=secrets.version,
                 opts=child,
             )
             for region in stack.regions_of(server)

@@ -105,3 +105,17 @@ def test_status_reads_outputs_from_stdin_without_health_checks():
                           capture_output=True, text=True, cwd=ROOT, timeout=60, env={"COLUMNS": "200"})
     assert done.returncode == 0, done.stderr
     assert "https://acme-git.fly.dev/mcp" in done.stdout and "1 MCP server(s)" in done.stdout
+
+
+def test_run_keeps_deploy_credentials_away_from_the_server(monkeypatch, tmp_path):
+    from components.detect.models import custom_spec
+    from infra.cli.run import server_env
+
+    for name, value in {"FLY_API_TOKEN": "fo1_x", "PULUMI_CONFIG_PASSPHRASE": "pp", "AWS_SECRET_ACCESS_KEY": "a",
+                        "MY_SERVICE_TOKEN": "t", "MCP_AUTH_TOKEN": "stale", "HTTPS_PROXY": "http://127.0.0.1:3128",
+                        "SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt"}.items():
+        monkeypatch.setenv(name, value)
+    env = server_env(custom_spec("node s.js"), port=8123, home=tmp_path, token="fresh")
+    assert not {"FLY_API_TOKEN", "PULUMI_CONFIG_PASSPHRASE", "AWS_SECRET_ACCESS_KEY", "MY_SERVICE_TOKEN"} & set(env)
+    assert env["MCP_AUTH_TOKEN"] == "fresh" and env["PORT"] == "8123" and env["MCP_COMMAND"] == "node s.js"
+    assert env["HTTPS_PROXY"] == "http://127.0.0.1:3128" and env["SSL_CERT_FILE"].endswith(".crt")

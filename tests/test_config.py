@@ -58,6 +58,11 @@ def test_full_server_config_is_accepted_with_defaults_filled():
     assert tool.effective_runtime == "custom" and git.effective_runtime is None
 
 
+def test_memory_defaults_to_what_the_size_needs():
+    stack = parse_stack({"servers": [good_server(size="performance-2x"), good_server(name="small")]})
+    assert [s.memory for s in stack.servers] == [4096, 512]
+
+
 def test_structured_config_arrives_as_json_text_from_pulumi():
     stack = parse_stack({"servers": json.dumps([good_server()])})
     assert stack.servers[0].package == "mcp-server-git"
@@ -77,6 +82,7 @@ BAD_SERVERS = [
     ("name-double-dash", {"name": "a--b"}, "name", "not a valid name"),
     ("name-too-long", {"name": "a" * 31}, "name", "limit is 30"),
     ("name-empty", {"name": ""}, "name", "empty"),
+    ("name-reserved-for-the-image-app", {"name": "images"}, "name", "reserved"),
     # what to run
     ("package-and-command", {"command": "node x.js"}, "(server)", "exactly one"),
     ("neither-package-nor-command", {"package": None}, "(server)", "exactly one"),
@@ -95,6 +101,8 @@ BAD_SERVERS = [
     ("package-traversal", {"package": "../../etc/passwd"}, "package", ".."),
     ("package-too-long", {"package": "a" * 300}, "package", "limit is 256"),
     ("package-space", {"package": "mcp server"}, "package", "which no package name"),
+    ("package-github-not-deployable", {"package": "github:owner/repo"}, "package", "not deployed"),
+    ("package-local-dir-not-deployable", {"package": "./srv/server"}, "package", "not deployed"),
     # version
     ("version-injection", {"version": "1.0; rm -rf /"}, "version", "not a version"),
     ("version-option", {"version": "--pre"}, "version", "not a version"),
@@ -105,10 +113,13 @@ BAD_SERVERS = [
     ("command-quote", {"package": None, "command": "node 'a b.js'"}, "command", "quotes"),
     ("command-option-first", {"package": None, "command": "--help"}, "command", "option"),
     ("command-newline", {"package": None, "command": "node a.js\nid"}, "command", "control character"),
+    ("command-tilde", {"package": None, "command": "node /srv/s.js --root ~/data"}, "command", "without a shell"),
+    ("command-glob", {"package": None, "command": "node /srv/*.js"}, "command", "without a shell"),
     ("command-with-version", {"package": None, "command": "node a.js", "version": "1"}, "(server)", "version"),
     # args
     ("arg-newline", {"args": ["--repo", "a\nb"]}, "args[1]", "control character"),
     ("arg-too-long", {"args": ["x" * 2000]}, "args[0]", "limit is 1024"),
+    ("args-too-long-together", {"args": ["x" * 1000] * 5}, "args", "limit is 4096"),
     # env
     ("env-path-override", {"env": {"PATH": "/tmp/evil"}}, "env.PATH", "reserved"),
     ("env-ld-preload", {"env": {"LD_PRELOAD": "/tmp/x.so"}}, "env.LD_PRELOAD", "reserved"),
@@ -126,6 +137,8 @@ BAD_SERVERS = [
     ("secret-reserved", {"secrets": ["LD_PRELOAD"]}, "secrets[0]", "reserved"),
     ("secret-invalid", {"secrets": ["my token"]}, "secrets[0]", "not a valid environment variable"),
     ("secret-duplicate", {"secrets": ["A_KEY", "A_KEY"]}, "secrets", "more than once"),
+    ("secret-aliases-the-fly-token", {"secrets": ["flyApiToken"]}, "secrets", "stack setting"),
+    ("secret-aliases-a-setting", {"secrets": ["REGION"]}, "secrets", "stack setting"),
     ("secret-also-env", {"env": {"REGION_NAME": "x"}, "secrets": ["REGION_NAME"]}, "(server)", "both"),
     # placement and size
     ("region-unknown", {"regions": ["iaad"]}, "regions[0]", "not a Fly.io region"),
@@ -136,6 +149,8 @@ BAD_SERVERS = [
     ("size-unknown", {"size": "huge"}, "size", "not a Fly machine size"),
     ("memory-odd", {"memory": 300}, "memory", "multiple of 256"),
     ("memory-tiny", {"memory": 128}, "memory", "greater than or equal to 256"),
+    ("memory-too-big-for-size", {"memory": 4096}, "memory", "does not fit size shared-cpu-1x"),
+    ("memory-too-small-for-size", {"size": "performance-1x", "memory": 1024}, "memory", "from 2048"),
     ("autostop-unknown", {"autostop": "sometimes"}, "autostop", "off"),
     ("auth-not-bool", {"auth": "maybe"}, "auth", "boolean"),
     ("unknown-field-typo", {"pacakge": "x"}, "pacakge", "did you mean 'package'"),
@@ -189,6 +204,7 @@ def test_every_problem_is_reported_at_once():
         ({"regoin": "iad", "servers": []}, "regoin", "did you mean 'region'"),
         ({"servers": "not json ["}, "servers", "not valid JSON"),
         ({"flyApiToken": "fo1_plain", "servers": []}, "flyApiToken", "must be a secret"),
+        ({"flyApiUrl": "ftp://x y", "servers": []}, "flyApiUrl", "pattern"),
     ],
 )
 def test_bad_stack_keys_are_refused_naming_the_key(values, field, fragment):
@@ -259,3 +275,9 @@ def test_validate_cli_uses_the_current_stack_file(tmp_path):
 def test_components_import_from_the_repo_root():
     result = subprocess.run([sys.executable, "-c", "import components, infra.cli"], cwd=ROOT, timeout=60)
     assert result.returncode == 0
+
+
+def test_every_stack_setting_is_reserved_from_secret_names():
+    from components.config import RESERVED_CONFIG_KEYS, STACK_KEYS
+
+    assert set(STACK_KEYS) <= RESERVED_CONFIG_KEYS

@@ -132,8 +132,7 @@ def test_machine_env_carries_the_detected_contract_and_no_secret(monkeypatch):
 
 def test_secrets_and_token_reach_fly_secrets_only_as_pulumi_secrets(monkeypatch):
     mocks, exports = run_program(monkeypatch, TWO_SERVERS, secret_keys=["GITHUB_TOKEN"])
-    [secrets] = mocks.of(":FlySecrets")
-    assert secrets[1] == "git-secrets"
+    secrets = {r[1]: r for r in mocks.of(":FlySecrets")}["git-secrets"]
     wrapped = secrets[2]["values"]  # sent to the engine as a secret: encrypted in state
     assert wrapped[pulumi.runtime.rpc._special_sig_key] == pulumi.runtime.rpc._special_secret_sig
     assert wrapped["value"] == {"GITHUB_TOKEN": "ghp_supersecret", "MCP_AUTH_TOKEN": "tok-git-token"}
@@ -144,7 +143,9 @@ def test_secrets_and_token_reach_fly_secrets_only_as_pulumi_secrets(monkeypatch)
 
 
 def test_auth_off_exports_no_token_and_plain_client_configs(monkeypatch):
-    _, exports = run_program(monkeypatch, TWO_SERVERS, secret_keys=["GITHUB_TOKEN"])
+    mocks, exports = run_program(monkeypatch, TWO_SERVERS, secret_keys=["GITHUB_TOKEN"])
+    memory_secrets = {r[1]: r[2] for r in mocks.of(":FlySecrets")}["memory-secrets"]
+    assert memory_secrets["values"]["value"] == {}, "kept, empty: turning auth off unsets the token first"
     memory = value(exports["memory"])
     assert memory["token"] is None and memory["badge"] == "📦 npm"
     assert "Authorization" not in memory["clients"]["cursor"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, UpdateResult
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from components import safety
@@ -57,6 +57,14 @@ class FlyAppProvider(FlyProvider):
     replace_keys = ("name", "org")
     stable_outputs = ("name", "org", "app_id")
     kind = "Fly app"
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        """App names are global: moving an app to another org under the same name must delete the old app
+        (and, through dependencies, its machines) before creating the new one."""
+        result = super().diff(_id, olds, news)
+        if "org" in (result.replaces or []) and "name" not in (result.replaces or []):
+            result.delete_before_replace = True
+        return result
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         """Create the app. The client adopts one that exists in the same org (a lost create, a re-run)

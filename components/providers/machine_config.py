@@ -20,8 +20,6 @@ INTERNAL_PORT = 8080
 HEALTH_PATH = "/status"
 APP_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 SIZE = re.compile(r"^(shared-cpu|performance)-(\d+)x$")
-# Fly's memory bounds per CPU: shared 256 MB..2 GB, performance 2 GB..8 GB.
-MEMORY_PER_CPU = {"shared": (256, 2048), "performance": (2048, 8192)}
 MAX_ENV = 100
 
 AutoStop = Literal["off", "stop", "suspend"]
@@ -89,12 +87,10 @@ class MachineInputs(BaseModel):
 
     @model_validator(mode="after")
     def _memory_fits_size(self) -> MachineInputs:
-        kind, cpus = parse_size(self.size)
-        low, high = (n * cpus for n in MEMORY_PER_CPU[kind])
-        if not low <= self.memory <= high or self.memory % 256:
-            raise ValueError(
-                f"memory: {self.memory} MB does not fit size {self.size} (a multiple of 256 from {low} to {high} MB)"
-            )
+        try:
+            safety.check_memory_fits(self.size, self.memory)
+        except ValueError as exc:
+            raise ValueError(f"memory: {exc}") from None
         return self
 
     @property

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from components import safety
 from components.detect import DetectError, detect
 from components.detect.models import custom_spec
 from components.mcpcheck import check
@@ -24,11 +25,21 @@ from components.server import client_configs
 ENTRYPOINT = Path(__file__).resolve().parents[2] / "deploy" / "entrypoint.sh"
 
 
+# Never handed to the server or its install scripts: deploy credentials and anything named like a secret.
+PRIVATE_PREFIXES = ("FLY_", "PULUMI_", "CATWALK_", "MCP_", "AWS_", "GOOGLE_", "AZURE_", "ARM_", "GITHUB_")
+
+
 def server_env(spec, *, port: int, home: Path, token: str | None) -> dict[str, str]:
-    """The entrypoint's environment: ours plus the detected contract, installers seeing the proxy/CA env."""
-    env = {**os.environ, **spec.env(), "PORT": str(port), "MCP_HOME": str(home)}
+    """The entrypoint's environment: the detected contract plus this shell's env minus credentials.
+
+    Installers still see the proxy and CA settings (HTTPS_PROXY, SSL_CERT_FILE, ...) they need here.
+    """
+    inherited = {
+        k: v for k, v in os.environ.items()
+        if not k.upper().startswith(PRIVATE_PREFIXES) and not safety.SECRET_LOOKING.search(k.upper())
+    }
+    env = {**inherited, **spec.env(), "PORT": str(port), "MCP_HOME": str(home)}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.pop("MCP_AUTH_TOKEN", None)
     if token:
         env["MCP_AUTH_TOKEN"] = token
     return env
