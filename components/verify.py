@@ -11,17 +11,19 @@ import os
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ResourceProvider, UpdateResult
+from pulumi.dynamic import CreateResult, DiffResult, UpdateResult
+from pydantic import BaseModel, Field
+
+from components.providers.base import FlyProvider
 
 DEFAULT_DEADLINE_S = 180.0
 
 
-def _machines_report(app: str) -> str:
+def _machines_report(provider: FlyProvider, app: str) -> str:
     """Each machine's state and last events: what Fly saw when the server did not answer."""
-    from components.fly import FlyClient
-
     try:
-        machines = FlyClient().list_machines(app)
+        with provider.client() as client:
+            machines = client.list_machines(app)
     except Exception as exc:  # the report is a hint; the handshake error is the real failure
         return f"(could not list machines of {app}: {type(exc).__name__})"
     lines = []
@@ -33,15 +35,22 @@ def _machines_report(app: str) -> str:
     return "\n".join(lines) or f"  (app {app} has no machines)"
 
 
-class McpCheckProvider(ResourceProvider):
-    """Handshake (initialize + tools/list) with the bearer token; fail with what Fly says otherwise."""
+class CheckInputs(BaseModel):
+    url: str = Field(pattern=r"^https?://\S+$")
+    app: str
+    server: str
+    revision: str | None = None
+    token: str | None = None
 
-    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        failures = []
-        url = news.get("url")
-        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
-            failures.append(pulumi.dynamic.CheckFailure("url", f"{url!r} is not an http(s) URL"))
-        return CheckResult(news, failures)
+
+class McpCheckProvider(FlyProvider):
+    """Handshake (initialize + tools/list) with the bearer token; fail with what Fly says otherwise.
+
+    A FlyProvider for its configured Fly client (the machines report) and its token-free pickling.
+    """
+
+    inputs_model = CheckInputs
+    kind = "MCP check"
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         keys = ("url", "revision")
@@ -57,7 +66,7 @@ class McpCheckProvider(ResourceProvider):
         if not result.ok:
             raise RuntimeError(
                 f"MCP server {props['server']!r} did not answer initialize + tools/list at {props['url']} "
-                f"within {deadline:g} s: {result.error}\n{_machines_report(props['app'])}\n"
+                f"within {deadline:g} s: {result.error}\n{_machines_report(self, props['app'])}\n"
                 f"See its logs with `fly logs -a {props['app']}`; set catwalk:verify false to skip this check."
             )
         return {
