@@ -149,7 +149,7 @@ def test_wait_times_out_with_408_and_rejects_bad_parameters(api):
     m = create(api, skip_launch=True)
     started = time.monotonic()
     assert wait(api, m["id"], "started", timeout=1).status_code == 408
-    assert 0.9 < time.monotonic() - started < 3
+    assert 0.9 < time.monotonic() - started < 10
     assert wait(api, m["id"], "sleeping").status_code == 400
     assert wait(api, m["id"], "started", timeout=61).status_code == 400
     assert wait(api, m["id"], "started", version="0" * 26).status_code == 400
