@@ -59,7 +59,7 @@ EXTRA: list[Case] = [
     Case("mcp-weather-server", P, "0.6.1"),
     Case("mcp-server-reddit", P, "0.2.1"),
     Case("pubmedmcp", P, "0.1.4"),
-    Case("web-forager", P, "4.0.0"),
+    Case("web-forager", P, "4.0.0", args=("serve",)),
     Case("mcp-think-tool", P, "0.1.0"),
     Case("mcp-sequential-thinking", P, "0.7.0"),
     Case("mcp-server-rss", P, "0.1.0"),

@@ -84,8 +84,19 @@ def test_success_rate_counts_each_runtime_over_the_as_of_release_rows_only():
                                                                   _row("bad", "python", "fail", mode="plain"),
                                                                   _row("n", "npm", "ok")]
     summary = success_rate.summarize(rows)
-    assert summary["python"] == {"ok": 19, "total": 20, "rate": 0.95, "goal_met": True}
+    assert summary["python"] == {"ok": 19, "total": 20, "rate": 0.95, "goal_met": True, "blocked_downloads": 0,
+                                 "rate_with_downloads": 0.95}
     assert summary["npm"]["rate"] == 1.0
+
+
+def test_failures_on_a_blocked_download_still_count_but_are_shown_apart():
+    rows = [_row("a", "npm", "ok"), _row("b", "npm", "fail", reason=success_rate.OFFLINE),
+            _row("c", "npm", "fail")]
+    summary = success_rate.summarize(rows)["npm"]
+    assert (summary["ok"], summary["total"], summary["blocked_downloads"]) == (1, 3, 1)
+    assert summary["rate"] == 0.3333 and summary["rate_with_downloads"] == 0.5
+    why = success_rate.classify("install", "npm error Error: getaddrinfo ENOTFOUND cdn.playwright.dev\nnpm error x")
+    assert why["category"] == success_rate.OFFLINE and "cdn.playwright.dev" in why["detail"]
 
 
 def test_success_rate_markdown_has_the_columns_a_rate_per_runtime_and_every_failure():
