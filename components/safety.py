@@ -164,27 +164,28 @@ def parse_command(command: str | list[str]) -> list[str]:
     return argv
 
 
-PACKAGE_META = set(";|&$`(){}[]*?\\'\"#") | {" ", "\t"}
+# Nothing a package name, version or ref contains: shell meaning, quoting, globbing, list separators.
+PACKAGE_META = set(";|&$`<>(){}[]*?!\\'\"#,%") | {" ", "\t"}
+MAX_SPEC = 256
 
 
-def check_package_text(value: str) -> None:
+def check_package_text(value: str, what: str = "package spec") -> None:
     """First line of defence for a package spec: no shell meaning, no option, no control characters.
 
-    The full grammar (npm and PEP 508 names, `npm:`/`pypi:`/`github:` forms) is checked by detection;
-    this guard runs first and alone is enough to keep a spec out of argv-injection and shell trouble.
+    The grammar (npm and PEP 508 names, `npm:`/`pypi:`/`github:` forms) is `components.spec`'s; this guard
+    runs first there and in image rendering, and alone keeps a spec out of argv-injection and shell trouble.
     """
-    what = "package"
     if not value:
-        raise ValueError("is empty")
+        raise ValueError(f"{what} is empty")
     check_no_control(value, what)
-    check_length(value, 214, what)
+    check_length(value, MAX_SPEC, what)
     bad = sorted({c for c in value if c in PACKAGE_META})
     if bad:
-        raise ValueError(f"contains characters {''.join(bad)!r} that no package name has: {value!r}")
+        raise ValueError(f"{what} contains {''.join(bad)!r}, which no package name or version has: {value!r}")
     if value.startswith("-"):
-        raise ValueError(f"starts with '-' and would be read as an installer option: {value!r}")
-    if ".." in re.split(r"[/:]", value):
-        raise ValueError(f"contains a '..' path segment: {value!r}")
+        raise ValueError(f"{what} starts with '-' and would be read as an installer option: {value!r}")
+    if ".." in re.split(r"[/:@]", value):
+        raise ValueError(f"{what} contains a '..' path segment (path traversal): {value!r}")
 
 
 IMAGE_REF = re.compile(

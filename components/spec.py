@@ -26,7 +26,8 @@ from packaging.utils import InvalidName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict
 
-MAX_SPEC = 256
+from components import safety
+
 MAX_NPM_NAME = 214
 MAX_VERSION = 64
 
@@ -34,8 +35,6 @@ Kind = Literal["auto", "npm", "pypi", "local", "github"]
 Registry = Literal["npm", "pypi"]
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# Characters no spec form needs; each has a meaning to a shell, a URL parser or an installer.
-_FORBIDDEN = set(";|&$`<>(){}[]*?!\\'\"#,%") | {" ", "\t"}
 
 # npm: lowercase, url-safe, no leading dot/underscore (validate-npm-package-name, new-package rules).
 _NPM_PART = r"[a-z0-9][a-z0-9._~-]*"
@@ -85,19 +84,7 @@ def _exact(version: str) -> bool:
 
 
 def _refuse_unsafe(value: str, what: str = "package spec") -> None:
-    if not value:
-        raise ValueError(f"{what} is empty")
-    if _CONTROL.search(value):
-        raise ValueError(f"{what} contains a control character (NUL, newline, tab): {value!r}")
-    if len(value) > MAX_SPEC:
-        raise ValueError(f"{what} is {len(value)} characters long; the limit is {MAX_SPEC}")
-    bad = sorted({c for c in value if c in _FORBIDDEN})
-    if bad:
-        raise ValueError(f"{what} contains {''.join(bad)!r}, which no package name or version has: {value!r}")
-    if value.startswith("-"):
-        raise ValueError(f"{what} starts with '-' and would be read as an installer option: {value!r}")
-    if ".." in re.split(r"[/:@]", value):
-        raise ValueError(f"{what} contains a '..' path segment (path traversal): {value!r}")
+    safety.check_package_text(value, what)
 
 
 def npm_name_problem(name: str) -> str | None:
