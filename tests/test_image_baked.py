@@ -98,7 +98,7 @@ def test_launch_words_with_shell_and_dockerfile_syntax_pass_verbatim_as_one_buil
     ("field", "value", "message"),
     [
         ("package", "mcp-server-git", "not a pinned python package"),
-        ("package", "mcp-server-git>=1.0", "not a pinned python package"),
+        ("package", "mcp-server-git>=1.0", "which no package name"),
         ("package", "mcp-server-git==latest", "not a pinned python package"),
         ("package", "mcp-server-git==1.0;rm", "which no package name"),
         ("package", "mcp-server-git==$(id)", "which no package name"),
