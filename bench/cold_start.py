@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import statistics
@@ -92,7 +93,13 @@ def measure(command: list[str], env: dict[str, str], host: str) -> dict:
         "seconds": round(elapsed, 3) if result.ok else None,
         "tools": len(result.tools),
         "reason": reason,
+        "load1": round(os.getloadavg()[0], 2),  # the machine is shared: say how busy it was
     }
+
+
+def normalize(reason: str) -> str:
+    """Same failure, same text: drop the per-run temporary directories from paths."""
+    return re.sub(r"/tmp/cold-[a-z]+-[^/]+/", "<fresh>/", reason)
 
 
 def _reason(output: str, error: str | None, exited: int | None) -> str:
@@ -169,15 +176,45 @@ def summarize(runs: list[dict]) -> dict:
         "median_s": round(statistics.median(times), 3) if times else None,
         "min_s": round(min(times), 3) if times else None,
         "max_s": round(max(times), 3) if times else None,
-        "failures": sorted({r["reason"] for r in runs if not r["ok"]}),
+        "failures": sorted({normalize(r["reason"]) for r in runs if not r["ok"]}),
+        "mean_load1": round(statistics.mean(loads), 2)
+        if (loads := [r["load1"] for r in runs if "load1" in r])
+        else None,
     }
+
+
+def finish(server: dict, modes: dict[str, list[dict]]) -> dict:
+    summary = {mode: summarize(runs) for mode, runs in modes.items()}
+    baked = summary["baked"]["median_s"]
+    ratios = {
+        f"{mode}/baked": round(summary[mode]["median_s"] / baked, 1)
+        for mode in ("original", "install-at-start")
+        if baked and summary[mode]["median_s"]
+    }
+    return {**server, "summary": summary, "ratios": ratios, "runs": modes}
+
+
+def write(report: dict) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "cold_start.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / "cold_start.md").write_text(markdown(report))
+    print((RESULTS / "cold_start.md").read_text())
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="runs per slow mode (original, install-at-start)")
     parser.add_argument("--baked-repeats", type=int, default=7)
+    parser.add_argument("--render", action="store_true", help="only rebuild the summaries and Markdown from the JSON")
     opts = parser.parse_args()
+    if opts.render:
+        report = json.loads((RESULTS / "cold_start.json").read_text())
+        report["servers"] = [
+            finish({k: v for k, v in row.items() if k not in ("summary", "ratios", "runs")}, row["runs"])
+            for row in report["servers"]
+        ]
+        write(report)
+        return 0
 
     report: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": versions()}
     rows = []
@@ -205,31 +242,24 @@ def main() -> int:
                 modes["baked"].append(run_ours(server, home, "serve", Path(work)))
                 print(f"  baked #{i + 1}: {modes['baked'][-1]}", flush=True)
             shutil.rmtree(home, ignore_errors=True)
-        summary = {mode: summarize(runs) for mode, runs in modes.items()}
-        baked = summary["baked"]["median_s"]
-        ratios = {
-            f"{mode}/baked": round(summary[mode]["median_s"] / baked, 1)
-            for mode in ("original", "install-at-start")
-            if baked and summary[mode]["median_s"]
-        }
-        rows.append({**server, "summary": summary, "ratios": ratios, "runs": modes})
+        rows.append(finish(server, modes))
 
     report["servers"] = rows
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "cold_start.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "cold_start.md").write_text(markdown(report))
-    print((RESULTS / "cold_start.md").read_text())
+    report["load_avg_at_end"] = os.getloadavg()[0]
+    write(report)
     return 0
 
 
 def markdown(report: dict) -> str:
     v = report["versions"]
+    end_load = report.get("load_avg_at_end")
+    load = f"1-min load {v['load_avg_at_start']:.2f} at start" + (f", {end_load:.2f} at end" if end_load else "")
     lines = [
         "# Cold start: process start → first MCP tools/list answer",
         "",
-        f"Run {report['date']} on this machine ({v['cpus']} CPUs, shared; load {v['load_avg_at_start']:.2f} at "
-        f"start). Python {v['python']}, Node {v['node']}, npm {v['npm']}, {v['uv']}, mcp-proxy {v['mcp-proxy']}, "
-        f"mcp {v['mcp']} (gateway side). Produced by `bench/cold_start.py`.",
+        f"Run {report['date']} on this machine ({v['cpus']} CPUs, shared with other engineers' test runs; {load}).",
+        f"Python {v['python']}, Node {v['node']}, npm {v['npm']}, {v['uv']}, mcp-proxy {v['mcp-proxy']}, "
+        f"mcp {v['mcp']} (gateway side). Produced by `bench/cold_start.py`; every run is in `cold_start.json`.",
         "",
         "- **original**: the original design's entrypoint (`bench/baseline_entrypoint.sh`), fresh venv with "
         "mcp-proxy only and an empty npm cache, as in a new container.",
@@ -254,6 +284,23 @@ def markdown(report: dict) -> str:
             f"| {row['package']} | {cell(s['original'])} | {cell(s['install-at-start'])} | {cell(s['baked'])} "
             f"| {r.get('original/baked', '—')}× | {r.get('install-at-start/baked', '—')}× |"
         )
+    lines += [
+        "",
+        "## Spread",
+        "",
+        "| server | mode | ok / runs | min s | median s | max s | mean 1-min load |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in report["servers"]:
+        for mode, m in row["summary"].items():
+
+            def num(x: float | None) -> str:
+                return "—" if x is None else f"{x:.2f}"
+
+            lines.append(
+                f"| {row['package']} | {mode} | {m['ok']} / {m['runs']} | {num(m['min_s'])} | {num(m['median_s'])} "
+                f"| {num(m['max_s'])} | {num(m.get('mean_load1'))} |"
+            )
     lines += ["", "## Failures", ""]
     any_failure = False
     for row in report["servers"]:

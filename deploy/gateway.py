@@ -340,7 +340,10 @@ async def serve(argv: list[str], hosts: list[str], port: int, environ: dict[str,
     token = environ.get("MCP_AUTH_TOKEN")
     if token is not None and (not token.strip() or CONTROL.search(token)):
         raise UsageError("MCP_AUTH_TOKEN is set but empty or contains control characters; refusing to start")
-    start_timeout = float(environ.get("MCP_START_TIMEOUT", "120"))
+    try:
+        start_timeout = float(environ.get("MCP_START_TIMEOUT", "120"))
+    except ValueError:
+        raise UsageError("MCP_START_TIMEOUT must be a number of seconds") from None
     sockets = bind_sockets(hosts, port)
     state = _State()
     process: Process = await anyio.open_process(
@@ -459,6 +462,7 @@ async def serve(argv: list[str], hosts: list[str], port: int, environ: dict[str,
                     log_level=environ.get("MCP_LOG_LEVEL", "info").lower(),
                     timeout_graceful_shutdown=0.5,
                     timeout_keep_alive=5,
+                    server_header=False,  # nothing about the stack to an unauthenticated caller
                 )
                 async with manager.run():
                     state.server = Server(config)
