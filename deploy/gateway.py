@@ -137,6 +137,9 @@ def python_fallback(env_dir: Path, package: str) -> list[str]:
             return [script]
     if len(scripts) == 1:
         return [scripts[0]]
+    mcp_scripts = [s for s in scripts if "mcp" in s.lower()]
+    if len(mcp_scripts) == 1:  # as detection chooses: the one MCP script among several
+        return mcp_scripts
     if scripts:
         raise UsageError(
             f"{name} has several console scripts ({', '.join(sorted(scripts))}) and none is named after "
@@ -202,7 +205,8 @@ def resolve_argv(
             raise UsageError(f"custom command {exe!r} was not found or is not executable")
         return [found, *custom[1:], *extra]
     assert env_dir is not None
-    launch = parse_json_argv(environ.get("MCP_LAUNCH"), "MCP_LAUNCH", allow_empty=False)
+    # Absent or [] (detection found nothing better): the package's own console script / bin.
+    launch = parse_json_argv(environ.get("MCP_LAUNCH"), "MCP_LAUNCH", allow_empty=True)
     if not launch:
         launch = python_fallback(env_dir, package) if runtime == "python" else npm_fallback(env_dir, package)
     return [_locate(runtime, env_dir, launch[0]), *launch[1:], *extra]

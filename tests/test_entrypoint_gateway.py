@@ -74,6 +74,17 @@ def test_python_launch_falls_back_to_python_m_module(tmp_path: Path) -> None:
     ]
 
 
+def test_python_launch_picks_the_one_mcp_script_among_several(tmp_path: Path) -> None:
+    env = _python_env(tmp_path, "office_tools", ["office-cli", "office-mcp"])
+    assert gateway.resolve_argv("python", env, "office-tools", [], {}) == [str(env / "bin" / "office-mcp")]
+
+
+def test_empty_launch_falls_back_like_an_absent_one(tmp_path: Path) -> None:
+    env = _python_env(tmp_path, "mcp_server_git", ["mcp-server-git"])
+    argv = gateway.resolve_argv("python", env, "mcp-server-git", [], {"MCP_LAUNCH": "[]"})
+    assert argv == [str(env / "bin" / "mcp-server-git")]
+
+
 def test_python_launch_with_ambiguous_scripts_asks_for_mcp_launch(tmp_path: Path) -> None:
     env = _python_env(tmp_path, "tools", ["a", "b"])
     with pytest.raises(gateway.UsageError, match="set MCP_LAUNCH"):
