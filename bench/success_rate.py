@@ -30,6 +30,7 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -356,6 +357,10 @@ def _failed(row: dict, phase: str, output: str, error: str | None = None) -> dic
 OFFLINE = "a download outside the registries"
 
 
+def _median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 2) if values else None
+
+
 def summarize(rows: list[dict]) -> dict:
     """Success rate per runtime over the as-of-release rows."""
     out = {}
@@ -365,9 +370,12 @@ def summarize(rows: list[dict]) -> dict:
         # Failures only because this machine reaches nothing but PyPI and npm (Fly reaches the internet).
         offline = sum(r["result"] != "ok" and r["reason"] == OFFLINE for r in mine)
         reachable = len(mine) - offline
+        good = [r for r in mine if r["result"] == "ok"]
         out[runtime] = {"ok": ok, "total": len(mine), "rate": round(ok / len(mine), 4) if mine else None,
                         "goal_met": bool(mine) and ok / len(mine) >= GOAL, "blocked_downloads": offline,
-                        "rate_with_downloads": round(ok / reachable, 4) if reachable else None}
+                        "rate_with_downloads": round(ok / reachable, 4) if reachable else None,
+                        "median_install_s": _median([r["install_s"] for r in good]),
+                        "median_answer_s": _median([r["answer_s"] for r in good])}
     return out
 
 
@@ -399,17 +407,17 @@ def markdown(report: dict) -> str:
         again = ", ".join(f"{s} ({d[:16]})" for s, d in sorted(report["rerun"].items()))
         lines += [f"Re-run later with `--merge` (time in UTC): {again}.", ""]
     lines += ["| runtime | ok | total | success rate | goal ≥95% | failed only on a blocked download "
-              "| rate without those |", "|---|---|---|---|---|---|---|"]
+              "| rate without those | median install s | median first-answer s |", "|---" * 9 + "|"]
     for runtime, s in summary.items():
         if s["total"]:
             without = s.get("rate_with_downloads")
             lines.append(f"| {runtime} | {s['ok']} | {s['total']} | {s['rate'] * 100:.1f}% | "
                          f"{'met' if s['goal_met'] else 'not met'} | {s.get('blocked_downloads', 0)} "
-                         f"| {'—' if without is None else f'{without * 100:.1f}%'} |")
+                         f"| {'—' if without is None else f'{without * 100:.1f}%'} "
+                         f"| {_cell(s.get('median_install_s'))} | {_cell(s.get('median_answer_s'))} |")
     lines += ["", "*Blocked download*: the install or the start fetched something from outside PyPI and npm "
               "(a prebuilt binary from GitHub, a browser from a CDN, data from the project's site), which this "
-              "machine cannot reach and a Fly machine or builder can. The success rate counts them as failures.",
-              ""]
+              "machine cannot reach and a Fly machine or builder can. The success rate counts them as failures."]
     lines += [
         "",
         "install s: `entrypoint.sh install` with warm uv/npm caches when the cache directory was reused; "

@@ -85,7 +85,7 @@ def test_success_rate_counts_each_runtime_over_the_as_of_release_rows_only():
                                                                   _row("n", "npm", "ok")]
     summary = success_rate.summarize(rows)
     assert summary["python"] == {"ok": 19, "total": 20, "rate": 0.95, "goal_met": True, "blocked_downloads": 0,
-                                 "rate_with_downloads": 0.95}
+                                 "rate_with_downloads": 0.95, "median_install_s": 2.5, "median_answer_s": 1.25}
     assert summary["npm"]["rate"] == 1.0
 
 
