@@ -69,7 +69,9 @@ EXPLANATIONS: dict[str, str] = {
         "else `node-gyp rebuild`, which downloads Node's headers from nodejs.org; this machine reaches neither. "
         "Where GitHub is reachable (a Fly builder) the prebuilt download works. What catwalk could do: copy Node's "
         "headers into the image (the node:20 image has them under /usr/local/include/node) and set "
-        "npm_config_nodedir, so node-gyp can build without a download."),
+        "npm_config_nodedir, so node-gyp can build without a download. Checked by hand here: the same "
+        "`entrypoint.sh install` with npm_config_nodedir=/usr (this machine's Node headers) and g++ built "
+        "better-sqlite3 in about a minute, and `entrypoint.sh serve` answered tools/list with 10 tools."),
     "mcp-mermaid": (
         "Looked into: its postinstall runs `playwright install --with-deps chromium` (apt-get, then Chromium from "
         "cdn.playwright.dev), which PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD does not stop; the CDN is unreachable here. "
@@ -426,7 +428,7 @@ def markdown(report: dict) -> str:
         "| server | runtime | version | install s | first-answer s | tools | result | reason |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
+    for r in sorted(rows, key=lambda r: r["runtime"] != "python"):  # Python first, each in list order
         if r["mode"] != "as-of-release":
             continue
         reason = "" if r["result"] == "ok" else f"{r['reason']}: `{_escape(r.get('detail') or '')[:160]}`"
