@@ -291,7 +291,7 @@ def run_case(case: Case, clients: Clients, cache: Path, opts, plain: bool = Fals
     with log.open("wb") as out:
         try:
             done = subprocess.run([str(ENTRYPOINT), "install"], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                  timeout=opts.install_timeout, check=False, start_new_session=True)
+                                  timeout=opts.install_timeout, check=False, start_new_session=True, cwd=work)
             code = done.returncode
         except subprocess.TimeoutExpired:
             code = None
@@ -310,7 +310,7 @@ def run_case(case: Case, clients: Clients, cache: Path, opts, plain: bool = Fals
     with log.open("wb") as out:
         start = time.monotonic()
         process = subprocess.Popen([str(ENTRYPOINT), "serve"], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+                                   start_new_session=True, cwd=work)  # servers write caches into their cwd
         try:
             result = anyio.run(_first_answer, process, url, token, opts.answer_timeout)
             elapsed = time.monotonic() - start
