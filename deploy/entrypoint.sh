@@ -16,6 +16,7 @@
 #   MCP_EXCLUDE_NEWER  overrides that cutoff verbatim (RFC 3339); `none` disables it
 #   MCP_AUTH_TOKEN   bearer token required on /mcp and /sse (never logged, not passed to the server)
 #   PORT             default 8080, IPv4 and IPv6
+#   MCP_HOST         where to listen: all interfaces (default, as Fly needs), `loopback`, or IP addresses
 #   MCP_HOME         per-server environments root (default /opt/mcp)
 #   MCP_PROXY_PYTHON Python of mcp-proxy's isolated venv (default /opt/mcp-proxy/bin/python, else the
 #                    venv of the `mcp-proxy` found on PATH); MCP_GATEWAY: gateway.py (default: next to

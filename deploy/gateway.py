@@ -30,6 +30,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import os
@@ -508,6 +509,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+ALL_INTERFACES = ["0.0.0.0", "::"]
+LOOPBACK = ["127.0.0.1", "::1"]
+
+
+def listen_hosts(value: str | None) -> list[str]:
+    """Where to listen: all interfaces by default (Fly), `loopback` for a server run on a workstation
+    (infra.cli run, the emulator), or a comma-separated list of IP addresses."""
+    if not value or value == "all":
+        return list(ALL_INTERFACES)
+    if value == "loopback":
+        return list(LOOPBACK)
+    hosts = [h.strip() for h in value.split(",") if h.strip()]
+    for host in hosts:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise UsageError(f"MCP_HOST={value!r}: {host!r} is not an IP address (or use all / loopback)") from None
+    return hosts
+
+
 def main(args: list[str] | None = None) -> int:
     opts = _parser().parse_args(args)
     logging.basicConfig(
@@ -531,7 +552,7 @@ def main(args: list[str] | None = None) -> int:
             print(opts.banner, flush=True)
         import anyio
 
-        return anyio.run(serve, argv, opts.hosts or ["0.0.0.0", "::"], opts.port, environ)
+        return anyio.run(serve, argv, opts.hosts or listen_hosts(environ.get("MCP_HOST")), opts.port, environ)
     except UsageError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1

@@ -354,3 +354,32 @@ def test_after_install_serving_needs_no_network(home: Path, server) -> None:
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["ok"], result["error"]
     assert tool in result["tools"]
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses with a listening TCP socket on `port`, read from /proc/net/tcp{,6}."""
+    import ipaddress
+
+    found = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, hex_port = fields[1].split(":")
+            if fields[3] == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                raw = bytes.fromhex(address)
+                # The kernel prints each 32-bit word in host (little-endian) order.
+                packed = b"".join(raw[i : i + 4][::-1] for i in range(0, width // 2, 4))
+                found.add(str(ipaddress.ip_address(packed)))
+    return found
+
+
+def test_loopback_host_keeps_the_server_off_other_interfaces(home: Path, tiny: Path) -> None:
+    with serving({**custom_env(home, tiny), "MCP_HOST": "loopback"}) as served:
+        assert_answers(served, tool="echo", timeout=30)
+        assert listening_addresses(served.port) == {"127.0.0.1", "::1"}
+
+
+def test_default_host_listens_on_all_interfaces_as_fly_needs(home: Path, tiny: Path) -> None:
+    with serving(custom_env(home, tiny)) as served:
+        assert_answers(served, tool="echo", timeout=30)
+        assert listening_addresses(served.port) == {"0.0.0.0", "::"}

@@ -182,3 +182,21 @@ async def _inner(scope, receive, send) -> None:
 def test_bearer_auth_guards_everything_but_status(path: str, headers: list, status: int) -> None:
     app = gateway.BearerAuth(_inner, "s3cret")
     assert anyio.run(_call, app, path, headers) == status
+
+
+@pytest.mark.parametrize(
+    ("value", "hosts"),
+    [
+        (None, ["0.0.0.0", "::"]),
+        ("all", ["0.0.0.0", "::"]),
+        ("loopback", ["127.0.0.1", "::1"]),
+        ("127.0.0.1, ::1", ["127.0.0.1", "::1"]),
+    ],
+)
+def test_listen_hosts_default_to_all_interfaces_and_loopback_on_request(value, hosts) -> None:
+    assert gateway.listen_hosts(value) == hosts
+
+
+def test_listen_hosts_refuse_names_that_are_not_addresses() -> None:
+    with pytest.raises(gateway.UsageError, match="not an IP address"):
+        gateway.listen_hosts("example.com")

@@ -38,7 +38,8 @@ def server_env(spec, *, port: int, home: Path, token: str | None) -> dict[str, s
         k: v for k, v in os.environ.items()
         if not k.upper().startswith(PRIVATE_PREFIXES) and not safety.SECRET_LOOKING.search(k.upper())
     }
-    env = {**inherited, **spec.env(), "PORT": str(port), "MCP_HOME": str(home)}
+    # Loopback only: a server tried on a workstation (perhaps with --no-auth) is not for the LAN.
+    env = {**inherited, **spec.env(), "PORT": str(port), "MCP_HOME": str(home), "MCP_HOST": "loopback"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     if token:
         env["MCP_AUTH_TOKEN"] = token

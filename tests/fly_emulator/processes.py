@@ -8,8 +8,9 @@ followed by ``config.init.cmd``. An executable script runs through its shebang; 
 Its environment: this host's environment minus every ``FLY_*`` and ``MCP_*`` variable (the emulator's
 token never reaches a machine), then the app's secrets, then ``config.env``, then what Fly itself sets
 (``FLY_APP_NAME``, ``FLY_MACHINE_ID``, ``FLY_REGION``, ``FLY_MACHINE_VERSION``, ``FLY_PRIVATE_IP``) and
-what the emulator owns: ``PORT`` (a free loopback port, replacing any PORT in the config), ``MCP_HOME``
-(one directory per emulator) and ``PATH`` with the repo's ``.venv/bin`` first.
+what the emulator owns: ``PORT`` (a free loopback port, replacing any PORT in the config), ``MCP_HOST``
+(``loopback``: a machine here answers only on 127.0.0.1 and [::1]), ``MCP_HOME`` (one directory per
+emulator) and ``PATH`` with the repo's ``.venv/bin`` first.
 
 Stop sends the signal from the stop request or ``config.stop_config`` (default SIGTERM) to the process
 group and SIGKILLs it after ``stop_grace_s``; destroy and update kill it. A process that exits by itself
@@ -85,7 +86,7 @@ class ProcessRunner(Hooks):
             **env,
             "FLY_APP_NAME": m.app, "FLY_MACHINE_ID": m.id, "FLY_REGION": m.region,
             "FLY_MACHINE_VERSION": m.version, "FLY_PRIVATE_IP": m.private_ip,
-            "PORT": str(port), "MCP_HOME": str(self.mcp_home),
+            "PORT": str(port), "MCP_HOME": str(self.mcp_home), "MCP_HOST": "loopback",
             "PATH": venv_bin + os.pathsep + base.get("PATH", "/usr/bin:/bin"),
         }
 
