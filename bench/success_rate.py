@@ -482,7 +482,9 @@ def versions(python: str) -> dict:
         "uv": out(str(VENV_BIN / "uv"), "--version"),
         "mcp-proxy": dist_version("mcp-proxy"),
         "mcp": dist_version("mcp"),
-        "catwalk": out("git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"),
+        "catwalk": out("git", "-C", str(ROOT), "rev-parse", "--short", "HEAD")
+        + (" + uncommitted changes" if out("git", "-C", str(ROOT), "status", "--porcelain", "--", "deploy",
+                                           "components", "bench") else ""),
         "cpus": os.cpu_count(),
     }
 
