@@ -304,7 +304,7 @@ def run_case(case: Case, clients: Clients, cache: Path, opts, plain: bool = Fals
         return _failed(row, "install", why)
 
     token = secrets.token_urlsafe(24)
-    env.update(PORT=str(free_port()), MCP_AUTH_TOKEN=token)
+    env.update(PORT=str(free_port()), MCP_AUTH_TOKEN=token, MCP_HOST="loopback")  # never other interfaces
     url = f"http://127.0.0.1:{env['PORT']}/mcp"
     log = work / "serve.log"
     with log.open("wb") as out:
