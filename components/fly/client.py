@@ -628,14 +628,15 @@ class FlyClient:
 
     def allocate_ip(
         self, app: str, type: str = "shared_v4", *, region: str | None = None, network: str | None = None,
-        service_name: str | None = None, org_slug: str | None = None,
+        service_name: str | None = None, org_slug: str | None = None, known: Iterable[str] | None = None,
     ) -> IPAssignment:
         """Assign a public (``v4``, ``shared_v4``, ``v6``) or Flycast (``private_v6``) address to the app.
 
         After an uncertain failure the app's IPs are listed again; an address that appeared since the
-        call began, of the requested kind, is the one this call made.
+        call began, of the requested kind, is the one this call made. ``known``: the app's addresses as
+        the caller just listed them (saves listing them again).
         """
-        before = {i.ip for i in self.list_ips(app)}
+        before = set(known) if known is not None else {i.ip for i in self.list_ips(app)}
         body = _fields(type=type, region=region, network=network, service_name=service_name, org_slug=org_slug)
 
         def new_ip() -> dict[str, Any] | None:

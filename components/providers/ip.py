@@ -58,9 +58,11 @@ class FlyIpProvider(FlyProvider):
         inp = IpInputs.model_validate(self.inputs_of(props))
         try:
             with self.client() as client:
-                found = find(self._list(client, inp.app), inp.type)
+                listed = self._list(client, inp.app)
+                found = find(listed, inp.type)
                 if found is None:
-                    found = as_dict(client.allocate_ip(inp.app, inp.type))
+                    known = [ip["ip"] for ip in listed if ip.get("ip")]
+                    found = as_dict(client.allocate_ip(inp.app, inp.type, known=known))
                     if not found.get("ip"):  # the response was lost or empty: the assignment tells the truth
                         found = find(self._list(client, inp.app), inp.type) or found
         except Exception as exc:
