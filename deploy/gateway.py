@@ -30,6 +30,8 @@ import contextlib
 import datetime as dt
 import hashlib
 import hmac
+import importlib
+import importlib.util
 import ipaddress
 import json
 import logging
@@ -40,6 +42,7 @@ import signal
 import socket
 import sys
 import threading
+import types
 from pathlib import Path
 from typing import Any
 
@@ -338,6 +341,84 @@ async def _stop_child(process: Any) -> None:
                 await process.wait()
 
 
+# --- import deferral (start-up speed) ----------------------------------------------------------------------
+#
+# The gateway cannot answer before mcp, starlette and uvicorn are imported, and on a 2-CPU machine that
+# CPU time is also taken from the server starting next to it. Three imports on that path are not needed to
+# answer: ``mcp/__init__`` and ``mcp/server/__init__`` (they pull FastMCP, pydantic-settings, the client
+# session group), ``httpx`` (mcp.shared.session only reads ``httpx.codes`` on a request timeout) and
+# ``jsonschema`` (only for tool-call argument/result validation). They are replaced, in this process only,
+# by stand-ins that load the real module on first use, so nothing behaves differently: only later.
+
+
+class _DeferredModule(types.ModuleType):
+    """Stands in for a module until an attribute of it is used; then imports and forwards to the real one."""
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__") and attr.endswith("__"):
+            raise AttributeError(attr)
+        name = self.__name__
+        if sys.modules.get(name) is self:
+            del sys.modules[name]
+        try:
+            real = importlib.import_module(name)
+        except BaseException:
+            sys.modules.setdefault(name, self)
+            raise
+        return getattr(real, attr)
+
+
+class _LazyPackage(types.ModuleType):
+    """A package whose ``__init__`` runs only when a name it defines is asked for; submodules import alone."""
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__") and attr.endswith("__"):
+            raise AttributeError(attr)
+        name = self.__name__
+        where = self.__dict__["_cheap"].get(attr)
+        if where is not None:
+            return getattr(importlib.import_module(where), attr)
+        if importlib.util.find_spec(f"{name}.{attr}") is not None:
+            return importlib.import_module(f"{name}.{attr}")
+        if not self.__dict__.get("_initialized"):
+            self.__dict__["_initialized"] = True
+            exec(self.__spec__.loader.get_code(name), self.__dict__)  # the package's own __init__
+            if attr in self.__dict__:
+                return self.__dict__[attr]
+        raise AttributeError(f"module {name!r} has no attribute {attr!r}")
+
+
+def _defer_imports() -> None:
+    """Install the stand-ins above (no-op for any module already imported or not installed)."""
+
+    def spec_of(name: str) -> Any:
+        if name in sys.modules:
+            return None
+        with contextlib.suppress(ImportError, ValueError):
+            return importlib.util.find_spec(name)
+        return None
+
+    for name in ("httpx", "jsonschema"):
+        if spec := spec_of(name):
+            module = _DeferredModule(name)
+            module.__spec__, module.__file__, module.__loader__ = spec, spec.origin, spec.loader
+            sys.modules[name] = module
+    lowlevel = {"Server": "mcp.server.lowlevel", "NotificationOptions": "mcp.server.lowlevel"}
+    for name, cheap in (("mcp", {}), ("mcp.server", {**lowlevel, "InitializationOptions": "mcp.server.models"})):
+        spec = spec_of(name)
+        if spec is None or spec.submodule_search_locations is None:
+            return
+        package = _LazyPackage(name)
+        package.__spec__, package.__file__, package.__loader__ = spec, spec.origin, spec.loader
+        package.__path__ = list(spec.submodule_search_locations)
+        package.__package__ = name
+        package.__dict__["_cheap"] = cheap
+        sys.modules[name] = package
+        if "." in name:
+            parent, _, child = name.rpartition(".")
+            setattr(sys.modules[parent], child, package)
+
+
 async def serve(argv: list[str], hosts: list[str], port: int, environ: dict[str, str]) -> int:
     import anyio
     from anyio.abc import Process
@@ -355,6 +436,7 @@ async def serve(argv: list[str], hosts: list[str], port: int, environ: dict[str,
         argv, env=_child_env(environ), stderr=sys.stderr, start_new_session=True
     )
     # Heavy imports now: the server boots in parallel.
+    _defer_imports()
     import uvicorn
     from mcp.client.session import ClientSession
     from mcp.shared.message import SessionMessage
