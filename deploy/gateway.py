@@ -309,6 +309,87 @@ def _child_env(environ: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in environ.items() if k != "MCP_AUTH_TOKEN"}
 
 
+class _Child:
+    """The MCP server process, started with plain ``subprocess`` before the event loop and its imports exist.
+
+    Its stdin/stdout are non-blocking pipes read and written through ``anyio.wait_readable/writable``; its
+    exit is awaited on a pidfd (Linux), else by polling. It leads a new session, so its whole process group
+    can be signalled.
+    """
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        import subprocess
+
+        child_stdin, self._stdin = os.pipe()
+        self._stdout, child_stdout = os.pipe()
+        try:
+            self.popen = subprocess.Popen(argv, stdin=child_stdin, stdout=child_stdout, env=env, start_new_session=True)
+        except BaseException:
+            os.close(self._stdin)
+            os.close(self._stdout)
+            raise
+        finally:
+            os.close(child_stdin)
+            os.close(child_stdout)
+        self.pid = self.popen.pid
+        os.set_blocking(self._stdin, False)
+        os.set_blocking(self._stdout, False)
+        self._pidfd = -1
+        with contextlib.suppress(AttributeError, OSError):  # no pidfd before Linux 5.3: poll instead
+            self._pidfd = os.pidfd_open(self.pid)
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.poll()
+
+    async def wait(self) -> int:
+        import anyio
+
+        while (code := self.popen.poll()) is None:
+            try:
+                if self._pidfd < 0:
+                    raise anyio.BusyResourceError("no pidfd")
+                await anyio.wait_readable(self._pidfd)
+            except anyio.BusyResourceError:  # another task waits on the pidfd already
+                await anyio.sleep(0.05)
+        return code
+
+    async def read(self) -> bytes:
+        """The next chunk of the server's stdout; b"" at end of file."""
+        import anyio
+
+        while True:
+            try:
+                return os.read(self._stdout, 65536)
+            except BlockingIOError:
+                await anyio.wait_readable(self._stdout)
+
+    async def send(self, data: bytes) -> None:
+        import anyio
+
+        view = memoryview(data)
+        while view:
+            if self._stdin < 0:
+                raise BrokenPipeError("the server's stdin is closed")
+            try:
+                view = view[os.write(self._stdin, view) :]
+            except BlockingIOError:
+                await anyio.wait_writable(self._stdin)
+
+    def close_stdin(self) -> None:
+        if self._stdin >= 0:
+            fd, self._stdin = self._stdin, -1
+            os.close(fd)
+
+    def close(self) -> None:
+        self.close_stdin()
+        for name in ("_stdout", "_pidfd"):
+            fd = getattr(self, name)
+            if fd >= 0:
+                setattr(self, name, -1)
+                os.close(fd)
+
+
 class _State:
     def __init__(self) -> None:
         self.code = 0
@@ -321,14 +402,13 @@ def _kill_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
 
 
-async def _stop_child(process: Any) -> None:
+async def _stop_child(process: _Child) -> None:
     """Close stdin, then SIGTERM, then SIGKILL the server's process group, all within ~1 s."""
     import anyio
 
     with anyio.CancelScope(shield=True):
         if process.returncode is None:
-            with contextlib.suppress(Exception):
-                await process.stdin.aclose()
+            process.close_stdin()
             with anyio.move_on_after(0.3):
                 await process.wait()
         if process.returncode is None:
@@ -419,10 +499,8 @@ def _defer_imports() -> None:
             setattr(sys.modules[parent], child, package)
 
 
-async def serve(argv: list[str], hosts: list[str], port: int, environ: dict[str, str]) -> int:
-    import anyio
-    from anyio.abc import Process
-
+def start(argv: list[str], hosts: list[str], port: int, environ: dict[str, str]) -> int:
+    """Validate, bind, spawn the server, and only then import the event loop and serve."""
     token = environ.get("MCP_AUTH_TOKEN")
     if token is not None and (not token.strip() or CONTROL.search(token)):
         raise UsageError("MCP_AUTH_TOKEN is set but empty or contains control characters; refusing to start")
@@ -431,11 +509,32 @@ async def serve(argv: list[str], hosts: list[str], port: int, environ: dict[str,
     except ValueError:
         raise UsageError("MCP_START_TIMEOUT must be a number of seconds") from None
     sockets = bind_sockets(hosts, port)
+    # The server first: it boots while anyio, mcp, starlette and uvicorn load here (~0.3 s).
+    process = _Child(argv, _child_env(environ))
+    try:
+        import anyio
+
+        return anyio.run(serve, process, sockets, hosts, port, token, start_timeout, environ)
+    finally:
+        for sock in sockets:
+            sock.close()
+        if process.returncode is None:  # serve stops it; this is only a safety net
+            _kill_group(process.pid, signal.SIGKILL)
+        process.close()
+
+
+async def serve(
+    process: _Child,
+    sockets: list[socket.socket],
+    hosts: list[str],
+    port: int,
+    token: str | None,
+    start_timeout: float,
+    environ: dict[str, str],
+) -> int:
+    import anyio
+
     state = _State()
-    process: Process = await anyio.open_process(
-        argv, env=_child_env(environ), stderr=sys.stderr, start_new_session=True
-    )
-    # Heavy imports now: the server boots in parallel.
     _defer_imports()
     import uvicorn
     from mcp.client.session import ClientSession
@@ -461,7 +560,7 @@ async def serve(argv: list[str], hosts: list[str], port: int, environ: dict[str,
     async def pump_stdout(send: Any) -> None:
         async with send:
             buffer = b""
-            async for chunk in process.stdout:  # type: ignore[union-attr]
+            while chunk := await process.read():
                 buffer += chunk
                 *lines, buffer = buffer.split(b"\n")
                 for line in lines:
@@ -479,7 +578,7 @@ async def serve(argv: list[str], hosts: list[str], port: int, environ: dict[str,
             async for message in receive:
                 data = message.message.model_dump_json(by_alias=True, exclude_none=True)
                 try:
-                    await process.stdin.send(data.encode() + b"\n")  # type: ignore[union-attr]
+                    await process.send(data.encode() + b"\n")
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError, BrokenPipeError):
                     return
 
@@ -632,9 +731,7 @@ def main(args: list[str] | None = None) -> int:
             raise UsageError(f"PORT must be 1-65535, got {opts.port}")
         if opts.banner:
             print(opts.banner, flush=True)
-        import anyio
-
-        return anyio.run(serve, argv, opts.hosts or listen_hosts(environ.get("MCP_HOST")), opts.port, environ)
+        return start(argv, opts.hosts or listen_hosts(environ.get("MCP_HOST")), opts.port, environ)
     except UsageError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
