@@ -34,8 +34,10 @@ show() {
     printf '%s' "$1" | tr -c '[:print:]' '?' | cut -c1-200
 }
 
+# Shell built-ins only on the serve path (no subprocess per check): each fork+exec costs a cold start time.
 has_control() {
-    [ "$(printf '%s' "$1" | tr -d '[:cntrl:]')" != "$1" ]
+    case $1 in *[[:cntrl:]]*) return 0 ;; esac
+    return 1
 }
 
 matches() { # value, extended regex
@@ -59,7 +61,7 @@ npm | python | custom) ;;
 esac
 
 port=${PORT:-8080}
-matches "$port" '^[0-9]{1,5}$' || die "PORT must be a number 1-65535, got '$(show "$port")'"
+case $port in '' | *[!0-9]* | ??????*) false ;; esac || die "PORT must be a number 1-65535, got '$(show "$port")'"
 
 # --- validation: the same refusals as the stack config -----------------------------------------------
 package=${MCP_PACKAGE-}
@@ -97,14 +99,15 @@ custom)
 esac
 
 home=${MCP_HOME:-/opt/mcp}
-here=$(cd "$(dirname "$0")" && pwd)
+case $0 in */*) here=${0%/*} ;; *) here=. ;; esac
+here=$(cd "${here:-/}" && pwd)
 gateway=${MCP_GATEWAY:-$here/gateway.py}
 if [ -n "${MCP_PROXY_PYTHON-}" ]; then
     proxy_python=$MCP_PROXY_PYTHON
 elif [ -x /opt/mcp-proxy/bin/python ]; then
     proxy_python=/opt/mcp-proxy/bin/python
 elif proxy_bin=$(command -v mcp-proxy); then
-    proxy_python=$(dirname "$proxy_bin")/python
+    case $proxy_bin in */*) proxy_python=${proxy_bin%/*}/python ;; *) proxy_python=./python ;; esac
 else
     die "mcp-proxy's Python was not found: set MCP_PROXY_PYTHON or put mcp-proxy's venv on PATH"
 fi
@@ -112,7 +115,13 @@ fi
 [ -f "$gateway" ] || die "gateway not found at $(show "$gateway") (set MCP_GATEWAY)"
 
 # Environment directory of this server: one per package spec, never mcp-proxy's own venv.
-key=$(printf '%s' "$package" | tr '/' '+')
+key='' rest=$package # the spec with every '/' turned into '+'
+while :; do
+    case $rest in
+    */*) key=$key${rest%%/*}+ rest=${rest#*/} ;;
+    *) key=$key$rest && break ;;
+    esac
+done
 env_dir=$home/$runtime/$key
 marker=$env_dir/.catwalk-installed
 
@@ -137,7 +146,8 @@ compute_cutoff() {
 # The marker is written last, so a half-finished install never counts. Only the spec is compared: a baked
 # image serves what was installed at build time even if the cutoff env differs at run time.
 installed() {
-    [ -f "$marker" ] && [ "$(head -n 1 "$marker")" = "spec=$package" ]
+    [ -f "$marker" ] && { IFS= read -r first_line <"$marker" || [ -n "$first_line" ]; } &&
+        [ "$first_line" = "spec=$package" ]
 }
 
 # Run an installer, show its output, and turn "not found" into one clear line.

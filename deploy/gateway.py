@@ -12,8 +12,9 @@ Runs with the Python of mcp-proxy's own isolated venv and reuses mcp-proxy 0.13'
 * **Lifecycle.** The server process is spawned here (not by ``mcp.client.stdio``) so that its death ends
   the gateway with a non-zero code (Fly then restarts the machine) and SIGTERM stops its whole process
   group within 2 s. mcp-proxy keeps serving errors after its child dies and waits 2 s+ on shutdown.
-* **Speed.** The server is spawned before the heavy imports (mcp, pydantic models, uvicorn: ~0.7 s), so
-  it boots while they load; the sockets are bound first, so early clients queue instead of being refused.
+* **Speed.** The sockets are bound and the server spawned (plain ``subprocess``) before anyio, mcp,
+  starlette and uvicorn are imported (~0.3 s), so it boots while they load and early clients queue instead
+  of being refused; imports not needed to answer are deferred (see ``_defer_imports``).
 * **Secrets.** ``MCP_AUTH_TOKEN`` is removed from the server's environment: a third-party server has no
   business reading the gateway's credential. The token is never logged.
 
