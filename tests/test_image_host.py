@@ -4,80 +4,47 @@ the token arrives only through `Configure`, and `docker` is the fake on PATH."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import rpc
-from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
+from pulumi.runtime.proto import provider_pb2
 
 from components.image import ImageProvider
 from components.image.provider import context_inputs
 from tests.fakes import fake_docker
+from tests.provider_host import ProviderHost, host_env, props_of, struct
 
 URN = "urn:pulumi:dev::catwalk::pulumi-python:dynamic/catwalk/image:UnifiedImage::runtime"
 TOKEN = "fly-host-token-Lm4wQ"
 
 
-def _struct(props: dict[str, Any]):
-    loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(rpc.serialize_properties(props, {}))
-    finally:
-        loop.close()
+class Host(ProviderHost):
+    """The host with the image provider: `check` adds `__provider` and insists on no failures."""
 
-
-def _props(struct) -> dict[str, Any]:
-    return rpc.deserialize_properties(struct)
-
-
-class Host:
     def __init__(self, env: dict[str, str], cwd: Path):
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pulumi.dynamic"], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        port = self.proc.stdout.readline().decode().strip()
-        if not port.isdigit():
-            self.proc.kill()
-            raise RuntimeError(f"provider host did not start: {self.proc.stderr.read().decode()[-2000:]}")
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        self.stub = provider_pb2_grpc.ResourceProviderStub(self.channel)
+        super().__init__(env, URN, cwd)
         self.provider = serialize_provider(ImageProvider())
 
-    def close(self) -> None:
-        self.channel.close()
-        self.proc.terminate()
-        try:
-            self.proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.communicate()
-
     def check(self, olds: dict, news: dict) -> dict[str, Any]:
-        response = self.stub.Check(
-            provider_pb2.CheckRequest(urn=URN, olds=_struct(olds), news=_struct({**news, "__provider": self.provider}))
-        )
+        response = super().check(olds, {**news, "__provider": self.provider})
         assert list(response.failures) == []
-        return _props(response.inputs)
+        return props_of(response.inputs)
 
     def diff(self, olds: dict, news: dict) -> provider_pb2.DiffResponse:
-        return self.stub.Diff(provider_pb2.DiffRequest(id="x", urn=URN, olds=_struct(olds), news=_struct(news)))
+        return super().diff("x", olds, news)
 
 
 @pytest.fixture
 def host(tmp_path: Path, monkeypatch):
     docker = fake_docker.install(tmp_path, monkeypatch)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLY_", "PULUMI_"))}
+    env = host_env()
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     h = Host(env, outside)
-    h.stub.Configure(provider_pb2.ConfigureRequest(args=_struct({"catwalk:flyApiToken": TOKEN}), acceptSecrets=False))
+    h.stub.Configure(provider_pb2.ConfigureRequest(args=struct({"catwalk:flyApiToken": TOKEN}), acceptSecrets=False))
     yield h, docker
     h.close()
 
@@ -91,8 +58,8 @@ def test_real_host_builds_once_diffs_without_docker_and_rebuilds_on_change(host,
     (deploy / "entrypoint.sh").write_text("#!/bin/sh\n")
 
     checked = h.check({}, context_inputs(app="catwalk-dev-images", context_dir=deploy))
-    created = h.stub.Create(provider_pb2.CreateRequest(urn=URN, properties=_struct(checked)))
-    outputs = _props(created.properties)
+    created = h.stub.Create(provider_pb2.CreateRequest(urn=URN, properties=struct(checked)))
+    outputs = props_of(created.properties)
     (build,) = docker.builds()
     assert outputs["image_ref"] == f"registry.fly.io/catwalk-dev-images@{build['digest']}"
     (login,) = [c for c in docker.calls() if c["argv"][0] == "login"]
@@ -108,9 +75,9 @@ def test_real_host_builds_once_diffs_without_docker_and_rebuilds_on_change(host,
     assert diff.changes == provider_pb2.DiffResponse.DIFF_SOME and list(diff.replaces) == []
     assert docker.calls() == []  # check and diff (all a preview does) ran no docker
 
-    updated = h.stub.Update(provider_pb2.UpdateRequest(id=created.id, urn=URN, olds=_struct(outputs),
-                                                       news=_struct(changed)))
-    new_outputs = _props(updated.properties)
+    updated = h.stub.Update(provider_pb2.UpdateRequest(id=created.id, urn=URN, olds=struct(outputs),
+                                                       news=struct(changed)))
+    new_outputs = props_of(updated.properties)
     assert new_outputs["tag"] != outputs["tag"]
     assert new_outputs["digest"] == docker.builds()[0]["digest"]
 
@@ -123,7 +90,7 @@ def test_real_host_accepts_an_unknown_base_in_preview_and_plans_a_rebuild(host):
         "launch": ["mcp-server-git"], "resolved_at": "2025-01-14T09:30:00Z",
     }
     checked = h.check({}, {**baked, "base": "registry.fly.io/catwalk-dev-images@sha256:" + "ab" * 32})
-    created = _props(h.stub.Create(provider_pb2.CreateRequest(urn=URN, properties=_struct(checked))).properties)
+    created = props_of(h.stub.Create(provider_pb2.CreateRequest(urn=URN, properties=struct(checked))).properties)
     preview = h.check(checked, {**baked, "base": rpc.UNKNOWN})
     assert h.diff(created, preview).changes == provider_pb2.DiffResponse.DIFF_SOME
     assert len(docker.builds()) == 1
