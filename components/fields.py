@@ -30,6 +30,7 @@ def _size(value: str) -> None:
         raise ValueError(f"{value!r} is not a Fly machine size (one of {', '.join(sorted(safety.FLY_SIZES))})")
 
 
+AppName = Annotated[str, checked(safety.check_app_name)]
 ServerName = Annotated[str, checked(safety.check_server_name)]
 Region = Annotated[str, checked(safety.check_region)]
 ImageRef = Annotated[str, checked(safety.check_image_ref)]

@@ -18,6 +18,7 @@ MAX_ENV_VALUE = 4096
 SHELL_META = set(";|&$`<>(){}[]*?!~\\'\"#") | {" ", "\t"}
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
+FLY_APP_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 SERVER_NAME = re.compile(r"^[a-z](?:[a-z0-9-]*[a-z0-9])?$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -82,6 +83,11 @@ def check_server_name(name: str) -> None:
             f"{name!r} is not a valid name: use lowercase letters, digits and single dashes, "
             "starting with a letter (it becomes part of the Fly app name)"
         )
+
+
+def check_app_name(value: str) -> None:
+    if not FLY_APP_NAME.match(value) or "--" in value:
+        raise ValueError(f"{value!r} is not a Fly app name: use 1-63 lowercase letters, digits and single dashes")
 
 
 def check_env_name(name: str, *, plain: bool) -> None:

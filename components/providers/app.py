@@ -13,21 +13,16 @@ from pulumi.dynamic import CreateResult, DiffResult, ReadResult, UpdateResult
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from components import safety
+from components.fields import AppName
 from components.providers.base import FlyProvider, FlyProviderError, as_dict, strip_engine_keys
-from components.providers.machine_config import check_app_name
 
 
 class AppInputs(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str
+    name: AppName
     org: str = "personal"
     stack: str
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        return check_app_name(v)
 
     @field_validator("org", "stack")
     @classmethod

@@ -10,10 +10,10 @@ from typing import Any, Literal
 
 import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict
 
+from components.fields import AppName
 from components.providers.base import FlyProvider, FlyProviderError, as_dict, strip_engine_keys
-from components.providers.machine_config import check_app_name
 
 IpType = Literal["shared_v4", "v6"]
 
@@ -21,13 +21,8 @@ IpType = Literal["shared_v4", "v6"]
 class IpInputs(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    app: str
+    app: AppName
     type: IpType = "shared_v4"
-
-    @field_validator("app")
-    @classmethod
-    def _app(cls, v: str) -> str:
-        return check_app_name(v)
 
 
 def ip_type(assignment: dict[str, Any]) -> str:

@@ -14,22 +14,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from components import safety
-from components.fields import FlySize, ImageRef, Region, ServerName
+from components.fields import AppName, FlySize, ImageRef, Region, ServerName
 
 INTERNAL_PORT = 8080
 HEALTH_PATH = "/status"
-APP_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 SIZE = re.compile(r"^(shared-cpu|performance)-(\d+)x$")
 MAX_ENV = 100
 
 AutoStop = Literal["off", "stop", "suspend"]
 RestartPolicy = Literal["no", "always", "on-failure"]
-
-
-def check_app_name(value: str) -> str:
-    if not APP_NAME.match(value) or "--" in value:
-        raise ValueError(f"{value!r} is not a Fly app name: use 1-63 lowercase letters, digits and single dashes")
-    return value
 
 
 def check_env(env: Mapping[str, str]) -> None:
@@ -53,7 +46,7 @@ class MachineInputs(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    app: str
+    app: AppName
     stack: str
     server: ServerName
     region: Region
@@ -67,11 +60,6 @@ class MachineInputs(BaseModel):
     min_machines_running: int = Field(default=0, ge=0, le=10)
     restart_policy: RestartPolicy = "on-failure"
     secrets_version: int | None = Field(default=None, ge=0)
-
-    @field_validator("app")
-    @classmethod
-    def _app(cls, v: str) -> str:
-        return check_app_name(v)
 
     @field_validator("stack")
     @classmethod

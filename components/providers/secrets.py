@@ -17,6 +17,7 @@ from pulumi.dynamic import CreateResult, DiffResult, ReadResult, UpdateResult
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from components import safety
+from components.fields import AppName
 from components.providers.base import (
     FlyProvider,
     as_dict,
@@ -24,7 +25,6 @@ from components.providers.base import (
     diff_result,
     strip_engine_keys,
 )
-from components.providers.machine_config import check_app_name
 
 MAX_SECRET_VALUE = 64 * 1024
 DIGEST_ITERATIONS = 100_000
@@ -35,13 +35,8 @@ class SecretsInputs(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
-    app: str
+    app: AppName
     values: dict[str, str] = Field(default_factory=dict, max_length=64)
-
-    @field_validator("app")
-    @classmethod
-    def _app(cls, v: str) -> str:
-        return check_app_name(v)
 
     @field_validator("values")
     @classmethod
