@@ -58,6 +58,9 @@ ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[
 # Packages published together (a monorepo release, a package and its helper) land minutes apart: the
 # cutoff sits this long after the pinned version's upload so they resolve too. Fixed, so reproducible.
 CUTOFF_MARGIN = dt.timedelta(hours=1)
+# When nothing resolves as of the release (a dependency's fix landed hours later), the installer retries with
+# these later cutoffs, in order, before giving up on a cutoff. Fixed offsets from the release: reproducible.
+CUTOFF_WIDENING = (dt.timedelta(days=1), dt.timedelta(days=7), dt.timedelta(days=30))
 STOP_DEADLINE_S = 1.8  # SIGTERM → exit, hard bound (Fly and the contract give 2 s)
 OPEN_PATHS = frozenset({"/status"})
 
@@ -217,7 +220,7 @@ def resolve_argv(
     return [_locate(runtime, env_dir, launch[0]), *launch[1:], *extra]
 
 
-def install_cutoff(resolved_at: str) -> str:
+def install_cutoff(resolved_at: str, margin: dt.timedelta = CUTOFF_MARGIN) -> str:
     """``MCP_RESOLVED_AT`` (the pinned version's upload time) plus a fixed margin, as RFC 3339 UTC."""
     value = resolved_at.strip()
     if not ISO_UTC.match(value):
@@ -225,7 +228,7 @@ def install_cutoff(resolved_at: str) -> str:
     moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "T"))
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.timezone.utc)
-    cut = (moment + CUTOFF_MARGIN).astimezone(dt.timezone.utc).replace(microsecond=0)
+    cut = (moment + margin).astimezone(dt.timezone.utc).replace(microsecond=0)
     return cut.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -688,6 +691,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("custom", nargs="*", help="custom runtime: the command's argv (after --)")
     c = sub.add_parser("cutoff")
     c.add_argument("resolved_at")
+    c.add_argument("--widened", action="store_true", help="print the retry cutoffs instead, one per line")
     return parser
 
 
@@ -720,7 +724,8 @@ def main(args: list[str] | None = None) -> int:
     environ = dict(os.environ)
     try:
         if opts.command == "cutoff":
-            print(install_cutoff(opts.resolved_at))
+            margins = CUTOFF_WIDENING if opts.widened else (CUTOFF_MARGIN,)
+            print("\n".join(install_cutoff(opts.resolved_at, margin) for margin in margins))
             return 0
         if opts.runtime != "custom" and opts.env_dir is None:
             raise UsageError("--env-dir is required for the npm and python runtimes")

@@ -31,6 +31,12 @@ def test_cutoff_is_the_release_time_plus_one_hour_in_utc(resolved_at: str, cutof
     assert gateway.install_cutoff(resolved_at) == cutoff
 
 
+def test_widened_cutoffs_are_a_day_a_week_and_a_month_after_the_release(capsys: pytest.CaptureFixture) -> None:
+    """markitdown-mcp 0.0.1a8 needs a certifi uploaded 3 h after it: the installer retries with these."""
+    assert gateway.main(["cutoff", "--widened", "2026-10-21T20:41:13.5Z"]) == 0
+    assert capsys.readouterr().out.split() == ["2026-10-22T20:41:13Z", "2026-10-28T20:41:13Z", "2026-11-20T20:41:13Z"]
+
+
 @pytest.mark.parametrize("bad", ["yesterday", "2025-04-25; rm -rf /", "--exclude-newer", ""])
 def test_cutoff_refuses_what_is_not_a_time(bad: str) -> None:
     with pytest.raises(gateway.UsageError, match="MCP_RESOLVED_AT"):
