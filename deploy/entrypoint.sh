@@ -12,7 +12,8 @@
 #   MCP_ARGS         JSON array of extra args for the server
 #   MCP_LAUNCH       JSON array: the server's argv inside its own environment (e.g. ["mcp-server-git"]);
 #                    absent: the package's console script / npm bin named after it, else `python -m`
-#   MCP_RESOLVED_AT  upload time of the pinned version: dependencies resolve as of then (+1 h margin)
+#   MCP_RESOLVED_AT  upload time of the pinned version: dependencies resolve as of then (+1 h margin); when
+#                    nothing resolves, install retries as of release + 1 day, 7 days, 30 days, then no cutoff
 #   MCP_EXCLUDE_NEWER  overrides that cutoff verbatim (RFC 3339); `none` disables it
 #   MCP_AUTH_TOKEN   bearer token required on /mcp and /sse (never logged, not passed to the server)
 #   PORT             default 8080, IPv4 and IPv6
@@ -133,11 +134,13 @@ fi
 # Install cutoff: dependencies no newer than the pinned version's release (computed only to install, so a
 # baked start pays nothing for it).
 cutoff=
+widen= # "yes" when the cutoff came from MCP_RESOLVED_AT: only then may "no resolution" move it later
 compute_cutoff() {
     if [ -n "${MCP_EXCLUDE_NEWER-}" ]; then
         [ "$MCP_EXCLUDE_NEWER" = none ] || cutoff=$MCP_EXCLUDE_NEWER
     elif [ -n "${MCP_RESOLVED_AT-}" ]; then
         cutoff=$("$proxy_python" "$gateway" cutoff "$MCP_RESOLVED_AT") || exit 1
+        widen=yes
     else
         printf 'Warning: neither MCP_RESOLVED_AT nor MCP_EXCLUDE_NEWER is set: dependencies resolve to' >&2
         printf ' their newest versions (not reproducible; old servers may break)\n' >&2
@@ -148,6 +151,31 @@ compute_cutoff() {
 installed() {
     [ -f "$marker" ] && { IFS= read -r first_line <"$marker" || [ -n "$first_line" ]; } &&
         [ "$first_line" = "spec=$package" ]
+}
+
+# A dependency's fix often lands hours or days after the release that needs it (markitdown-mcp 0.0.1a8 needs
+# a certifi uploaded 4 h later). When nothing resolves as of a cutoff taken from MCP_RESOLVED_AT, the install
+# retries with later cutoffs (fixed offsets from the release, so still reproducible), then with none.
+newline='
+'
+pending='' pending_known='' # widened cutoffs not tried yet; computed at the first "no resolution" only
+unresolved=             # set by run_installer: nothing resolved as of $cutoff and a later cutoff may help
+widen_cutoff() {
+    if [ -z "$pending_known" ]; then
+        pending=$("$proxy_python" "$gateway" cutoff --widened "$MCP_RESOLVED_AT") || exit 1
+        pending_known=yes
+    fi
+    tried=$cutoff
+    if [ -n "$pending" ]; then
+        cutoff=${pending%%"$newline"*}
+        case $pending in *"$newline"*) pending=${pending#*"$newline"} ;; *) pending= ;; esac
+        printf 'No resolution of %s as of %s; retrying with dependencies as of %s\n' "$package" "$tried" "$cutoff" >&2
+    else
+        cutoff=
+        printf 'WARNING: no resolution of %s even as of %s: retrying WITHOUT a cutoff, with the newest\n' \
+            "$package" "$tried" >&2
+        printf 'WARNING: versions of every dependency (not reproducible; pin the fixed versions upstream)\n' >&2
+    fi
 }
 
 # Run an installer, show its output, and turn "not found" into one clear line.
@@ -164,6 +192,11 @@ run_installer() { # what, command...
         elif grep -q 'not found in the package registry' "$log"; then
             reason="$package was not found on the Python package index"
         elif grep -Eq 'No matching version|No solution found|ETARGET' "$log"; then
+            if [ "$widen" = yes ] && [ -n "$cutoff" ]; then
+                rm -f "$log"
+                unresolved=yes
+                return 0
+            fi
             reason="no version of $package matches${cutoff:+ as of $cutoff} (see the installer output above)"
         else
             reason="$what failed with exit code $status (see its output above)"
@@ -226,7 +259,12 @@ case $action in
 install | run)
     if [ "$action" = install ] || ! installed; then
         compute_cutoff
-        if [ "$runtime" = python ]; then install_python; else install_npm; fi
+        while :; do
+            unresolved=
+            if [ "$runtime" = python ]; then install_python; else install_npm; fi
+            [ -n "$unresolved" ] || break
+            widen_cutoff
+        done
         resolve >/dev/null || {
             rm -rf "$env_dir"
             exit 1

@@ -34,6 +34,8 @@ TIME = ("mcp-server-time==2026.10.19", "2026-10-19T06:48:51Z", "get_current_time
 SQLITE = ("mcp-server-sqlite==2025.4.25", "2025-04-25T08:27:27Z", "read_query")
 MEMORY = ("@modelcontextprotocol/server-memory@2026.8.31", "2026-09-01T22:46:36.382Z", "read_graph")
 FILESYSTEM = ("@modelcontextprotocol/server-filesystem@2026.8.31", "2026-09-01T01:08:17.648Z", "list_directory")
+# Resolves nothing as of its release + 1 h: it needs certifi 2026.10.19.post1, uploaded 4 h after it.
+MARKITDOWN = ("markitdown-mcp==0.0.1a8", "2026-10-21T19:41:57Z", "convert_to_markdown")
 
 START_TIMEOUT = 180  # install on first use + start; a bound, not a speed target (see bench/)
 TOKEN = "test-token-7f3c9a"
@@ -239,6 +241,25 @@ def test_python_server_installs_and_answers_on_ipv4_and_ipv6(home: Path, tmp_pat
     with serving(env) as served:
         assert_answers(served, tool=tool)
         assert f"Starting Python module: {spec}" in served.output()
+
+
+@pytest.mark.network
+def test_no_resolution_as_of_the_release_retries_a_day_later_and_serves(tmp_path: Path) -> None:
+    spec, resolved_at, tool = MARKITDOWN
+    env = base_env(tmp_path / "home", MCP_RUNTIME="python", MCP_PACKAGE=spec, MCP_RESOLVED_AT=resolved_at)
+    installed = run_entrypoint(env, "install", timeout=300)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    assert "No solution found" in installed.stderr
+    assert (
+        f"No resolution of {spec} as of 2026-10-21T20:41:57Z; retrying with dependencies as of 2026-10-22T19:41:57Z"
+        in installed.stderr.splitlines()
+    )
+    marker = tmp_path / "home" / "python" / spec / ".catwalk-installed"
+    assert marker.read_text() == f"spec={spec}\ncutoff=2026-10-22T19:41:57Z\n"
+    with serving(env, "serve") as served:
+        result = check(served.url(), timeout=120, wait_until_up=True)
+        assert result.ok, f"{result.error}\n--- entrypoint output ---\n{served.output()[-4000:]}"
+        assert tool in result.tools
 
 
 @pytest.mark.network
