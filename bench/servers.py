@@ -9,8 +9,10 @@ Fields: ``spec`` as a user writes it; ``runtime`` (npm | python); ``launch`` the
 (None where detection must refuse); ``expect`` "ok" or the reason detection must refuse ("python>=3.13",
 "not-found"); ``version`` the version current when labelled (for benchmarks that pin); ``args`` extra
 arguments the server needs to start; ``needs`` what it needs beyond itself to start: None, "credentials",
-"service" (a database or API endpoint), "system" (a binary such as a browser, pandoc, tesseract), or
-"config" (a path or setting). ``python -m bench.servers`` prints the set as JSON for other tools.
+"service" (a database or API endpoint), "system" (a binary such as a browser, pandoc, tesseract),
+"config" (a path or setting), or "project" (a project's own files in its working directory, such as a
+``panda.config.*``, which catwalk cannot ship beside a server today). ``python -m bench.servers`` prints
+the set as JSON for other tools.
 """
 
 from __future__ import annotations
@@ -121,7 +123,8 @@ SERVERS: list[Server] = [
     Server("next-devtools-mcp", N, ("next-devtools-mcp",), "0.4.0"),
     Server("nx-mcp", N, ("nx-mcp",), "0.25.0", "config", note="bin given as a string"),
     Server("n8n-mcp", N, ("n8n-mcp",), "2.87.0"),
-    Server("@pandacss/mcp", N, ("panda-mcp",), "1.12.1"),
+    Server("@pandacss/mcp", N, ("panda-mcp",), "1.12.1", "project",
+           note="exits without panda.config.* in its cwd (or --config/--cwd pointing at one)"),
     Server("cclsp", N, ("cclsp",), "0.7.0", "config"),
     Server("@launchdarkly/mcp-server", N, ("mcp",), "0.6.2", "credentials"),
     Server("@gongrzhe/server-gmail-autoauth-mcp", N, ("gmail-mcp",), "1.1.11", "credentials"),

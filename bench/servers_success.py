@@ -6,6 +6,37 @@ the ToolHive spellings of a package already listed. ``CONFIGURED`` gives the lab
 a path or a setting (``needs`` "config") what they need. ``EXTRA`` adds servers found on PyPI and npm for
 this benchmark; their versions were resolved once with ``components.detect`` (2026-11-25) and recorded.
 
+How the npm extras were chosen (rule written before any of them was run, 2026-11-25): the npm packages
+with at least 8,000 downloads a month (npm's counts in a registry snapshot of 2026-11-25) whose name or
+summary mentions MCP or Model Context Protocol, in order of downloads; each one whose README presents an
+MCP server started with ``npx`` was taken, whatever its result, with the arguments its README gives
+(``{work}`` for a directory), unless its README says it needs, to start, credentials or an account, a
+running external service, a project's own files, or macOS. 26 new ones met the rule (21 of them above
+10,000 downloads); the ones already listed stay. The npm extras above the "by the rule" marker were
+picked by hand earlier (well-known servers); they stay too. Left out, by the README (not by a run):
+
+- libraries, frameworks, SDKs, plugins, proxies, clients and inspectors, not servers: e.g. @orval/mcp,
+  fastmcp, mcp-remote, mcp-proxy, supergateway, @storybook/mcp and @claude-flow/mcp (libraries, no bin),
+  @primeuix/mcp (no bin), @storybook/addon-mcp, vite-plugin-mcp, @kubb/cli (its ``kubb mcp`` is
+  @kubb/mcp, listed), platform binaries (@azure/mcp-linux-x64, ...), ``mcp`` (no README);
+- credentials or an account: @azure/mcp (``az login``), @stripe/mcp, @hubspot/mcp-server, @netlify/mcp,
+  @microsoft/workiq, @salesforce/mcp, @apify/actors-mcp-server, @perplexity-ai/mcp-server, exa-mcp-server,
+  @mapbox/mcp-server, flightradar-mcp-server, @prmichaelsen/remember-mcp and the other token-taking API
+  servers;
+- a running service: kubernetes-mcp-server (a cluster), argocd-mcp, mcp-searxng (SEARXNG_URL),
+  @ivotoby/openapi-mcp-server (an API base URL), @agentdeskai/browser-tools-mcp (its own browser-tools
+  server), vibe-kanban (its MCP mode talks to the running Vibe Kanban app);
+- a project: expo-mcp (a dev dependency of an Expo project), @mizchi/lsmcp (a language server and a
+  project), @kimuson/modular-mcp (a config file of upstream servers), @react-grab/mcp (a detached HTTP
+  daemon beside a React app's dev server, not a stdio server), agentvibes (its npx bin is a TUI
+  installer; the MCP server is another bin, set up by ``agentvibes install``), gitnexus (a repository
+  indexed first with ``gitnexus analyze``);
+- macOS: xcodebuildmcp, ios-simulator-mcp.
+
+Labelled servers that need a project (``needs="project"``, e.g. @pandacss/mcp: it exits unless
+``panda.config.*`` is in its working directory) are not "no-credential servers that start" and are left
+out like the credential ones; so are nx-mcp and cclsp (``needs="config"``: a workspace, an LSP config).
+
 ``{work}`` in an argument or an env value stands for the server's own scratch directory (made per run).
 ``python -m bench.servers_success`` prints the list as JSON.
 """
@@ -93,6 +124,33 @@ EXTRA: list[Case] = [
     Case("@chakra-ui/react-mcp", N, "2.1.1"),
     Case("@playwright/mcp", N, "0.0.83", note="a browser is needed by its tools, not to start"),
     Case("chrome-devtools-mcp", N, "1.11.0", note="a browser is needed by its tools, not to start"),
+    # --- npm, by the rule above (>= 8,000 downloads a month), most downloaded first ----------------------
+    Case("agentdb", N, "1.6.1", args=("mcp", "start")),
+    Case("@modelcontextprotocol/server-puppeteer", N, "2025.5.12", note="a browser is needed by its tools"),
+    Case("@executeautomation/playwright-mcp-server", N, "1.0.12", note="a browser is needed by its tools"),
+    Case("@eslint/mcp", N, "0.3.13"),
+    Case("@claude-flow/cli", N, "3.42.5", args=("mcp", "start")),
+    Case("@bytebase/dbhub", N, "1.4.0", args=("--demo",), note="--demo: its bundled sample SQLite database"),
+    Case("@drawio/mcp", N, "1.6.1"),
+    Case("@mobilenext/mobile-mcp", N, "1.0.4", note="a device or emulator is needed by its tools"),
+    Case("@remotion/mcp", N, "4.0.527"),
+    Case("agentation-mcp", N, "1.3.2", args=("server",)),
+    Case("@sveltejs/mcp", N, "0.1.26"),
+    Case("playwright-mcp", N, "0.0.19", note="a browser is needed by its tools"),
+    Case("@pinecone-database/mcp", N, "0.3.0", note="without PINECONE_API_KEY: documentation search only"),
+    Case("@openai/codex-shell-tool-mcp", N, "0.97.0"),
+    Case("fetcher-mcp", N, "0.3.9", note="its postinstall downloads Chromium"),
+    Case("mcp-deepwiki", N, "0.0.10"),
+    Case("reddit-mcp-buddy", N, "1.1.14", note="anonymous mode"),
+    Case("@agent-infra/mcp-server-filesystem", N, "1.2.29", args=("--allowed-directories", "{work}")),
+    Case("@kubb/mcp", N, "5.2.0"),
+    Case("@negokaz/excel-mcp-server", N, "0.12.0"),
+    Case("@sylphx/pdf-reader-mcp", N, "2.4.0"),
+    Case("typescript-mcp", N, "0.0.14"),
+    Case("agentaudit", N, "3.14.0", args=("--stdio",)),
+    Case("@primeng/mcp", N, "22.1.1"),
+    Case("@assistant-ui/mcp-docs-server", N, "0.3.2", note="a stdio proxy for the hosted documentation server"),
+    Case("@googlemaps/code-assist-mcp", N, "0.2.1"),
 ]
 
 

@@ -60,32 +60,33 @@ EXPLANATIONS: dict[str, str] = {
     "markitdown-mcp": (
         "Looked into: the release (2026-10-21 20:41 UTC) needs markitdown>=0.1.9, which needs certifi>=2026.10.19, "
         "and the only such certifi (2026.10.19.post1) was uploaded 2026-10-22 00:02, after the cutoff (release + 1 h): "
-        "uv's own hint says so. As of its release it was uninstallable; plain resolution installs and serves it "
-        "(table above). What catwalk could do: when the as-of-release resolution finds no solution, retry with "
-        "`uv --exclude-newer-package NAME=<now>` for the packages uv names, else without the cutoff, and log it "
-        "(deploy/entrypoint.sh)."),
+        "as of its release it was uninstallable. `entrypoint.sh install` now retries an unresolvable as-of-release "
+        "install as of release + 1 day, 7 days, 30 days, then without a cutoff (the table says which it used); a "
+        "failure here means none of those resolved either: see the installer output in the JSON."),
     "npm:mcp-server-sqlite": (
-        "Looked into: its dependency better-sqlite3 runs `prebuild-install` (a prebuilt binary from GitHub) and "
+        "Looked into: its dependency better-sqlite3 runs `prebuild-install` (a prebuilt binary from github.com) and "
         "else `node-gyp rebuild`, which downloads Node's headers from nodejs.org; this machine reaches neither. "
-        "Where GitHub is reachable (a Fly builder) the prebuilt download works. What catwalk could do: copy Node's "
-        "headers into the image (the node:20 image has them under /usr/local/include/node) and set "
-        "npm_config_nodedir, so node-gyp can build without a download. Checked by hand here: the same "
-        "`entrypoint.sh install` with npm_config_nodedir=/usr (this machine's Node headers) and g++ built "
-        "better-sqlite3 in about a minute, and `entrypoint.sh serve` answered tools/list with 10 tools."),
+        "Where GitHub is reachable (a Fly builder) the prebuilt download works. What catwalk could do: give node-gyp "
+        "Node's own headers (npm_config_nodedir, which `entrypoint.sh install` sets when the headers are there) and a "
+        "C++ compiler in the install stage, so it builds without any download (checked by hand: it builds in about "
+        "a minute and answers tools/list with 10 tools)."),
     "mcp-mermaid": (
-        "Looked into: its postinstall runs `playwright install --with-deps chromium` (apt-get, then Chromium from "
-        "cdn.playwright.dev), which PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD does not stop; the CDN is unreachable here. "
-        "Where the CDN is reachable (a Fly builder) the download happens once, at image build, and is baked. What "
-        "catwalk could do: nothing more than baking, which it does."),
+        "Looked into: at install, its postinstall runs `playwright install --with-deps chromium`: first apt-get for "
+        "Chromium's system libraries (as root; as any other user it switches to root with sudo, else `su root`), then "
+        "Chrome for Testing from https://cdn.playwright.dev (`getaddrinfo ENOTFOUND cdn.playwright.dev` here; "
+        "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD does not stop an explicit `playwright install`). The bench runs as root, "
+        "so only the download failed here; in catwalk's image, which installs as user 10001 without sudo, the apt-get "
+        "step fails first (checked by hand as a non-root user: `su: Authentication failure`, `Failed to install "
+        "browsers`), so it would fail on a Fly builder too. What catwalk could do: run the baking install as root and "
+        "set PLAYWRIGHT_BROWSERS_PATH to a directory inside the server's environment under MCP_HOME (at install and at "
+        "serve), so Fly's builder, which reaches the CDN, bakes Chromium and its libraries into the image layer and a "
+        "start downloads nothing."),
     "@chakra-ui/react-mcp": (
-        "Looked into: at start it fetches component data from https://chakra-ui.com and exits when that fails "
-        "(`fetch failed`); this machine reaches only the registries, a Fly machine reaches the site. Upstream "
-        "could defer the fetch to the first tool call."),
-    "@pandacss/mcp": (
-        "Looked into: a tool for a local Panda CSS project; it exits unless it finds panda.config.* in its "
-        "working directory (or `--config`). The labelled set says it needs nothing; it needs a project. Hosting it "
-        "needs the project's files beside it, which catwalk cannot ship today (the stack config could gain "
-        "`files:`); it is counted as a failure."),
+        "Looked into: the install is fine; at start, before answering, it fetches its component list from "
+        "https://chakra-ui.com/api/types (`initializeTools` → `get_component_example`) and exits on `fetch failed`; "
+        "this machine reaches only the registries, a Fly machine reaches the site. What catwalk could do: nothing "
+        "needed on Fly (the gateway reports the start failure with the server's own message); upstream could defer "
+        "the fetch to the first tool call, so a start needs no network."),
 }
 
 # --------------------------------------------------------------------------------- failure classification
@@ -297,6 +298,7 @@ def run_case(case: Case, clients: Clients, cache: Path, opts, plain: bool = Fals
             code = None
     row["install_s"] = round(time.monotonic() - start, 2)
     install_output = log.read_text(errors="replace")
+    row["widened_cutoff"] = widened_cutoff(install_output)
     if code == 0:
         row["sdk"] = sdk_version(home, case.runtime, spec.pinned or "")
     if code != 0:
@@ -342,6 +344,19 @@ def sdk_version(home: Path, runtime: str, package: str) -> str | None:
         return json.loads(manifests[0].read_text()).get("version")
     except (OSError, ValueError):
         return None
+
+
+def widened_cutoff(install_output: str) -> str | None:
+    """The later cutoff the install fell back to when nothing resolved as of the release, if it did.
+
+    ``entrypoint.sh install`` retries as of release + 1 day, 7 days, 30 days, then without a cutoff, and says
+    so; the last retry it announced is the one that installed (or failed). "none" means no cutoff at all.
+    """
+    tries = re.findall(r"retrying with dependencies as of (\S+)|(retrying WITHOUT a cutoff)", install_output)
+    if not tries:
+        return None
+    later, without = tries[-1]
+    return "none" if without else later
 
 
 def _failed(row: dict, phase: str, output: str, error: str | None = None) -> dict:
@@ -434,6 +449,14 @@ def markdown(report: dict) -> str:
         reason = "" if r["result"] == "ok" else f"{r['reason']}: `{_escape(r.get('detail') or '')[:160]}`"
         lines.append(f"| {r['server']} | {r['runtime']} | {_cell(r['version'])} | {_cell(r['install_s'], '{:.1f}')} "
                      f"| {_cell(r['answer_s'], '{:.1f}')} | {_cell(r['tools'])} | {r['result']} | {reason} |")
+    widened = [r for r in rows if r["mode"] == "as-of-release" and r.get("widened_cutoff")]
+    if widened:
+        def cutoff(value: str) -> str:
+            return "no cutoff" if value == "none" else f"as of {value}"
+
+        later = ", ".join(f"{r['server']} ({cutoff(r['widened_cutoff'])}, {r['result']})" for r in widened)
+        lines += ["", "Nothing resolved as of the release, so `entrypoint.sh install` retried with a later cutoff "
+                  f"(release + 1 day, 7 days, 30 days, then none): {later}."]
     plain = [r for r in rows if r["mode"] == "plain"]
     if plain:
         pinned = {r["server"]: r for r in rows if r["mode"] == "as-of-release"}
@@ -547,10 +570,11 @@ def main(argv: list[str] | None = None) -> int:
     report = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": versions(PYTHON_312),
               "parallel": opts.parallel, "planned": len(chosen), "mcp2_released_at": mcp2, "partial": True,
               "elapsed_min": 0, "rows": [], "summary": {}}
-    if opts.merge:  # keep the other servers' rows; record when these were re-run
+    order = {c.spec: i for i, c in enumerate(cases())}
+    if opts.merge:  # keep the other servers' rows (those still listed); record when these were re-run
         earlier = json.loads(base.with_suffix(".json").read_text())
         again = {c.spec for c in chosen}
-        kept = [r for r in earlier["rows"] if r["server"] not in again]
+        kept = [r for r in earlier["rows"] if r["server"] not in again and r["server"] in order]
         report.update({k: v for k, v in earlier.items() if k not in ("rows", "rerun")}, rows=kept, partial=True,
                       rerun={**earlier.get("rerun", {}), **{s: report["date"] for s in again}})
         report["planned"] = len({r["server"] for r in kept if r["mode"] == "as-of-release"} | again)
@@ -571,8 +595,6 @@ def main(argv: list[str] | None = None) -> int:
             done = sum(r["mode"] == "as-of-release" for r in report["rows"])
             print(f"[{done}/{report['planned']} servers] {row['mode']:>13} {row['server']:<45} "
                   f"{row['result']:<4} install {row['install_s']} s, answer {row['answer_s']} s; {tail}", flush=True)
-
-    order = {c.spec: i for i, c in enumerate(cases())}
 
     def one(case: Case) -> None:
         row = run_case(case, clients, opts.cache_dir, opts)

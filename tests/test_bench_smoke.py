@@ -15,12 +15,26 @@ from bench.servers_success import cases
 from components.config import StackConfig
 
 
-def test_the_list_has_at_least_40_python_and_25_npm_servers_each_pinned_once():
+def test_the_list_has_at_least_40_python_and_50_npm_servers_each_pinned_once():
     listed = cases()
     assert sum(c.runtime == "python" for c in listed) >= 40
-    assert sum(c.runtime == "npm" for c in listed) >= 25
+    assert sum(c.runtime == "npm" for c in listed) >= 50
     assert len({c.spec for c in listed}) == len(listed)
     assert all(c.version for c in listed), [c.spec for c in listed if not c.version]
+
+
+def test_labelled_servers_needing_credentials_a_service_or_a_project_are_not_in_the_list():
+    specs = {c.spec for c in cases()}
+    assert "@pandacss/mcp" not in specs  # exits without a panda.config.* beside it
+    assert "@modelcontextprotocol/server-github" not in specs  # credentials
+    assert "@modelcontextprotocol/server-postgres" not in specs  # a running database
+    assert "mcp-server-duckdb" in specs  # "config" servers given their path stay
+
+
+def test_extra_servers_given_a_directory_get_their_own_scratch_directory():
+    by_spec = {c.spec: c for c in cases()}
+    assert by_spec["@agent-infra/mcp-server-filesystem"].args == ("--allowed-directories", "{work}")
+    assert all("/tmp" not in a for c in cases() for a in c.args)  # never a shared directory of this machine
 
 
 def test_the_list_includes_servers_released_before_mcp_2():
@@ -57,6 +71,17 @@ def test_failures_are_classified_from_the_output_that_shows_them(phase, output, 
     assert why["category"] == category
     assert why["detail"]
     assert all(part in output for part in why["detail"].split(" | "))
+
+
+def test_an_install_that_fell_back_to_a_later_cutoff_says_which():
+    output = ("Installing Python package markitdown-mcp==0.0.1a8 (dependencies as of 2026-10-21T21:41:00Z)\n"
+              "  × No solution found when resolving dependencies:\n"
+              "No resolution of markitdown-mcp==0.0.1a8 as of 2026-10-21T21:41:00Z; retrying with dependencies as of "
+              "2026-10-22T20:41:00Z\nInstalled 40 packages\n")
+    assert success_rate.widened_cutoff(output) == "2026-10-22T20:41:00Z"
+    assert success_rate.widened_cutoff(output + "WARNING: no resolution of x even as of y: retrying WITHOUT a "
+                                                "cutoff, with the newest\n") == "none"
+    assert success_rate.widened_cutoff("Installed 3 packages\n") is None
 
 
 def test_a_silent_timeout_is_reported_as_no_answer_in_time():
@@ -115,6 +140,18 @@ def test_success_rate_markdown_has_the_columns_a_rate_per_runtime_and_every_fail
     assert "**bad** (npm 1.0, failed at serve): exited at start" in text
     assert "ValueError: a\\|b" in text  # a pipe in a detail does not break the table
     assert "| good | 2025-01-02 | ok (—) | fail (—) |" in text  # the plain-resolution comparison
+    assert "later cutoff" not in text
+
+
+def test_the_markdown_names_servers_installed_with_a_later_cutoff():
+    rows = [_row("late", "python", "ok", widened_cutoff="2026-10-22T20:41:00Z"), _row("on-time", "python", "ok")]
+    report = {"date": "d", "elapsed_min": 1.0, "parallel": 2, "planned": 2, "partial": False, "rows": rows,
+              "summary": success_rate.summarize(rows),
+              "versions": {"cpus": 2, "server_python": "3.12", "node": "v20", "npm": "11", "uv": "uv",
+                           "mcp-proxy": "0.13.0", "mcp": "1", "catwalk": "abc"}}
+    text = success_rate.markdown(report)
+    assert "retried with a later cutoff" in text and "late (as of 2026-10-22T20:41:00Z, ok)" in text
+    assert "on-time (" not in text
 
 
 def test_a_partial_run_says_how_many_rows_it_has():
