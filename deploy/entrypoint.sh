@@ -223,18 +223,29 @@ install_python() {
     fi
 }
 
+# Native modules (better-sqlite3…) whose prebuilt binary cannot be fetched fall back to node-gyp, which
+# downloads Node's headers from nodejs.org unless told where they are. Node ships them next to itself
+# (<prefix>/include/node: /usr/local in the image), so point node-gyp there: no download.
+node_headers_prefix() {
+    [ -z "${npm_config_nodedir-}${NPM_CONFIG_NODEDIR-}" ] || return 0 # the user's choice wins
+    node_prefix=$(node -p 'require("path").resolve(process.execPath, "..", "..")' 2>/dev/null) || return 0
+    [ ! -f "$node_prefix/include/node/common.gypi" ] || printf '%s' "$node_prefix"
+}
+
 install_npm() {
     npm=${NPM:-$(command -v npm)} || die "npm was not found: install Node.js 20 or set NPM"
     rm -rf "$env_dir"
     mkdir -p "$env_dir"
     printf 'Installing npm package %s into %s%s\n' "$package" "$env_dir" "${cutoff:+ (dependencies as of $cutoff)}" >&2
-    if [ -n "$cutoff" ]; then
-        run_installer "npm install" "$npm" install --prefix "$env_dir" --no-audit --no-fund \
-            --no-update-notifier --omit=dev --before "$cutoff" "$package"
-    else
-        run_installer "npm install" "$npm" install --prefix "$env_dir" --no-audit --no-fund \
-            --no-update-notifier --omit=dev "$package"
+    set -- "$npm" install --prefix "$env_dir" --no-audit --no-fund --no-update-notifier --omit=dev
+    [ -z "$cutoff" ] || set -- "$@" --before "$cutoff"
+    set -- "$@" "$package"
+    nodedir=$(node_headers_prefix)
+    if [ -n "$nodedir" ]; then
+        printf 'Native modules build against the Node.js headers in %s/include/node\n' "$nodedir" >&2
+        set -- env "npm_config_nodedir=$nodedir" "$@" # for this install only, never the server's env
     fi
+    run_installer "npm install" "$@"
 }
 
 resolve() {

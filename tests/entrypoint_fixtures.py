@@ -53,6 +53,43 @@ if opts.stubborn:
 '''
 
 
+# Stands in for uv and npm (via the UV and NPM env vars): records each install's cutoff in $FAKE_LOG (`none`
+# without one) and npm_config_nodedir in $FAKE_ENV_LOG, fails with $FAKE_FAILURE if set, else resolves only
+# as of $FAKE_SOLVES_AT (uv "No solution found", npm ETARGET otherwise) and installs a `fake-server` script.
+FAKE_INSTALLER = f"""#!{sys.executable}
+import os, sys
+from pathlib import Path
+
+args = sys.argv[1:]
+if args[0] == "venv":  # uv venv ... DIR
+    Path(args[-1], "bin").mkdir(parents=True)
+    sys.exit(0)
+python = args[0] == "pip"  # uv pip install ... | npm install ...
+flag = "--exclude-newer" if python else "--before"
+cutoff = args[args.index(flag) + 1] if flag in args else "none"
+with open(os.environ["FAKE_LOG"], "a") as log:
+    log.write(cutoff + "\\n")
+if os.environ.get("FAKE_ENV_LOG"):  # what node-gyp would see
+    Path(os.environ["FAKE_ENV_LOG"]).write_text(os.environ.get("npm_config_nodedir", "unset"))
+if os.environ.get("FAKE_FAILURE"):
+    print(os.environ["FAKE_FAILURE"], file=sys.stderr)
+    sys.exit(1)
+if cutoff != os.environ["FAKE_SOLVES_AT"]:
+    if python:
+        print("error: No solution found when resolving dependencies", file=sys.stderr)
+    else:
+        print("npm error code ETARGET\\nnpm error notarget No matching version found for dep@>=2", file=sys.stderr)
+    sys.exit(1)
+if python:
+    exe = Path(args[args.index("--python") + 1]).parent / "fake-server"
+else:
+    exe = Path(args[args.index("--prefix") + 1], "node_modules", ".bin", "fake-server")
+exe.parent.mkdir(parents=True, exist_ok=True)
+exe.write_text("#!/bin/sh\\n")
+exe.chmod(0o755)
+"""
+
+
 def free_port() -> int:
     """A port free on both 127.0.0.1 and ::1."""
     for _ in range(50):

@@ -34,6 +34,8 @@ TIME = ("mcp-server-time==2026.10.19", "2026-10-19T06:48:51Z", "get_current_time
 SQLITE = ("mcp-server-sqlite==2025.4.25", "2025-04-25T08:27:27Z", "read_query")
 MEMORY = ("@modelcontextprotocol/server-memory@2026.8.31", "2026-09-01T22:46:36.382Z", "read_graph")
 FILESYSTEM = ("@modelcontextprotocol/server-filesystem@2026.8.31", "2026-09-01T01:08:17.648Z", "list_directory")
+# Its dependency better-sqlite3 is a native module: no prebuilt binary reachable here, so it compiles.
+SQLITE_NPM = ("mcp-server-sqlite@0.0.2", "2025-11-10T16:01:08.195Z", "list-tables")
 # Resolves nothing as of its release + 1 h: it needs certifi 2026.10.19.post1, uploaded 4 h after it.
 MARKITDOWN = ("markitdown-mcp==0.0.1a8", "2026-10-21T19:41:57Z", "convert_to_markdown")
 
@@ -314,6 +316,30 @@ def test_npm_filesystem_server_gets_its_directory_arg(home: Path, tmp_path: Path
     with serving(env) as served:
         assert_answers(served, tool=tool)
         assert str(shared) in served.output()  # the server announces its allowed directory
+
+
+@pytest.mark.network
+@pytest.mark.timeout(900)
+def test_npm_native_module_builds_against_local_node_headers_and_serves(tmp_path: Path) -> None:
+    """better-sqlite3's prebuilt binary (GitHub) is unreachable here; node-gyp builds it with no header download."""
+    spec, resolved_at, tool = SQLITE_NPM
+    db = tmp_path / "test.db"
+    env = base_env(
+        tmp_path / "home",
+        MCP_RUNTIME="npm",
+        MCP_PACKAGE=spec,
+        MCP_RESOLVED_AT=resolved_at,
+        MCP_ARGS=json.dumps(["--db", str(db)]),
+    )
+    installed = run_entrypoint(env, "install", timeout=600)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    assert "Native modules build against the Node.js headers in" in installed.stderr
+    addon = tmp_path / "home" / "npm" / spec / "node_modules" / "better-sqlite3" / "build" / "Release"
+    assert (addon / "better_sqlite3.node").is_file()
+    with serving(env, "serve") as served:
+        result = check(served.url(), timeout=120, wait_until_up=True)
+        assert result.ok, f"{result.error}\n--- entrypoint output ---\n{served.output()[-4000:]}"
+        assert tool in result.tools and "query" in result.tools
 
 
 @pytest.mark.network

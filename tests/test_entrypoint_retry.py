@@ -8,12 +8,11 @@ installer that records every cutoff it is given and resolves only as of one chos
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.entrypoint_fixtures import base_env, run_entrypoint
+from tests.entrypoint_fixtures import FAKE_INSTALLER, base_env, run_entrypoint
 
 RESOLVED_AT = "2026-10-21T19:41:57Z"
 # What the gateway derives from RESOLVED_AT: release + 1 h, then the widened cutoffs + 1 day, 7 days, 30 days.
@@ -21,37 +20,6 @@ FIRST = "2026-10-21T20:41:57Z"
 WIDENED = ["2026-10-22T19:41:57Z", "2026-10-28T19:41:57Z", "2026-11-20T19:41:57Z"]
 NO_CUTOFF = "none"  # how the fake installer records an install without a cutoff
 PACKAGES = {"python": "fake-mcp==1.0.0", "npm": "@fake/mcp@1.0.0"}
-
-FAKE_INSTALLER = f"""#!{sys.executable}
-import os, sys
-from pathlib import Path
-
-args = sys.argv[1:]
-if args[0] == "venv":  # uv venv ... DIR
-    Path(args[-1], "bin").mkdir(parents=True)
-    sys.exit(0)
-python = args[0] == "pip"  # uv pip install ... | npm install ...
-flag = "--exclude-newer" if python else "--before"
-cutoff = args[args.index(flag) + 1] if flag in args else "none"
-with open(os.environ["FAKE_LOG"], "a") as log:
-    log.write(cutoff + "\\n")
-if os.environ.get("FAKE_FAILURE"):
-    print(os.environ["FAKE_FAILURE"], file=sys.stderr)
-    sys.exit(1)
-if cutoff != os.environ["FAKE_SOLVES_AT"]:
-    if python:
-        print("error: No solution found when resolving dependencies", file=sys.stderr)
-    else:
-        print("npm error code ETARGET\\nnpm error notarget No matching version found for dep@>=2", file=sys.stderr)
-    sys.exit(1)
-if python:
-    exe = Path(args[args.index("--python") + 1]).parent / "fake-server"
-else:
-    exe = Path(args[args.index("--prefix") + 1], "node_modules", ".bin", "fake-server")
-exe.parent.mkdir(parents=True, exist_ok=True)
-exe.write_text("#!/bin/sh\\n")
-exe.chmod(0o755)
-"""
 
 
 @pytest.fixture

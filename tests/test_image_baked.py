@@ -17,6 +17,7 @@ from components.image import (
     render_baked_dockerfile,
     should_bake,
 )
+from components.image.baked import APP_USER, MCP_HOME
 
 BASE = "registry.fly.io/catwalk-dev-images@sha256:" + "ab" * 32
 DEPLOY_DOCKERFILE = Path(__file__).resolve().parents[1] / "deploy" / "Dockerfile"
@@ -58,14 +59,48 @@ def test_hadolint_would_catch_a_bad_dockerfile(tmp_path: Path):
     assert result.returncode != 0 and "DL3006" in result.stdout
 
 
+def stages(dockerfile: str) -> list[list[str]]:
+    """The Dockerfile's instruction lines (no comments or blanks), split into stages at each FROM."""
+    found: list[list[str]] = []
+    for line in dockerfile.splitlines():
+        if line.startswith("FROM "):
+            found.append([])
+        if line.strip() and not line.startswith("#"):
+            found[-1].append(line)
+    return found
+
+
 @pytest.mark.parametrize("kind", sorted(SERVERS))
-def test_baked_image_is_the_pinned_base_plus_an_exec_form_install_with_values_as_build_args(kind: str):
+def test_baked_image_builds_on_the_pinned_base_and_ships_only_the_installed_server(kind: str):
     server = SERVERS[kind]
     build = baked_build(base=BASE, **server)
-    lines = build.dockerfile.splitlines()
-    assert f"FROM {BASE}" in lines
-    assert f'RUN ["{ENTRYPOINT_PATH}", "install"]' in lines
-    # No server value is written into the Dockerfile text: they arrive as build args only.
+    build_stage, final = stages(build.dockerfile)
+    # Build stage: the pinned base, compilers as root, then the exec-form install as the app user.
+    assert build_stage[0] == f"FROM {BASE} AS build"
+    users = [line for line in build_stage if line.startswith("USER ")]
+    assert users == ["USER 0:0", f"USER {APP_USER}"]
+    install = build_stage.index(f'RUN ["{ENTRYPOINT_PATH}", "install"]')
+    assert build_stage.index(f"USER {APP_USER}") < install
+    assert any("apt-get install" in line for line in build_stage)
+    # Final stage: the same base, the server's values as ENV, and only the installed env copied in.
+    assert final[0] == f"FROM {BASE}"
+    copies = [line for line in final if line.startswith("COPY")]
+    assert copies == [
+        f"COPY --from=build --chown={APP_USER} {MCP_HOME} {MCP_HOME}",
+        f"COPY --from=build --chown={APP_USER} /home/app /home/app",
+    ]
+    assert not [line for line in final if line.startswith(("RUN", "USER", "    &&"))]
+    for stage in (build_stage, final):
+        for name in build.build_args:
+            assert f"ARG {name}" in stage
+            assert any(re.search(rf"\b{name}=\${{{name}}}", line) for line in stage), f"{name} is not kept as ENV"
+    assert build.tag.startswith("bake-") and len(build.tag) == len("bake-") + 16
+
+
+@pytest.mark.parametrize("kind", sorted(SERVERS))
+def test_server_values_reach_the_build_only_as_build_args(kind: str):
+    server = SERVERS[kind]
+    build = baked_build(base=BASE, **server)
     assert server["package"] not in build.dockerfile
     assert server["resolved_at"] not in build.dockerfile
     assert build.build_args == {
@@ -74,10 +109,20 @@ def test_baked_image_is_the_pinned_base_plus_an_exec_form_install_with_values_as
         "MCP_LAUNCH": json.dumps(server["launch"], separators=(",", ":")),
         "MCP_RESOLVED_AT": server["resolved_at"],
     }
-    for name in build.build_args:
-        assert f"ARG {name}" in lines
-        assert re.search(rf"\b{name}=\${{{name}}}", build.dockerfile), f"{name} is not kept as ENV"
-    assert build.tag.startswith("bake-") and len(build.tag) == len("bake-") + 16
+
+
+def test_no_compiler_or_package_manager_reaches_the_final_stage():
+    final = "\n".join(stages(render_baked_dockerfile(base=BASE))[-1])
+    for word in ("apt-get", "build-essential", "g++", "gcc", "make", "USER"):
+        assert word not in final
+
+
+def test_the_compiler_layer_precedes_every_build_arg_so_all_servers_share_its_cache():
+    build_stage = stages(render_baked_dockerfile(base=BASE))[0]
+    apt = next(i for i, line in enumerate(build_stage) if line.startswith("RUN apt-get update"))
+    first_arg = next(i for i, line in enumerate(build_stage) if line.startswith("ARG "))
+    assert apt < first_arg
+    assert "build-essential" in " ".join(build_stage[apt : apt + 3])
 
 
 def test_the_dockerfile_text_is_the_same_for_every_server_of_one_base():
@@ -88,7 +133,7 @@ def test_the_dockerfile_text_is_the_same_for_every_server_of_one_base():
 
 
 def test_launch_words_with_shell_and_dockerfile_syntax_pass_verbatim_as_one_build_arg():
-    launch = ["server", "--greeting", 'say "hi" $HOME `id` ${X} \\ ; & |', "--json={\"a\": [1]}"]
+    launch = ["server", "--greeting", 'say "hi" $HOME `id` ${X} \\ ; & |', '--json={"a": [1]}']
     build = baked_build(base=BASE, **{**SERVERS["python"], "launch": launch})
     assert json.loads(build.build_args["MCP_LAUNCH"]) == launch
     assert "$HOME" not in build.dockerfile and "`id`" not in build.dockerfile
@@ -180,3 +225,20 @@ def test_the_entrypoint_path_is_where_the_unified_image_puts_it():
     assert copies, "deploy/Dockerfile does not COPY entrypoint.sh"
     assert any(line.split()[-1].rstrip("/") in (directory, ENTRYPOINT_PATH) for line in copies)
     assert f'"{ENTRYPOINT_PATH}"' in text  # and it is the image's entrypoint
+
+
+@pytest.mark.skipif(not DEPLOY_DOCKERFILE.is_file(), reason="deploy/Dockerfile not in this checkout")
+def test_mcp_home_and_the_app_user_are_those_of_the_unified_image():
+    text = DEPLOY_DOCKERFILE.read_text()
+    assert f"MCP_HOME={MCP_HOME} " in text
+    uid, gid = APP_USER.split(":")
+    assert f"USER {APP_USER}" in text and f"--uid {uid}" in text and f"--gid {gid}" in text
+    assert f"chown app:app {MCP_HOME}" in text
+
+
+@pytest.mark.skipif(not DEPLOY_DOCKERFILE.is_file(), reason="deploy/Dockerfile not in this checkout")
+def test_the_unified_image_ships_nodes_headers_under_the_node_prefix():
+    # entrypoint.sh sets npm_config_nodedir to <node prefix> when <prefix>/include/node/common.gypi exists.
+    lines = DEPLOY_DOCKERFILE.read_text().splitlines()
+    assert "COPY --from=node /usr/local/bin/node /usr/local/bin/node" in lines
+    assert "COPY --from=node /usr/local/include/node /usr/local/include/node" in lines
