@@ -81,6 +81,35 @@ EXPLANATIONS: dict[str, str] = {
         "set PLAYWRIGHT_BROWSERS_PATH to a directory inside the server's environment under MCP_HOME (at install and at "
         "serve), so Fly's builder, which reaches the CDN, bakes Chromium and its libraries into the image layer and a "
         "start downloads nothing."),
+    "agentdb": (
+        "Looked into: at install, its dependency sharp 0.32 (the release the as-of-release resolution picks) runs its "
+        "install script, which downloads libvips from https://github.com/lovell/sharp-libvips/releases "
+        "(`getaddrinfo ENOTFOUND github.com` here). A Fly builder reaches GitHub and bakes it. What catwalk could do: "
+        "nothing needed on Fly; sharp >= 0.33 ships libvips as npm packages (@img/sharp-libvips-*), so a newer "
+        "agentdb would install from the registry alone."),
+    "fetcher-mcp": (
+        "Looked into: at install, its postinstall runs `playwright install chromium` (no --with-deps), which "
+        "downloads Chrome for Testing from https://cdn.playwright.dev (`getaddrinfo ENOTFOUND cdn.playwright.dev` "
+        "here). A Fly builder reaches the CDN; the browser lands in the installing user's ~/.cache/ms-playwright, "
+        "which the baked layer keeps (same user at run time). What catwalk could do: set PLAYWRIGHT_BROWSERS_PATH "
+        "inside the server's environment so the browser is baked with it whatever HOME is; Chromium's system "
+        "libraries (not in the slim image) would still be needed by its tools, not to start."),
+    "@sveltejs/mcp": (
+        "Looked into: the install is fine; at start, registering its documentation resources, it fetches "
+        "https://svelte.dev/docs/experimental/sections.json and exits on `fetch failed` (`getaddrinfo ENOTFOUND "
+        "svelte.dev`). A Fly machine reaches svelte.dev. What catwalk could do: nothing needed on Fly; upstream "
+        "could fetch the sections on first use."),
+    "@bytebase/dbhub": (
+        "Looked into: its package says engines.node >= 22.5.0 and its SQLite connector imports `node:sqlite`, "
+        "which Node 20 (the image's) lacks: `No such built-in module: node:sqlite`, so `--demo` (a bundled SQLite "
+        "database) exits at start; other databases need a running service. What catwalk could do: move the image to "
+        "Node 22 or 24 (Node 20 reached its end of life in 2026-04), or have detection refuse or warn from "
+        "engines.node, as it does for Python >= 3.13."),
+    "@kubb/mcp": (
+        "Looked into: its package says engines.node >= 22 and @kubb/core imports `glob` from `node:fs/promises`, "
+        "added in Node 22: on the image's Node 20 it exits at start (`does not provide an export named 'glob'`). "
+        "What catwalk could do: as for @bytebase/dbhub, an image on Node 22 or 24, or detection refusing or warning "
+        "from engines.node."),
     "@chakra-ui/react-mcp": (
         "Looked into: the install is fine; at start, before answering, it fetches its component list from "
         "https://chakra-ui.com/api/types (`initializeTools` → `get_component_example`) and exits on `fetch failed`; "
@@ -94,6 +123,11 @@ EXPLANATIONS: dict[str, str] = {
 CATEGORIES: list[tuple[str, re.Pattern, str]] = [
     ("needs Python >= 3.13", re.compile(r"requires Python >=\s*3\.1[3-9]|requires-python.*3\.1[3-9]", re.I),
      "detection already refuses it with the newest release that runs; an image variant on Python 3.13 would run it"),
+    ("needs Node >= 22", re.compile(
+        r"No such built-in module: node:\w+|ERR_UNKNOWN_BUILTIN_MODULE|"
+        r"The requested module 'node:[\w/]+' does not provide an export named"),
+     "the image runs Node 20: an image on Node 22 or later would run it; detection reads the package's engines.node "
+     "and could refuse or warn before deploy, as it does for Python >= 3.13"),
     ("not on the registry", re.compile(r"was not found on the|404 Not Found|does not exist on", re.I),
      "nothing: the spec is wrong or the package was removed (detection says so before deploy)"),
     ("no dependency resolution", re.compile(r"No solution found|ETARGET|ERESOLVE|No matching version", re.I),

@@ -64,6 +64,12 @@ def test_config_needing_servers_get_a_scratch_directory_placeholder():
         ("detect", "PyPI project x 1.2 requires Python >=3.13, but the image runs Python 3.12",
          "needs Python >= 3.13"),
         ("serve", "starting\nshutting down\n(exit 1)", "exited at start"),
+        ("serve", "Failed to connect to SQLite database: Error [ERR_UNKNOWN_BUILTIN_MODULE]: No such built-in "
+                  "module: node:sqlite\n(exit 1)", "needs Node >= 22"),
+        ("serve", "SyntaxError: The requested module 'node:fs/promises' does not provide an export named 'glob'",
+         "needs Node >= 22"),
+        ("serve", "TypeError: fetch failed\n  [cause]: Error: getaddrinfo ENOTFOUND svelte.dev",
+         "a download outside the registries"),
     ],
 )
 def test_failures_are_classified_from_the_output_that_shows_them(phase, output, category):
