@@ -183,6 +183,9 @@ def classify(phase: str, output: str, error: str | None = None) -> dict:
             detail = _line_of(text, match.start())
             if category == "needs configuration":  # the usage line says less than the error after it
                 detail = _last_lines(text, 1) if _error_lines(text) else detail
+            host = re.search(r"getaddrinfo ENOTFOUND \S+", text) if category == OFFLINE else None
+            if host and host.group(0) not in detail:  # "fetch failed" alone does not say where it went
+                detail = f"{detail} | {_line_of(text, host.start())}"[:300]
             return {"category": category, "detail": detail, "remedy": remedy}
     if phase == "answer" and error and "no answer within" in error:
         return {"category": "no answer in time", "detail": _last_lines(text) or error,

@@ -79,6 +79,14 @@ def test_failures_are_classified_from_the_output_that_shows_them(phase, output, 
     assert all(part in output for part in why["detail"].split(" | "))
 
 
+def test_a_failed_fetch_is_reported_with_the_host_it_could_not_reach():
+    output = ("Starting npm package: x@1\nTypeError: fetch failed\n    at fetch_with_timeout (x.mjs:1)\n"
+              "  [cause]: Error: getaddrinfo ENOTFOUND svelte.dev\n(exit 1)")
+    why = success_rate.classify("serve", output)
+    assert why["category"] == success_rate.OFFLINE
+    assert "TypeError: fetch failed" in why["detail"] and "ENOTFOUND svelte.dev" in why["detail"]
+
+
 def test_an_install_that_fell_back_to_a_later_cutoff_says_which():
     output = ("Installing Python package markitdown-mcp==0.0.1a8 (dependencies as of 2026-10-21T21:41:00Z)\n"
               "  × No solution found when resolving dependencies:\n"
