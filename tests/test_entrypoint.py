@@ -324,13 +324,18 @@ def test_npm_native_module_builds_against_local_node_headers_and_serves(tmp_path
     """better-sqlite3's prebuilt binary (GitHub) is unreachable here; node-gyp builds it with no header download."""
     spec, resolved_at, tool = SQLITE_NPM
     db = tmp_path / "test.db"
+    # No user npmrc, as for the image's app user: a developer's `nodedir=` there would hide the entrypoint's.
+    npmrc = tmp_path / "npmrc"
+    npmrc.write_text("")
     env = base_env(
         tmp_path / "home",
         MCP_RUNTIME="npm",
         MCP_PACKAGE=spec,
         MCP_RESOLVED_AT=resolved_at,
         MCP_ARGS=json.dumps(["--db", str(db)]),
+        npm_config_userconfig=str(npmrc),
     )
+    env = {k: v for k, v in env.items() if k.lower() != "npm_config_nodedir"}
     installed = run_entrypoint(env, "install", timeout=600)
     assert installed.returncode == 0, installed.stderr[-3000:]
     assert "Native modules build against the Node.js headers in" in installed.stderr
