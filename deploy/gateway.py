@@ -13,8 +13,11 @@ Runs with the Python of mcp-proxy's own isolated venv and reuses mcp-proxy 0.13'
   the gateway with a non-zero code (Fly then restarts the machine) and SIGTERM stops its whole process
   group within 2 s. mcp-proxy keeps serving errors after its child dies and waits 2 s+ on shutdown.
 * **Speed.** The sockets are bound and the server spawned (plain ``subprocess``) before anyio, mcp,
-  starlette and uvicorn are imported (~0.3 s), so it boots while they load and early clients queue instead
-  of being refused; imports not needed to answer are deferred (see ``_defer_imports``).
+  starlette and uvicorn are imported (~0.25 s), so it boots while they load and early clients queue instead
+  of being refused; only what precedes the spawn is imported at module level. The initialize request goes
+  out as soon as the client side is imported, and the HTTP side (Starlette app, loaded uvicorn config) is
+  built while the server answers. Imports not needed to answer are deferred (see ``_defer_imports``), and
+  the cyclic GC stays off until the gateway serves.
 * **Secrets.** ``MCP_AUTH_TOKEN`` is removed from the server's environment: a third-party server has no
   business reading the gateway's credential. The token is never logged.
 
@@ -26,28 +29,48 @@ cutoff, ``serve`` runs the gateway.
 from __future__ import annotations
 
 import argparse
-import configparser
 import contextlib
 import datetime as dt
-import hashlib
-import hmac
+import gc
 import importlib
 import importlib.util
-import ipaddress
 import json
-import logging
 import os
 import re
-import shutil
 import signal
 import socket
 import sys
-import threading
 import types
 from pathlib import Path
-from typing import Any
 
-log = logging.getLogger("catwalk.gateway")
+# Only what the path to spawning the server needs is imported here: every millisecond before the spawn
+# delays the server's own start. logging, typing, hashlib, shutil, … load where they are used, after it.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+LOG_FORMAT = "[%(levelname).1s %(asctime)s %(name)s] %(message)s"
+
+
+def _configure_logging() -> None:
+    """Root logging at MCP_LOG_LEVEL, once (mcp, mcp-proxy and uvicorn log through it too)."""
+    import logging
+
+    if not logging.root.handlers:
+        logging.basicConfig(level=os.environ.get("MCP_LOG_LEVEL", "INFO").upper(), format=LOG_FORMAT)
+
+
+class _Log:
+    """``logging.getLogger("catwalk.gateway")``, imported and configured on first use."""
+
+    def __getattr__(self, name: str) -> Any:
+        import logging
+
+        _configure_logging()
+        return getattr(logging.getLogger("catwalk.gateway"), name)
+
+
+log = _Log()
 
 MAX_ARGS = 64
 MAX_ARG = 1024
@@ -135,6 +158,8 @@ def python_fallback(env_dir: Path, package: str) -> list[str]:
     scripts: list[str] = []
     entry_points = info / "entry_points.txt"
     if entry_points.is_file():
+        import configparser
+
         parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
         parser.optionxform = str  # type: ignore[assignment,method-assign]
         parser.read(entry_points, encoding="utf-8")
@@ -185,6 +210,12 @@ def npm_fallback(env_dir: Path, package: str) -> list[str]:
     raise UsageError(f"{name} declares no bin in its package.json; set MCP_LAUNCH")
 
 
+def _which(name: str) -> str | None:
+    import shutil
+
+    return shutil.which(name)
+
+
 def _locate(runtime: str, env_dir: Path, exe: str) -> str:
     """Find a launch executable inside the server's environment (the npm runtime may also use node)."""
     if not BARE_NAME.match(exe):
@@ -193,7 +224,7 @@ def _locate(runtime: str, env_dir: Path, exe: str) -> str:
     for path in candidates:
         if path.is_file() and os.access(path, os.X_OK):
             return str(path)
-    if runtime == "npm" and exe == "node" and (node := shutil.which("node")):
+    if runtime == "npm" and exe == "node" and (node := _which("node")):
         return node
     where = candidates[0].parent
     raise UsageError(f"launch executable {exe!r} was not found in {where}; check MCP_LAUNCH or reinstall")
@@ -208,7 +239,7 @@ def resolve_argv(
         if not custom:
             raise UsageError("MCP_COMMAND is required when MCP_RUNTIME=custom")
         exe = custom[0]
-        found = exe if "/" in exe else shutil.which(exe)
+        found = exe if "/" in exe else _which(exe)
         if not found or not os.access(found, os.X_OK):
             raise UsageError(f"custom command {exe!r} was not found or is not executable")
         return [found, *custom[1:], *extra]
@@ -236,6 +267,8 @@ def install_cutoff(resolved_at: str, margin: dt.timedelta = CUTOFF_MARGIN) -> st
 
 
 def _digest(value: bytes) -> bytes:
+    import hashlib
+
     return hashlib.sha256(value).digest()
 
 
@@ -248,14 +281,17 @@ class BearerAuth:
     """
 
     def __init__(self, app: Any, token: str) -> None:
+        import hmac
+
         self.app = app
         self._want = _digest(token.encode())
+        self._equal = hmac.compare_digest
 
     def authorized(self, headers: list[tuple[bytes, bytes]]) -> bool:
         for key, value in headers:
             if key.lower() == b"authorization":
                 scheme, _, credential = value.strip().partition(b" ")
-                return scheme.lower() == b"bearer" and hmac.compare_digest(_digest(credential.strip()), self._want)
+                return scheme.lower() == b"bearer" and self._equal(_digest(credential.strip()), self._want)
         return False
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -428,9 +464,10 @@ async def _stop_child(process: _Child) -> None:
 # --- import deferral (start-up speed) ----------------------------------------------------------------------
 #
 # The gateway cannot answer before mcp, starlette and uvicorn are imported, and on a 2-CPU machine that
-# CPU time is also taken from the server starting next to it. Three imports on that path are not needed to
+# CPU time is also taken from the server starting next to it. Four imports on that path are not needed to
 # answer: ``mcp/__init__`` and ``mcp/server/__init__`` (they pull FastMCP, pydantic-settings, the client
-# session group), ``httpx`` (mcp.shared.session only reads ``httpx.codes`` on a request timeout) and
+# session group), ``uvicorn/__init__`` (it pulls uvicorn.main: click, the reload and multiprocess
+# supervisors), ``httpx`` (mcp.shared.session only reads ``httpx.codes`` on a request timeout) and
 # ``jsonschema`` (only for tool-call argument/result validation). They are replaced, in this process only,
 # by stand-ins that load the real module on first use, so nothing behaves differently: only later.
 
@@ -488,10 +525,15 @@ def _defer_imports() -> None:
             module.__spec__, module.__file__, module.__loader__ = spec, spec.origin, spec.loader
             sys.modules[name] = module
     lowlevel = {"Server": "mcp.server.lowlevel", "NotificationOptions": "mcp.server.lowlevel"}
-    for name, cheap in (("mcp", {}), ("mcp.server", {**lowlevel, "InitializationOptions": "mcp.server.models"})):
+    packages = (
+        ("mcp", {}),
+        ("mcp.server", {**lowlevel, "InitializationOptions": "mcp.server.models"}),
+        ("uvicorn", {"Config": "uvicorn.config", "Server": "uvicorn.server"}),
+    )
+    for name, cheap in packages:
         spec = spec_of(name)
         if spec is None or spec.submodule_search_locations is None:
-            return
+            continue
         package = _LazyPackage(name)
         package.__spec__, package.__file__, package.__loader__ = spec, spec.origin, spec.loader
         package.__path__ = list(spec.submodule_search_locations)
@@ -513,9 +555,20 @@ def start(argv: list[str], hosts: list[str], port: int, environ: dict[str, str])
     except ValueError:
         raise UsageError("MCP_START_TIMEOUT must be a number of seconds") from None
     sockets = bind_sockets(hosts, port)
-    # The server first: it boots while anyio, mcp, starlette and uvicorn load here (~0.3 s).
+    # Start-up allocates ~10^5 long-lived objects (pydantic models above all); the cyclic collector would
+    # scan them again and again (~10% of the import time). Off until serving, then they are frozen.
+    gc.disable()
+    # A stop request before the event loop handles signals must not kill the gateway alone (the server
+    # leads its own session and would be left running): it is noted, and watch_signals acts on it.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _note_early_stop)
+    # The server first: it boots while anyio, mcp, starlette and uvicorn load here (~0.25 s).
     process = _Child(argv, _child_env(environ))
     try:
+        _configure_logging()
+        # No pydantic plugins exist in this venv; looking for them scans every installed distribution.
+        # Set after the spawn: the server's environment is the caller's, untouched.
+        os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
         import anyio
 
         return anyio.run(serve, process, sockets, hosts, port, token, start_timeout, environ)
@@ -525,6 +578,21 @@ def start(argv: list[str], hosts: list[str], port: int, environ: dict[str, str])
         if process.returncode is None:  # serve stops it; this is only a safety net
             _kill_group(process.pid, signal.SIGKILL)
         process.close()
+        _collect_again()
+
+
+_early_stops: list[int] = []  # SIGTERM/SIGINT received before the event loop took over the signals
+
+
+def _note_early_stop(signum: int, _frame: Any) -> None:
+    _early_stops.append(signum)
+
+
+def _collect_again() -> None:
+    """Start-up is over: keep what it built out of every future collection, and collect from now on."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 async def serve(
@@ -536,30 +604,22 @@ async def serve(
     start_timeout: float,
     environ: dict[str, str],
 ) -> int:
+    """Ask the server to initialize as soon as the client side is imported; load the HTTP side meanwhile."""
+    import threading
+    from typing import Any
+
     import anyio
 
     state = _State()
     _defer_imports()
-    import uvicorn
     from mcp.client.session import ClientSession
     from mcp.shared.message import SessionMessage
     from mcp.types import JSONRPCMessage
-    from mcp_proxy.mcp_server import create_single_instance_routes
     from mcp_proxy.proxy_server import create_proxy_server
     from pydantic import ValidationError
-    from starlette.applications import Starlette
-    from starlette.responses import JSONResponse
-    from starlette.routing import Route
 
-    class Server(uvicorn.Server):
-        """uvicorn without its own signal handling: the gateway decides how to stop."""
-
-        @contextlib.contextmanager
-        def capture_signals(self):  # type: ignore[override]
-            yield
-
-        def install_signal_handlers(self) -> None:
-            return
+    # Set once the initialize request is in the server's stdin pipe (or never will be: pump or task ended).
+    initialize_sent = anyio.Event()
 
     async def pump_stdout(send: Any) -> None:
         async with send:
@@ -578,13 +638,17 @@ async def serve(
                     await send.send(SessionMessage(message))
 
     async def pump_stdin(receive: Any) -> None:
-        async with receive:
-            async for message in receive:
-                data = message.message.model_dump_json(by_alias=True, exclude_none=True)
-                try:
-                    await process.send(data.encode() + b"\n")
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError, BrokenPipeError):
-                    return
+        try:
+            async with receive:
+                async for message in receive:
+                    data = message.message.model_dump_json(by_alias=True, exclude_none=True)
+                    try:
+                        await process.send(data.encode() + b"\n")
+                    except (anyio.BrokenResourceError, anyio.ClosedResourceError, BrokenPipeError):
+                        return
+                    initialize_sent.set()
+        finally:
+            initialize_sent.set()
 
     async def watch_child(scope: anyio.CancelScope) -> None:
         code = await process.wait()
@@ -598,8 +662,14 @@ async def serve(
         os._exit(state.code)
 
     async def watch_signals(scope: anyio.CancelScope) -> None:
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async def received() -> Any:
+            for signum in _early_stops:  # noted while starting (the receiver replaced that handler)
+                yield signum
             async for signum in signals:
+                yield signum
+
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in received():
                 if state.stopping:
                     hard_stop()
                 log.info("%s received: stopping the MCP server", signal.Signals(signum).name)
@@ -612,8 +682,18 @@ async def serve(
                 else:
                     scope.cancel()
 
-    async def status(_request: Any) -> Any:
-        return JSONResponse({"status": "ok"})
+    proxied: dict[str, Any] = {}  # "server" once the MCP server answered initialize, else "error"
+    initialized = anyio.Event()
+
+    async def initialize(session: Any) -> None:
+        try:
+            with anyio.fail_after(start_timeout):
+                proxied["server"] = await create_proxy_server(session)
+        except Exception as exc:  # a timeout, the server closing its stdout or answering garbage at start
+            proxied["error"] = exc
+        finally:
+            initialize_sent.set()
+            initialized.set()
 
     read_send, read_receive = anyio.create_memory_object_stream[Any](0)
     write_send, write_receive = anyio.create_memory_object_stream[Any](0)
@@ -624,38 +704,29 @@ async def serve(
             tg.start_soon(pump_stdout, read_send)
             tg.start_soon(pump_stdin, write_receive)
             async with ClientSession(read_receive, write_send) as session:
-                try:
-                    with anyio.fail_after(start_timeout):
-                        proxy = await create_proxy_server(session)
-                except TimeoutError:
+                tg.start_soon(initialize, session)
+                await initialize_sent.wait()
+                # While the server answers: the HTTP side, up to a loaded uvicorn config (routes come later).
+                add_mcp_routes, config = _http_side(token, environ)
+                await initialized.wait()
+                if isinstance(proxied.get("error"), TimeoutError):
                     log.error("Error: the MCP server did not answer initialize within %.0f s", start_timeout)
                     state.code = 1
                     tg.cancel_scope.cancel()
                     return state.code
-                except Exception as exc:  # the server closed its stdout or answered garbage at start
+                if "error" in proxied:
                     with anyio.move_on_after(1):
                         await process.wait()  # watch_child reports the exit code and cancels
-                    log.error("Error: the MCP server failed during initialize: %s", exc)
+                    log.error("Error: the MCP server failed during initialize: %s", proxied["error"])
                     state.code = state.code or 1
                     tg.cancel_scope.cancel()
                     return state.code
-                routes, manager = create_single_instance_routes(proxy, stateless_instance=False)
-                app: Any = Starlette(routes=[Route("/status", status), *routes])
-                app.router.redirect_slashes = False
+                proxy = proxied["server"]
+                manager = add_mcp_routes(proxy)
                 if token is None:
                     log.warning("MCP_AUTH_TOKEN is not set: /mcp and /sse are open to anyone who can connect")
-                else:
-                    app = BearerAuth(app, token)
-                config = uvicorn.Config(
-                    app,
-                    lifespan="off",
-                    log_level=environ.get("MCP_LOG_LEVEL", "info").lower(),
-                    timeout_graceful_shutdown=0.5,
-                    timeout_keep_alive=5,
-                    server_header=False,  # nothing about the stack to an unauthenticated caller
-                )
                 async with manager.run():
-                    state.server = Server(config)
+                    state.server = _uvicorn_server(config)
                     names = ", ".join(f"{h}:{port}" if ":" not in h else f"[{h}]:{port}" for h in hosts)
                     log.info(
                         "Serving %s %s on %s (/mcp, /sse, /status; auth %s)",
@@ -671,6 +742,60 @@ async def serve(
             sock.close()
         await _stop_child(process)
     return state.code
+
+
+def _http_side(token: str | None, environ: dict[str, str]) -> tuple[Any, Any]:
+    """A loaded uvicorn config for a Starlette app serving ``/status``, and the function that adds the MCP
+    routes (``/mcp``, ``/sse``, ``/messages/``) once the proxied server is known (it returns their manager)."""
+    import uvicorn
+    from mcp_proxy.mcp_server import create_single_instance_routes
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def status(_request: Any) -> Any:
+        return JSONResponse({"status": "ok"})
+
+    app = Starlette(routes=[Route("/status", status)])
+    app.router.redirect_slashes = False
+
+    def add_mcp_routes(proxy: Any) -> Any:
+        routes, manager = create_single_instance_routes(proxy, stateless_instance=False)
+        app.router.routes.extend(routes)
+        return manager
+
+    config = uvicorn.Config(
+        app if token is None else BearerAuth(app, token),
+        lifespan="off",
+        http="h11",  # what "auto" picks here (no httptools), without probing for it
+        ws="none",  # nothing is served over WebSocket
+        log_level=environ.get("MCP_LOG_LEVEL", "info").lower(),
+        timeout_graceful_shutdown=0.5,
+        timeout_keep_alive=5,
+        server_header=False,  # nothing about the stack to an unauthenticated caller
+    )
+    config.load()
+    return add_mcp_routes, config
+
+
+def _uvicorn_server(config: Any) -> Any:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn without its own signal handling (the gateway decides how to stop); GC back on once up."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):  # type: ignore[override]
+            yield
+
+        def install_signal_handlers(self) -> None:
+            return
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            _collect_again()
+
+    return Server(config)
 
 
 # --- CLI -----------------------------------------------------------------------------------------------
@@ -707,6 +832,8 @@ def listen_hosts(value: str | None) -> list[str]:
     if value == "loopback":
         return list(LOOPBACK)
     hosts = [h.strip() for h in value.split(",") if h.strip()]
+    import ipaddress
+
     for host in hosts:
         try:
             ipaddress.ip_address(host)
@@ -717,10 +844,6 @@ def listen_hosts(value: str | None) -> list[str]:
 
 def main(args: list[str] | None = None) -> int:
     opts = _parser().parse_args(args)
-    logging.basicConfig(
-        level=os.environ.get("MCP_LOG_LEVEL", "INFO").upper(),
-        format="[%(levelname).1s %(asctime)s %(name)s] %(message)s",
-    )
     environ = dict(os.environ)
     try:
         if opts.command == "cutoff":
