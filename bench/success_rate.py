@@ -438,6 +438,12 @@ def summarize(rows: list[dict]) -> dict:
     return out
 
 
+def _caches(fresh: bool | None) -> str:
+    """How warm the installers' caches were: a cold run measures what a first deploy pays."""
+    known = {True: "cold caches (`--fresh`)", False: "uv/npm caches kept from earlier runs"}
+    return known.get(fresh, "caches unrecorded")
+
+
 def _cell(value, fmt: str = "{}") -> str:
     return "—" if value is None else fmt.format(value)
 
@@ -454,8 +460,9 @@ def markdown(report: dict) -> str:
         "# Success rate: real no-credential MCP servers, detect → install → serve → tools/list",
         "",
         f"Run {report['date']} ({report['elapsed_min']} min) on this machine ({v['cpus']} CPUs, shared), "
-        f"{report['parallel']} servers at a time. Servers' Python {v['server_python']}, Node {v['node']}, "
-        f"npm {v['npm']}, {v['uv']}, gateway: mcp-proxy {v['mcp-proxy']} on mcp {v['mcp']}; catwalk "
+        f"{report['parallel']} servers at a time, {_caches(report.get('fresh'))}. Servers' Python "
+        f"{v['server_python']}, Node {v['node']}, npm {v['npm']}, {v['uv']}, gateway: mcp-proxy {v['mcp-proxy']} "
+        f"on mcp {v['mcp']}; catwalk "
         f"{v['catwalk']}. Produced by `bench/success_rate.py`; the list is `bench/servers_success.py`.",
         "",
     ]
@@ -610,8 +617,8 @@ def main(argv: list[str] | None = None) -> int:
     mcp2 = detect(MCP_2[0], version=MCP_2[1], runtime="python", clients=clients).env()["MCP_RESOLVED_AT"]
 
     report = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": versions(PYTHON_312),
-              "parallel": opts.parallel, "planned": len(chosen), "mcp2_released_at": mcp2, "partial": True,
-              "elapsed_min": 0, "rows": [], "summary": {}}
+              "parallel": opts.parallel, "fresh": opts.fresh, "planned": len(chosen), "mcp2_released_at": mcp2,
+              "partial": True, "elapsed_min": 0, "rows": [], "summary": {}}
     order = {c.spec: i for i, c in enumerate(cases())}
     if opts.merge:  # keep the other servers' rows (those still listed); record when these were re-run
         earlier = json.loads(base.with_suffix(".json").read_text())

@@ -155,6 +155,8 @@ def test_success_rate_markdown_has_the_columns_a_rate_per_runtime_and_every_fail
     assert "ValueError: a\\|b" in text  # a pipe in a detail does not break the table
     assert "| good | 2025-01-02 | ok (—) | fail (—) |" in text  # the plain-resolution comparison
     assert "later cutoff" not in text
+    assert "caches unrecorded" in text  # an old report without the flag
+    assert "cold caches (`--fresh`)" in success_rate.markdown({**report, "fresh": True})
 
 
 def test_the_markdown_names_servers_installed_with_a_later_cutoff():
