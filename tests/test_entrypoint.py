@@ -36,6 +36,8 @@ MEMORY = ("@modelcontextprotocol/server-memory@2026.8.31", "2026-09-01T22:46:36.
 FILESYSTEM = ("@modelcontextprotocol/server-filesystem@2026.8.31", "2026-09-01T01:08:17.648Z", "list_directory")
 # Its dependency better-sqlite3 is a native module: no prebuilt binary reachable here, so it compiles.
 SQLITE_NPM = ("mcp-server-sqlite@0.0.2", "2025-11-10T16:01:08.195Z", "list-tables")
+# engines.node ">=22" (it imports `glob` from node:fs/promises): the image's Node 20 cannot run it.
+KUBB = ("@kubb/mcp@5.2.0", "2026-09-10T07:29:15.763Z")
 # Resolves nothing as of its release + 1 h: it needs certifi 2026.10.19.post1, uploaded 4 h after it.
 MARKITDOWN = ("markitdown-mcp==0.0.1a8", "2026-10-21T19:41:57Z", "convert_to_markdown")
 
@@ -345,6 +347,32 @@ def test_npm_native_module_builds_against_local_node_headers_and_serves(tmp_path
         result = check(served.url(), timeout=120, wait_until_up=True)
         assert result.ok, f"{result.error}\n--- entrypoint output ---\n{served.output()[-4000:]}"
         assert tool in result.tools and "query" in result.tools
+
+
+@pytest.mark.network
+@pytest.mark.timeout(600)
+def test_npm_server_needing_node_22_gets_node_22_and_answers(tmp_path: Path) -> None:
+    """@kubb/mcp declares engines.node >=22; on an older Node the entrypoint installs Node 22 for it alone."""
+    spec, resolved_at = KUBB
+    env = base_env(tmp_path / "home", MCP_RUNTIME="npm", MCP_PACKAGE=spec, MCP_RESOLVED_AT=resolved_at)
+    image_node = subprocess.run(["node", "--version"], capture_output=True, text=True, check=True).stdout
+    installed = run_entrypoint(env, "install", timeout=480)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    env_dir = tmp_path / "home" / "npm" / spec.replace("/", "+")
+    marker = (env_dir / ".catwalk-installed").read_text().splitlines()
+    assert marker[0] == f"spec={spec}"
+    if int(image_node.lstrip("v").split(".")[0]) >= 22:
+        assert not (env_dir / ".node").exists()
+    else:
+        chosen = next(line.removeprefix("node=") for line in marker if line.startswith("node="))
+        assert chosen.startswith("22.")
+        assert f"{spec} needs Node >=22; installing Node {chosen} for it" in installed.stderr
+        run = subprocess.run([env_dir / ".node" / "bin" / "node", "--version"], capture_output=True, text=True)
+        assert run.stdout == f"v{chosen}\n"
+    with serving(env, "serve") as served:
+        result = check(served.url(), timeout=120, wait_until_up=True)
+        assert result.ok, f"{result.error}\n--- entrypoint output ---\n{served.output()[-4000:]}"
+        assert result.tools, "tools/list answered no tools"
 
 
 @pytest.mark.network
