@@ -23,6 +23,9 @@
 #                    venv of the `mcp-proxy` found on PATH); MCP_GATEWAY: gateway.py (default: next to
 #                    this script); MCP_PYTHON: interpreter for Python servers' venvs (default python3)
 #   UV, NPM          installer executables (default: found on PATH)
+#
+# npm servers whose engines.node the image's Node does not satisfy get the newest release of the lowest LTS
+# major that does (npm registry's node-linux-<arch>) in <env>/.node, first on their PATH at serve.
 set -eu
 
 die() {
