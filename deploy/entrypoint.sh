@@ -348,6 +348,7 @@ ensure_node() {
     }
     if [ -n "$native" ]; then
         printf 'Rebuilding native modules of %s for Node %s\n' "$package" "$version" >&2
+        widen= # a rebuild resolves nothing: any failure of it is final
         run_installer "npm rebuild" env "PATH=$node_dir/bin:$PATH" "npm_config_nodedir=$node_dir" \
             "$npm" rebuild --prefix "$env_dir" --no-audit --no-fund --no-update-notifier
     fi

@@ -49,6 +49,10 @@ if args[0] == "install":
     exe.chmod(0o755)
 elif args[0] == "view":
     print(os.environ["FAKE_VERSIONS"])
+elif args[0] == "pack" and os.environ.get("FAKE_PACK_FAILS"):
+    sys.exit("npm error code ECONNRESET")
+elif args[0] == "rebuild" and os.environ.get("FAKE_REBUILD_FAILS"):
+    sys.exit("gyp ERR! build error")
 elif args[0] == "pack":
     name, version = args[1].rsplit("@", 1)
     destination = Path(args[args.index("--pack-destination") + 1])
@@ -208,4 +212,18 @@ def test_an_invalid_engines_range_fails_the_install_clearly(tmp_path: Path, fake
     assert result.returncode == 1
     assert 'engines.node "not a range!" is not a semver range' in result.stderr
     assert "its engines.node could not be checked" in result.stderr
+    assert not (tmp_path / "home" / ENV_DIR).exists()
+
+
+def test_a_failed_node_download_fails_the_install_and_leaves_nothing(tmp_path: Path, fake_npm: Path):
+    result, _ = install(tmp_path, fake_npm, ">=22.5.0", FAKE_PACK_FAILS="1")
+    assert result.returncode == 1
+    assert f"Error: install of {PACKAGE} failed: downloading node-linux-" in result.stderr
+    assert not (tmp_path / "home" / ENV_DIR).exists()
+
+
+def test_a_failed_rebuild_for_the_new_node_fails_the_install_and_leaves_nothing(tmp_path: Path, fake_npm: Path):
+    result, _ = install(tmp_path, fake_npm, ">=22.5.0", FAKE_NATIVE="1", FAKE_REBUILD_FAILS="1")
+    assert result.returncode == 1
+    assert f"Error: install of {PACKAGE} failed: npm rebuild failed with exit code 1" in result.stderr
     assert not (tmp_path / "home" / ENV_DIR).exists()
