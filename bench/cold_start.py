@@ -13,6 +13,7 @@ Every mode is timed by the same client (``components.mcpcheck``, same poll inter
 install a mode needs before its start is made before the clock starts.
 
 Run by hand: ``.venv/bin/python -m bench.cold_start [--repeats N]``. Writes bench/results/cold_start.{md,json}.
+``--compare-gateway REV`` times only baked starts, deploy/gateway.py at REV against the work tree's, alternately.
 """
 
 from __future__ import annotations
@@ -196,7 +197,9 @@ def installed_version(venv: Path, dist: str) -> str | None:
     return probe.stdout.strip() or None
 
 
-def run_ours(server: dict, home: Path, action: str, workdir: Path, proxy_python: Path) -> dict:
+def run_ours(
+    server: dict, home: Path, action: str, workdir: Path, proxy_python: Path, gateway: Path | None = None
+) -> dict:
     env = clean_env(
         MCP_RUNTIME=server["runtime"],
         MCP_PACKAGE=server["package"],
@@ -206,8 +209,73 @@ def run_ours(server: dict, home: Path, action: str, workdir: Path, proxy_python:
         MCP_PYTHON=PYTHON,
         UV_CACHE_DIR=str(workdir / "uv-cache"),
         npm_config_cache=str(workdir / "npm-cache"),
+        **({"MCP_GATEWAY": str(gateway)} if gateway else {}),
     )
     return measure([str(ENTRYPOINT), action], env, "127.0.0.1")
+
+
+def compare_gateways(revision: str, repeats: int) -> int:
+    """Baked starts with deploy/gateway.py as of ``revision`` and as in the work tree, alternately (same load
+    for both), everything else equal. Writes results/cold_start_gateway.{md,json}."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="cold-compare-") as work:
+        before = Path(work) / "gateway-before.py"
+        source = subprocess.run(["git", "-C", str(ROOT), "show", f"{revision}:deploy/gateway.py"], capture_output=True)
+        if source.returncode != 0:
+            raise SystemExit(f"--compare-gateway: no deploy/gateway.py at {revision!r}: {source.stderr.decode()}")
+        before.write_bytes(source.stdout)
+        proxy_python = proxy_venv(Path(work) / "mcp-proxy", seed_pip=False) / "bin" / "python"
+        report: dict = {
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "versions": versions(proxy_python),
+            "before": revision,
+        }
+        for spec in SERVERS:
+            home = Path(work) / "home"
+            env = clean_env(
+                MCP_RUNTIME=spec["runtime"],
+                MCP_PACKAGE=spec["package"],
+                MCP_RESOLVED_AT=spec["resolved_at"],
+                MCP_HOME=str(home),
+                MCP_PROXY_PYTHON=str(proxy_python),
+                MCP_PYTHON=PYTHON,
+            )
+            subprocess.run([str(ENTRYPOINT), "install"], env=env, check=True, capture_output=True, timeout=600)
+            runs: dict[str, list[dict]] = {"before": [], "after": []}
+            for _ in range(repeats):
+                runs["before"].append(run_ours(spec, home, "serve", Path(work), proxy_python, before))
+                runs["after"].append(run_ours(spec, home, "serve", Path(work), proxy_python))
+            rows.append({**spec, "summary": {k: summarize(v) for k, v in runs.items()}, "runs": runs})
+            print(f"== {spec['package']}: {rows[-1]['summary']}", flush=True)
+    report["servers"] = rows
+    report["load_avg_at_end"] = os.getloadavg()[0]
+    lines = [
+        "# Cold start, baked: gateway before vs after",
+        "",
+        f"Run {report['date']}: `deploy/entrypoint.sh serve` with `deploy/gateway.py` as of {revision} (before) "
+        f"and as in catwalk {report['versions']['commit']} (after), alternately, {repeats} starts each, everything "
+        f"else equal (image-like gateway venv, Python {report['versions']['python']}). 1-min load "
+        f"{report['versions']['load_avg_at_start']:.2f} at start, {report['load_avg_at_end']:.2f} at end. "
+        "Produced by `bench/cold_start.py --compare-gateway`.",
+        "",
+        "| server | before median s (min–max) | after median s (min–max) | after / before | mean 1-min load |",
+        "|---|---|---|---|---|",
+    ]
+    for row in rows:
+        b, a = row["summary"]["before"], row["summary"]["after"]
+        if b["median_s"] and a["median_s"]:
+            lines.append(
+                f"| {row['package']} | {b['median_s']:.3f} ({b['min_s']:.3f}–{b['max_s']:.3f}) "
+                f"| {a['median_s']:.3f} ({a['min_s']:.3f}–{a['max_s']:.3f}) | {a['median_s'] / b['median_s']:.2f} "
+                f"| {b['mean_load1']:.2f} |"
+            )
+        else:
+            lines.append(f"| {row['package']} | {b['ok']}/{b['runs']} ok | {a['ok']}/{a['runs']} ok | — | — |")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "cold_start_gateway.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / "cold_start_gateway.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
 
 
 def versions(proxy_python: Path) -> dict:
@@ -271,7 +339,12 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5, help="runs per slow mode (original, install-at-start)")
     parser.add_argument("--baked-repeats", type=int, default=7)
     parser.add_argument("--render", action="store_true", help="only rebuild the summaries and Markdown from the JSON")
+    parser.add_argument(
+        "--compare-gateway", metavar="REV", help="only baked starts: deploy/gateway.py at REV vs the work tree's"
+    )
     opts = parser.parse_args()
+    if opts.compare_gateway:
+        return compare_gateways(opts.compare_gateway, opts.baked_repeats)
     if opts.render:
         report = json.loads((RESULTS / "cold_start.json").read_text())
         report["servers"] = [
