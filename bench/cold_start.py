@@ -172,6 +172,11 @@ def proxy_venv(venv: Path, *, seed_pip: bool) -> Path:
     return venv
 
 
+def compile_gateway(proxy_python: Path, gateway: Path = ENTRYPOINT.parent / "gateway.py") -> None:
+    """The gateway's bytecode, as deploy/Dockerfile compiles /app (the entrypoint loads the gateway as a module)."""
+    subprocess.run([str(proxy_python), "-m", "py_compile", str(gateway)], check=True)
+
+
 def run_original(server: dict, workdir: Path) -> dict:
     """A new container of the original design: its own fresh venv (pip installs go there), empty npm cache."""
     venv = proxy_venv(workdir / "baseline-venv", seed_pip=True)
@@ -225,6 +230,8 @@ def compare_gateways(revision: str, repeats: int) -> int:
             raise SystemExit(f"--compare-gateway: no deploy/gateway.py at {revision!r}: {source.stderr.decode()}")
         before.write_bytes(source.stdout)
         proxy_python = proxy_venv(Path(work) / "mcp-proxy", seed_pip=False) / "bin" / "python"
+        compile_gateway(proxy_python, before)
+        compile_gateway(proxy_python)
         report: dict = {
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": versions(proxy_python),
@@ -358,6 +365,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="cold-proxy-") as built:
         # catwalk's gateway venv, built once as the image builds /opt/mcp-proxy (not part of any start).
         proxy_python = proxy_venv(Path(built) / "mcp-proxy", seed_pip=False) / "bin" / "python"
+        compile_gateway(proxy_python)
         date = datetime.now(timezone.utc).isoformat(timespec="seconds")
         report: dict = {"date": date, "versions": versions(proxy_python)}
         for spec in SERVERS:
