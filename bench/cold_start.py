@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 
 # Client modules are imported before the clock starts: the import is not part of a cold start.
@@ -37,7 +38,7 @@ import anyio
 import mcp.client.sse
 import mcp.client.streamable_http  # noqa: F401
 
-from components.mcpcheck import HandshakeResult, acheck
+from bench.answer import first_answer
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRYPOINT = ROOT / "deploy" / "entrypoint.sh"
@@ -79,7 +80,8 @@ def measure(command: list[str], env: dict[str, str], host: str) -> dict:
     with tempfile.TemporaryFile() as log:
         start = time.monotonic()
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-        result = anyio.run(first_answer, process, f"http://{host}:{env['PORT']}/mcp")
+        url = f"http://{host}:{env['PORT']}/mcp"
+        result = anyio.run(partial(first_answer, process, url, timeout=TIMEOUT, poll_interval=POLL_S))
         elapsed = time.monotonic() - start
         exited = process.poll()
         if exited is None:
@@ -105,28 +107,6 @@ def measure(command: list[str], env: dict[str, str], host: str) -> dict:
 
 
 EVIDENCE = re.compile(r"^(Successfully installed |.*requires mcp.*incompatible)")
-
-
-async def first_answer(process: subprocess.Popen, url: str) -> HandshakeResult | None:
-    """The same client for every mode; None when the process exits without answering."""
-    result: HandshakeResult | None = None
-    async with anyio.create_task_group() as group:
-
-        async def ask() -> None:
-            nonlocal result
-            result = await acheck(url, timeout=TIMEOUT, wait_until_up=True, poll_interval=POLL_S)
-            group.cancel_scope.cancel()
-
-        async def watch() -> None:
-            while process.poll() is None:
-                await anyio.sleep(0.05)
-            await anyio.sleep(1.0)  # an answer already on its way still counts
-            group.cancel_scope.cancel()
-
-        group.start_soon(ask)
-        group.start_soon(watch)
-    return result
-
 
 def normalize(reason: str) -> str:
     """Same failure, same text: drop the per-run temporary directories from paths."""
@@ -219,6 +199,20 @@ def run_ours(
     return measure([str(ENTRYPOINT), action], env, "127.0.0.1")
 
 
+def install_baked(server: dict, home: Path, proxy_python: Path) -> Path:
+    """Install a server as an image build bakes it (``entrypoint.sh install``) into ``home``; returns it."""
+    env = clean_env(
+        MCP_RUNTIME=server["runtime"],
+        MCP_PACKAGE=server["package"],
+        MCP_RESOLVED_AT=server["resolved_at"],
+        MCP_HOME=str(home),
+        MCP_PROXY_PYTHON=str(proxy_python),
+        MCP_PYTHON=PYTHON,
+    )
+    subprocess.run([str(ENTRYPOINT), "install"], env=env, check=True, capture_output=True, timeout=600)
+    return home
+
+
 def compare_gateways(revision: str, repeats: int) -> int:
     """Baked starts with deploy/gateway.py as of ``revision`` and as in the work tree, alternately (same load
     for both), everything else equal. Writes results/cold_start_gateway.{md,json}."""
@@ -238,16 +232,7 @@ def compare_gateways(revision: str, repeats: int) -> int:
             "before": revision,
         }
         for spec in SERVERS:
-            home = Path(work) / "home"
-            env = clean_env(
-                MCP_RUNTIME=spec["runtime"],
-                MCP_PACKAGE=spec["package"],
-                MCP_RESOLVED_AT=spec["resolved_at"],
-                MCP_HOME=str(home),
-                MCP_PROXY_PYTHON=str(proxy_python),
-                MCP_PYTHON=PYTHON,
-            )
-            subprocess.run([str(ENTRYPOINT), "install"], env=env, check=True, capture_output=True, timeout=600)
+            home = install_baked(spec, Path(work) / "home", proxy_python)
             runs: dict[str, list[dict]] = {"before": [], "after": []}
             for _ in range(repeats):
                 runs["before"].append(run_ours(spec, home, "serve", Path(work), proxy_python, before))
@@ -390,16 +375,7 @@ def run_server(server: dict, repeats: int, baked_repeats: int, proxy_python: Pat
             modes["install-at-start"].append(run_ours(server, Path(work) / "home", "run", Path(work), proxy_python))
         print(f"  install-at-start #{i + 1}: {modes['install-at-start'][-1]}", flush=True)
     with tempfile.TemporaryDirectory(prefix="cold-baked-") as work:
-        home = Path(work) / "home"
-        env = clean_env(
-            MCP_RUNTIME=server["runtime"],
-            MCP_PACKAGE=server["package"],
-            MCP_RESOLVED_AT=server["resolved_at"],
-            MCP_HOME=str(home),
-            MCP_PROXY_PYTHON=str(proxy_python),
-            MCP_PYTHON=PYTHON,
-        )
-        subprocess.run([str(ENTRYPOINT), "install"], env=env, check=True, capture_output=True, timeout=600)
+        home = install_baked(server, Path(work) / "home", proxy_python)
         if server["runtime"] == "python":  # the server's own venv, apart from the gateway's (mcp 1.x)
             server["mcp_in_server_env"] = installed_version(home / "python" / server["package"], "mcp")
         for i in range(baked_repeats):

@@ -37,14 +37,15 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
+from functools import partial
 from importlib.metadata import version as dist_version
 from pathlib import Path
 
 import anyio
 
+from bench.answer import first_answer
 from bench.servers_success import Case, cases
 from components.detect import Clients, DetectError, DiskCache, detect
-from components.mcpcheck import HandshakeResult, acheck
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRYPOINT = ROOT / "deploy" / "entrypoint.sh"
@@ -270,26 +271,6 @@ def _find_python312() -> str:
 PYTHON_312 = ""
 
 
-async def _first_answer(process: subprocess.Popen, url: str, token: str, timeout: float) -> HandshakeResult | None:
-    """initialize + tools/list, polling until the gateway answers; None when the process exits first."""
-    result: HandshakeResult | None = None
-    async with anyio.create_task_group() as group:
-        async def ask() -> None:
-            nonlocal result
-            result = await acheck(url, token=token, timeout=timeout, wait_until_up=True, poll_interval=0.1)
-            group.cancel_scope.cancel()
-
-        async def watch() -> None:
-            while process.poll() is None:
-                await anyio.sleep(0.1)
-            await anyio.sleep(1.0)  # an answer already on its way still counts
-            group.cancel_scope.cancel()
-
-        group.start_soon(ask)
-        group.start_soon(watch)
-    return result
-
-
 def stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         try:
@@ -354,7 +335,8 @@ def run_case(case: Case, clients: Clients, cache: Path, opts, plain: bool = Fals
         process = subprocess.Popen([str(ENTRYPOINT), "serve"], env=env, stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=True, cwd=work)  # servers write caches into their cwd
         try:
-            result = anyio.run(_first_answer, process, url, token, opts.answer_timeout)
+            result = anyio.run(partial(first_answer, process, url, token=token, timeout=opts.answer_timeout,
+                                         poll_interval=0.1))
             elapsed = time.monotonic() - start
         finally:
             stop(process)

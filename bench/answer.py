@@ -1,0 +1,33 @@
+"""The first MCP answer of a server process a benchmark started: the same client for every benchmark and mode."""
+
+from __future__ import annotations
+
+import subprocess
+
+import anyio
+
+from components.mcpcheck import HandshakeResult, acheck
+
+
+async def first_answer(
+    process: subprocess.Popen, url: str, *, timeout: float, poll_interval: float, token: str | None = None
+) -> HandshakeResult | None:
+    """initialize + tools/list, retrying a refused connection every ``poll_interval`` until ``timeout``;
+    None when the process exits first (an answer already on its way gets one more second)."""
+    result: HandshakeResult | None = None
+    async with anyio.create_task_group() as group:
+
+        async def ask() -> None:
+            nonlocal result
+            result = await acheck(url, token=token, timeout=timeout, wait_until_up=True, poll_interval=poll_interval)
+            group.cancel_scope.cancel()
+
+        async def watch() -> None:
+            while process.poll() is None:
+                await anyio.sleep(0.05)
+            await anyio.sleep(1.0)
+            group.cancel_scope.cancel()
+
+        group.start_soon(ask)
+        group.start_soon(watch)
+    return result
