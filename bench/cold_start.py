@@ -182,16 +182,26 @@ def installed_version(venv: Path, dist: str) -> str | None:
     return probe.stdout.strip() or None
 
 
-def run_ours(
-    server: dict, home: Path, action: str, workdir: Path, proxy_python: Path, gateway: Path | None = None
-) -> dict:
-    env = clean_env(
+def server_env(server: dict, home: Path, proxy_python: Path, **extra: str) -> dict[str, str]:
+    """The entrypoint's environment for one of catwalk's modes (install-at-start, baked)."""
+    return clean_env(
         MCP_RUNTIME=server["runtime"],
         MCP_PACKAGE=server["package"],
         MCP_RESOLVED_AT=server["resolved_at"],
         MCP_HOME=str(home),
         MCP_PROXY_PYTHON=str(proxy_python),
         MCP_PYTHON=PYTHON,
+        **extra,
+    )
+
+
+def run_ours(
+    server: dict, home: Path, action: str, workdir: Path, proxy_python: Path, gateway: Path | None = None
+) -> dict:
+    env = server_env(
+        server,
+        home,
+        proxy_python,
         UV_CACHE_DIR=str(workdir / "uv-cache"),
         npm_config_cache=str(workdir / "npm-cache"),
         **({"MCP_GATEWAY": str(gateway)} if gateway else {}),
@@ -201,14 +211,7 @@ def run_ours(
 
 def install_baked(server: dict, home: Path, proxy_python: Path) -> Path:
     """Install a server as an image build bakes it (``entrypoint.sh install``) into ``home``; returns it."""
-    env = clean_env(
-        MCP_RUNTIME=server["runtime"],
-        MCP_PACKAGE=server["package"],
-        MCP_RESOLVED_AT=server["resolved_at"],
-        MCP_HOME=str(home),
-        MCP_PROXY_PYTHON=str(proxy_python),
-        MCP_PYTHON=PYTHON,
-    )
+    env = server_env(server, home, proxy_python)
     subprocess.run([str(ENTRYPOINT), "install"], env=env, check=True, capture_output=True, timeout=600)
     return home
 
