@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -38,7 +37,7 @@ import anyio
 import mcp.client.sse
 import mcp.client.streamable_http  # noqa: F401
 
-from bench.answer import first_answer
+from bench.served import first_answer, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRYPOINT = ROOT / "deploy" / "entrypoint.sh"
@@ -79,18 +78,12 @@ def measure(command: list[str], env: dict[str, str], host: str) -> dict:
     """Start ``command``; poll initialize + tools/list until the first answer, the process's exit or TIMEOUT."""
     with tempfile.TemporaryFile() as log:
         start = time.monotonic()
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         url = f"http://{host}:{env['PORT']}/mcp"
         result = anyio.run(partial(first_answer, process, url, timeout=TIMEOUT, poll_interval=POLL_S))
         elapsed = time.monotonic() - start
         exited = process.poll()
-        if exited is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        stop(process)
         log.seek(0)
         output = log.read().decode(errors="replace")
     ok = result is not None and result.ok

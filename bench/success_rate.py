@@ -28,7 +28,6 @@ import platform
 import re
 import secrets
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -43,7 +42,7 @@ from pathlib import Path
 
 import anyio
 
-from bench.answer import first_answer
+from bench.served import first_answer, stop
 from bench.servers_success import Case, cases
 from components.detect import Clients, DetectError, DiskCache, detect
 
@@ -269,19 +268,6 @@ def _find_python312() -> str:
 
 
 PYTHON_312 = ""
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
 
 
 def run_case(case: Case, clients: Clients, cache: Path, opts, plain: bool = False) -> dict:

@@ -1,7 +1,10 @@
-"""The first MCP answer of a server process a benchmark started: the same client for every benchmark and mode."""
+"""A server process a benchmark started: its first MCP answer (the same client for every benchmark and mode) and
+its stop."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 
 import anyio
@@ -31,3 +34,18 @@ async def first_answer(
         group.start_soon(ask)
         group.start_soon(watch)
     return result
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM to the process's group (started with ``start_new_session``: the server and anything it spawned),
+    SIGKILL if it has not exited within 10 s."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
