@@ -11,7 +11,7 @@ with at least 8,000 downloads a month (npm's counts in a registry snapshot of 20
 summary mentions MCP or Model Context Protocol, in order of downloads; each one whose README presents an
 MCP server started with ``npx`` was taken, whatever its result, with the arguments its README gives
 (``{work}`` for a directory), unless its README says it needs, to start, credentials or an account, a
-running external service, a project's own files, or macOS. 26 new ones met the rule (21 of them above
+running external service, a project's own files, or macOS. 25 new ones met the rule (21 of them above
 10,000 downloads); the ones already listed stay. The npm extras above the "by the rule" marker were
 picked by hand earlier (well-known servers); they stay too. Left out, by the README (not by a run):
 
@@ -19,6 +19,10 @@ picked by hand earlier (well-known servers); they stay too. Left out, by the REA
   fastmcp, mcp-remote, mcp-proxy, supergateway, @storybook/mcp and @claude-flow/mcp (libraries, no bin),
   @primeuix/mcp (no bin), @storybook/addon-mcp, vite-plugin-mcp, @kubb/cli (its ``kubb mcp`` is
   @kubb/mcp, listed), platform binaries (@azure/mcp-linux-x64, ...), ``mcp`` (no README);
+  @assistant-ui/mcp-docs-server too: its README says it "is a stdio proxy for the live hosted assistant-ui
+  documentation MCP endpoint" and that HTTP clients "should connect to https://www.assistant-ui.com/mcp
+  directly". It was listed by mistake on 2026-11-25 and taken out on review the same day, by this rule, after
+  it had failed in a run (it could not reach www.assistant-ui.com from this machine);
 - credentials or an account: @azure/mcp (``az login``), @stripe/mcp, @hubspot/mcp-server, @netlify/mcp,
   @microsoft/workiq, @salesforce/mcp, @apify/actors-mcp-server, @perplexity-ai/mcp-server, exa-mcp-server,
   @mapbox/mcp-server, flightradar-mcp-server, @prmichaelsen/remember-mcp and the other token-taking API
@@ -149,7 +153,6 @@ EXTRA: list[Case] = [
     Case("typescript-mcp", N, "0.0.14"),
     Case("agentaudit", N, "3.14.0", args=("--stdio",)),
     Case("@primeng/mcp", N, "22.1.1"),
-    Case("@assistant-ui/mcp-docs-server", N, "0.3.2", note="a stdio proxy for the hosted documentation server"),
     Case("@googlemaps/code-assist-mcp", N, "0.2.1"),
 ]
 

@@ -108,11 +108,6 @@ EXPLANATIONS: dict[str, str] = {
         "Looked into: its package says engines.node >= 22 and @kubb/core imports `glob` from `node:fs/promises`, "
         "added in Node 22 (on Node 20: `does not provide an export named 'glob'`). entrypoint.sh now installs "
         "Node 22 for it from engines.node, as for @bytebase/dbhub; a failure here means that step failed."),
-    "@assistant-ui/mcp-docs-server": (
-        "Looked into: a stdio proxy for the hosted documentation server at https://www.assistant-ui.com; it "
-        "forwards `initialize` there and fails with `fetch failed` (`getaddrinfo ENOTFOUND www.assistant-ui.com`). "
-        "A Fly machine reaches the site. What catwalk could do: nothing needed on Fly; a remote server like this "
-        "one could also be used directly by URL, with no machine at all."),
     "@chakra-ui/react-mcp": (
         "Looked into: the install is fine; at start, before answering, it fetches its component list from "
         "https://chakra-ui.com/api/types (`initializeTools` → `get_component_example`) and exits on `fetch failed`; "
