@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ import anyio
 import mcp.client.sse
 import mcp.client.streamable_http  # noqa: F401
 
+from bench.image_runtime import image_node_bin, image_python
 from bench.served import first_answer, stop
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +68,7 @@ def free_port() -> int:
 
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_") and k != "PORT"}
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env['PATH']}"
+    env["PATH"] = os.pathsep.join((str(VENV_BIN), str(image_node_bin()), env["PATH"]))
     env["PORT"] = str(free_port())
     env.update(extra)
     return env
@@ -113,19 +113,6 @@ def _reason(output: str, error: str | None, exited: int | None) -> str:
             if needle in line:
                 return f"{line.strip()[:240]} (exit {exited})"
     return f"{error} (exit {exited})"
-
-
-def image_python() -> str:
-    """Python 3.12, the image's (and the original design's ``python:3.12-slim``), else this interpreter."""
-    pyenv = sorted(Path.home().glob(".pyenv/versions/3.12*/bin/python3.12"))
-    for candidate in (shutil.which("python3.12"), "/usr/local/bin/python3.12", *map(str, pyenv)):
-        if candidate and Path(candidate).exists():
-            probe = subprocess.run(
-                [candidate, "-c", "import sys; print(sys.executable)"], capture_output=True, text=True
-            )
-            if probe.returncode == 0:
-                return probe.stdout.strip()
-    return sys.executable
 
 
 PYTHON = image_python()
@@ -277,7 +264,7 @@ def versions(proxy_python: Path) -> dict:
     dirty = out("git", "-C", str(ROOT), "status", "--porcelain", "--", "deploy", "bench/cold_start.py")
     return {
         "python": out(PYTHON, "-c", "import platform; print(platform.python_version())"),
-        "node": out("node", "--version"),
+        "node": out(str(image_node_bin() / "node"), "--version"),
         "npm": out("npm", "--version"),
         "uv": out(str(VENV_BIN / "uv"), "--version"),
         "mcp-proxy": installed_version(gateway_venv, "mcp-proxy"),

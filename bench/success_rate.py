@@ -42,6 +42,7 @@ from pathlib import Path
 
 import anyio
 
+from bench.image_runtime import image_node_bin, image_python
 from bench.served import first_answer, stop
 from bench.servers_success import Case, cases
 from components.detect import Clients, DetectError, DiskCache, detect
@@ -235,7 +236,7 @@ def server_env(spec_env: dict[str, str], case: Case, home: Path, cache: Path, wo
     env = {
         **keep,
         **spec_env,
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+        "PATH": os.pathsep.join((str(VENV_BIN), str(image_node_bin()), os.environ["PATH"])),
         "HOME": str(work / "home"),
         "MCP_HOME": str(home),
         "MCP_PYTHON": PYTHON_312,
@@ -249,17 +250,6 @@ def server_env(spec_env: dict[str, str], case: Case, home: Path, cache: Path, wo
     if plain:
         env["MCP_EXCLUDE_NEWER"] = "none"
     return env
-
-
-def _find_python312() -> str:
-    for candidate in (shutil.which("python3.12"), "/usr/local/bin/python3.12",
-                      str(Path.home() / ".pyenv/versions/3.12.1/bin/python3.12")):
-        if candidate and Path(candidate).exists():
-            probe = subprocess.run([candidate, "-c", "import sys; print(sys.executable)"], capture_output=True,
-                                   text=True, check=False)
-            if probe.returncode == 0:
-                return probe.stdout.strip()
-    raise SystemExit("Python 3.12 (the image's) was not found: install it or put python3.12 on PATH")
 
 
 PYTHON_312 = ""
@@ -510,7 +500,7 @@ def versions(python: str) -> dict:
     return {
         "server_python": out(python, "-c", "import platform; print(platform.python_version())"),
         "bench_python": platform.python_version(),
-        "node": out("node", "--version"),
+        "node": out(str(image_node_bin() / "node"), "--version"),
         "npm": out("npm", "--version"),
         "uv": out(str(VENV_BIN / "uv"), "--version"),
         "mcp-proxy": dist_version("mcp-proxy"),
@@ -565,7 +555,7 @@ def main(argv: list[str] | None = None) -> int:
         print(base.with_suffix(".md").read_text())
         return 0
 
-    PYTHON_312 = _find_python312()
+    PYTHON_312 = image_python(required=True)
     chosen = select(cases(), opts.only, opts.runtime, opts.limit)
     if not chosen:
         parser.error("no server matches --only/--runtime")

@@ -11,6 +11,7 @@ import re
 import pytest
 
 from bench import api_cost, success_rate
+from bench.image_runtime import image_node_major
 from bench.servers_success import cases
 from components.config import StackConfig
 
@@ -28,6 +29,7 @@ def test_labelled_servers_needing_credentials_a_service_or_a_project_are_not_in_
     assert "@pandacss/mcp" not in specs  # exits without a panda.config.* beside it
     assert "@modelcontextprotocol/server-github" not in specs  # credentials
     assert "@modelcontextprotocol/server-postgres" not in specs  # a running database
+    assert "@assistant-ui/mcp-docs-server" not in specs  # a stdio proxy to a hosted server, by its README
     assert "mcp-server-duckdb" in specs  # "config" servers given their path stay
 
 
@@ -232,3 +234,12 @@ def test_the_installed_mcp_sdk_version_is_read_from_the_server_environment(tmp_p
     (sdk / "package.json").write_text('{"version": "1.20.2"}')
     assert success_rate.sdk_version(tmp_path, "npm", "@a/b@1.0") == "1.20.2"
     assert success_rate.sdk_version(tmp_path, "npm", "other@1.0") is None
+
+
+def test_benchmarks_run_servers_on_the_node_major_the_image_is_built_from(tmp_path):
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("# syntax=docker/dockerfile:1\nFROM node:24-bookworm-slim AS node\nFROM python:3.12-slim\n")
+    assert image_node_major(dockerfile) == 24
+    dockerfile.write_text("FROM python:3.12-slim\n")
+    with pytest.raises(SystemExit, match="no `FROM node:<major>` stage"):
+        image_node_major(dockerfile)
