@@ -91,6 +91,9 @@ class ServerConfig(BaseModel):
     autostop: AutoStop = "stop"
     autostart: bool = True
     auth: bool = True
+    # Whether the server drives a browser (Debian's Chromium goes into its baked image); None: detected from
+    # the pinned release's dependencies (playwright, puppeteer…).
+    browser: bool | None = None
 
     @field_validator("name")
     @classmethod
@@ -106,6 +109,26 @@ class ServerConfig(BaseModel):
             raise ValueError(
                 f"{v!r} can be inspected with `infra.cli detect` but not deployed: machines install servers "
                 "from PyPI or npm; publish it, or bake it into your own image and run it as a 'command'"
+            )
+        return v
+
+    @field_validator("browser", mode="before")
+    @classmethod
+    def _browser(cls, v: Any) -> Any:
+        if v is None or isinstance(v, bool):
+            return v
+        raise ValueError(
+            f"must be true or false (whether the server drives a browser), got {v!r}; leave it out to let "
+            "detection decide from the package's dependencies"
+        )
+
+    @field_validator("browser")
+    @classmethod
+    def _browser_needs_package(cls, v: bool | None, info: ValidationInfo) -> bool | None:
+        if v and info.data.get("command") is not None:
+            raise ValueError(
+                "true applies to a package (its baked image gets Chromium); a custom 'command' runs in the "
+                "unified image, which has no browser"
             )
         return v
 
@@ -189,6 +212,7 @@ class ServerConfig(BaseModel):
             raise ValueError("runtime 'custom' runs 'command', not 'package'")
         if self.version is not None and self.command is not None:
             raise ValueError("'version' applies to a package, not to a custom command")
+
         overlap = sorted(set(self.env) & set(self.secrets))
         if overlap:
             raise ValueError(f"{', '.join(overlap)} is both in 'env' and 'secrets'")

@@ -19,6 +19,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from components import spec as specs
+from components.detect import browser as browser_mod
 from components.detect import pypi as pypi_mod
 from components.detect import rules, sources
 from components.detect.cache import DiskCache
@@ -134,7 +135,9 @@ def _pypi_candidate(
     )
 
 
-def _pypi_spec(clients: Clients, raw: str, name: str, constraint: str | None, args, evidence) -> RuntimeSpec:
+def _pypi_spec(
+    clients: Clients, raw: str, name: str, constraint: str | None, args, evidence, browser: bool | None = None
+) -> RuntimeSpec:
     project = clients.pypi.project(name)
     if project is None:
         raise DetectError(f"PyPI project {name!r} does not exist on {clients.pypi.index} (it may have been removed)")
@@ -154,6 +157,9 @@ def _pypi_spec(clients: Clients, raw: str, name: str, constraint: str | None, ar
     if sdk:
         evidence.append(f"depends on {sdk}")
     evidence.append(f"launch: {why} (from {facts.get('file')})")
+    driver = browser_mod.python_driver(facts.get("metadata", {}).get("requires_dist", []))
+    needs, said = browser_mod.decide(driver, browser)
+    evidence += [said] if said else []
     return RuntimeSpec(
         spec=raw,
         runtime="python",
@@ -165,6 +171,7 @@ def _pypi_spec(clients: Clients, raw: str, name: str, constraint: str | None, ar
         args=list(args or []),
         requires_python=requires,
         resolved_at=max(uploaded) if uploaded else None,
+        browser=needs,
         evidence=evidence,
     )
 
@@ -217,7 +224,9 @@ def _npm_candidate(clients: Clients, name: str, constraint: str | None) -> rules
     )
 
 
-def _npm_spec(clients: Clients, raw: str, name: str, constraint: str | None, args, evidence) -> RuntimeSpec:
+def _npm_spec(
+    clients: Clients, raw: str, name: str, constraint: str | None, args, evidence, browser: bool | None = None
+) -> RuntimeSpec:
     doc = clients.npm.packument(name)
     registry = clients.npm.registry or registry_url(name)
     if doc is None:
@@ -232,6 +241,8 @@ def _npm_spec(clients: Clients, raw: str, name: str, constraint: str | None, arg
     evidence.append(f"launch: bin {launch!r}, as npx chooses it")
     if manifest.get("deprecated"):
         evidence.append(f"deprecated: {manifest['deprecated']}")
+    needs, said = browser_mod.decide(browser_mod.npm_driver(name, manifest), browser)
+    evidence += [said] if said else []
     return RuntimeSpec(
         spec=raw,
         runtime="npm",
@@ -243,6 +254,7 @@ def _npm_spec(clients: Clients, raw: str, name: str, constraint: str | None, arg
         args=list(args or []),
         requires_node=engines.get("node") if isinstance(engines.get("node"), str) else None,
         resolved_at=parse_time(doc["time"].get(version)),
+        browser=needs,
         evidence=evidence,
     )
 
@@ -258,7 +270,7 @@ def _combine_version(parsed: specs.ParsedSpec, version: str | None) -> str | Non
     return version
 
 
-def _auto(clients: Clients, parsed: specs.ParsedSpec, version: str | None, args) -> RuntimeSpec:
+def _auto(clients: Clients, parsed: specs.ParsedSpec, version: str | None, args, browser=None) -> RuntimeSpec:
     name = parsed.name or ""
     lookups = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -271,8 +283,8 @@ def _auto(clients: Clients, parsed: specs.ParsedSpec, version: str | None, args)
         found["pypi"] = _pypi_candidate(clients, name, _as_pep440(version), with_facts=True)
     registry, reason = rules.choose(found.get("pypi"), found.get("npm"), name)
     if registry == "pypi":
-        return _pypi_spec(clients, parsed.raw, name, _as_pep440(version), args, [reason])
-    return _npm_spec(clients, parsed.raw, name, version, args, [reason])
+        return _pypi_spec(clients, parsed.raw, name, _as_pep440(version), args, [reason], browser)
+    return _npm_spec(clients, parsed.raw, name, version, args, [reason], browser)
 
 
 def _as_pep440(version: str | None) -> str | None:
@@ -302,11 +314,13 @@ def detect(
     args: Iterable[str] | None = None,
     cache: DiskCache | None = None,
     clients: Clients | None = None,
+    browser: bool | None = None,
 ) -> RuntimeSpec:
     """Resolve one spec to a ``RuntimeSpec``; raise ``DetectError`` (a ``ValueError``) saying why not.
 
     ``runtime`` forces ``npm``/``python`` (or ``custom``, where ``spec`` is the command); ``version`` is a
-    version or range as in the stack config. Invalid input is refused before any request is made.
+    version or range as in the stack config; ``browser`` overrides whether the server needs
+    a browser (None: decided from the release's dependencies). Invalid input is refused before any request is made.
     """
     args = list(args or [])
     if runtime == "custom":
@@ -329,7 +343,7 @@ def detect(
         raise DetectError(str(exc)) from None
     clients = clients or Clients.make(session, cache)
     try:
-        result = _detect_parsed(clients, spec, parsed, runtime, version, args)
+        result = _detect_parsed(clients, spec, parsed, runtime, version, args, browser)
     except RegistryError as exc:
         raise DetectError(scrub(f"{spec}: {exc}")) from exc
     except DetectError as exc:
@@ -339,17 +353,19 @@ def detect(
     )
 
 
-def _detect_parsed(clients: Clients, spec: str, parsed: specs.ParsedSpec, runtime, version, args) -> RuntimeSpec:
+def _detect_parsed(
+    clients: Clients, spec: str, parsed: specs.ParsedSpec, runtime, version, args, browser=None
+) -> RuntimeSpec:
     if parsed.kind == "local":
         return sources.detect_local(parsed, runtime=runtime, args=args)
     if parsed.kind == "github":
         return sources.detect_github(parsed, clients.session, runtime=runtime, args=args)
     if parsed.kind == "pypi":
-        return _pypi_spec(clients, spec, parsed.name, _as_pep440(version), args, ["PyPI named by the spec"])
+        return _pypi_spec(clients, spec, parsed.name, _as_pep440(version), args, ["PyPI named by the spec"], browser)
     if parsed.kind == "npm":
         why = "npm named by the spec" if not spec.startswith("@") else "a scoped @name exists only on npm"
-        return _npm_spec(clients, spec, parsed.name, version, args, [why])
-    return _auto(clients, parsed, version, args)
+        return _npm_spec(clients, spec, parsed.name, version, args, [why], browser)
+    return _auto(clients, parsed, version, args, browser)
 
 
 def detect_server(server, *, clients: Clients | None = None, session=None, cache=None) -> RuntimeSpec:
@@ -366,6 +382,7 @@ def detect_server(server, *, clients: Clients | None = None, session=None, cache
         session=session,
         cache=cache,
         clients=clients,
+        browser=getattr(server, "browser", None),
     )
 
 

@@ -9,6 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from components.detect import browser as browser_mod
+
 Runtime = Literal["npm", "python", "custom"]
 
 
@@ -46,7 +48,8 @@ class RuntimeSpec(BaseModel):
     """Exactly what a machine must run for one server, as decided from registry facts.
 
     ``env()`` is the contract with ``deploy/entrypoint.sh``: MCP_RUNTIME, MCP_PACKAGE (pinned),
-    MCP_COMMAND (custom), MCP_ARGS (when args are given), MCP_LAUNCH and MCP_RESOLVED_AT.
+    MCP_COMMAND (custom), MCP_ARGS (when args are given), MCP_LAUNCH, MCP_RESOLVED_AT and MCP_NEEDS_BROWSER
+    (``chromium`` when the server drives a browser: the entrypoint then refuses to install without one).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -63,6 +66,7 @@ class RuntimeSpec(BaseModel):
     requires_python: str | None = None
     requires_node: str | None = None
     resolved_at: datetime | None = None
+    browser: Literal["chromium"] | None = None  # the browser the server drives (components.detect.browser)
     evidence: list[str] = Field(default_factory=list)
 
     def env(self) -> dict[str, str]:
@@ -76,7 +80,14 @@ class RuntimeSpec(BaseModel):
             env["MCP_ARGS"] = json.dumps(self.args)
         if self.resolved_at is not None:
             env["MCP_RESOLVED_AT"] = iso_utc(self.resolved_at)
+        if self.browser:
+            env["MCP_NEEDS_BROWSER"] = self.browser
         return env
+
+    @property
+    def browser_shown(self) -> str | None:
+        """How detection results show the browser need: what the baked image installs for it."""
+        return browser_mod.SHOWN if self.browser else None
 
     def summary(self) -> dict:
         """The JSON object of ``detect --json``."""
@@ -87,6 +98,7 @@ class RuntimeSpec(BaseModel):
             "version": self.version,
             "launch": self.launch,
             "env": self.env(),
+            "browser": self.browser_shown,
             "evidence": "; ".join(self.evidence),
         }
 

@@ -2,7 +2,8 @@
 
 Asks PyPI and npm (or the configured index/registry), through the same code the Pulumi program runs at
 preview. `--json` prints one object per spec: {"spec", "runtime", "package", "version", "launch", "env",
-"evidence"} or {"spec", "error"}. The exit status is 1 when any spec errs.
+"browser" ("chromium (Debian)" when the server drives a browser, else null), "evidence"} or {"spec", "error"}.
+The exit status is 1 when any spec errs.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ def _table(specs: list[str], results) -> None:
     from rich.table import Table
 
     table = Table(title="catwalk detect")
-    for column in ("spec", "runtime", "pinned package", "launch", "released"):
+    for column in ("spec", "runtime", "pinned package", "launch", "released", "needs a browser"):
         table.add_column(column, overflow="fold")
     for spec, result in zip(specs, results, strict=True):
         if isinstance(result, Exception):
-            table.add_row(spec, "❌ error", "[red]see below[/red]", "", "")
+            table.add_row(spec, "❌ error", "[red]see below[/red]", "", "", "")
             continue
         table.add_row(
             spec,
@@ -30,6 +31,7 @@ def _table(specs: list[str], results) -> None:
             result.pinned or result.command or "",
             " ".join(result.launch),
             result.env().get("MCP_RESOLVED_AT", "")[:10],
+            result.browser_shown or "no",
         )
     Console(width=max(Console().width, 140)).print(table)
 
@@ -37,11 +39,12 @@ def _table(specs: list[str], results) -> None:
 def handle(args) -> int:
     from components.detect import DetectError, detect, detect_many
 
-    if args.runtime or args.version:
+    browser = None if args.browser is None else args.browser == "true"
+    if args.runtime or args.version or browser is not None:
         results = []
         for spec in args.specs:
             try:
-                results.append(detect(spec, runtime=args.runtime, version=args.version))
+                results.append(detect(spec, runtime=args.runtime, version=args.version, browser=browser))
             except DetectError as exc:
                 results.append(exc)
     else:
@@ -75,4 +78,9 @@ def add_parser(commands) -> None:
     )
     parser.add_argument("--why", action="store_true", help="print the evidence behind each decision")
     parser.add_argument("--version", help="version or range to resolve (as the stack config's 'version')")
+    parser.add_argument(
+        "--browser",
+        choices=("true", "false"),
+        help="whether the server drives a browser, as the stack config's 'browser' (default: detected)",
+    )
     parser.set_defaults(func=handle)
