@@ -90,17 +90,17 @@ class RuntimeSpec(BaseModel):
         return browser_mod.SHOWN if self.browser else None
 
     def summary(self) -> dict:
-        """The JSON object of ``detect --json``."""
-        return {
+        """The JSON object of ``detect --json``; ``browser`` only for a server that drives one."""
+        summary = {
             "spec": self.spec,
             "runtime": self.runtime,
             "package": self.pinned or self.package or self.command,
             "version": self.version,
             "launch": self.launch,
             "env": self.env(),
-            "browser": self.browser_shown,
             "evidence": "; ".join(self.evidence),
         }
+        return {**summary, "browser": self.browser_shown} if self.browser else summary
 
 
 def custom_spec(command: str | list[str], args: list[str] | None = None) -> RuntimeSpec:

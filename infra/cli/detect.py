@@ -2,7 +2,7 @@
 
 Asks PyPI and npm (or the configured index/registry), through the same code the Pulumi program runs at
 preview. `--json` prints one object per spec: {"spec", "runtime", "package", "version", "launch", "env",
-"browser" ("chromium (Debian)" when the server drives a browser, else null), "evidence"} or {"spec", "error"}.
+"evidence"}, plus "browser": "chromium (Debian)" for a server that drives a browser; or {"spec", "error"}.
 The exit status is 1 when any spec errs.
 """
 
