@@ -23,6 +23,11 @@
 #                    venv of the `mcp-proxy` found on PATH); MCP_GATEWAY: gateway.py (default: next to
 #                    this script); MCP_PYTHON: interpreter for Python servers' venvs (default python3)
 #   UV, NPM          installer executables (default: found on PATH)
+#   MCP_NEEDS_BROWSER  `chromium` when the server drives a browser (set by detection): install refuses to run
+#                    without MCP_BROWSER rather than leave a server whose tools cannot launch one
+#   MCP_BROWSER      absolute path of the system Chromium (the baked image: Debian's /usr/bin/chromium). Installs
+#                    then download no browser; Playwright's and Puppeteer's expected executables in the server's
+#                    environment lead to it (through $MCP_HOME/.browser/chromium: headless without a display)
 #
 # npm servers whose engines.node the image's Node does not satisfy get the newest release of the lowest LTS
 # major that does (npm registry's node-linux-<arch>) in <env>/.node, first on their PATH at serve.
@@ -70,7 +75,7 @@ case $port in '' | *[!0-9]* | ??????*) false ;; esac || die "PORT must be a numb
 # --- validation: the same refusals as the stack config -----------------------------------------------
 package=${MCP_PACKAGE-}
 command_line=${MCP_COMMAND-}
-for var in MCP_PACKAGE MCP_COMMAND MCP_ARGS MCP_LAUNCH MCP_RESOLVED_AT MCP_EXCLUDE_NEWER; do
+for var in MCP_PACKAGE MCP_COMMAND MCP_ARGS MCP_LAUNCH MCP_RESOLVED_AT MCP_EXCLUDE_NEWER MCP_BROWSER MCP_NEEDS_BROWSER; do
     eval "value=\${$var-}"
     # shellcheck disable=SC2154 # assigned by the eval above
     if has_control "$value"; then
@@ -128,6 +133,21 @@ while :; do
 done
 env_dir=$home/$runtime/$key
 marker=$env_dir/.catwalk-installed
+
+# The system browser (built-ins only: this runs at every start too).
+browser=${MCP_BROWSER-}
+needs_browser=${MCP_NEEDS_BROWSER-}
+case $needs_browser in '' | chromium) ;; *) die "MCP_NEEDS_BROWSER must be 'chromium' or empty, got '$(show "$needs_browser")'" ;; esac
+case $browser in
+'') ;;
+*[!A-Za-z0-9._/+-]* | *..* | [!/]*)
+    die "MCP_BROWSER must be the absolute path of a Chromium executable (e.g. /usr/bin/chromium)," \
+        "got '$(show "$browser")'"
+    ;;
+esac
+browser_wrapper=$home/.browser/chromium # what every expected browser path leads to
+browsers_dir=$env_dir/.browsers         # PLAYWRIGHT_BROWSERS_PATH of this server
+chrome_channel=/opt/google/chrome/chrome # Google Chrome's path: Playwright's and Puppeteer's "chrome" channel
 
 if [ -n "${MCP_EXCLUDE_NEWER-}" ] && [ "$MCP_EXCLUDE_NEWER" != none ]; then
     matches "$MCP_EXCLUDE_NEWER" '^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9:.]+)?(Z|[+-][0-9:]+)?$' ||
@@ -216,6 +236,155 @@ run_installer() { # what, command...
     rm -f "$log"
 }
 
+# --- browsers: a server that drives Chromium gets the system's (MCP_BROWSER), never a download ------------
+# Playwright looks for its own build of Chromium under PLAYWRIGHT_BROWSERS_PATH, at paths that change with each
+# playwright-core release: its own registry prints them (argv: the playwright-core directory), and a link from
+# each leads to the system browser. The `link` line is Playwright's record that this playwright-core uses those
+# directories (<browsers>/.links/<sha1>), so a later `playwright install` never deletes them as stale.
+# shellcheck disable=SC2016 # JavaScript, not shell
+browser_paths_js='
+const fs = require("fs"), path = require("path"), crypto = require("crypto");
+const dir = process.argv[1];
+let registry;
+for (const rel of ["lib/coreBundle.js", "lib/server/registry/index.js", "lib/server/registry.js", "lib/utils/registry.js"]) {
+    const file = path.join(dir, rel);
+    if (!fs.existsSync(file)) continue;
+    const loaded = require(file).registry;
+    registry = [loaded, loaded && loaded.registry].find((r) => r && typeof r.findExecutable === "function");
+    if (registry) break;
+}
+if (!registry) { console.error("no browser registry in " + dir); process.exit(2); }
+for (const name of ["chromium", "chromium-headless-shell"]) {
+    const found = registry.findExecutable(name);
+    const exe = found && found.executablePath("javascript");
+    if (exe && found.directory) console.log([name, found.directory, exe].join("\t"));
+}
+console.log(["link", crypto.createHash("sha1").update(dir).digest("hex"), dir].join("\t"));
+'
+# npm packages whose install scripts must run after an --ignore-scripts install (argv: prefix, server name),
+# one per line; the server's own script that installs a browser is printed as `skip<TAB>script` instead.
+# shellcheck disable=SC2016 # JavaScript, not shell
+browser_scripts_js='
+const fs = require("fs"), path = require("path");
+const [prefix, server] = process.argv.slice(1);
+const lock = JSON.parse(fs.readFileSync(path.join(prefix, "node_modules", ".package-lock.json"), "utf8"));
+const download = /(^|[\s;&|(])(npx\s+(-y\s+|--yes\s+)?)?(playwright|playwright-core|patchright)(@\S+)?\s+install\b|puppeteer\s+browsers\s+install|@puppeteer\/browsers(@\S+)?\s+install/;
+const names = new Set();
+for (const [where, meta] of Object.entries(lock.packages || {})) {
+    if (!where || !meta.hasInstallScript) continue;
+    const name = meta.name || where.slice(where.lastIndexOf("node_modules/") + "node_modules/".length);
+    if (where === "node_modules/" + server) {
+        const scripts = JSON.parse(fs.readFileSync(path.join(prefix, where, "package.json"), "utf8")).scripts || {};
+        const own = ["preinstall", "install", "postinstall"].map((k) => scripts[k]).filter((s) => typeof s === "string");
+        const browserInstall = own.filter((s) => download.test(s));
+        if (browserInstall.length) { for (const s of browserInstall) console.log("skip\t" + s); continue; }
+    }
+    names.add(name);
+}
+for (const name of names) console.log(name);
+'
+tab=$(printf '\t')
+
+# A server that needs a browser and has none configured is refused before anything is installed.
+require_browser() {
+    [ -n "$needs_browser" ] && [ -z "$browser" ] || return 0
+    die "$package drives a browser (Chromium) and none is configured: set MCP_BROWSER to a Chromium" \
+        "executable (catwalk's baked image installs Debian's chromium and sets MCP_BROWSER=/usr/bin/chromium;" \
+        "on Debian: apt-get install chromium)"
+}
+
+# What every expected browser path leads to: the system Chromium, headless when there is no display (a server
+# has none, and a headed launch would fail) and without its sandbox as root (Chromium refuses to start otherwise).
+write_browser_wrapper() {
+    mkdir -p "${browser_wrapper%/*}"
+    # shellcheck disable=SC2016 # the wrapper's own shell text
+    printf '%s\n' '#!/bin/sh' \
+        '# Written by catwalk entrypoint.sh install: the system Chromium for MCP servers that drive a browser.' \
+        'headless=--headless' \
+        '[ -z "${DISPLAY-}${WAYLAND_DISPLAY-}" ] || headless=' \
+        'for arg; do case $arg in --headless | --headless=*) headless= ;; esac; done' \
+        'sandbox=' \
+        '[ "$(id -u)" != 0 ] || sandbox=--no-sandbox' \
+        "exec $browser"' $headless $sandbox "$@"' >"$browser_wrapper.new"
+    chmod 755 "$browser_wrapper.new"
+    mv -f "$browser_wrapper.new" "$browser_wrapper"
+}
+
+# After the install: Playwright's expected executables (of every playwright-core in the environment: npm's, or
+# the Python package's bundled driver) lead to the wrapper, marked installed so `playwright install` skips them.
+link_browsers() {
+    if [ "$runtime" = npm ]; then
+        cores=$(find "$env_dir/node_modules" -name package.json \( -path '*/node_modules/playwright-core/package.json' \
+            -o -path '*/node_modules/patchright-core/package.json' \))
+    else
+        cores=$(find "$env_dir" -name package.json -path '*/site-packages/*/driver/package/package.json')
+    fi
+    for core in $cores; do
+        core=${core%/package.json}
+        paths=$(PLAYWRIGHT_BROWSERS_PATH=$browsers_dir node -e "$browser_paths_js" "$core") ||
+            install_failed "Playwright's browser paths could not be read from $core (see above)"
+        while IFS=$tab read -r kind dir exe; do
+            if [ "$kind" = link ]; then
+                mkdir -p "$browsers_dir/.links"
+                printf '%s' "$exe" >"$browsers_dir/.links/$dir"
+                continue
+            fi
+            mkdir -p "${exe%/*}"
+            ln -sfn "$browser_wrapper" "$exe"
+            : >"$dir/INSTALLATION_COMPLETE"
+            : >"$dir/DEPENDENCIES_VALIDATED" # the system package brought Chromium's libraries
+            printf 'Playwright %s of %s -> %s\n' "$kind" "${core#"$env_dir"/}" "$browser" >&2
+        done <<PATHS
+$paths
+PATHS
+    done
+}
+
+# An npm server that needs a browser installs with --ignore-scripts: its own postinstall would download one (and
+# `--with-deps` would run apt-get as root). The dependencies' install scripts (native modules…) run here, with
+# browser downloads skipped, and so does the server's own unless it installs a browser.
+run_install_scripts() {
+    case $package in # the spec without its @version
+    @*) name=${package#@} name=@${name%%@*} ;;
+    *) name=${package%%@*} ;;
+    esac
+    list=$(node -e "$browser_scripts_js" "$env_dir" "$name") ||
+        install_failed "the packages with install scripts could not be listed (see above)"
+    set --
+    while IFS= read -r line; do
+        case $line in
+        '') ;;
+        skip"$tab"*)
+            printf "Skipping %s's own browser install (%s): it uses the system Chromium\n" "$package" \
+                "${line#skip"$tab"}" >&2
+            ;;
+        *) set -- "$@" "$line" ;;
+        esac
+    done <<LIST
+$list
+LIST
+    [ "$#" -gt 0 ] || return 0
+    printf 'Running the install scripts of %s\n' "$*" >&2
+    widen= # nothing resolves here: a failure is final
+    run_installer "npm rebuild" env PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 PUPPETEER_SKIP_DOWNLOAD=1 \
+        "PLAYWRIGHT_BROWSERS_PATH=$browsers_dir" "PUPPETEER_EXECUTABLE_PATH=$browser_wrapper" \
+        "$npm" rebuild --prefix "$env_dir" --no-audit --no-fund --no-update-notifier "$@"
+}
+
+install_browser() {
+    [ -n "$browser" ] || return 0
+    [ -x "$browser" ] || printf 'Warning: MCP_BROWSER=%s is not executable here; it must be where the server runs\n' \
+        "$browser" >&2
+    write_browser_wrapper
+    link_browsers
+    if [ "$runtime" = npm ] && [ -n "$needs_browser" ]; then run_install_scripts; fi
+    # Playwright's "chrome" channel and Puppeteer's "chrome" (the default of @playwright/mcp and
+    # chrome-devtools-mcp) are Google Chrome at this fixed path; only root can link it (the baked image does).
+    [ -e "$chrome_channel" ] || [ -z "$needs_browser" ] ||
+        printf 'Note: %s (the "chrome" channel) is missing: servers that launch that channel need it linked to %s\n' \
+            "$chrome_channel" "$browser_wrapper" >&2
+}
+
 install_python() {
     uv=${UV:-$(command -v uv)} || die "uv was not found: install it or set UV"
     rm -rf "$env_dir"
@@ -243,7 +412,12 @@ install_npm() {
     printf 'Installing npm package %s into %s%s\n' "$package" "$env_dir" "${cutoff:+ (dependencies as of $cutoff)}" >&2
     set -- "$npm" install --prefix "$env_dir" --no-audit --no-fund --no-update-notifier --omit=dev
     [ -z "$cutoff" ] || set -- "$@" --before "$cutoff"
+    [ -z "$browser" ] || [ -z "$needs_browser" ] || set -- "$@" --ignore-scripts # run by run_install_scripts
     set -- "$@" "$package"
+    if [ -n "$browser" ]; then # the system browser is used: nothing may download one
+        set -- env PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 PUPPETEER_SKIP_DOWNLOAD=1 "PLAYWRIGHT_BROWSERS_PATH=$browsers_dir" \
+            "PUPPETEER_EXECUTABLE_PATH=$browser_wrapper" "$@"
+    fi
     nodedir=$(node_headers_prefix)
     if [ -n "$nodedir" ]; then
         printf 'Native modules build against the Node.js headers in %s/include/node\n' "$nodedir" >&2
@@ -383,6 +557,7 @@ fi
 case $action in
 install | run)
     if [ "$action" = install ] || ! installed; then
+        require_browser
         compute_cutoff
         while :; do
             unresolved=
@@ -390,6 +565,7 @@ install | run)
             [ -n "$unresolved" ] || break
             widen_cutoff
         done
+        install_browser
         resolve >/dev/null || {
             rm -rf "$env_dir"
             exit 1
@@ -406,6 +582,17 @@ esac
 # A Node.js installed for this server (engines.node) runs it and whatever it spawns; the gateway is Python.
 [ ! -x "$node_dir/bin/node" ] || PATH=$node_dir/bin:$PATH
 export PATH
+
+# A server that drives a browser finds the system Chromium (Playwright through its links in $browsers_dir,
+# Puppeteer and chrome-launcher through their variables) and never downloads one.
+if [ -n "$needs_browser" ] || [ -d "$browsers_dir" ]; then
+    require_browser
+    [ -x "$browser" ] || die "$package drives a browser and MCP_BROWSER=$browser is not executable (is Chromium installed?)"
+    [ -x "$browser_wrapper" ] || die "$package drives a browser and $browser_wrapper is missing: run \`entrypoint.sh install\`"
+    export PLAYWRIGHT_BROWSERS_PATH="$browsers_dir" PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
+        PLAYWRIGHT_SKIP_VALIDATE_HOST_REQUIREMENTS=1 PUPPETEER_EXECUTABLE_PATH="$browser_wrapper" \
+        PUPPETEER_SKIP_DOWNLOAD=1 CHROME_PATH="$browser_wrapper"
+fi
 
 # The gateway prints the banner once MCP_LAUNCH and MCP_ARGS have passed validation, then serves.
 if [ "$runtime" = python ]; then banner="Starting Python module: $package"; else banner="Starting npm package: $package"; fi
