@@ -242,3 +242,65 @@ def test_the_unified_image_ships_nodes_headers_under_the_node_prefix():
     lines = DEPLOY_DOCKERFILE.read_text().splitlines()
     assert "COPY --from=node /usr/local/bin/node /usr/local/bin/node" in lines
     assert "COPY --from=node /usr/local/include/node /usr/local/include/node" in lines
+
+
+# --- servers that drive a browser: Debian's Chromium in the final stage ------------------------------------
+
+
+def test_a_browser_servers_dockerfile_passes_hadolint(tmp_path: Path):
+    build = baked_build(base=BASE, **SERVERS["npm"], browser=True)
+    result = hadolint(build.dockerfile, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_browser_server_gets_debian_chromium_as_root_in_one_layer_then_runs_as_the_app_user():
+    build_stage, final = stages(render_baked_dockerfile(base=BASE, browser=True))
+    runs = [i for i, line in enumerate(final) if line.startswith("RUN ")]
+    assert len(runs) == 1, "one layer for the browser"
+    layer = " ".join(final[runs[0] : next(i for i in range(runs[0], len(final)) if not final[i].endswith("\\")) + 1])
+    assert "apt-get update" in layer and "apt-get install -y --no-install-recommends chromium fonts-liberation" in layer
+    assert "rm -rf /var/lib/apt/lists/*" in layer
+    assert "ln -s /opt/mcp/.browser/chromium /opt/google/chrome/chrome" in layer  # the "chrome" channel
+    users = [(i, line) for i, line in enumerate(final) if line.startswith("USER ")]
+    assert [u for _, u in users] == ["USER 0:0", f"USER {APP_USER}"]
+    first_copy = next(i for i, line in enumerate(final) if line.startswith("COPY "))
+    assert users[0][0] < runs[0] < users[1][0] < first_copy
+    # The build stage installs no browser; it only tells the install where the browser will be.
+    assert "chromium" not in " ".join(line for line in build_stage if line.startswith(("RUN", "    &&")))
+
+
+def test_the_entrypoint_learns_where_the_browser_is_in_both_stages_before_the_install():
+    for stage in stages(render_baked_dockerfile(base=BASE, browser=True)):
+        text = "\n".join(stage)
+        assert "ENV MCP_BROWSER=/usr/bin/chromium" in text and "MCP_NEEDS_BROWSER=chromium" in text
+        env_at = next(i for i, line in enumerate(stage) if line.startswith("ENV MCP_BROWSER="))
+        assert env_at < next(i for i, line in enumerate(stage) if line.startswith("ARG "))
+    build_stage = stages(render_baked_dockerfile(base=BASE, browser=True))[0]
+    env_at = next(i for i, line in enumerate(build_stage) if line.startswith("ENV MCP_BROWSER="))
+    assert env_at < build_stage.index(f'RUN ["{ENTRYPOINT_PATH}", "install"]')
+
+
+def test_the_browser_layer_precedes_every_build_arg_so_all_browser_servers_share_its_cache():
+    final = stages(render_baked_dockerfile(base=BASE, browser=True))[-1]
+    apt = next(i for i, line in enumerate(final) if line.startswith("RUN apt-get update"))
+    assert apt < next(i for i, line in enumerate(final) if line.startswith("ARG "))
+    npm = baked_build(base=BASE, **SERVERS["npm"], browser=True)
+    python = baked_build(base=BASE, **SERVERS["python"], browser=True)
+    assert npm.dockerfile == python.dockerfile
+
+
+def test_servers_without_a_browser_stay_lean():
+    text = render_baked_dockerfile(base=BASE)
+    assert "chromium" not in text and "MCP_BROWSER" not in text and "/opt/google" not in text
+    assert render_baked_dockerfile(base=BASE, browser=False) == text
+
+
+def test_the_bake_hash_covers_the_browser():
+    server = {**SERVERS["npm"], "base": BASE}
+    assert baked_build(**server, browser=True).content_hash != baked_build(**server).content_hash
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_browser_must_be_a_boolean_naming_the_field(value):
+    with pytest.raises(BakeError, match=r"^browser: must be true or false"):
+        baked_build(base=BASE, **SERVERS["npm"], browser=value)

@@ -11,6 +11,13 @@ ever spliced into Dockerfile or shell text; the install `RUN` uses the exec form
 all. Every value is still checked against the same allowlists as the entrypoint before anything is
 rendered. `ENV` keeps them in the image, so the entrypoint at run time finds the install it made at build
 time (its stamp is the package and resolution cutoff).
+
+A server that drives a browser (``browser=True``: detection found Playwright or Puppeteer) gets Debian's
+Chromium in the final stage, installed as root in one layer before any server value (so a builder caches it
+for every such server), plus a font; servers without one stay lean. The entrypoint, told by ``MCP_BROWSER``
+where it is, installs with browser downloads skipped (in the build stage too, which has no Chromium) and links
+Playwright's expected executables to it; Google Chrome's path (the "chrome" channel, the default of
+@playwright/mcp and chrome-devtools-mcp) leads to the same browser through the entrypoint's wrapper.
 """
 
 from __future__ import annotations
@@ -31,6 +38,12 @@ APP_USER = "10001:10001"
 # Compilers for the build stage only: native npm modules (node-gyp: make, g++, python3, already in the
 # image) and Python sdists.
 BUILD_PACKAGES = ("build-essential",)
+# The browser of servers that drive one: Debian's Chromium (signed, with its libraries) and a font for its text.
+BROWSER_PACKAGES = ("chromium", "fonts-liberation")
+BROWSER_PATH = "/usr/bin/chromium"
+# Google Chrome's path (Playwright's and Puppeteer's "chrome" channel) and the entrypoint's wrapper it leads to.
+CHROME_CHANNEL_PATH = "/opt/google/chrome/chrome"
+BROWSER_WRAPPER = f"{MCP_HOME}/.browser/chromium"
 SERVER_ARGS = ("MCP_RUNTIME", "MCP_PACKAGE", "MCP_LAUNCH", "MCP_RESOLVED_AT")
 BAKE_TAG_PREFIX = "bake-"
 BAKEABLE = ("npm", "python")
@@ -139,11 +152,35 @@ def _server_values() -> list[str]:
     return [*(f"ARG {name}" for name in SERVER_ARGS), f"ENV {env}"]
 
 
-def render_baked_dockerfile(*, base: str, entrypoint: str = ENTRYPOINT_PATH) -> str:
+def _browser_env() -> str:
+    return f"ENV MCP_BROWSER={BROWSER_PATH} \\\n    MCP_NEEDS_BROWSER=chromium"
+
+
+def _browser_layer() -> list[str]:
+    """Debian's Chromium as root in one layer (apt lists removed), and the "chrome" channel's path to it."""
+    chrome_dir = CHROME_CHANNEL_PATH.rsplit("/", 1)[0]
+    return [
+        "# The browser of a server that drives one: Debian's Chromium with its libraries, and Google Chrome's",
+        "# path (the \"chrome\" channel) leading to it through the entrypoint's wrapper.",
+        "USER 0:0",
+        "# hadolint ignore=DL3008",
+        "RUN apt-get update \\",
+        f"    && apt-get install -y --no-install-recommends {' '.join(BROWSER_PACKAGES)} \\",
+        "    && rm -rf /var/lib/apt/lists/* \\",
+        f"    && mkdir -p {chrome_dir} \\",
+        f"    && ln -s {BROWSER_WRAPPER} {CHROME_CHANNEL_PATH} \\",
+        f"    && {BROWSER_PATH} --version",
+        f"USER {APP_USER}",
+        _browser_env(),
+    ]
+
+
+def render_baked_dockerfile(*, base: str, entrypoint: str = ENTRYPOINT_PATH, browser: bool = False) -> str:
     """The Dockerfile of a baked server: generic text; the server itself arrives as build args.
 
     `base` must be digest-pinned, so a baked image is rebuilt exactly when its base changes. The compiler
-    layer comes before any `ARG`, so its cache key is the same for every server of one base.
+    layer comes before any `ARG`, so its cache key is the same for every server of one base; so does the
+    browser layer of servers that drive a browser.
     """
     check_base(base)
     if not ABS_PATH.match(entrypoint) or ".." in entrypoint.split("/"):
@@ -162,11 +199,13 @@ def render_baked_dockerfile(*, base: str, entrypoint: str = ENTRYPOINT_PATH) -> 
             f"    && apt-get install -y --no-install-recommends {' '.join(BUILD_PACKAGES)} \\",
             "    && rm -rf /var/lib/apt/lists/*",
             f"USER {APP_USER}",
+            *([_browser_env()] if browser else []),
             *_server_values(),
             f'RUN ["{entrypoint}", "install"]',
             "",
             "# Final stage: the unified image plus the installed server only; no compiler reaches it.",
             f"FROM {base}",
+            *(_browser_layer() if browser else []),
             *_server_values(),
             f"COPY --from=build {owner} {MCP_HOME} {MCP_HOME}",
             f"COPY --from=build {owner} {APP_HOME} {APP_HOME}",
@@ -183,13 +222,19 @@ def baked_build(
     launch: list[str] | str,
     resolved_at: str,
     entrypoint: str = ENTRYPOINT_PATH,
+    browser: bool = False,
 ) -> BakedBuild:
-    """Validate one server's values and return its Dockerfile, build args and content hash."""
+    """Validate one server's values and return its Dockerfile, build args and content hash.
+
+    ``browser``: the server drives a browser (detection's ``RuntimeSpec.browser``): its image gets Chromium.
+    """
     check_runtime(runtime)
     check_pinned_package(runtime, package)
     launch_text = check_launch(launch)
     check_resolved_at(resolved_at)
-    dockerfile = render_baked_dockerfile(base=base, entrypoint=entrypoint)
+    if not isinstance(browser, bool):
+        raise BakeError(f"browser: must be true or false, got {browser!r}")
+    dockerfile = render_baked_dockerfile(base=base, entrypoint=entrypoint, browser=browser)
     args = dict(zip(SERVER_ARGS, (runtime, package, launch_text, resolved_at), strict=True))
     digest = hashlib.sha256(b"catwalk-baked-v1\n")
     digest.update(dockerfile.encode())
