@@ -1,29 +1,28 @@
 """catwalk gateway: serve one stdio MCP server over HTTP (/mcp, /sse, /status) with bearer auth.
 
-Runs with the Python of mcp-proxy's own isolated venv and reuses mcp-proxy 0.13's proxy server and routes
-(``create_proxy_server``, ``create_single_instance_routes``) in one process. Why not plain ``mcp-proxy``:
+One process, the standard library's asyncio and h11 (HTTP/1.1) only; it replaced mcp-proxy 0.13, which
+re-serialized every message through the pydantic models of its pinned ``mcp`` 1.x (dropping what newer
+protocol revisions add) and took ~0.33 s of imports before it could answer. Modules next to this file:
+``relay`` (the pure multiplexing of client sessions onto the one server) and ``mcp_http`` (the HTTP side).
 
-* **Auth.** mcp-proxy has no inbound authentication. A pure ASGI middleware in front of its Starlette routes
-  checks ``Authorization: Bearer <token>`` (constant-time) on every path except ``/status``. One process
-  means no second hop for streaming responses and nothing extra to supervise; a separate reverse proxy
-  (Caddy, nginx) would add a binary, a config language and a second process to keep alive.
-* **IPv4 + IPv6.** ``--host=::`` in the original design listened on IPv6 only; here one IPv4 socket and
-  one IPv6-only socket are bound on the same port, so 127.0.0.1 and [::1] (and Fly's 6PN) all answer.
-* **Lifecycle.** The server process is spawned here (not by ``mcp.client.stdio``) so that its death ends
-  the gateway with a non-zero code (Fly then restarts the machine) and SIGTERM stops its whole process
-  group within 2 s. mcp-proxy keeps serving errors after its child dies and waits 2 s+ on shutdown.
-* **Speed.** The sockets are bound and the server spawned (plain ``subprocess``) before anyio, mcp,
-  starlette and uvicorn are imported (~0.25 s), so it boots while they load and early clients queue instead
-  of being refused; only what precedes the spawn is imported at module level. The initialize request goes
-  out as soon as the client side is imported, and the HTTP side (Starlette app, loaded uvicorn config) is
-  built while the server answers. Imports not needed to answer are deferred (see ``_defer_imports``), and
-  the cyclic GC stays off until the gateway serves.
+* **Faithful relay.** Messages pass through as JSON, unchanged but for what sharing one server needs
+  (request ids, progress tokens, cancellations; see ``relay``). The gateway initializes the server once,
+  itself, and answers each client's ``initialize`` from that result.
+* **Auth.** ``Authorization: Bearer <token>`` (constant-time) on every path except ``/status``. One process
+  means no second hop for streaming responses and nothing extra to supervise.
+* **IPv4 + IPv6.** One IPv4 socket and one IPv6-only socket are bound on the same port, so 127.0.0.1 and
+  [::1] (and Fly's 6PN) all answer.
+* **Lifecycle.** The server process is spawned here so that its death ends the gateway with a non-zero
+  code (Fly then restarts the machine) and SIGTERM stops its whole process group within 2 s.
+* **Speed.** The sockets are bound, the server spawned and its initialize request written to its stdin
+  before anything else is imported, so it boots while asyncio and h11 load (~20 ms) and early clients
+  queue instead of being refused; only what precedes the spawn is imported at module level.
 * **Secrets.** ``MCP_AUTH_TOKEN`` is removed from the server's environment: a third-party server has no
   business reading the gateway's credential. The token is never logged.
 
-Sub-commands (stdlib only except ``serve``): ``resolve`` prints the server's argv as JSON (the image build
-runs it to fail early on a wrong ``MCP_LAUNCH``), ``cutoff`` turns ``MCP_RESOLVED_AT`` into the install
-cutoff, ``serve`` runs the gateway.
+Sub-commands (stdlib only): ``resolve`` prints the server's argv as JSON (the image build runs it to fail
+early on a wrong ``MCP_LAUNCH``), ``cutoff`` turns ``MCP_RESOLVED_AT`` into the install cutoff, ``serve``
+runs the gateway.
 """
 
 from __future__ import annotations
@@ -31,9 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import gc
 import importlib
-import importlib.util
 import json
 import os
 import re
@@ -53,7 +50,7 @@ LOG_FORMAT = "[%(levelname).1s %(asctime)s %(name)s] %(message)s"
 
 
 def _configure_logging() -> None:
-    """Root logging at MCP_LOG_LEVEL, once (mcp, mcp-proxy and uvicorn log through it too)."""
+    """Root logging at MCP_LOG_LEVEL, once."""
     import logging
 
     if not logging.root.handlers:
@@ -263,7 +260,7 @@ def install_cutoff(resolved_at: str, margin: dt.timedelta = CUTOFF_MARGIN) -> st
     return cut.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-# --- auth (pure ASGI) ----------------------------------------------------------------------------------
+# --- auth (pure) ---------------------------------------------------------------------------------------
 
 
 def _digest(value: bytes) -> bytes:
@@ -277,13 +274,13 @@ class BearerAuth:
 
     Deny by default (``/mcp``, ``/sse``, ``/messages/`` and anything added later), so a new route is never
     accidentally public. Both sides are hashed before ``hmac.compare_digest``: constant time, and the
-    token's length does not leak either.
+    token's length does not leak either. A refused request gets 401, ``WWW-Authenticate: Bearer`` and
+    :data:`DENIED`.
     """
 
-    def __init__(self, app: Any, token: str) -> None:
+    def __init__(self, token: str) -> None:
         import hmac
 
-        self.app = app
         self._want = _digest(token.encode())
         self._equal = hmac.compare_digest
 
@@ -294,26 +291,8 @@ class BearerAuth:
                 return scheme.lower() == b"bearer" and self._equal(_digest(credential.strip()), self._want)
         return False
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        kind = scope["type"]
-        if kind == "lifespan" or scope.get("path") in OPEN_PATHS or self.authorized(scope.get("headers", [])):
-            await self.app(scope, receive, send)
-        elif kind == "websocket":
-            await send({"type": "websocket.close", "code": 1008})
-        else:
-            body = b'{"error":"unauthorized","detail":"send Authorization: Bearer <token>"}'
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 401,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"www-authenticate", b'Bearer realm="mcp"'),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+    def allows(self, path: str, headers: list[tuple[bytes, bytes]]) -> bool:
+        return path in OPEN_PATHS or self.authorized(headers)
 
 
 # --- serving -------------------------------------------------------------------------------------------
@@ -349,92 +328,70 @@ def _child_env(environ: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in environ.items() if k != "MCP_AUTH_TOKEN"}
 
 
-class _Child:
-    """The MCP server process, started with plain ``subprocess`` before the event loop and its imports exist.
+def _rpc_line(message: dict[str, Any]) -> bytes:
+    return _relay().encode(message) + b"\n"
 
-    Its stdin/stdout are non-blocking pipes read and written through ``anyio.wait_readable/writable``; its
-    exit is awaited on a pidfd (Linux), else by polling. It leads a new session, so its whole process group
-    can be signalled.
+
+class _Child:
+    """The MCP server process, started with plain ``subprocess`` before the event loop exists.
+
+    It leads a new session, so its whole process group can be signalled. Its stdin/stdout are non-blocking
+    pipes driven by the event loop's readers/writers; its exit is seen on a pidfd (Linux), else by polling.
     """
 
     def __init__(self, argv: list[str], env: dict[str, str]) -> None:
         import subprocess
 
-        child_stdin, self._stdin = os.pipe()
-        self._stdout, child_stdout = os.pipe()
+        child_stdin, self.stdin = os.pipe()
+        self.stdout, child_stdout = os.pipe()
         try:
             self.popen = subprocess.Popen(argv, stdin=child_stdin, stdout=child_stdout, env=env, start_new_session=True)
         except BaseException:
-            os.close(self._stdin)
-            os.close(self._stdout)
+            os.close(self.stdin)
+            os.close(self.stdout)
             raise
         finally:
             os.close(child_stdin)
             os.close(child_stdout)
         self.pid = self.popen.pid
-        os.set_blocking(self._stdin, False)
-        os.set_blocking(self._stdout, False)
-        self._pidfd = -1
+        os.set_blocking(self.stdin, False)
+        os.set_blocking(self.stdout, False)
+        self.pidfd = -1
         with contextlib.suppress(AttributeError, OSError):  # no pidfd before Linux 5.3: poll instead
-            self._pidfd = os.pidfd_open(self.pid)
+            self.pidfd = os.pidfd_open(self.pid)
+        self.pending = b""  # written to stdin once the pipe has room (the event loop drains it)
 
     @property
     def returncode(self) -> int | None:
         return self.popen.poll()
 
-    async def wait(self) -> int:
-        import anyio
-
-        while (code := self.popen.poll()) is None:
-            try:
-                if self._pidfd < 0:
-                    raise anyio.BusyResourceError("no pidfd")
-                await anyio.wait_readable(self._pidfd)
-            except anyio.BusyResourceError:  # another task waits on the pidfd already
-                await anyio.sleep(0.05)
-        return code
-
-    async def read(self) -> bytes:
-        """The next chunk of the server's stdout; b"" at end of file."""
-        import anyio
-
-        while True:
-            try:
-                return os.read(self._stdout, 65536)
-            except BlockingIOError:
-                await anyio.wait_readable(self._stdout)
-
-    async def send(self, data: bytes) -> None:
-        import anyio
-
-        view = memoryview(data)
-        while view:
-            if self._stdin < 0:
-                raise BrokenPipeError("the server's stdin is closed")
-            try:
-                view = view[os.write(self._stdin, view) :]
-            except BlockingIOError:
-                await anyio.wait_writable(self._stdin)
+    def write(self, data: bytes) -> None:
+        """Queue ``data`` for the server's stdin and write what fits now (never blocks)."""
+        if self.stdin < 0:
+            return
+        self.pending += data
+        try:
+            written = os.write(self.stdin, self.pending)
+        except BlockingIOError:
+            written = 0
+        except OSError:  # EPIPE: the server closed its stdin; its exit is reported by the watcher
+            self.pending = b""
+            self.close_stdin()
+            return
+        self.pending = self.pending[written:]
 
     def close_stdin(self) -> None:
-        if self._stdin >= 0:
-            fd, self._stdin = self._stdin, -1
+        if self.stdin >= 0:
+            fd, self.stdin = self.stdin, -1
             os.close(fd)
 
     def close(self) -> None:
         self.close_stdin()
-        for name in ("_stdout", "_pidfd"):
+        for name in ("stdout", "pidfd"):
             fd = getattr(self, name)
             if fd >= 0:
                 setattr(self, name, -1)
                 os.close(fd)
-
-
-class _State:
-    def __init__(self) -> None:
-        self.code = 0
-        self.stopping = False
-        self.server: Any = None
 
 
 def _kill_group(pid: int, sig: int) -> None:
@@ -442,111 +399,13 @@ def _kill_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
 
 
-async def _stop_child(process: _Child) -> None:
-    """Close stdin, then SIGTERM, then SIGKILL the server's process group, all within ~1 s."""
-    import anyio
-
-    with anyio.CancelScope(shield=True):
-        if process.returncode is None:
-            process.close_stdin()
-            with anyio.move_on_after(0.3):
-                await process.wait()
-        if process.returncode is None:
-            _kill_group(process.pid, signal.SIGTERM)
-            with anyio.move_on_after(0.6):
-                await process.wait()
-        _kill_group(process.pid, signal.SIGKILL)  # also any grandchild left in the group
-        if process.returncode is None:
-            with anyio.move_on_after(0.2):
-                await process.wait()
-
-
-# --- import deferral (start-up speed) ----------------------------------------------------------------------
-#
-# The gateway cannot answer before mcp, starlette and uvicorn are imported, and on a 2-CPU machine that
-# CPU time is also taken from the server starting next to it. Four imports on that path are not needed to
-# answer: ``mcp/__init__`` and ``mcp/server/__init__`` (they pull FastMCP, pydantic-settings, the client
-# session group), ``uvicorn/__init__`` (it pulls uvicorn.main: click, the reload and multiprocess
-# supervisors), ``httpx`` (mcp.shared.session only reads ``httpx.codes`` on a request timeout) and
-# ``jsonschema`` (only for tool-call argument/result validation). They are replaced, in this process only,
-# by stand-ins that load the real module on first use, so nothing behaves differently: only later.
-
-
-class _DeferredModule(types.ModuleType):
-    """Stands in for a module until an attribute of it is used; then imports and forwards to the real one."""
-
-    def __getattr__(self, attr: str) -> Any:
-        if attr.startswith("__") and attr.endswith("__"):
-            raise AttributeError(attr)
-        name = self.__name__
-        if sys.modules.get(name) is self:
-            del sys.modules[name]
-        try:
-            real = importlib.import_module(name)
-        except BaseException:
-            sys.modules.setdefault(name, self)
-            raise
-        return getattr(real, attr)
-
-
-class _LazyPackage(types.ModuleType):
-    """A package whose ``__init__`` runs only when a name it defines is asked for; submodules import alone."""
-
-    def __getattr__(self, attr: str) -> Any:
-        if attr.startswith("__") and attr.endswith("__"):
-            raise AttributeError(attr)
-        name = self.__name__
-        where = self.__dict__["_cheap"].get(attr)
-        if where is not None:
-            return getattr(importlib.import_module(where), attr)
-        if importlib.util.find_spec(f"{name}.{attr}") is not None:
-            return importlib.import_module(f"{name}.{attr}")
-        if not self.__dict__.get("_initialized"):
-            self.__dict__["_initialized"] = True
-            exec(self.__spec__.loader.get_code(name), self.__dict__)  # the package's own __init__
-            if attr in self.__dict__:
-                return self.__dict__[attr]
-        raise AttributeError(f"module {name!r} has no attribute {attr!r}")
-
-
-def _defer_imports() -> None:
-    """Install the stand-ins above (no-op for any module already imported or not installed)."""
-
-    def spec_of(name: str) -> Any:
-        if name in sys.modules:
-            return None
-        with contextlib.suppress(ImportError, ValueError):
-            return importlib.util.find_spec(name)
-        return None
-
-    for name in ("httpx", "jsonschema"):
-        if spec := spec_of(name):
-            module = _DeferredModule(name)
-            module.__spec__, module.__file__, module.__loader__ = spec, spec.origin, spec.loader
-            sys.modules[name] = module
-    lowlevel = {"Server": "mcp.server.lowlevel", "NotificationOptions": "mcp.server.lowlevel"}
-    packages = (
-        ("mcp", {}),
-        ("mcp.server", {**lowlevel, "InitializationOptions": "mcp.server.models"}),
-        ("uvicorn", {"Config": "uvicorn.config", "Server": "uvicorn.server"}),
-    )
-    for name, cheap in packages:
-        spec = spec_of(name)
-        if spec is None or spec.submodule_search_locations is None:
-            continue
-        package = _LazyPackage(name)
-        package.__spec__, package.__file__, package.__loader__ = spec, spec.origin, spec.loader
-        package.__path__ = list(spec.submodule_search_locations)
-        package.__package__ = name
-        package.__dict__["_cheap"] = cheap
-        sys.modules[name] = package
-        if "." in name:
-            parent, _, child = name.rpartition(".")
-            setattr(sys.modules[parent], child, package)
+def _exit_code(code: int) -> int:
+    """The gateway's exit code for the server's: its own if it failed, 128+N for signal N, else 1."""
+    return code if code > 0 else (128 - code if code else 1)
 
 
 def start(argv: list[str], hosts: list[str], port: int, environ: dict[str, str]) -> int:
-    """Validate, bind, spawn the server, and only then import the event loop and serve."""
+    """Validate, bind, spawn the server and ask it to initialize; only then import the event loop and serve."""
     token = environ.get("MCP_AUTH_TOKEN")
     if token is not None and (not token.strip() or CONTROL.search(token)):
         raise UsageError("MCP_AUTH_TOKEN is set but empty or contains control characters; refusing to start")
@@ -555,247 +414,268 @@ def start(argv: list[str], hosts: list[str], port: int, environ: dict[str, str])
     except ValueError:
         raise UsageError("MCP_START_TIMEOUT must be a number of seconds") from None
     sockets = bind_sockets(hosts, port)
-    # Start-up allocates ~10^5 long-lived objects (pydantic models above all); the cyclic collector would
-    # scan them again and again (~10% of the import time). Off until serving, then they are frozen.
-    gc.disable()
     # A stop request before the event loop handles signals must not kill the gateway alone (the server
-    # leads its own session and would be left running): it is noted, and watch_signals acts on it.
+    # leads its own session and would be left running): it is noted, and the loop acts on it.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _note_early_stop)
-    # The server first: it boots while anyio, mcp, starlette and uvicorn load here (~0.25 s).
     process = _Child(argv, _child_env(environ))
     try:
+        # The initialize request is in the server's stdin before it has even loaded: it answers as soon
+        # as it can, while the gateway imports its HTTP side.
+        process.write(_rpc_line(_relay().initialize_request(INIT_ID)))
         _configure_logging()
-        # No pydantic plugins exist in this venv; looking for them scans every installed distribution.
-        # Set after the spawn: the server's environment is the caller's, untouched.
-        os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-        import anyio
+        import asyncio
 
-        return anyio.run(serve, process, sockets, hosts, port, token, start_timeout, environ)
+        return asyncio.run(_Gateway(process, sockets, hosts, port, token, start_timeout).run())
     finally:
         for sock in sockets:
             sock.close()
-        if process.returncode is None:  # serve stops it; this is only a safety net
+        if process.returncode is None:  # run() stops it; this is only a safety net
             _kill_group(process.pid, signal.SIGKILL)
         process.close()
-        _collect_again()
 
 
 _early_stops: list[int] = []  # SIGTERM/SIGINT received before the event loop took over the signals
+INIT_ID = 0  # the upstream id of the gateway's own initialize request
 
 
 def _note_early_stop(signum: int, _frame: Any) -> None:
     _early_stops.append(signum)
 
 
-def _collect_again() -> None:
-    """Start-up is over: keep what it built out of every future collection, and collect from now on."""
-    if not gc.isenabled():
-        gc.freeze()
-        gc.enable()
+def _sibling(name: str) -> types.ModuleType:
+    """A module next to this file (``relay``, ``mcp_http``): importable by name, as for ``python gateway.py``.
+
+    The entrypoint loads the gateway by path (``-c``), which does not put its directory on ``sys.path``.
+    """
+    here = str(Path(__file__).resolve().parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    return importlib.import_module(name)
 
 
-async def serve(
-    process: _Child,
-    sockets: list[socket.socket],
-    hosts: list[str],
-    port: int,
-    token: str | None,
-    start_timeout: float,
-    environ: dict[str, str],
-) -> int:
-    """Ask the server to initialize as soon as the client side is imported; load the HTTP side meanwhile."""
-    import threading
-    from typing import Any
+def _set_once(future: Any) -> None:
+    if not future.done():
+        future.set_result(None)
 
-    import anyio
 
-    state = _State()
-    _defer_imports()
-    from mcp.client.session import ClientSession
-    from mcp.shared.message import SessionMessage
-    from mcp.types import JSONRPCMessage
-    from mcp_proxy.proxy_server import create_proxy_server
-    from pydantic import ValidationError
+def _relay() -> Any:
+    return _sibling("relay")
 
-    # Set once the initialize request is in the server's stdin pipe (or never will be: pump or task ended).
-    initialize_sent = anyio.Event()
 
-    async def pump_stdout(send: Any) -> None:
-        async with send:
-            buffer = b""
-            while chunk := await process.read():
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                for line in lines:
-                    if not line.strip():
-                        continue
-                    try:
-                        message = JSONRPCMessage.model_validate_json(line)
-                    except ValidationError:
-                        log.warning("ignoring a non-JSON-RPC line on the server's stdout: %r", line[:200])
-                        continue
-                    await send.send(SessionMessage(message))
+class _Gateway:
+    """The running gateway: server pipes, start-up, the HTTP listeners, signals and the stop sequence."""
 
-    async def pump_stdin(receive: Any) -> None:
+    def __init__(
+        self, process: _Child, sockets: list[socket.socket], hosts: list[str], port: int, token: str | None,
+        start_timeout: float,
+    ) -> None:  # fmt: skip
+        self.process, self.sockets, self.hosts, self.port = process, sockets, hosts, port
+        self.token, self.start_timeout = token, start_timeout
+        self.code = 0
+        self.stopping = False
+        self.gateway: Any = None  # mcp_http.Gateway once serving
+        self.buffer = b""
+
+    async def run(self) -> int:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        self.done = loop.create_future()  # set to the exit code: a stop request, the server's end, a failure
+        self.initialized = loop.create_future()  # the server's initialize result
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop_requested, sig)
+        for signum in _early_stops:  # noted while starting, before the loop took the signals over
+            self.stop_requested(signum)
+        loop.add_reader(self.process.stdout, self.on_stdout)
+        if self.process.stdin >= 0 and self.process.pending:
+            loop.add_writer(self.process.stdin, self.on_stdin)
+        watcher = asyncio.ensure_future(self.watch_child())
         try:
-            async with receive:
-                async for message in receive:
-                    data = message.message.model_dump_json(by_alias=True, exclude_none=True)
-                    try:
-                        await process.send(data.encode() + b"\n")
-                    except (anyio.BrokenResourceError, anyio.ClosedResourceError, BrokenPipeError):
-                        return
-                    initialize_sent.set()
+            await self.start_and_serve()
         finally:
-            initialize_sent.set()
+            watcher.cancel()
+            for sock in self.sockets:
+                sock.close()
+            await self.stop_child()
+        return self.code
 
-    async def watch_child(scope: anyio.CancelScope) -> None:
-        code = await process.wait()
-        if not state.stopping:
-            log.error("Error: the MCP server process exited with code %s; stopping", code)
-            state.code = code if code and code > 0 else (128 - code if code else 1)
-            scope.cancel()
+    async def start_and_serve(self) -> None:
+        import asyncio
 
-    def hard_stop() -> None:
-        _kill_group(process.pid, signal.SIGKILL)
-        os._exit(state.code)
-
-    async def watch_signals(scope: anyio.CancelScope) -> None:
-        async def received() -> Any:
-            for signum in _early_stops:  # noted while starting (the receiver replaced that handler)
-                yield signum
-            async for signum in signals:
-                yield signum
-
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async for signum in received():
-                if state.stopping:
-                    hard_stop()
-                log.info("%s received: stopping the MCP server", signal.Signals(signum).name)
-                state.stopping = True
-                timer = threading.Timer(STOP_DEADLINE_S, hard_stop)
-                timer.daemon = True
-                timer.start()
-                if state.server is not None:
-                    state.server.should_exit = True
-                else:
-                    scope.cancel()
-
-    proxied: dict[str, Any] = {}  # "server" once the MCP server answered initialize, else "error"
-    initialized = anyio.Event()
-
-    async def initialize(session: Any) -> None:
-        try:
-            with anyio.fail_after(start_timeout):
-                proxied["server"] = await create_proxy_server(session)
-        except Exception as exc:  # a timeout, the server closing its stdout or answering garbage at start
-            proxied["error"] = exc
-        finally:
-            initialize_sent.set()
-            initialized.set()
-
-    read_send, read_receive = anyio.create_memory_object_stream[Any](0)
-    write_send, write_receive = anyio.create_memory_object_stream[Any](0)
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(watch_signals, tg.cancel_scope)
-            tg.start_soon(watch_child, tg.cancel_scope)
-            tg.start_soon(pump_stdout, read_send)
-            tg.start_soon(pump_stdin, write_receive)
-            async with ClientSession(read_receive, write_send) as session:
-                tg.start_soon(initialize, session)
-                await initialize_sent.wait()
-                # While the server answers: the HTTP side, up to a loaded uvicorn config (routes come later).
-                add_mcp_routes, config = _http_side(token, environ)
-                await initialized.wait()
-                if isinstance(proxied.get("error"), TimeoutError):
-                    log.error("Error: the MCP server did not answer initialize within %.0f s", start_timeout)
-                    state.code = 1
-                    tg.cancel_scope.cancel()
-                    return state.code
-                if "error" in proxied:
-                    with anyio.move_on_after(1):
-                        await process.wait()  # watch_child reports the exit code and cancels
-                    log.error("Error: the MCP server failed during initialize: %s", proxied["error"])
-                    state.code = state.code or 1
-                    tg.cancel_scope.cancel()
-                    return state.code
-                proxy = proxied["server"]
-                manager = add_mcp_routes(proxy)
-                if token is None:
-                    log.warning("MCP_AUTH_TOKEN is not set: /mcp and /sse are open to anyone who can connect")
-                async with manager.run():
-                    state.server = _uvicorn_server(config)
-                    names = ", ".join(f"{h}:{port}" if ":" not in h else f"[{h}]:{port}" for h in hosts)
-                    log.info(
-                        "Serving %s %s on %s (/mcp, /sse, /status; auth %s)",
-                        proxy.name,
-                        proxy.version or "",
-                        names,
-                        "required" if token is not None else "OFF",
-                    )
-                    await state.server.serve(sockets=sockets)
-            tg.cancel_scope.cancel()
-    finally:
-        for sock in sockets:
-            sock.close()
-        await _stop_child(process)
-    return state.code
-
-
-def _http_side(token: str | None, environ: dict[str, str]) -> tuple[Any, Any]:
-    """A loaded uvicorn config for a Starlette app serving ``/status``, and the function that adds the MCP
-    routes (``/mcp``, ``/sse``, ``/messages/``) once the proxied server is known (it returns their manager)."""
-    import uvicorn
-    from mcp_proxy.mcp_server import create_single_instance_routes
-    from starlette.applications import Starlette
-    from starlette.responses import JSONResponse
-    from starlette.routing import Route
-
-    async def status(_request: Any) -> Any:
-        return JSONResponse({"status": "ok"})
-
-    app = Starlette(routes=[Route("/status", status)])
-    app.router.redirect_slashes = False
-
-    def add_mcp_routes(proxy: Any) -> Any:
-        routes, manager = create_single_instance_routes(proxy, stateless_instance=False)
-        app.router.routes.extend(routes)
-        return manager
-
-    config = uvicorn.Config(
-        app if token is None else BearerAuth(app, token),
-        lifespan="off",
-        http="h11",  # what "auto" picks here (no httptools), without probing for it
-        ws="none",  # nothing is served over WebSocket
-        log_level=environ.get("MCP_LOG_LEVEL", "info").lower(),
-        timeout_graceful_shutdown=0.5,
-        timeout_keep_alive=5,
-        server_header=False,  # nothing about the stack to an unauthenticated caller
-    )
-    config.load()
-    return add_mcp_routes, config
-
-
-def _uvicorn_server(config: Any) -> Any:
-    import uvicorn
-
-    class Server(uvicorn.Server):
-        """uvicorn without its own signal handling (the gateway decides how to stop); GC back on once up."""
-
-        @contextlib.contextmanager
-        def capture_signals(self):  # type: ignore[override]
-            yield
-
-        def install_signal_handlers(self) -> None:
+        relay = _relay()
+        mcp_http = _sibling("mcp_http")
+        waiting = await asyncio.wait({self.initialized, self.done}, timeout=self.start_timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        if not waiting[0]:
+            log.error("Error: the MCP server did not answer initialize within %.0f s", self.start_timeout)
+            self.code = 1
             return
+        if self.done.done():
+            self.code = self.done.result()
+            return
+        answer = self.initialized.result()
+        if "result" not in answer or not isinstance(answer["result"], dict):
+            log.error("Error: the MCP server failed during initialize: %s", json.dumps(answer.get("error"))[:500])
+            self.code = 1
+            return
+        self.to_server(relay.INITIALIZED)
+        auth = BearerAuth(self.token) if self.token is not None else None
+        self.gateway = mcp_http.Gateway(relay.Relay(answer["result"]), self.to_server, auth)
+        servers = [
+            await asyncio.start_server(lambda r, w: mcp_http.serve_connection(self.gateway, r, w), sock=sock)
+            for sock in self.sockets
+        ]
+        if self.token is None:
+            log.warning("MCP_AUTH_TOKEN is not set: /mcp and /sse are open to anyone who can connect")
+        info = answer["result"].get("serverInfo") or {}
+        names = ", ".join(f"{h}:{self.port}" if ":" not in h else f"[{h}]:{self.port}" for h in self.hosts)
+        log.info(
+            "Serving %s %s on %s (/mcp, /sse, /status; auth %s)",
+            info.get("name", "?"),
+            info.get("version", ""),
+            names,
+            "required" if self.token is not None else "OFF",
+        )
+        sweeper = asyncio.ensure_future(self.sweep_sessions())
+        try:
+            self.code = await self.done
+        finally:
+            sweeper.cancel()
+            for server in servers:
+                server.close()
+            self.gateway.close_streams()  # open SSE responses end; their connections then close
+            await asyncio.sleep(0.05)
 
-        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-            await super().startup(sockets=sockets)
-            _collect_again()
+    async def sweep_sessions(self) -> None:
+        import asyncio
 
-    return Server(config)
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(60)
+            self.gateway.expire_idle(loop.time())
+
+    # --- server pipes ----------------------------------------------------------------------------------
+
+    def to_server(self, message: dict[str, Any]) -> None:
+        import asyncio
+
+        had = bool(self.process.pending)
+        self.process.write(_rpc_line(message))
+        if self.process.pending and not had and self.process.stdin >= 0:
+            asyncio.get_running_loop().add_writer(self.process.stdin, self.on_stdin)
+
+    def on_stdin(self) -> None:
+        import asyncio
+
+        fd = self.process.stdin
+        self.process.write(b"")
+        if not self.process.pending or self.process.stdin < 0:
+            with contextlib.suppress(ValueError, OSError):
+                asyncio.get_running_loop().remove_writer(fd)
+
+    def on_stdout(self) -> None:
+        import asyncio
+
+        try:
+            chunk = os.read(self.process.stdout, 1 << 16)
+        except BlockingIOError:
+            return
+        if not chunk:  # the server closed its stdout: it is ending (the watcher reports its exit)
+            asyncio.get_running_loop().remove_reader(self.process.stdout)
+            asyncio.get_running_loop().call_later(1.0, self.finish, 1, "the MCP server closed its stdout")
+            return
+        *lines, self.buffer = (self.buffer + chunk).split(b"\n")
+        for line in lines:
+            if line.strip():
+                self.on_line(line)
+
+    def on_line(self, line: bytes) -> None:
+        relay = _relay()
+        try:
+            parsed = json.loads(line)
+        except ValueError:
+            parsed = None
+        messages = parsed if isinstance(parsed, list) and parsed else [parsed]
+        if any(relay.kind(m) is None for m in messages):
+            log.warning("ignoring a non-JSON-RPC line on the server's stdout: %r", line[:200])
+            return
+        for message in messages:
+            if self.gateway is not None:
+                try:
+                    self.gateway.from_server(message)
+                except Exception:  # one message the relay cannot route must not stop the others
+                    log.exception("could not relay a message from the server")
+            elif message.get("id") == INIT_ID and relay.kind(message) == "response":
+                if not self.initialized.done():
+                    self.initialized.set_result(message)
+            elif relay.kind(message) == "request":  # e.g. a ping before it answered: answered like later
+                for send in relay.Relay({}).from_server(message):
+                    self.to_server(send.message)
+
+    async def watch_child(self) -> None:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        while (code := self.process.returncode) is None:
+            if self.process.pidfd >= 0:
+                ready = loop.create_future()
+                loop.add_reader(self.process.pidfd, _set_once, ready)
+                try:
+                    await ready
+                finally:
+                    loop.remove_reader(self.process.pidfd)
+            else:
+                await asyncio.sleep(0.05)
+        if not self.stopping:
+            log.error("Error: the MCP server process exited with code %s; stopping", code)
+            self.finish(_exit_code(code))
+
+    def finish(self, code: int, why: str | None = None) -> None:
+        if not self.done.done():
+            if why and not self.stopping:
+                log.error("Error: %s; stopping", why)
+            self.done.set_result(code)
+
+    # --- stopping ----------------------------------------------------------------------------------------
+
+    def stop_requested(self, signum: int) -> None:
+        if self.stopping:
+            self.hard_stop()
+        log.info("%s received: stopping the MCP server", signal.Signals(signum).name)
+        self.stopping = True
+        import threading
+
+        timer = threading.Timer(STOP_DEADLINE_S, self.hard_stop)
+        timer.daemon = True
+        timer.start()
+        self.finish(0)
+
+    def hard_stop(self) -> None:
+        _kill_group(self.process.pid, signal.SIGKILL)
+        os._exit(self.code)
+
+    async def stop_child(self) -> None:
+        """Close stdin, then SIGTERM, then SIGKILL the server's process group, all within ~1 s."""
+        import asyncio
+
+        process = self.process
+        self.stopping = True
+
+        async def exited(within: float) -> bool:
+            deadline = asyncio.get_running_loop().time() + within
+            while process.returncode is None and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.02)
+            return process.returncode is not None
+
+        with contextlib.suppress(ValueError, OSError):
+            asyncio.get_running_loop().remove_writer(process.stdin)
+        process.close_stdin()
+        if not await exited(0.3):
+            _kill_group(process.pid, signal.SIGTERM)
+            await exited(0.6)
+        _kill_group(process.pid, signal.SIGKILL)  # also any grandchild left in the group
+        await exited(0.2)
 
 
 # --- CLI -----------------------------------------------------------------------------------------------

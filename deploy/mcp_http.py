@@ -1,0 +1,459 @@
+"""The gateway's HTTP side: HTTP/1.1 (h11 on asyncio) serving /mcp, /sse + /messages/ and /status.
+
+* ``/mcp`` is the streamable HTTP transport (MCP 2025-03-26, 2025-06-18): POST carries client messages;
+  one carrying requests is answered with a ``text/event-stream`` holding each response and the progress
+  notifications of those requests, then ends (the SDK's default choice too; the spec requires clients to
+  accept it). GET opens the session's stream for server-initiated messages (one per session), DELETE ends
+  the session. ``Mcp-Session-Id`` is issued on initialize; status codes and error bodies follow the spec
+  and the ``mcp`` SDK's server transport.
+* ``/sse`` + ``/messages/?session_id=`` is the HTTP+SSE transport (2024-11-05) as the SDK serves it: an
+  ``endpoint`` event first, 202 for each POST, every answer on the stream.
+* ``/status`` is open; everything else needs what ``auth.allows`` accepts (the gateway's ``BearerAuth``).
+
+Messages go to and come from :class:`relay.Relay` (the multiplexing), unchanged otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs
+
+import h11
+from relay import DEFAULT_HEADER_VERSION, KNOWN_VERSIONS, Relay, Session, encode, kind
+
+log = logging.getLogger("catwalk.http")
+
+MAX_BODY = 4 * 1024 * 1024  # one POSTed JSON-RPC message or batch; larger is refused with 413
+MAX_HEADERS = 64 * 1024  # h11's bound on a request's head
+KEEP_ALIVE_S = 5.0  # an idle keep-alive connection is closed after this long
+SSE_PING_S = 15.0  # a comment on idle streams, so proxies on the way do not close them
+SESSION_IDLE_S = 30 * 60  # a streamable HTTP session unused this long is ended (the SDK's default)
+DENIED = b'{"error":"unauthorized","detail":"send Authorization: Bearer <token>"}'
+
+INVALID_REQUEST = -32600
+PARSE_ERROR = -32700
+
+
+class Request:
+    def __init__(self, event: h11.Request, body: bytes) -> None:
+        self.method = event.method.decode("ascii", "replace")
+        target = event.target.decode("ascii", "replace")
+        self.path, _, self.query = target.partition("?")
+        self.raw_headers = list(event.headers)
+        self.headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in event.headers}
+        self.body = body
+
+
+class Reply:
+    """A complete response."""
+
+    def __init__(self, status: int, body: bytes = b"", content_type: str | None = None, **headers: str) -> None:
+        self.status, self.body = status, body
+        self.headers = [(k.replace("_", "-"), v) for k, v in headers.items()]
+        if content_type:
+            self.headers.append(("content-type", content_type))
+
+
+def json_reply(status: int, value: Any, **headers: str) -> Reply:
+    return Reply(status, json.dumps(value).encode(), "application/json", **headers)
+
+
+def rpc_error(status: int, message: str, code: int = INVALID_REQUEST, **headers: str) -> Reply:
+    """An HTTP error with a JSON-RPC error body, as the SDK's streamable HTTP transport sends them."""
+    body = {"jsonrpc": "2.0", "id": "server-error", "error": {"code": code, "message": message}}
+    return json_reply(status, body, **headers)
+
+
+class Stream:
+    """An SSE response being written: a relay channel. ``put`` never blocks (clients read at their pace)."""
+
+    def __init__(self, expected: int = 0, on_close: Callable[[Stream], None] | None = None) -> None:
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.expected = expected  # responses to write before the stream ends (0: until closed)
+        self.closed = False
+        self._on_close = on_close
+
+    def put(self, message: dict[str, Any]) -> None:
+        if self.closed:
+            return
+        self.queue.put_nowait(b"event: message\r\ndata: " + encode(message) + b"\r\n\r\n")
+        if self.expected and kind(message) == "response":
+            self.expected -= 1
+            if not self.expected:
+                self.close()
+
+    def event(self, name: str, data: str) -> None:
+        self.queue.put_nowait(f"event: {name}\r\ndata: {data}\r\n\r\n".encode())
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.queue.put_nowait(None)
+
+    def ended(self) -> None:
+        """The response is over (all written, or the client went away)."""
+        self.closed = True
+        if self._on_close is not None:
+            callback, self._on_close = self._on_close, None
+            callback(self)
+
+
+class Streaming:
+    """A response whose body is ``stream``'s events."""
+
+    def __init__(self, stream: Stream, **headers: str) -> None:
+        self.status = 200
+        self.stream = stream
+        self.headers = [
+            ("content-type", "text/event-stream"),
+            ("cache-control", "no-cache, no-transform"),
+            *((k.replace("_", "-"), v) for k, v in headers.items()),
+        ]
+
+
+def _accepts(request: Request) -> tuple[bool, bool]:
+    types = [t.strip() for t in request.headers.get("accept", "").split(",")]
+    return any(t.startswith("application/json") for t in types), any(t.startswith("text/event-stream") for t in types)
+
+
+class Gateway:
+    """Routes HTTP requests to the two MCP transports over one :class:`Relay`."""
+
+    def __init__(self, relay: Relay, to_server: Callable[[dict[str, Any]], None], auth: Any) -> None:
+        self.relay = relay
+        self.to_server = to_server
+        self.auth = auth
+        self.streamable: dict[str, float] = {}  # session id -> last use (loop time)
+        self.legacy: set[str] = set()
+        self.streams: set[Stream] = set()
+
+    def deliver(self, sends: list[Any]) -> None:
+        for send in sends:
+            if send.channel is None:
+                self.to_server(send.message)
+            else:
+                send.channel.put(send.message)
+
+    def from_server(self, message: dict[str, Any]) -> None:
+        self.deliver(self.relay.from_server(message))
+
+    def route(self, request: Request) -> Reply | Streaming:
+        if self.auth is not None and not self.auth.allows(request.path, request.raw_headers):
+            return Reply(401, DENIED, "application/json", www_authenticate='Bearer realm="mcp"')
+        if request.path == "/status":
+            if request.method in ("GET", "HEAD"):
+                return json_reply(200, {"status": "ok"})
+            return Reply(405, b"Method Not Allowed", "text/plain", allow="GET, HEAD")
+        if request.path in ("/mcp", "/mcp/"):
+            return self.mcp(request)
+        if request.path == "/sse":
+            if request.method != "GET":
+                return Reply(405, b"Method Not Allowed", "text/plain", allow="GET")
+            return self.sse_open()
+        if request.path in ("/messages", "/messages/"):
+            return self.sse_post(request)
+        return Reply(404, b"Not Found", "text/plain")
+
+    # --- streamable HTTP -------------------------------------------------------------------------------
+
+    def mcp(self, request: Request) -> Reply | Streaming:
+        if request.method == "POST":
+            return self.mcp_post(request)
+        if request.method == "GET":
+            return self.mcp_get(request)
+        if request.method == "DELETE":
+            return self.mcp_delete(request)
+        return rpc_error(405, "Method Not Allowed", allow="GET, POST, DELETE")
+
+    def _session(self, request: Request) -> Session | Reply:
+        """The request's session, or the error the spec asks for (400 missing, 404 unknown, 400 version)."""
+        sid = request.headers.get("mcp-session-id")
+        if not sid:
+            return rpc_error(400, "Bad Request: Missing session ID")
+        session = self.relay.sessions.get(sid) if sid in self.streamable else None
+        if session is None:
+            return rpc_error(404, "Not Found: Session not found")
+        version = request.headers.get("mcp-protocol-version", DEFAULT_HEADER_VERSION)
+        if version not in KNOWN_VERSIONS:
+            supported = ", ".join(KNOWN_VERSIONS)
+            return rpc_error(
+                400, f"Bad Request: Unsupported protocol version: {version}. Supported versions: {supported}"
+            )
+        self.streamable[sid] = asyncio.get_running_loop().time()
+        return session
+
+    def mcp_post(self, request: Request) -> Reply | Streaming:
+        has_json, has_sse = _accepts(request)
+        if not (has_json and has_sse):
+            return rpc_error(406, "Not Acceptable: Client must accept both application/json and text/event-stream")
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            return rpc_error(415, "Unsupported Media Type: Content-Type must be application/json")
+        try:
+            body = json.loads(request.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return rpc_error(400, f"Parse error: {exc}", PARSE_ERROR)
+        messages = body if isinstance(body, list) else [body]
+        if not messages or any(kind(m) is None for m in messages):
+            return rpc_error(400, "Validation error: not a JSON-RPC 2.0 message or batch")
+        requests = [m for m in messages if kind(m) == "request"]
+        initialize = [m for m in requests if m["method"] == "initialize"]
+        if initialize:
+            if len(messages) > 1:
+                return rpc_error(400, "Invalid Request: initialize must be sent alone, not in a batch")
+            if request.headers.get("mcp-session-id"):
+                session = self._session(request)
+                if isinstance(session, Reply):
+                    return session
+            else:
+                sid = secrets.token_hex(16)
+                session = self.relay.open(sid)
+                self.streamable[sid] = asyncio.get_running_loop().time()
+        else:
+            session = self._session(request)
+            if isinstance(session, Reply):
+                return session
+        headers = {"mcp_session_id": session.sid}
+        if not requests:
+            for message in messages:
+                self.deliver(self.relay.from_client(session, message, None))
+            return Reply(202, **headers)
+        stream = Stream(expected=len(requests), on_close=self.streams.discard)
+        self.streams.add(stream)
+        for message in messages:
+            self.deliver(self.relay.from_client(session, message, stream))
+        return Streaming(stream, **headers)
+
+    def mcp_get(self, request: Request) -> Reply | Streaming:
+        if not _accepts(request)[1]:
+            return rpc_error(406, "Not Acceptable: Client must accept text/event-stream")
+        session = self._session(request)
+        if isinstance(session, Reply):
+            return session
+        if session.stream is not None:
+            return rpc_error(409, "Conflict: Only one SSE stream is allowed per session")
+
+        def detach(stream: Stream) -> None:
+            self.streams.discard(stream)
+            if session.stream is stream:
+                session.stream = None
+
+        session.stream = Stream(on_close=detach)
+        self.streams.add(session.stream)
+        return Streaming(session.stream, mcp_session_id=session.sid)
+
+    def mcp_delete(self, request: Request) -> Reply:
+        session = self._session(request)
+        if isinstance(session, Reply):
+            return session
+        self.end(session.sid)
+        return Reply(200, content_type="application/json", mcp_session_id=session.sid)
+
+    def end(self, sid: str) -> None:
+        """End a session (DELETE, idle, legacy stream gone): cancel its requests, close its stream."""
+        self.streamable.pop(sid, None)
+        self.legacy.discard(sid)
+        session = self.relay.sessions.get(sid)
+        if session is not None and session.stream is not None:
+            session.stream.close()
+        self.deliver(self.relay.close(sid))
+        log.debug("session %s ended", sid[:8])
+
+    def expire_idle(self, now: float) -> None:
+        for sid, used in list(self.streamable.items()):
+            session = self.relay.sessions.get(sid)
+            if now - used > SESSION_IDLE_S and (session is None or (session.stream is None and not session.pending)):
+                log.info("session %s unused for %d s: ended", sid[:8], SESSION_IDLE_S)
+                self.end(sid)
+
+    # --- HTTP+SSE (2024-11-05) -----------------------------------------------------------------------------
+
+    def sse_open(self) -> Streaming:
+        sid = secrets.token_hex(16)  # 32 hex digits, the form the SDK's transport uses (a UUID's hex)
+        session = self.relay.open(sid)
+        self.legacy.add(sid)
+
+        def gone(stream: Stream) -> None:
+            self.streams.discard(stream)
+            if sid in self.legacy:
+                self.end(sid)
+
+        session.stream = Stream(on_close=gone)
+        self.streams.add(session.stream)
+        session.stream.event("endpoint", f"/messages/?session_id={sid}")
+        return Streaming(session.stream)
+
+    def sse_post(self, request: Request) -> Reply:
+        if request.method != "POST":
+            return Reply(405, allow="POST")
+        values = parse_qs(request.query).get("session_id")
+        if not values:
+            return Reply(400, b"session_id is required", "text/plain; charset=utf-8")
+        sid = values[0].replace("-", "").lower()
+        if len(sid) != 32 or any(c not in "0123456789abcdef" for c in sid):
+            return Reply(400, b"Invalid session ID", "text/plain; charset=utf-8")
+        session = self.relay.sessions.get(sid) if sid in self.legacy else None
+        if session is None:
+            return Reply(404, b"Could not find session", "text/plain; charset=utf-8")
+        try:
+            message = json.loads(request.body)
+        except (ValueError, UnicodeDecodeError):
+            message = None
+        messages = message if isinstance(message, list) and message else [message]
+        if any(kind(m) is None for m in messages):
+            return Reply(400, b"Could not parse message", "text/plain; charset=utf-8")
+        for one in messages:
+            self.deliver(self.relay.from_client(session, one, session.stream))
+        return Reply(202, b"Accepted", "text/plain; charset=utf-8")
+
+    def close_streams(self) -> None:
+        for stream in list(self.streams):
+            stream.close()
+
+
+# --- HTTP/1.1 connections ------------------------------------------------------------------------------------
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
+
+
+class _Closed(Exception):
+    pass
+
+
+class Connection:
+    """One client connection: requests in turn (keep-alive), each answered whole or as a stream."""
+
+    def __init__(self, gateway: Gateway, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.gateway = gateway
+        self.reader, self.writer = reader, writer
+        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADERS)
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        self.peer = f"[{peer[0]}]:{peer[1]}" if ":" in str(peer[0]) else f"{peer[0]}:{peer[1]}"
+        self._read: asyncio.Task[bytes] | None = None
+
+    async def _next_event(self, timeout: float | None) -> Any:
+        while True:
+            event = self.conn.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            data = await self._receive(timeout)
+            self.conn.receive_data(data)
+
+    async def _receive(self, timeout: float | None) -> bytes:
+        if self._read is None:
+            self._read = asyncio.ensure_future(self.reader.read(65536))
+        done, _ = await asyncio.wait({self._read}, timeout=timeout)
+        if not done:
+            raise _Closed
+        task, self._read = self._read, None
+        return task.result()
+
+    async def _send(self, *events: Any) -> None:
+        for event in events:
+            data = self.conn.send(event)
+            if data:
+                self.writer.write(data)
+        await self.writer.drain()
+
+    async def run(self) -> None:
+        try:
+            while True:
+                event = await self._next_event(KEEP_ALIVE_S)
+                if not isinstance(event, h11.Request):  # ConnectionClosed: the client is done
+                    return
+                body = await self._body(event)
+                if body is None:
+                    return
+                request = Request(event, body)
+                try:
+                    response = self.gateway.route(request)
+                except Exception:
+                    log.exception("error handling %s %s", request.method, request.path)
+                    response = rpc_error(500, "Internal Server Error", -32603)
+                log.info('%s - "%s %s HTTP/%s" %d', self.peer, request.method, request.path,
+                         event.http_version.decode(), response.status)  # fmt: skip
+                if isinstance(response, Streaming):
+                    await self._stream(response)
+                else:
+                    await self._reply(response, head=request.method == "HEAD")
+                if self.conn.our_state is h11.MUST_CLOSE or self.conn.their_state is not h11.DONE:
+                    return
+                self.conn.start_next_cycle()
+        except (_Closed, ConnectionError, h11.ProtocolError, asyncio.IncompleteReadError) as exc:
+            if isinstance(exc, h11.RemoteProtocolError) and self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                with contextlib.suppress(Exception):
+                    await self._reply(Reply(exc.error_status_hint, b"Bad Request", "text/plain"))
+        except Exception:  # a bug here must end this connection only, never the gateway
+            log.exception("error on the connection from %s", self.peer)
+        finally:
+            if self._read is not None:
+                self._read.cancel()
+            self.writer.close()
+
+    async def _body(self, head: h11.Request) -> bytes | None:
+        """The request's body; None (413 sent, or the client gone) past MAX_BODY."""
+        chunks, size = [], 0
+        while True:
+            event = await self._next_event(KEEP_ALIVE_S * 6)
+            if isinstance(event, h11.Data):
+                size += len(event.data)
+                if size <= MAX_BODY:
+                    chunks.append(event.data)
+                elif size > 4 * MAX_BODY:
+                    return None  # not worth reading to the end to say so
+            elif isinstance(event, h11.EndOfMessage):
+                if size <= MAX_BODY:
+                    return b"".join(chunks)
+                # Refused once read whole: a client still sending would not see an answer sent earlier.
+                await self._reply(Reply(413, b"Request body too large", "text/plain", connection="close"))
+                return None
+            else:
+                return None
+
+    async def _reply(self, reply: Reply, head: bool = False) -> None:
+        headers = [*reply.headers, ("content-length", str(len(reply.body)))]
+        await self._send(h11.Response(status_code=reply.status, headers=headers, reason=_reason(reply.status)))
+        await self._send(*([] if head else [h11.Data(data=reply.body)]), h11.EndOfMessage())
+
+    async def _stream(self, response: Streaming) -> None:
+        stream = response.stream
+        try:
+            await self._send(h11.Response(status_code=200, headers=response.headers, reason=b"OK"))
+            while True:
+                get = asyncio.ensure_future(stream.queue.get())
+                if self._read is None:
+                    self._read = asyncio.ensure_future(self.reader.read(65536))
+                done, _ = await asyncio.wait({get, self._read}, timeout=SSE_PING_S, return_when="FIRST_COMPLETED")
+                if get not in done:
+                    get.cancel()
+                if self._read in done:  # the client sent more (pipelining) or closed the connection
+                    data, self._read = self._read.result(), None
+                    if not data:
+                        raise _Closed
+                    self.conn.receive_data(data)
+                if not done:
+                    await self._send(h11.Data(data=b": ping\r\n\r\n"))
+                if get in done:
+                    item = get.result()
+                    if item is None:
+                        break
+                    await self._send(h11.Data(data=item))
+            await self._send(h11.EndOfMessage())
+        finally:
+            stream.ended()
+
+
+async def serve_connection(gateway: Gateway, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await Connection(gateway, reader, writer).run()
