@@ -19,9 +19,8 @@ import asyncio
 import contextlib
 import json
 import logging
-import secrets
+import os
 from collections.abc import Callable
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -116,6 +115,11 @@ class Streaming:
             ("cache-control", "no-cache, no-transform"),
             *((k.replace("_", "-"), v) for k, v in headers.items()),
         ]
+
+
+def new_session_id() -> str:
+    """128 bits from the OS's CSPRNG as 32 hex digits (the form the SDK's SSE transport uses: a UUID's hex)."""
+    return os.urandom(16).hex()
 
 
 def _accepts(request: Request) -> tuple[bool, bool]:
@@ -213,7 +217,7 @@ class Gateway:
                 if isinstance(session, Reply):
                     return session
             else:
-                sid = secrets.token_hex(16)
+                sid = new_session_id()
                 session = self.relay.open(sid)
                 self.streamable[sid] = asyncio.get_running_loop().time()
         else:
@@ -276,7 +280,7 @@ class Gateway:
     # --- HTTP+SSE (2024-11-05) -----------------------------------------------------------------------------
 
     def sse_open(self) -> Streaming:
-        sid = secrets.token_hex(16)  # 32 hex digits, the form the SDK's transport uses (a UUID's hex)
+        sid = new_session_id()
         session = self.relay.open(sid)
         self.legacy.add(sid)
 
@@ -321,11 +325,13 @@ class Gateway:
 # --- HTTP/1.1 connections ------------------------------------------------------------------------------------
 
 
+REASONS = {200: b"OK", 202: b"Accepted", 400: b"Bad Request", 401: b"Unauthorized", 404: b"Not Found",
+           405: b"Method Not Allowed", 406: b"Not Acceptable", 409: b"Conflict", 413: b"Content Too Large",
+           415: b"Unsupported Media Type", 500: b"Internal Server Error"}  # fmt: skip
+
+
 def _reason(status: int) -> bytes:
-    try:
-        return HTTPStatus(status).phrase.encode()
-    except ValueError:
-        return b""
+    return REASONS.get(status, b"")
 
 
 class _Closed(Exception):
@@ -403,7 +409,11 @@ class Connection:
             self.writer.close()
 
     async def _body(self, head: h11.Request) -> bytes | None:
-        """The request's body; None (413 sent, or the client gone) past MAX_BODY."""
+        """The request's body; None (413 sent, or the client gone) past MAX_BODY (the SDK's limit too)."""
+        declared = dict(head.headers).get(b"content-length", b"0")
+        if declared.isdigit() and int(declared) > 4 * MAX_BODY:  # not worth reading to the end to say so
+            await self._reply(Reply(413, b"Request body too large", "text/plain", connection="close"))
+            return None
         chunks, size = [], 0
         while True:
             event = await self._next_event(KEEP_ALIVE_S * 6)
@@ -412,7 +422,7 @@ class Connection:
                 if size <= MAX_BODY:
                     chunks.append(event.data)
                 elif size > 4 * MAX_BODY:
-                    return None  # not worth reading to the end to say so
+                    return None
             elif isinstance(event, h11.EndOfMessage):
                 if size <= MAX_BODY:
                     return b"".join(chunks)

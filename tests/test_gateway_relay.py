@@ -334,3 +334,22 @@ def test_a_body_over_the_limit_is_refused_with_413(tmp_path: Path) -> None:
         assert response.status_code == 413
         assert httpx.get(served.url(path="/status"), timeout=5).status_code == 200  # and it keeps serving
         assert "notifications/x" not in received_methods(received)
+
+
+def test_sigterm_with_streams_open_ends_them_and_exits_within_2s(tmp_path: Path) -> None:
+    with gateway(tmp_path) as (served, _received), httpx.Client(timeout=10) as http:
+        _, sid = initialize(served)
+        get_headers = {**AUTH, "Accept": "text/event-stream", "Mcp-Session-Id": sid}
+        call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "slow",
+                "arguments": {"steps": 1, "delay": 30}}}  # fmt: skip
+        post_headers = {**AUTH, **ACCEPT, "Mcp-Session-Id": sid}
+        with (
+            http.stream("GET", served.url(), headers=get_headers) as standalone,
+            http.stream("GET", served.url(path="/sse"), headers=AUTH) as legacy,
+            http.stream("POST", served.url(), json=call, headers=post_headers) as pending,
+        ):
+            assert (standalone.status_code, legacy.status_code, pending.status_code) == (200, 200, 200)
+            started = time.monotonic()
+            served.process.terminate()
+            assert served.wait(5) == 0
+            assert time.monotonic() - started < 2.0
