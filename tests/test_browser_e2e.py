@@ -134,6 +134,11 @@ def installed_env(home: Path, chromium: str, spec: str) -> dict[str, str]:
     return env
 
 
+def serve_env(env: dict[str, str], work: Path) -> dict[str, str]:
+    """The server's temporary files (mcp-mermaid writes /tmp/mermaid-tmp-css.css) go to the test's directory."""
+    return {**env, "TMPDIR": str(work)}
+
+
 async def _call(url: str, calls: list[tuple[str, dict]]) -> list[list]:
     results = []
     headers = {"Authorization": f"Bearer {TOKEN}"}
@@ -169,7 +174,7 @@ def text_of(content: list) -> str:
 def test_fetcher_mcp_reads_a_loopback_page_with_debian_chromium(home, chromium, page, tmp_path, monkeypatch):
     env = installed_env(home, chromium, "fetcher-mcp@0.3.9")
     monkeypatch.chdir(tmp_path)
-    with serving(env, "serve") as served:
+    with serving(serve_env(env, tmp_path), "serve") as served:
         (content,) = call_tools(served, ("fetch_url", {"url": page.url}))
     text = text_of(content)
     assert page.sentence in text and page.title in text
@@ -181,7 +186,7 @@ def test_mcp_mermaid_installs_despite_its_with_deps_postinstall_and_renders_a_di
     env = installed_env(home, chromium, "mcp-mermaid@0.4.1")
     monkeypatch.chdir(tmp_path)
     diagram = "graph TD;\n  Catwalk-->Chromium;"
-    with serving(env, "serve") as served:
+    with serving(serve_env(env, tmp_path), "serve") as served:
         svg, png = call_tools(
             served,
             ("generate_mermaid_diagram", {"mermaid": diagram, "outputType": "svg"}),
@@ -197,7 +202,7 @@ def test_mcp_mermaid_installs_despite_its_with_deps_postinstall_and_renders_a_di
 def test_puppeteer_server_launches_the_system_browser_headless(home, chromium, page, tmp_path, monkeypatch):
     env = installed_env(home, chromium, "@modelcontextprotocol/server-puppeteer@2025.5.12")
     monkeypatch.chdir(tmp_path)
-    with serving(env, "serve") as served:
+    with serving(serve_env(env, tmp_path), "serve") as served:
         navigated, evaluated = call_tools(
             served,
             ("puppeteer_navigate", {"url": page.url}),
@@ -212,7 +217,7 @@ def test_playwright_mcp_default_chrome_channel_opens_the_page(
 ):
     env = installed_env(home, chromium, "@playwright/mcp@0.0.83")
     monkeypatch.chdir(tmp_path)  # it writes snapshots into its working directory
-    with serving(env, "serve") as served:
+    with serving(serve_env(env, tmp_path), "serve") as served:
         navigated, evaluated = call_tools(
             served,
             ("browser_navigate", {"url": page.url}),
@@ -229,7 +234,7 @@ def test_chrome_devtools_mcp_bundled_puppeteer_opens_the_page_in_chrome_channel(
     env = installed_env(home, chromium, "chrome-devtools-mcp@1.11.0")
     monkeypatch.chdir(tmp_path)
     env["HOME"] = str(tmp_path)  # its browser profile goes under ~/.cache
-    with serving(env, "serve") as served:
+    with serving(serve_env(env, tmp_path), "serve") as served:
         (opened,) = call_tools(served, ("new_page", {"url": page.url}))
     assert f"{page.title} ({page.url}) [selected]" in text_of(opened)
 
@@ -239,7 +244,7 @@ def test_executeautomation_playwright_server_with_two_playwright_cores_reads_the
 ):
     env = installed_env(home, chromium, "@executeautomation/playwright-mcp-server@1.0.12")
     monkeypatch.chdir(tmp_path)
-    with serving(env, "serve") as served:
+    with serving(serve_env(env, tmp_path), "serve") as served:
         navigated, visible = call_tools(
             served, ("playwright_navigate", {"url": page.url}), ("playwright_get_visible_text", {})
         )
