@@ -210,3 +210,51 @@ def test_without_a_browser_need_the_install_runs_scripts_normally_with_downloads
     (install,) = npm_calls(tools)
     assert "--ignore-scripts" not in install["argv"]
     assert install["env"]["PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD"] == "1"
+
+
+# --- Python servers: the playwright package's bundled driver --------------------------------------------
+
+FAKE_UV = f"""#!{sys.executable}
+import json, os, sys
+args = sys.argv[1:]
+if args[0] == "venv":
+    os.makedirs(os.path.join(args[-1], "bin"))
+    sys.exit(0)
+env = os.path.dirname(os.path.dirname(args[args.index("--python") + 1]))
+exe = os.path.join(env, "bin", "shot-mcp")
+open(exe, "w").write("#!/bin/sh\\n")
+os.chmod(exe, 0o755)
+driver = os.path.join(env, "lib", "python3.12", "site-packages", "playwright", "driver", "package")
+os.makedirs(os.path.join(driver, "lib", "server", "registry"))
+open(os.path.join(driver, "package.json"), "w").write(json.dumps({{"name": "playwright-core"}}))
+open(os.path.join(driver, "lib", "server", "registry", "index.js"), "w").write('''
+const path = require("path");
+exports.registry = {{ findExecutable(name) {{
+    if (name !== "chromium") return undefined;
+    const dir = path.join(process.env.PLAYWRIGHT_BROWSERS_PATH, "chromium-77");
+    return {{ directory: dir, executablePath: () => path.join(dir, "chrome-linux64", "chrome") }};
+}} }};
+''')
+"""
+
+
+def test_a_python_servers_playwright_driver_finds_the_system_browser(tmp_path, tools):
+    uv = tmp_path / "uv"
+    uv.write_text(FAKE_UV)
+    uv.chmod(0o755)
+    env = base_env(
+        tmp_path / "home",
+        MCP_RUNTIME="python",
+        MCP_PACKAGE="shot-mcp==1.2.3",
+        MCP_LAUNCH='["shot-mcp"]',
+        MCP_EXCLUDE_NEWER="none",
+        UV=str(uv),
+        MCP_BROWSER=str(tools["browser"]),
+        MCP_NEEDS_BROWSER="chromium",
+    )
+    result = run_entrypoint(env, "install", timeout=120)
+    assert result.returncode == 0, result.stderr
+    browsers = tmp_path / "home" / "python" / "shot-mcp==1.2.3" / ".browsers"
+    chrome = browsers / "chromium-77" / "chrome-linux64" / "chrome"
+    assert os.readlink(chrome) == str(tmp_path / "home" / ".browser" / "chromium")
+    assert "Playwright chromium of lib/python3.12/site-packages/playwright/driver/package" in result.stderr
