@@ -79,11 +79,13 @@ class Stream:
         self.closed = False
         self._on_close = on_close
 
-    def put(self, message: dict[str, Any]) -> None:
+    def put(self, message: dict[str, Any] | None) -> None:
+        """Write ``message``; None: one answer this stream waits for will not come (see ``relay.Send``)."""
         if self.closed:
             return
-        self.queue.put_nowait(b"event: message\r\ndata: " + encode(message) + b"\r\n\r\n")
-        if self.expected and kind(message) == "response":
+        if message is not None:
+            self.queue.put_nowait(b"event: message\r\ndata: " + encode(message) + b"\r\n\r\n")
+        if self.expected and (message is None or kind(message) == "response"):
             self.expected -= 1
             if not self.expected:
                 self.close()

@@ -109,11 +109,15 @@ def error(request_id: Any, code: int, message: str) -> dict[str, Any]:
 
 
 class Send:
-    """Deliver ``message`` to ``channel`` (a client's), or to the server when ``channel`` is None."""
+    """Deliver ``message`` to ``channel`` (a client's), or to the server when ``channel`` is None.
+
+    ``message`` None: no answer will come on ``channel`` for one of its requests (cancelled, or its session
+    ended), so a channel waiting for a set number of answers need not wait for it.
+    """
 
     __slots__ = ("channel", "message")
 
-    def __init__(self, channel: Any, message: dict[str, Any]) -> None:
+    def __init__(self, channel: Any, message: dict[str, Any] | None) -> None:
         self.channel, self.message = channel, message
 
     def __repr__(self) -> str:
@@ -172,9 +176,11 @@ class Relay:
             return []
         out = []
         for upstream_id in list(session.pending.values()):
-            self._forget(upstream_id)
+            route = self._forget(upstream_id)
             params = {"requestId": upstream_id, "reason": "client session ended"}
             out.append(Send(None, {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": params}))
+            if route is not None and route.channel is not None:
+                out.append(Send(route.channel, None))
         session.pending.clear()
         return out
 
@@ -230,8 +236,9 @@ class Relay:
         if not isinstance(params, dict) or params.get("requestId") not in session.pending:
             return []  # already answered, or not this session's request
         upstream_id = session.pending[params["requestId"]]
-        self._forget(upstream_id)  # the server will not answer (or its late answer is dropped)
-        return [Send(None, {**message, "params": {**params, "requestId": upstream_id}})]
+        route = self._forget(upstream_id)  # the server will not answer (or its late answer is dropped)
+        forwarded = Send(None, {**message, "params": {**params, "requestId": upstream_id}})
+        return [forwarded] if route is None or route.channel is None else [forwarded, Send(route.channel, None)]
 
     # --- server -> client --------------------------------------------------------------------------------
 

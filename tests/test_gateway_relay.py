@@ -353,3 +353,28 @@ def test_sigterm_with_streams_open_ends_them_and_exits_within_2s(tmp_path: Path)
             served.process.terminate()
             assert served.wait(5) == 0
             assert time.monotonic() - started < 2.0
+
+
+def test_a_cancellation_reaches_the_server_under_the_id_the_server_knows(tmp_path: Path) -> None:
+    with gateway(tmp_path) as (served, received), httpx.Client(timeout=10) as http:
+        _, sid = initialize(served)
+        headers = {**AUTH, **ACCEPT, "Mcp-Session-Id": sid}
+        call = {"jsonrpc": "2.0", "id": "mine", "method": "tools/call", "params": {"name": "slow",
+                "arguments": {"steps": 1, "delay": 30}}}  # fmt: skip
+        with http.stream("POST", served.url(), json=call, headers=headers) as pending:
+            assert pending.status_code == 200
+            cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled",
+                      "params": {"requestId": "mine", "reason": "changed my mind"}}  # fmt: skip
+            assert http.post(served.url(), json=cancel, headers=headers).status_code == 202
+            # The stream of the cancelled request ends without an answer (the spec: none is sent).
+            assert pending.read() == b""
+        deadline = time.monotonic() + 5
+        while "notifications/cancelled" not in received_methods(received):
+            assert time.monotonic() < deadline, received.read_text()
+            time.sleep(0.05)
+        seen = [json.loads(line) for line in received.read_text().splitlines()]
+        [upstream_call] = [m for m in seen if m.get("method") == "tools/call"]
+        [upstream_cancel] = [m for m in seen if m.get("method") == "notifications/cancelled"]
+        assert upstream_call["id"] != "mine"  # the server saw the gateway's id for it...
+        assert upstream_cancel["params"] == {"requestId": upstream_call["id"], "reason": "changed my mind"}
+        assert upstream_call["params"] == call["params"]  # ...and otherwise the request as sent

@@ -110,8 +110,10 @@ def test_cancellation_names_the_upstream_request_and_drops_its_late_answer(hub) 
     [to_a] = upstream(hub.from_client(a, request(9, "tools/call", {"name": "x"}), "post-a"))
     cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 9, "reason": "bored"}}
     assert hub.from_client(b, cancel, None) == []  # another session cannot cancel a's request
-    [forwarded] = upstream(hub.from_client(a, cancel, None))
+    sends = hub.from_client(a, cancel, None)
+    [forwarded] = upstream(sends)
     assert forwarded["params"] == {"requestId": to_a["id"], "reason": "bored"}
+    assert to_clients(sends) == [("post-a", None)]  # post-a will get no answer for it: it need not wait
     assert hub.from_server({"jsonrpc": "2.0", "id": to_a["id"], "result": {}}) == []
     assert hub.from_client(a, cancel, None) == []  # nothing left to cancel
 
@@ -119,8 +121,10 @@ def test_cancellation_names_the_upstream_request_and_drops_its_late_answer(hub) 
 def test_a_session_that_ends_cancels_its_requests_in_flight(hub) -> None:
     a = hub.open("a")
     [to_a] = upstream(hub.from_client(a, request(1, "tools/call", {"name": "x"}), "post-a"))
-    [cancel] = upstream(hub.close("a"))
+    sends = hub.close("a")
+    [cancel] = upstream(sends)
     assert cancel["method"] == "notifications/cancelled" and cancel["params"]["requestId"] == to_a["id"]
+    assert to_clients(sends) == [("post-a", None)]
     assert "a" not in hub.sessions and hub.from_server({"jsonrpc": "2.0", "id": to_a["id"], "result": {}}) == []
 
 
