@@ -15,7 +15,7 @@ protocol revisions add) and took ~0.33 s of imports before it could answer. Modu
 * **Lifecycle.** The server process is spawned here so that its death ends the gateway with a non-zero
   code (Fly then restarts the machine) and SIGTERM stops its whole process group within 2 s.
 * **Speed.** The sockets are bound, the server spawned and its initialize request written to its stdin
-  before anything else is imported, so it boots while asyncio and h11 load (~20 ms) and early clients
+  before anything else is imported, so it boots while asyncio and h11 load (a few tens of ms) and early clients
   queue instead of being refused; only what precedes the spawn is imported at module level.
 * **Secrets.** ``MCP_AUTH_TOKEN`` is removed from the server's environment: a third-party server has no
   business reading the gateway's credential. The token is never logged.
@@ -44,7 +44,9 @@ from pathlib import Path
 # delays the server's own start. logging, typing, hashlib, shutil, … load where they are used, after it.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import asyncio
     from typing import Any
+# asyncio itself is imported by start() once the server runs, as the module global _Gateway uses.
 
 LOG_FORMAT = "[%(levelname).1s %(asctime)s %(name)s] %(message)s"
 
@@ -424,6 +426,7 @@ def start(argv: list[str], hosts: list[str], port: int, environ: dict[str, str])
         # as it can, while the gateway imports its HTTP side.
         process.write(_rpc_line(_relay().initialize_request(INIT_ID)))
         _configure_logging()
+        global asyncio  # for the methods of _Gateway below; imported only now, after the spawn
         import asyncio
 
         return asyncio.run(_Gateway(process, sockets, hosts, port, token, start_timeout).run())
@@ -478,8 +481,6 @@ class _Gateway:
         self.buffer = b""
 
     async def run(self) -> int:
-        import asyncio
-
         loop = asyncio.get_running_loop()
         self.done = loop.create_future()  # set to the exit code: a stop request, the server's end, a failure
         self.initialized = loop.create_future()  # the server's initialize result
@@ -501,8 +502,6 @@ class _Gateway:
         return self.code
 
     async def start_and_serve(self) -> None:
-        import asyncio
-
         relay = _relay()
         mcp_http = _sibling("mcp_http")
         waiting = await asyncio.wait({self.initialized, self.done}, timeout=self.start_timeout,
@@ -548,8 +547,6 @@ class _Gateway:
             await asyncio.sleep(0.05)
 
     async def sweep_sessions(self) -> None:
-        import asyncio
-
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(60)
@@ -558,16 +555,12 @@ class _Gateway:
     # --- server pipes ----------------------------------------------------------------------------------
 
     def to_server(self, message: dict[str, Any]) -> None:
-        import asyncio
-
         had = bool(self.process.pending)
         self.process.write(_rpc_line(message))
         if self.process.pending and not had and self.process.stdin >= 0:
             asyncio.get_running_loop().add_writer(self.process.stdin, self.on_stdin)
 
     def on_stdin(self) -> None:
-        import asyncio
-
         fd = self.process.stdin
         self.process.write(b"")
         if not self.process.pending or self.process.stdin < 0:
@@ -575,8 +568,6 @@ class _Gateway:
                 asyncio.get_running_loop().remove_writer(fd)
 
     def on_stdout(self) -> None:
-        import asyncio
-
         try:
             chunk = os.read(self.process.stdout, 1 << 16)
         except BlockingIOError:
@@ -614,8 +605,6 @@ class _Gateway:
                     self.to_server(send.message)
 
     async def watch_child(self) -> None:
-        import asyncio
-
         loop = asyncio.get_running_loop()
         while (code := self.process.returncode) is None:
             if self.process.pidfd >= 0:
@@ -657,8 +646,6 @@ class _Gateway:
 
     async def stop_child(self) -> None:
         """Close stdin, then SIGTERM, then SIGKILL the server's process group, all within ~1 s."""
-        import asyncio
-
         process = self.process
         self.stopping = True
 
