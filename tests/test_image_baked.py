@@ -300,7 +300,11 @@ def test_the_bake_hash_covers_the_browser():
     assert baked_build(**server, browser=True).content_hash != baked_build(**server).content_hash
 
 
-@pytest.mark.parametrize("value", ["yes", 1, None])
+@pytest.mark.parametrize("value", ["yes", 1, "false"])
 def test_browser_must_be_a_boolean_naming_the_field(value):
     with pytest.raises(BakeError, match=r"^browser: must be true or false"):
         baked_build(base=BASE, **SERVERS["npm"], browser=value)
+
+
+def test_a_resource_recorded_without_the_browser_field_bakes_as_before():
+    assert baked_build(base=BASE, **SERVERS["npm"], browser=None) == baked_build(base=BASE, **SERVERS["npm"])

@@ -222,18 +222,20 @@ def baked_build(
     launch: list[str] | str,
     resolved_at: str,
     entrypoint: str = ENTRYPOINT_PATH,
-    browser: bool = False,
+    browser: bool | None = False,
 ) -> BakedBuild:
     """Validate one server's values and return its Dockerfile, build args and content hash.
 
     ``browser``: the server drives a browser (detection's ``RuntimeSpec.browser``): its image gets Chromium.
+    None (a resource recorded before the field existed) means no browser.
     """
     check_runtime(runtime)
     check_pinned_package(runtime, package)
     launch_text = check_launch(launch)
     check_resolved_at(resolved_at)
-    if not isinstance(browser, bool):
+    if browser is not None and not isinstance(browser, bool):
         raise BakeError(f"browser: must be true or false, got {browser!r}")
+    browser = bool(browser)
     dockerfile = render_baked_dockerfile(base=base, entrypoint=entrypoint, browser=browser)
     args = dict(zip(SERVER_ARGS, (runtime, package, launch_text, resolved_at), strict=True))
     digest = hashlib.sha256(b"catwalk-baked-v1\n")
