@@ -365,10 +365,19 @@ $list
 LIST
     [ "$#" -gt 0 ] || return 0
     printf 'Running the install scripts of %s\n' "$*" >&2
+    set -- "$npm" rebuild --prefix "$env_dir" --no-audit --no-fund --no-update-notifier "$@"
+    # Native modules build for the Node that runs the server (its own, from engines.node, if it has one),
+    # against that Node's headers: no download from nodejs.org.
+    if [ -x "$node_dir/bin/node" ]; then
+        set -- "PATH=$node_dir/bin:$PATH" "$@"
+        [ ! -f "$node_dir/include/node/common.gypi" ] || set -- "npm_config_nodedir=$node_dir" "$@"
+    else
+        nodedir=$(node_headers_prefix)
+        [ -z "$nodedir" ] || set -- "npm_config_nodedir=$nodedir" "$@"
+    fi
     widen= # nothing resolves here: a failure is final
     run_installer "npm rebuild" env PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 PUPPETEER_SKIP_DOWNLOAD=1 \
-        "PLAYWRIGHT_BROWSERS_PATH=$browsers_dir" "PUPPETEER_EXECUTABLE_PATH=$browser_wrapper" \
-        "$npm" rebuild --prefix "$env_dir" --no-audit --no-fund --no-update-notifier "$@"
+        "PLAYWRIGHT_BROWSERS_PATH=$browsers_dir" "PUPPETEER_EXECUTABLE_PATH=$browser_wrapper" "$@"
 }
 
 install_browser() {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ import json, os, sys
 args = sys.argv[1:]
 with open(os.environ["FAKE_LOG"], "a") as log:
     log.write(json.dumps({{"argv": args, "env": {{k: v for k, v in os.environ.items()
-                          if k.startswith(("PLAYWRIGHT_", "PUPPETEER_"))}}}}) + "\\n")
+                          if k.startswith(("PLAYWRIGHT_", "PUPPETEER_", "npm_config_nodedir"))}}}}) + "\\n")
 prefix = args[args.index("--prefix") + 1]
 if args[0] != "install":
     sys.exit(0)
@@ -152,6 +153,10 @@ def test_install_downloads_no_browser_and_runs_the_scripts_later_without_the_ser
     # The dependency's install script runs; the server's own `playwright install --with-deps` does not.
     assert rebuild["argv"][0] == "rebuild" and rebuild["argv"][-1] == "native-dep" and "shot-mcp" not in rebuild["argv"]
     assert "Skipping shot-mcp@1.2.3's own browser install (playwright install --with-deps chromium)" in result.stderr
+    # Native modules of the later scripts build against the same local Node headers as the install's would.
+    node_prefix = Path(shutil.which("node") or "/usr/bin/node").resolve().parent.parent
+    headers = str(node_prefix) if (node_prefix / "include" / "node" / "common.gypi").is_file() else None
+    assert rebuild["env"].get("npm_config_nodedir") == install["env"].get("npm_config_nodedir") == headers
 
 
 def test_a_servers_own_script_that_installs_no_browser_still_runs(tmp_path, tools):
