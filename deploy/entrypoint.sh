@@ -147,6 +147,7 @@ case $browser in
 esac
 browser_wrapper=$home/.browser/chromium # what every expected browser path leads to
 browsers_dir=$env_dir/.browsers         # PLAYWRIGHT_BROWSERS_PATH of this server
+pyppeteer_chrome_dir=$browsers_dir/pyppeteer/local-chromium/system/chrome-linux
 chrome_channel=/opt/google/chrome/chrome # Google Chrome's path: Playwright's and Puppeteer's "chrome" channel
 
 if [ -n "${MCP_EXCLUDE_NEWER-}" ] && [ "$MCP_EXCLUDE_NEWER" != none ]; then
@@ -380,12 +381,25 @@ LIST
         "PLAYWRIGHT_BROWSERS_PATH=$browsers_dir" "PUPPETEER_EXECUTABLE_PATH=$browser_wrapper" "$@"
 }
 
+# pyppeteer (Python) runs <PYPPETEER_HOME>/local-chromium/<PYPPETEER_CHROMIUM_REVISION>/chrome-linux/chrome; serve
+# sets both so that path is this link, whatever pyppeteer's version.
+link_pyppeteer() {
+    for found in "$env_dir"/lib/python*/site-packages/pyppeteer/__init__.py; do
+        [ -f "$found" ] || continue
+        mkdir -p "$pyppeteer_chrome_dir"
+        ln -sfn "$browser_wrapper" "$pyppeteer_chrome_dir/chrome"
+        printf 'pyppeteer chromium -> %s\n' "$browser" >&2
+        return 0
+    done
+}
+
 install_browser() {
     [ -n "$browser" ] || return 0
     [ -x "$browser" ] || printf 'Warning: MCP_BROWSER=%s is not executable here; it must be where the server runs\n' \
         "$browser" >&2
     write_browser_wrapper
     link_browsers
+    [ "$runtime" != python ] || link_pyppeteer
     if [ "$runtime" = npm ] && [ -n "$needs_browser" ]; then run_install_scripts; fi
     # Playwright's "chrome" channel and Puppeteer's "chrome" (the default of @playwright/mcp and
     # chrome-devtools-mcp) are Google Chrome at this fixed path; only root can link it (the baked image does).
@@ -592,15 +606,16 @@ esac
 [ ! -x "$node_dir/bin/node" ] || PATH=$node_dir/bin:$PATH
 export PATH
 
-# A server that drives a browser finds the system Chromium (Playwright through its links in $browsers_dir,
-# Puppeteer and chrome-launcher through their variables) and never downloads one.
+# A server that drives a browser finds the system Chromium (Playwright and pyppeteer through links in
+# $browsers_dir, Puppeteer and chrome-launcher through their variables) and never downloads one.
 if [ -n "$needs_browser" ] || [ -d "$browsers_dir" ]; then
     require_browser
     [ -x "$browser" ] || die "$package drives a browser and MCP_BROWSER=$browser is not executable (is Chromium installed?)"
     [ -x "$browser_wrapper" ] || die "$package drives a browser and $browser_wrapper is missing: run \`entrypoint.sh install\`"
     export PLAYWRIGHT_BROWSERS_PATH="$browsers_dir" PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
         PLAYWRIGHT_SKIP_VALIDATE_HOST_REQUIREMENTS=1 PUPPETEER_EXECUTABLE_PATH="$browser_wrapper" \
-        PUPPETEER_SKIP_DOWNLOAD=1 CHROME_PATH="$browser_wrapper"
+        PUPPETEER_SKIP_DOWNLOAD=1 CHROME_PATH="$browser_wrapper" PYPPETEER_HOME="$browsers_dir/pyppeteer" \
+        PYPPETEER_CHROMIUM_REVISION=system
 fi
 
 # The gateway prints the banner once MCP_LAUNCH and MCP_ARGS have passed validation, then serves.

@@ -65,6 +65,7 @@ def test_a_server_that_bundles_its_driver_is_known_by_name():
     [
         (["mcp>=1.2", "playwright>=1.40"], "depends on playwright>=1.40"),
         (["Patchright==1.50.0"], "depends on Patchright==1.50.0"),
+        (["pyppeteer>=1.0.2"], "depends on pyppeteer>=1.0.2"),
         (["mcp", "playwright>=1.40; extra == 'browser'"], None),  # an optional extra is not the server's need
         (["mcp", "not a requirement !!"], None),
     ],

@@ -227,7 +227,9 @@ if args[0] == "venv":
     sys.exit(0)
 env = os.path.dirname(os.path.dirname(args[args.index("--python") + 1]))
 exe = os.path.join(env, "bin", "shot-mcp")
-open(exe, "w").write("#!/bin/sh\\n")
+open(exe, "w").write('#!/bin/sh\\nenv > "$FAKE_ENV_OUT"\\n')  # the server's environment, then exit
+os.makedirs(os.path.join(env, "lib", "python3.12", "site-packages", "pyppeteer"))
+open(os.path.join(env, "lib", "python3.12", "site-packages", "pyppeteer", "__init__.py"), "w").write("")
 os.chmod(exe, 0o755)
 driver = os.path.join(env, "lib", "python3.12", "site-packages", "playwright", "driver", "package")
 os.makedirs(os.path.join(driver, "lib", "server", "registry"))
@@ -243,7 +245,7 @@ exports.registry = {{ findExecutable(name) {{
 """
 
 
-def test_a_python_servers_playwright_driver_finds_the_system_browser(tmp_path, tools):
+def test_a_python_servers_playwright_driver_and_pyppeteer_find_the_system_browser(tmp_path, tools):
     uv = tmp_path / "uv"
     uv.write_text(FAKE_UV)
     uv.chmod(0o755)
@@ -256,6 +258,7 @@ def test_a_python_servers_playwright_driver_finds_the_system_browser(tmp_path, t
         UV=str(uv),
         MCP_BROWSER=str(tools["browser"]),
         MCP_NEEDS_BROWSER="chromium",
+        FAKE_ENV_OUT=str(tmp_path / "server.env"),
     )
     result = run_entrypoint(env, "install", timeout=120)
     assert result.returncode == 0, result.stderr
@@ -263,3 +266,12 @@ def test_a_python_servers_playwright_driver_finds_the_system_browser(tmp_path, t
     chrome = browsers / "chromium-77" / "chrome-linux64" / "chrome"
     assert os.readlink(chrome) == str(tmp_path / "home" / ".browser" / "chromium")
     assert "Playwright chromium of lib/python3.12/site-packages/playwright/driver/package" in result.stderr
+    wrapper = str(tmp_path / "home" / ".browser" / "chromium")
+    assert os.readlink(browsers / "pyppeteer" / "local-chromium" / "system" / "chrome-linux" / "chrome") == wrapper
+    # serve: the server starts with the variables that lead its drivers to those links (then exits here).
+    run_entrypoint(env, "serve", timeout=60)
+    seen = dict(line.split("=", 1) for line in (tmp_path / "server.env").read_text().splitlines() if "=" in line)
+    assert seen["PLAYWRIGHT_BROWSERS_PATH"] == str(browsers)
+    assert seen["PUPPETEER_EXECUTABLE_PATH"] == seen["CHROME_PATH"] == wrapper
+    assert (seen["PYPPETEER_HOME"], seen["PYPPETEER_CHROMIUM_REVISION"]) == (str(browsers / "pyppeteer"), "system")
+    assert seen["PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD"] == seen["PUPPETEER_SKIP_DOWNLOAD"] == "1"

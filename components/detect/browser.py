@@ -35,8 +35,8 @@ NPM_DRIVERS = frozenset(
         "rebrowser-puppeteer-core",
     }
 )
-# PyPI projects whose browser lookup catwalk can satisfy (Playwright's registry, PLAYWRIGHT_BROWSERS_PATH).
-PYTHON_DRIVERS = frozenset({"playwright", "patchright"})
+# PyPI projects whose browser lookup catwalk can satisfy (Playwright's registry, pyppeteer's PYPPETEER_HOME).
+PYTHON_DRIVERS = frozenset({"playwright", "patchright", "pyppeteer"})
 # Servers that bundle a driver into their published build, so no dependency names it.
 BUNDLES_A_DRIVER = {
     "chrome-devtools-mcp": "bundles puppeteer-core into its build: a devDependency, rolled up",
