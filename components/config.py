@@ -246,11 +246,20 @@ class StackConfig(BaseModel):
 
     @field_validator("servers")
     @classmethod
-    def _unique_names(cls, servers: list[ServerConfig]) -> list[ServerConfig]:
+    def _unique_names(cls, servers: list[ServerConfig], info: ValidationInfo) -> list[ServerConfig]:
         names = [s.name for s in servers]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"server names must be unique; repeated: {', '.join(dupes)}")
+        unbaked = "catwalk:bake is false" if not info.data.get("bake", True) else (
+            "catwalk:image is set" if info.data.get("image") else None
+        )
+        browsers = [s.name for s in servers if s.browser]
+        if browsers and unbaked:
+            raise ValueError(
+                f"browser: true ({', '.join(browsers)}) needs the server's baked image, which gets Chromium, but "
+                f"{unbaked}: the unified image has no browser"
+            )
         return servers
 
     def regions_of(self, server: ServerConfig) -> list[str]:

@@ -142,6 +142,23 @@ def test_browser_true_is_refused_for_a_custom_command():
     assert problem.field == "browser" and "unified image, which has no browser" in problem.error
 
 
+@pytest.mark.parametrize(
+    ("stack", "why"),
+    [({"bake": False}, "catwalk:bake is false"), ({"image": "registry.fly.io/own:1"}, "catwalk:image is set")],
+)
+def test_browser_true_needs_a_baked_image(stack, why):
+    servers = [{"name": "web", "package": "fetcher-mcp", "browser": True}, {"name": "time", "package": "x"}]
+    with pytest.raises(ConfigError) as info:
+        parse_stack({**stack, "servers": servers})
+    (problem,) = info.value.problems
+    assert problem.field == "servers"
+    assert problem.error == (
+        f"browser: true (web) needs the server's baked image, which gets Chromium, but {why}: the unified image "
+        "has no browser"
+    )
+    assert parse_stack({**stack, "servers": [{**servers[0], "browser": False}]}).servers[0].browser is False
+
+
 def test_browser_is_optional_and_kept_when_given():
     stack = parse_stack(
         {"servers": [{"name": "a", "package": "fetcher-mcp"}, {"name": "b", "package": "x", "browser": False}]}
