@@ -26,8 +26,8 @@
 #   MCP_NEEDS_BROWSER  `chromium` when the server drives a browser (set by detection): install refuses to run
 #                    without MCP_BROWSER rather than leave a server whose tools cannot launch one
 #   MCP_BROWSER      absolute path of the system Chromium (the baked image: Debian's /usr/bin/chromium). Installs
-#                    then download no browser; Playwright's and Puppeteer's expected executables in the server's
-#                    environment lead to it (through $MCP_HOME/.browser/chromium: headless without a display)
+#                    then download no browser; the paths where Playwright, Puppeteer and pyppeteer look for one
+#                    lead to it (through $MCP_HOME/.browser/chromium: headless without a display)
 #
 # npm servers whose engines.node the image's Node does not satisfy get the newest release of the lowest LTS
 # major that does (npm registry's node-linux-<arch>) in <env>/.node, first on their PATH at serve.
@@ -75,7 +75,8 @@ case $port in '' | *[!0-9]* | ??????*) false ;; esac || die "PORT must be a numb
 # --- validation: the same refusals as the stack config -----------------------------------------------
 package=${MCP_PACKAGE-}
 command_line=${MCP_COMMAND-}
-for var in MCP_PACKAGE MCP_COMMAND MCP_ARGS MCP_LAUNCH MCP_RESOLVED_AT MCP_EXCLUDE_NEWER MCP_BROWSER MCP_NEEDS_BROWSER; do
+for var in MCP_PACKAGE MCP_COMMAND MCP_ARGS MCP_LAUNCH MCP_RESOLVED_AT MCP_EXCLUDE_NEWER \
+    MCP_BROWSER MCP_NEEDS_BROWSER; do
     eval "value=\${$var-}"
     # shellcheck disable=SC2154 # assigned by the eval above
     if has_control "$value"; then
@@ -137,7 +138,10 @@ marker=$env_dir/.catwalk-installed
 # The system browser (built-ins only: this runs at every start too).
 browser=${MCP_BROWSER-}
 needs_browser=${MCP_NEEDS_BROWSER-}
-case $needs_browser in '' | chromium) ;; *) die "MCP_NEEDS_BROWSER must be 'chromium' or empty, got '$(show "$needs_browser")'" ;; esac
+case $needs_browser in
+'' | chromium) ;;
+*) die "MCP_NEEDS_BROWSER must be 'chromium' or empty, got '$(show "$needs_browser")'" ;;
+esac
 case $browser in
 '') ;;
 *[!A-Za-z0-9._/+-]* | *..* | [!/]*)
@@ -610,8 +614,10 @@ export PATH
 # $browsers_dir, Puppeteer and chrome-launcher through their variables) and never downloads one.
 if [ -n "$needs_browser" ] || [ -d "$browsers_dir" ]; then
     require_browser
-    [ -x "$browser" ] || die "$package drives a browser and MCP_BROWSER=$browser is not executable (is Chromium installed?)"
-    [ -x "$browser_wrapper" ] || die "$package drives a browser and $browser_wrapper is missing: run \`entrypoint.sh install\`"
+    [ -x "$browser" ] ||
+        die "$package drives a browser and MCP_BROWSER=$browser is not executable (is Chromium installed?)"
+    [ -x "$browser_wrapper" ] ||
+        die "$package drives a browser and $browser_wrapper is missing: run \`entrypoint.sh install\`"
     export PLAYWRIGHT_BROWSERS_PATH="$browsers_dir" PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
         PLAYWRIGHT_SKIP_VALIDATE_HOST_REQUIREMENTS=1 PUPPETEER_EXECUTABLE_PATH="$browser_wrapper" \
         PUPPETEER_SKIP_DOWNLOAD=1 CHROME_PATH="$browser_wrapper" PYPPETEER_HOME="$browsers_dir/pyppeteer" \
