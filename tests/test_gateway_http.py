@@ -1,0 +1,52 @@
+"""The gateway's HTTP routing (deploy/mcp_http.py) without processes or sockets: sessions that outlive use."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+
+import h11
+
+from tests.entrypoint_fixtures import DEPLOY
+
+_spec = importlib.util.spec_from_file_location("catwalk_gateway_for_http", DEPLOY / "gateway.py")
+assert _spec and _spec.loader
+gateway = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(gateway)
+mcp_http = gateway._sibling("mcp_http")  # as the gateway loads it
+relay = gateway._relay()
+
+INIT = {"protocolVersion": "2025-06-18", "capabilities": {}, "serverInfo": {"name": "up", "version": "1"}}
+ACCEPT = [("accept", "application/json, text/event-stream"), ("content-type", "application/json")]
+
+
+def request(method: str, headers: list[tuple[str, str]], body: object = None) -> object:
+    event = h11.Request(method=method, target="/mcp", headers=[("host", "x"), *headers])
+    return mcp_http.Request(event, json.dumps(body).encode() if body is not None else b"")
+
+
+def test_an_unused_session_ends_after_the_idle_limit_but_not_one_in_use() -> None:
+    async def scenario() -> None:
+        upstream: list[dict] = []
+        routes = mcp_http.Gateway(relay.Relay(INIT), upstream.append, None)
+        init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18"}}
+        idle = dict(routes.mcp_post(request("POST", ACCEPT, init)).headers)["mcp-session-id"]
+        busy = dict(routes.mcp_post(request("POST", ACCEPT, init)).headers)["mcp-session-id"]
+        call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "slow"}}
+        assert routes.route(request("POST", [*ACCEPT, ("mcp-session-id", busy)], call)).status == 200
+        later = asyncio.get_running_loop().time() + mcp_http.SESSION_IDLE_S + 1
+        routes.expire_idle(later)
+        gone = routes.route(request("POST", [*ACCEPT, ("mcp-session-id", idle)], call))
+        assert gone.status == 404
+        assert busy in relay_sessions(routes)  # a request in flight keeps it
+        upstream_id = upstream[-1]["id"]
+        routes.from_server({"jsonrpc": "2.0", "id": upstream_id, "result": {}})
+        routes.expire_idle(later)
+        assert busy not in relay_sessions(routes)
+
+    asyncio.run(scenario())
+
+
+def relay_sessions(routes: object) -> set[str]:
+    return set(routes.relay.sessions)
