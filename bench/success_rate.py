@@ -22,6 +22,7 @@ every server, so an interrupted run leaves its partial results.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -243,9 +244,9 @@ def server_env(spec_env: dict[str, str], case: Case, home: Path, cache: Path, wo
         "UV_CACHE_DIR": str(cache / "uv"),
         "UV_PYTHON_DOWNLOADS": "never",
         "npm_config_cache": str(cache / "npm"),
-        "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1",  # the image has no browser download either
-        "PUPPETEER_SKIP_DOWNLOAD": "1",
     }
+    if spec_env.get("MCP_NEEDS_BROWSER"):  # as a baked image of a browser server: Debian's Chromium
+        env["MCP_BROWSER"] = system_browser()
     env.update({k: fill(v, work) for k, v in case.env})
     if plain:
         env["MCP_EXCLUDE_NEWER"] = "none"
@@ -253,6 +254,16 @@ def server_env(spec_env: dict[str, str], case: Case, home: Path, cache: Path, wo
 
 
 PYTHON_312 = ""
+
+
+@functools.cache
+def system_browser() -> str:
+    """This machine's Chromium, which a baked image of a browser server gets from Debian too."""
+    found = shutil.which("chromium")
+    if found is None:
+        raise SystemExit("servers that drive a browser need Chromium here, as their image has it: "
+                         "apt-get install --no-install-recommends chromium fonts-liberation")
+    return found
 
 
 def run_case(case: Case, clients: Clients, cache: Path, opts, plain: bool = False) -> dict:
