@@ -433,7 +433,7 @@ node_headers_prefix() {
 }
 
 install_npm() {
-    npm=${NPM:-$(command -v npm)} || die "npm was not found: install Node.js 20 or set NPM"
+    npm=${NPM:-$(command -v npm)} || die "npm was not found: install Node.js or set NPM"
     rm -rf "$env_dir"
     mkdir -p "$env_dir"
     printf 'Installing npm package %s into %s%s\n' "$package" "$env_dir" "${cutoff:+ (dependencies as of $cutoff)}" >&2
@@ -454,10 +454,13 @@ install_npm() {
     [ -n "$unresolved" ] || ensure_node
 }
 
-# Node.js for the installed package: the image's Node unless the package's engines.node refuses it (e.g. ">=22"
-# for node:sqlite); then the newest release of the lowest LTS (even) major that satisfies it, from the npm
-# registry's node-linux-<arch> package, goes into $node_dir, which `serve` puts first on PATH. Checked after the
-# install, from the installed package.json: the common case (no or satisfied engines) costs no request.
+# Node.js for the installed package: the image's Node unless the package's engines.node refuses it (e.g. "^22"
+# or "<23"); then the newest release of the lowest supported LTS (even) major that satisfies it, from the npm
+# registry's node-linux-<arch> package, goes into $node_dir, which `serve` puts first on PATH. Only when no
+# supported LTS fits does an end-of-life one (the newest that fits) run the server, with a warning. Checked after
+# the install, from the installed package.json: the common case (no or satisfied engines) costs no request.
+# The oldest LTS major still getting security fixes: 22 until 2027-04-30 (nodejs.org/en/about/previous-releases).
+node_supported_major=22
 node_dir=$env_dir/.node
 node_version= # set when a Node.js is installed for the server
 # Prints engines.node of the installed package when the running Node does not satisfy it; nothing otherwise.
@@ -481,10 +484,14 @@ if (semver.validRange(range) === null) { console.error("engines.node \"" + range
 if (!semver.satisfies(process.version, range)) {
     const versions = process.env.CATWALK_NODE_VERSIONS;
     if (!versions) { process.stdout.write(range); process.exit(0); }
-    // Second call: the registry'"'"'s versions are known; print the newest of the lowest LTS major that fits.
+    // Second call: the registry'"'"'s versions are known; print the newest release of the lowest supported LTS
+    // major that fits, else of the newest end-of-life LTS major (18 at the oldest) that fits.
     const all = JSON.parse(versions).filter((v) => semver.valid(v) && !semver.prerelease(v));
-    const top = Math.max(22, ...all.map((v) => semver.major(v)));
-    for (let major = 22; major <= top; major += 2) {
+    const floor = Number(process.env.CATWALK_NODE_SUPPORTED);
+    const lts = [...new Set(all.map((v) => semver.major(v)))].filter((m) => m % 2 === 0 && m >= 18);
+    const supported = lts.filter((m) => m >= floor).sort((a, b) => a - b);
+    const ended = lts.filter((m) => m < floor).sort((a, b) => b - a);
+    for (const major of [...supported, ...ended]) {
         const newest = semver.maxSatisfying(all, major + ".x");
         if (newest && semver.satisfies(newest, range)) { process.stdout.write(newest); process.exit(0); }
     }
@@ -514,13 +521,17 @@ ensure_node() {
         install_failed "it needs Node $range, and the versions of $node_package could not be listed"
     }
     status=0
-    version=$(CATWALK_NODE_VERSIONS=$versions node -e "$node_check_js" "$npm" "$package_json") ||
+    version=$(CATWALK_NODE_VERSIONS=$versions CATWALK_NODE_SUPPORTED=$node_supported_major \
+        node -e "$node_check_js" "$npm" "$package_json") ||
         status=$?
     if [ "$status" -ne 0 ] || [ -z "$version" ]; then
         install_failed "it needs Node $range (engines.node), which no Node.js LTS release satisfies" \
             "(running $(node --version))"
     fi
     printf '%s needs Node %s; installing Node %s for it\n' "$package" "$range" "$version" >&2
+    [ "${version%%.*}" -ge "$node_supported_major" ] ||
+        printf 'WARNING: Node %s is end-of-life (no security fixes); %s accepts no supported Node (%s)\n' \
+            "${version%%.*}" "$package" "$range" >&2
     # The newest patch of that major, no as-of-release cutoff: Node's patch releases are security fixes.
     download=$(mktemp -d)
     if ! "$npm" pack "$node_package@$version" --pack-destination "$download" --no-update-notifier >&2; then

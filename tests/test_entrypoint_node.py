@@ -75,7 +75,7 @@ else:
     sys.exit(f"fake npm: unexpected {{args}}")
 """
 
-VERSIONS = ["20.19.0", "22.1.0", "22.23.3", "23.11.0", "24.2.0", "24.11.1", "25.0.0", "26.1.0-rc.1"]
+VERSIONS = ["16.20.2", "18.20.8", "20.19.0", "22.1.0", "22.23.3", "23.11.0", "24.2.0", "24.11.1", "25.0.0", "26.1.0-rc.1"]
 
 
 def real_semver() -> Path:
@@ -168,6 +168,26 @@ def test_unsatisfied_engines_installs_the_newest_release_of_the_lowest_lts_major
     assert marker == f"spec={PACKAGE}\ncutoff=\nnode={chosen}\n"
 
 
+def test_engines_only_an_end_of_life_node_satisfies_installs_the_newest_such_with_a_warning(
+    tmp_path: Path, fake_npm: Path
+):
+    """A server that refuses every supported LTS (22 and later) still runs, on the newest end-of-life Node that
+    fits, and the install says loudly that it gets no security fixes (never older than 18)."""
+    result, calls = install(tmp_path, fake_npm, "<19")
+    assert result.returncode == 0, result.stderr
+    assert f"{PACKAGE} needs Node <19; installing Node 18.20.8 for it" in result.stderr
+    assert f"WARNING: Node 18 is end-of-life (no security fixes); {PACKAGE} accepts no supported Node (<19)" in (
+        result.stderr
+    )
+    assert calls[2].split()[1].endswith("@18.20.8")
+
+
+def test_a_supported_lts_is_chosen_without_a_warning(tmp_path: Path, fake_npm: Path):
+    result, _ = install(tmp_path, fake_npm, "^22.23.3")
+    assert result.returncode == 0, result.stderr
+    assert "WARNING" not in result.stderr
+
+
 def test_serve_runs_the_server_on_the_node_installed_for_it(tmp_path: Path, fake_npm: Path):
     result, _ = install(tmp_path, fake_npm, ">=22.5.0")
     assert result.returncode == 0, result.stderr
@@ -193,7 +213,7 @@ def test_native_modules_are_rebuilt_on_the_new_node_against_its_headers(tmp_path
     assert "Rebuilding native modules of @fake/mcp@1.0.0 for Node 22.23.3" in result.stderr
 
 
-@pytest.mark.parametrize("engines", [">=99", "^23"])
+@pytest.mark.parametrize("engines", [">=99", "^23", "^16"])
 def test_engines_no_lts_node_satisfies_fails_naming_the_range_and_leaves_nothing(
     tmp_path: Path, fake_npm: Path, engines: str
 ):
