@@ -8,6 +8,7 @@ stop after `diff`).
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -21,6 +22,7 @@ from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
 from components.image import ImageBuildError, ImageProvider
+from components.image.baked import baked_build, render_baked_dockerfile
 from components.image.provider import context_inputs
 from tests.fakes import fake_docker
 from tests.fakes.fake_docker import TOKEN
@@ -366,6 +368,52 @@ def test_bad_baked_values_are_check_failures_naming_the_property(docker):
     assert [(f.property, "nothing to bake" in f.reason) for f in result.failures] == [("runtime", True)]
     result = ImageProvider().check({}, baked(app="Bad_App"))
     assert [f.property for f in result.failures] == ["app"]
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_a_browser_server_is_baked_with_chromium_and_others_exactly_as_before(docker):
+    plain, browser = Engine(), Engine()
+    assert plain.up(baked()) == "create" and browser.up(baked(browser=True)) == "create"
+    plain_build, browser_build = docker.builds()
+    with_chromium = render_baked_dockerfile(base=BASE, browser=True)
+    assert "apt-get install -y --no-install-recommends chromium fonts-liberation" in with_chromium
+    assert browser_build["context_files"]["Dockerfile"] == sha256(with_chromium)
+    assert plain_build["context_files"]["Dockerfile"] == sha256(render_baked_dockerfile(base=BASE))
+    assert plain.outputs["browser"] is False and browser.outputs["browser"] is True
+    assert browser.outputs["tag"] != plain.outputs["tag"]
+    # Without the field, the image is what it was before the field existed.
+    before = baked_build(**{k: v for k, v in baked().items() if k not in ("kind", "app")})
+    assert plain.outputs["tag"] == before.tag and plain.outputs["content_hash"] == before.content_hash
+
+
+def test_a_state_recorded_before_the_browser_field_shows_no_change(docker):
+    engine = Engine()
+    engine.up(baked())
+    engine.inputs = {k: v for k, v in engine.inputs.items() if k != "browser"}
+    engine.outputs = {k: v for k, v in engine.outputs.items() if k != "browser"}
+    docker.clear()
+    diff = engine.provider.diff(engine.id, engine.outputs, engine._check(baked()))
+    assert diff.changes is False and diff.replaces == []
+    assert engine.up(baked()) == "same"
+    assert docker.calls() == []
+
+
+def test_a_server_that_starts_driving_a_browser_is_rebuilt_in_place(docker):
+    engine = Engine()
+    engine.up(baked())
+    assert engine.up(baked(browser=True)) == "update"
+    rebuilt = docker.builds()[-1]["context_files"]["Dockerfile"]
+    assert rebuilt == sha256(render_baked_dockerfile(base=BASE, browser=True))
+    assert engine.up(baked(browser=True)) == "same"
+
+
+def test_a_browser_value_that_is_not_a_boolean_is_a_check_failure_naming_it():
+    result = ImageProvider().check({}, baked(browser="yes"))
+    assert [f.property for f in result.failures] == ["browser"]
+    assert "true or false" in result.failures[0].reason
 
 
 # --- prebuilt images --------------------------------------------------------------------------------------

@@ -45,7 +45,9 @@ OUTPUT_KEYS = ("repository", "tag", "digest", "image_ref")
 CONTENT_KEYS = {"context": ("content_hash",), "baked": ("content_hash",), "prebuilt": ("ref",)}
 # A change of these is a different image resource altogether (a replacement).
 REPLACE_KEYS = ("kind", "app", "platform")
-BAKED_FIELDS = ("base", "runtime", "package", "launch", "resolved_at", "entrypoint")
+# `browser` came later: check() fills False into a resource recorded without it, whose image (and hash)
+# is then exactly what it was, so existing stacks see no change.
+BAKED_FIELDS = ("base", "runtime", "package", "launch", "resolved_at", "entrypoint", "browser")
 PROVIDER_KEY = "__provider"
 
 
@@ -142,6 +144,7 @@ class ImageProvider(ResourceProvider):
                     fail("content_hash", str(exc))
         else:  # baked
             inputs.setdefault("entrypoint", bake.ENTRYPOINT_PATH)
+            inputs.setdefault("browser", False)
             inputs.pop("content_hash", None)
             inputs.pop("tag", None)
             if not _any_unknown(inputs, BAKED_FIELDS):
@@ -214,7 +217,7 @@ class ImageProvider(ResourceProvider):
                             f"{tag_for(actual)}, the plan was {inputs['tag']}): run `pulumi up` again"
                         )
                 else:
-                    build = bake.baked_build(**{k: inputs[k] for k in BAKED_FIELDS})
+                    build = bake.baked_build(**{k: inputs.get(k) for k in BAKED_FIELDS})
                     if build.content_hash != inputs["content_hash"]:
                         raise cli.ImageBuildError("baked image inputs changed between check and build")
                     (staged / "Dockerfile").write_text(build.dockerfile)

@@ -57,7 +57,8 @@ class BakedImage(dynamic.Resource, module="catwalk/image", name="BakedImage"):
 
     ``package`` is the pinned spec (`name==1.2.3`, `@scope/name@1.2.3`), ``launch`` the server's argv,
     ``resolved_at`` the ISO-8601 time its dependencies resolve as of. Pushed to `registry.fly.io/<app>`
-    under `bake-<hash>`, where the hash covers the base digest and every value.
+    under `bake-<hash>`, where the hash covers the base digest and every value. ``browser``: the server
+    drives a browser (detection's ``RuntimeSpec.browser``), so the image gets Debian's Chromium.
     """
 
     repository: pulumi.Output[str]
@@ -76,6 +77,7 @@ class BakedImage(dynamic.Resource, module="catwalk/image", name="BakedImage"):
         launch: pulumi.Input[list[str]],
         resolved_at: pulumi.Input[str],
         entrypoint: str = ENTRYPOINT_PATH,
+        browser: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props = {
@@ -87,5 +89,6 @@ class BakedImage(dynamic.Resource, module="catwalk/image", name="BakedImage"):
             "launch": launch,
             "resolved_at": resolved_at,
             "entrypoint": entrypoint,
+            "browser": browser,
         }
         super().__init__(ImageProvider(), name, {**_OUTPUTS, **props}, opts)
