@@ -18,6 +18,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -49,6 +51,9 @@ RESERVED_CONFIG_KEYS = frozenset(
 RESERVED_SERVER_NAMES = frozenset({"images"})
 Runtime = Literal["npm", "python", "custom"]
 AutoStop = Literal["off", "stop", "suspend"]
+DEFAULT_MEMORY = 512
+# Guest memory (MB) of a server that drives a browser, unless its `memory` is set.
+BROWSER_MEMORY = 1024
 
 
 class Problem(BaseModel):
@@ -87,13 +92,20 @@ class ServerConfig(BaseModel):
     regions: list[Region] | None = None
     count: int = Field(default=1, ge=1, le=10)
     size: FlySize = "shared-cpu-1x"
-    memory: int = Field(default=512, ge=256, le=65536, description="MB; defaults to the size's minimum, ≥512")
+    memory: int = Field(
+        default=DEFAULT_MEMORY,
+        ge=256,
+        le=65536,
+        description="MB; defaults to the size's minimum, ≥512 (a server that drives a browser: ≥1024, see memory_for)",
+    )
     autostop: AutoStop = "stop"
     autostart: bool = True
     auth: bool = True
     # Whether the server drives a browser (Debian's Chromium goes into its baked image); None: detected from
     # the pinned release's dependencies (playwright, puppeteer…).
     browser: bool | None = None
+    # Whether the config set `memory` (else it is the size's default, which a browser server raises).
+    _memory_given: bool = PrivateAttr(default=False)
 
     @field_validator("name")
     @classmethod
@@ -177,13 +189,18 @@ class ServerConfig(BaseModel):
             raise ValueError("lists a region more than once")
         return v
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _default_memory(cls, data: Any) -> Any:
+    def _default_memory(cls, data: Any, handler: ModelWrapValidatorHandler[ServerConfig]) -> ServerConfig:
         """A bigger size needs more memory: without `memory`, take the smallest the size allows (≥512 MB)."""
-        if isinstance(data, Mapping) and "memory" not in data and data.get("size") in safety.FLY_SIZES:
-            return {**data, "memory": max(512, safety.memory_range(data["size"])[0])}
-        return data
+        if isinstance(data, ServerConfig):
+            return handler(data)
+        given = not isinstance(data, Mapping) or "memory" in data
+        if not given and data.get("size") in safety.FLY_SIZES:
+            data = {**data, "memory": max(DEFAULT_MEMORY, safety.memory_range(data["size"])[0])}
+        server = handler(data)
+        server._memory_given = given
+        return server
 
     @field_validator("memory")
     @classmethod
@@ -217,6 +234,13 @@ class ServerConfig(BaseModel):
         if overlap:
             raise ValueError(f"{', '.join(overlap)} is both in 'env' and 'secrets'")
         return self
+
+    def memory_for(self, browser: bool) -> int:
+        """The guest memory (MB) of the server's machines. Chromium beside Node does not fit Fly's 512 MB
+        well, so a server that drives a browser gets at least ``BROWSER_MEMORY`` unless `memory` is set."""
+        if browser and not self._memory_given:
+            return max(self.memory, BROWSER_MEMORY)
+        return self.memory
 
     @property
     def effective_runtime(self) -> Runtime | None:

@@ -97,6 +97,7 @@ class McpServer(pulumi.ComponentResource):
                 package=spec.pinned or spec.package or "",
                 launch=spec.launch,
                 resolved_at=iso_utc(spec.resolved_at) if spec.resolved_at else "",
+                browser=spec.browser is not None,
                 opts=child,
             )
             image = baked.image_ref
@@ -113,7 +114,7 @@ class McpServer(pulumi.ComponentResource):
                 image=image,
                 env=env,
                 size=server.size,
-                memory=server.memory,
+                memory=server.memory_for(spec.browser is not None),
                 autostop=server.autostop,
                 autostart=server.autostart,
                 secrets_version=secrets.version,

@@ -51,7 +51,14 @@ def load_stack() -> tuple[StackConfig, set[str]]:
 def detect_server(server: ServerConfig, clients: Clients) -> RuntimeSpec:
     if server.command is not None:
         return custom_spec(server.command, server.args)
-    return detect(server.package, version=server.version, runtime=server.runtime, args=server.args, clients=clients)
+    return detect(
+        server.package,
+        version=server.version,
+        runtime=server.runtime,
+        args=server.args,
+        clients=clients,
+        browser=server.browser,
+    )
 
 
 def detect_all(servers: list[ServerConfig]) -> dict[str, RuntimeSpec]:
@@ -74,6 +81,33 @@ def detect_all(servers: list[ServerConfig]) -> dict[str, RuntimeSpec]:
     return results  # type: ignore[return-value]
 
 
+def refuse_unbaked_browsers(stack: StackConfig, specs: dict[str, RuntimeSpec]) -> None:
+    """Fail before any resource when detection finds a browser server that would not be baked.
+
+    Only a server's baked image gets Chromium; on the unified or a prebuilt image its entrypoint would refuse
+    to start. (`browser: true` in the config is refused with the config itself; this is detection's finding.)
+    """
+    reasons, fixes = [], []
+    if not stack.bake:
+        reasons.append("catwalk:bake is false")
+        fixes.append("set catwalk:bake to true")
+    if stack.image is not None:
+        reasons.append("catwalk:image is set")
+        fixes.append("remove catwalk:image")
+    needs = {name: spec for name, spec in specs.items() if spec.browser}
+    if not reasons or not needs:
+        return
+    lines = []
+    for name, spec in needs.items():
+        found = next((e for e in spec.evidence if e.startswith("needs a browser")), f"needs a browser: {spec.browser}")
+        lines.append(
+            f"server {name!r} {found}, but {' and '.join(reasons)}: only a server's baked image gets Chromium. "
+            f"Bake it ({' and '.join(fixes)}), or set `browser: false` on {name!r} if you know its tools run "
+            "without one"
+        )
+    raise pulumi.RunError("servers that drive a browser need a baked image:\n" + "\n".join(lines))
+
+
 def secret_values(server: ServerConfig, secret_keys: set[str]) -> dict[str, pulumi.Output[str]]:
     """`<server>.<NAME>` wins over a shared `<NAME>`; both are Pulumi secrets, never plain text."""
     config = pulumi.Config(NAMESPACE)
@@ -91,6 +125,7 @@ def main() -> None:
     for server in stack.servers:
         spec = specs[server.name]
         pulumi.log.info(f"{server.name}: {spec.runtime} {spec.pinned or spec.command} ({'; '.join(spec.evidence)})")
+    refuse_unbaked_browsers(stack, specs)
 
     if stack.image is not None:
         base_image: pulumi.Input[str] = stack.image

@@ -53,7 +53,7 @@ class Mocks(pulumi.runtime.Mocks):
         return [r for r in self.resources if r[0].endswith(suffix)]
 
 
-def fake_detect(package, *, version=None, runtime=None, args=None, clients=None):
+def fake_detect(package, *, version=None, runtime=None, args=None, clients=None, browser=None):
     if package not in SPECS:
         raise DetectError(f"{package}: not found on PyPI or npm")
     return SPECS[package].model_copy(update={"args": list(args or [])})
