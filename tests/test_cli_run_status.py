@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+import pytest
 
 from components.mcpcheck import check
 from tests.entrypoint_fixtures import TINY_SERVER, free_port
@@ -119,3 +120,61 @@ def test_run_keeps_deploy_credentials_away_from_the_server(monkeypatch, tmp_path
     assert not {"FLY_API_TOKEN", "PULUMI_CONFIG_PASSPHRASE", "AWS_SECRET_ACCESS_KEY", "MY_SERVICE_TOKEN"} & set(env)
     assert env["MCP_AUTH_TOKEN"] == "fresh" and env["PORT"] == "8123" and env["MCP_COMMAND"] == "node s.js"
     assert env["HTTPS_PROXY"] == "http://127.0.0.1:3128" and env["SSL_CERT_FILE"].endswith(".crt")
+
+
+BROWSER_SPEC = {"spec": "fetcher-mcp", "runtime": "npm", "registry": "npm", "package": "fetcher-mcp",
+                "version": "0.3.6", "pinned": "fetcher-mcp@0.3.6", "launch": ["fetcher-mcp"], "browser": "chromium"}
+
+
+def fake_chromium(directory: Path) -> Path:
+    directory.mkdir()
+    browser = directory / "chromium"
+    browser.write_text("#!/bin/sh\nexit 0\n")
+    browser.chmod(0o755)
+    return browser
+
+
+def test_run_hands_a_browser_server_the_chromium_on_path(monkeypatch, tmp_path):
+    from components.detect.models import RuntimeSpec
+    from infra.cli.run import server_env
+
+    browser = fake_chromium(tmp_path / "bin")
+    monkeypatch.setenv("PATH", f"{browser.parent}:/usr/bin:/bin")
+    monkeypatch.delenv("MCP_BROWSER", raising=False)
+    env = server_env(RuntimeSpec(**BROWSER_SPEC), port=8123, home=tmp_path, token=None)
+    assert env["MCP_BROWSER"] == str(browser) and env["MCP_NEEDS_BROWSER"] == "chromium"
+
+
+def test_run_prefers_the_callers_mcp_browser_and_gives_it_only_to_browser_servers(monkeypatch, tmp_path):
+    from components.detect.models import RuntimeSpec, custom_spec
+    from infra.cli.run import server_env
+
+    fake_chromium(tmp_path / "bin")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
+    monkeypatch.setenv("MCP_BROWSER", "/opt/chromium/chrome")
+    env = server_env(RuntimeSpec(**BROWSER_SPEC), port=8123, home=tmp_path, token=None)
+    assert env["MCP_BROWSER"] == "/opt/chromium/chrome"
+    assert "MCP_BROWSER" not in server_env(custom_spec("node s.js"), port=8123, home=tmp_path, token=None)
+
+
+def test_run_of_a_browser_server_without_chromium_says_how_to_get_one_and_starts_nothing(
+    monkeypatch, tmp_path, capsys
+):
+    import argparse
+
+    from components.detect.models import RuntimeSpec
+    from infra.cli import run
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.delenv("MCP_BROWSER", raising=False)
+    monkeypatch.setattr(run, "detect", lambda *a, **k: RuntimeSpec(**BROWSER_SPEC))
+    monkeypatch.setattr(run.subprocess, "Popen", lambda *a, **k: pytest.fail("the server was started"))
+    monkeypatch.setattr(run.signal, "signal", lambda *a: None)
+    home = tmp_path / "home"
+    args = argparse.Namespace(command=False, spec="fetcher-mcp", version=None, runtime=None, arg=[], no_auth=False,
+                              home=str(home), port=8123, timeout=5.0)
+    assert run.handle(args) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "fetcher-mcp@0.3.6 drives a browser and no Chromium was found" in err
+    assert "apt-get install chromium" in err and "set MCP_BROWSER" in err
+    assert not home.exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,10 +30,29 @@ ENTRYPOINT = Path(__file__).resolve().parents[2] / "deploy" / "entrypoint.sh"
 PRIVATE_PREFIXES = ("FLY_", "PULUMI_", "CATWALK_", "MCP_", "AWS_", "GOOGLE_", "AZURE_", "ARM_", "GITHUB_")
 
 
+class NoBrowser(RuntimeError):
+    """The server drives a browser and this machine has none that the entrypoint could use."""
+
+
+def local_browser(spec) -> str | None:
+    """The Chromium a browser server uses here (None for others): MCP_BROWSER from this shell, else the
+    `chromium` on PATH. On Fly the baked image brings Debian's; here it must already be installed."""
+    if not spec.browser:
+        return None
+    browser = os.environ.get("MCP_BROWSER") or shutil.which("chromium")
+    if not browser:
+        raise NoBrowser(
+            f"{spec.pinned or spec.package} drives a browser and no Chromium was found: install it "
+            "(`sudo apt-get install chromium` on Debian/Ubuntu) or set MCP_BROWSER to a Chromium executable"
+        )
+    return browser
+
+
 def server_env(spec, *, port: int, home: Path, token: str | None) -> dict[str, str]:
     """The entrypoint's environment: the detected contract plus this shell's env minus credentials.
 
-    Installers still see the proxy and CA settings (HTTPS_PROXY, SSL_CERT_FILE, ...) they need here.
+    Installers still see the proxy and CA settings (HTTPS_PROXY, SSL_CERT_FILE, ...) they need here. MCP_*
+    is not inherited, except MCP_BROWSER for a server that drives a browser (see `local_browser`).
     """
     inherited = {
         k: v for k, v in os.environ.items()
@@ -43,6 +63,9 @@ def server_env(spec, *, port: int, home: Path, token: str | None) -> dict[str, s
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     if token:
         env["MCP_AUTH_TOKEN"] = token
+    browser = local_browser(spec)
+    if browser:
+        env["MCP_BROWSER"] = browser
     return env
 
 
@@ -63,12 +86,15 @@ def handle(args) -> int:
         return 1
     token = None if args.no_auth else secrets.token_urlsafe(32)
     home = Path(args.home).expanduser()
-    home.mkdir(parents=True, exist_ok=True)
     console.print(f"{spec.runtime}: {spec.pinned or spec.command}  ({'; '.join(spec.evidence)})")
+    try:
+        env = server_env(spec, port=args.port, home=home, token=token)
+    except NoBrowser as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 1
+    home.mkdir(parents=True, exist_ok=True)
     # The server's log goes to stderr, so stdout carries only the URL, token and client config.
-    process = subprocess.Popen(
-        [str(ENTRYPOINT)], env=server_env(spec, port=args.port, home=home, token=token), stdout=sys.stderr
-    )
+    process = subprocess.Popen([str(ENTRYPOINT)], env=env, stdout=sys.stderr)
     try:
         url = f"http://127.0.0.1:{args.port}/mcp"
         result = check(url, token=token, timeout=args.timeout, wait_until_up=True, poll_interval=0.5)
