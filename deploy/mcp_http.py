@@ -2,10 +2,11 @@
 
 * ``/mcp`` is the streamable HTTP transport (MCP 2025-03-26, 2025-06-18): POST carries client messages;
   one carrying requests is answered with a ``text/event-stream`` holding each response and the progress
-  notifications of those requests, then ends (the SDK's default choice too; the spec requires clients to
-  accept it). GET opens the session's stream for server-initiated messages (one per session), DELETE ends
-  the session. ``Mcp-Session-Id`` is issued on initialize; status codes and error bodies follow the spec
-  and the ``mcp`` SDK's server transport.
+  notifications of those requests, then ends (the SDK's default choice; the spec requires clients to
+  accept it). A client that accepts only ``application/json`` (mcp-proxy answered all in JSON) gets the
+  response(s) as JSON instead, without progress. GET opens the session's stream for server-initiated
+  messages (one per session), DELETE ends the session. ``Mcp-Session-Id`` is issued on initialize;
+  status codes and error bodies follow the spec and the ``mcp`` SDK's server transport.
 * ``/sse`` + ``/messages/?session_id=`` is the HTTP+SSE transport (2024-11-05) as the SDK serves it: an
   ``endpoint`` event first, 202 for each POST, every answer on the stream.
 * ``/status`` is open; everything else needs what ``auth.allows`` accepts (the gateway's ``BearerAuth``).
@@ -71,19 +72,29 @@ def rpc_error(status: int, message: str, code: int = INVALID_REQUEST, **headers:
 
 
 class Stream:
-    """An SSE response being written: a relay channel. ``put`` never blocks (clients read at their pace)."""
+    """An SSE response being written: a relay channel. ``put`` never blocks (clients read at their pace).
 
-    def __init__(self, expected: int = 0, on_close: Callable[[Stream], None] | None = None) -> None:
+    ``collect``: the responses are gathered in :attr:`answers` for one JSON body instead (notifications,
+    which a JSON body has no place for, are dropped).
+    """
+
+    def __init__(
+        self, expected: int = 0, on_close: Callable[[Stream], None] | None = None, collect: bool = False
+    ) -> None:
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.expected = expected  # responses to write before the stream ends (0: until closed)
         self.closed = False
         self._on_close = on_close
+        self.answers: list[dict[str, Any]] | None = [] if collect else None
 
     def put(self, message: dict[str, Any] | None) -> None:
         """Write ``message``; None: one answer this stream waits for will not come (see ``relay.Send``)."""
         if self.closed:
             return
-        if message is not None:
+        if message is not None and self.answers is not None:
+            if kind(message) == "response":
+                self.answers.append(message)
+        elif message is not None:
             self.queue.put_nowait(b"event: message\r\ndata: " + encode(message) + b"\r\n\r\n")
         if self.expected and (message is None or kind(message) == "response"):
             self.expected -= 1
@@ -107,16 +118,14 @@ class Stream:
 
 
 class Streaming:
-    """A response whose body is ``stream``'s events."""
+    """A response whose body is ``stream``'s events (or, when it collects, its answers as one JSON body)."""
 
-    def __init__(self, stream: Stream, **headers: str) -> None:
+    def __init__(self, stream: Stream, batch: bool = False, **headers: str) -> None:
         self.status = 200
         self.stream = stream
-        self.headers = [
-            ("content-type", "text/event-stream"),
-            ("cache-control", "no-cache, no-transform"),
-            *((k.replace("_", "-"), v) for k, v in headers.items()),
-        ]
+        self.batch = batch  # a collected answer is a JSON array (the request was a batch)
+        self.extra = [(k.replace("_", "-"), v) for k, v in headers.items()]
+        self.headers = [("content-type", "text/event-stream"), ("cache-control", "no-cache, no-transform"), *self.extra]
 
 
 def new_session_id() -> str:
@@ -197,8 +206,8 @@ class Gateway:
 
     def mcp_post(self, request: Request) -> Reply | Streaming:
         has_json, has_sse = _accepts(request)
-        if not (has_json and has_sse):
-            return rpc_error(406, "Not Acceptable: Client must accept both application/json and text/event-stream")
+        if not has_json:
+            return rpc_error(406, "Not Acceptable: Client must accept application/json and text/event-stream")
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "application/json":
             return rpc_error(415, "Unsupported Media Type: Content-Type must be application/json")
@@ -231,11 +240,11 @@ class Gateway:
             for message in messages:
                 self.deliver(self.relay.from_client(session, message, None))
             return Reply(202, **headers)
-        stream = Stream(expected=len(requests), on_close=self.streams.discard)
+        stream = Stream(expected=len(requests), on_close=self.streams.discard, collect=not has_sse)
         self.streams.add(stream)
         for message in messages:
             self.deliver(self.relay.from_client(session, message, stream))
-        return Streaming(stream, **headers)
+        return Streaming(stream, batch=isinstance(body, list), **headers)
 
     def mcp_get(self, request: Request) -> Reply | Streaming:
         if not _accepts(request)[1]:
@@ -392,7 +401,9 @@ class Connection:
                     response = rpc_error(500, "Internal Server Error", -32603)
                 log.info('%s - "%s %s HTTP/%s" %d', self.peer, request.method, request.path,
                          event.http_version.decode(), response.status)  # fmt: skip
-                if isinstance(response, Streaming):
+                if isinstance(response, Streaming) and response.stream.answers is not None:
+                    await self._reply(await self._collect(response))
+                elif isinstance(response, Streaming):
                     await self._stream(response)
                 else:
                     await self._reply(response, head=request.method == "HEAD")
@@ -438,6 +449,22 @@ class Connection:
         headers = [*reply.headers, ("content-length", str(len(reply.body)))]
         await self._send(h11.Response(status_code=reply.status, headers=headers, reason=_reason(reply.status)))
         await self._send(*([] if head else [h11.Data(data=reply.body)]), h11.EndOfMessage())
+
+    async def _collect(self, response: Streaming) -> Reply:
+        """Wait for every answer of a POST whose client takes JSON only; then one JSON body (202: none came)."""
+        stream = response.stream
+        try:
+            while await stream.queue.get() is not None:
+                pass
+        finally:
+            stream.ended()
+        answers = stream.answers or []
+        if not answers:  # every request was cancelled: nothing to answer
+            reply = Reply(202)
+        else:
+            reply = Reply(200, encode(answers if response.batch else answers[0]), "application/json")
+        reply.headers.extend(response.extra)
+        return reply
 
     async def _stream(self, response: Streaming) -> None:
         stream = response.stream

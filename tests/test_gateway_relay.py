@@ -212,10 +212,17 @@ def test_streamable_http_sessions_follow_the_spec(tmp_path: Path) -> None:
                 headers={**base, "Mcp-Session-Id": sid, "MCP-Protocol-Version": "1999-01-01"},
             )
             assert version.status_code == 400
-            json_only = http.post(
-                served.url(), json=tools_list, headers={**AUTH, "Accept": "application/json", "Mcp-Session-Id": sid}
-            )
-            assert json_only.status_code == 406
+            sse_only = {**AUTH, "Accept": "text/event-stream", "Mcp-Session-Id": sid}
+            assert http.post(served.url(), json=tools_list, headers=sse_only).status_code == 406
+            # A client taking JSON only (all mcp-proxy answered with) gets JSON: an object, or an array for a batch.
+            json_only = {**AUTH, "Accept": "application/json", "Mcp-Session-Id": sid}
+            answer = http.post(served.url(), json=tools_list, headers=json_only)
+            assert answer.status_code == 200 and answer.headers["content-type"] == "application/json"
+            assert answer.json()["id"] == 2 and answer.json()["result"]["tools"][0]["name"] == "echo"
+            echo = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "echo",
+                    "arguments": {"text": "j"}}}  # fmt: skip
+            both = http.post(served.url(), json=[echo, {**tools_list, "id": 8}], headers=json_only).json()
+            assert sorted(a["id"] for a in both) == [7, 8]
             note = http.post(served.url(), json=initialized, headers={**base, "Mcp-Session-Id": sid})
             assert note.status_code == 202 and note.content == b""
             ok = http.post(served.url(), json=tools_list, headers={**base, "Mcp-Session-Id": sid})
