@@ -7,8 +7,9 @@
   caches: it installs (dependencies as of the release), then serves.
 * ``baked``: deploy/entrypoint.sh ``serve`` with the server installed beforehand (what the image does).
 
-catwalk's two modes run the gateway from an mcp-proxy venv built as deploy/Dockerfile builds
-/opt/mcp-proxy (Python 3.12, ``--compile-bytecode``), and Python servers get Python 3.12, the image's.
+catwalk's two modes run the gateway from a venv built as deploy/Dockerfile builds /opt/gateway (Python 3.12,
+``--compile-bytecode``, only h11), and Python servers get Python 3.12, the image's. Every mode runs servers on
+the image's Node (``bench/image_runtime.py``).
 Every mode is timed by the same client (``components.mcpcheck``, same poll interval), and every venv or
 install a mode needs before its start is made before the clock starts.
 
@@ -36,7 +37,7 @@ import anyio
 import mcp.client.sse
 import mcp.client.streamable_http  # noqa: F401
 
-from bench.image_runtime import image_node_bin, image_python
+from bench.image_runtime import gateway_specs, image_node_bin, image_python
 from bench.served import first_answer, stop
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,30 +117,35 @@ def _reason(output: str, error: str | None, exited: int | None) -> str:
 
 
 PYTHON = image_python()
-PROXY_SPECS = ["mcp-proxy==0.13.0", "mcp>=1.9,<2"]  # as deploy/Dockerfile installs /opt/mcp-proxy
+# The original design's image: `pip install mcp-proxy` (0.13, the last release; mcp < 2 as it needs).
+BASELINE_SPECS = ["mcp-proxy==0.13.0", "mcp>=1.9,<2"]
 
 
-def proxy_venv(venv: Path, *, seed_pip: bool) -> Path:
-    """A venv with only mcp-proxy 0.13 (and mcp < 2), bytecode compiled as ``pip install`` and the image do."""
+def make_venv(venv: Path, specs: list[str], *, seed_pip: bool = False) -> Path:
+    """A venv holding only ``specs``, bytecode compiled as ``pip install`` and the image do; its Python."""
     uv = str(VENV_BIN / "uv")
     subprocess.run(
         [uv, "venv", "--quiet", *(["--seed"] if seed_pip else []), "--python", PYTHON, str(venv)], check=True
     )
-    subprocess.run(
-        [uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", str(venv / "bin" / "python"), *PROXY_SPECS],
-        check=True,
-    )
-    return venv
+    python = venv / "bin" / "python"
+    subprocess.run([uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", str(python), *specs], check=True)
+    return python
 
 
-def compile_gateway(proxy_python: Path, gateway: Path = ENTRYPOINT.parent / "gateway.py") -> None:
-    """The gateway's bytecode, as deploy/Dockerfile compiles /app (the entrypoint loads the gateway as a module)."""
-    subprocess.run([str(proxy_python), "-m", "py_compile", str(gateway)], check=True)
+def gateway_venv(venv: Path) -> Path:
+    """catwalk's gateway venv as deploy/Dockerfile builds /opt/gateway (built before any clock starts)."""
+    return make_venv(venv, gateway_specs())
+
+
+def compile_gateway(gateway_python: Path, deploy: Path = ENTRYPOINT.parent) -> None:
+    """Bytecode for the gateway and its modules, as deploy/Dockerfile compiles /app (the entrypoint loads the
+    gateway as a module)."""
+    subprocess.run([str(gateway_python), "-m", "compileall", "-q", str(deploy)], check=True)
 
 
 def run_original(server: dict, workdir: Path) -> dict:
     """A new container of the original design: its own fresh venv (pip installs go there), empty npm cache."""
-    venv = proxy_venv(workdir / "baseline-venv", seed_pip=True)
+    venv = make_venv(workdir / "baseline-venv", BASELINE_SPECS, seed_pip=True).parent.parent
     env = clean_env(
         MCP_RUNTIME=server["runtime"],
         MCP_PACKAGE=server["package"],
@@ -162,26 +168,26 @@ def installed_version(venv: Path, dist: str) -> str | None:
     return probe.stdout.strip() or None
 
 
-def server_env(server: dict, home: Path, proxy_python: Path, **extra: str) -> dict[str, str]:
+def server_env(server: dict, home: Path, gateway_python: Path, **extra: str) -> dict[str, str]:
     """The entrypoint's environment for one of catwalk's modes (install-at-start, baked)."""
     return clean_env(
         MCP_RUNTIME=server["runtime"],
         MCP_PACKAGE=server["package"],
         MCP_RESOLVED_AT=server["resolved_at"],
         MCP_HOME=str(home),
-        MCP_PROXY_PYTHON=str(proxy_python),
+        MCP_GATEWAY_PYTHON=str(gateway_python),
         MCP_PYTHON=PYTHON,
         **extra,
     )
 
 
 def run_ours(
-    server: dict, home: Path, action: str, workdir: Path, proxy_python: Path, gateway: Path | None = None
+    server: dict, home: Path, action: str, workdir: Path, gateway_python: Path, gateway: Path | None = None
 ) -> dict:
     env = server_env(
         server,
         home,
-        proxy_python,
+        gateway_python,
         UV_CACHE_DIR=str(workdir / "uv-cache"),
         npm_config_cache=str(workdir / "npm-cache"),
         **({"MCP_GATEWAY": str(gateway)} if gateway else {}),
@@ -189,9 +195,9 @@ def run_ours(
     return measure([str(ENTRYPOINT), action], env, "127.0.0.1")
 
 
-def install_baked(server: dict, home: Path, proxy_python: Path) -> Path:
+def install_baked(server: dict, home: Path, gateway_python: Path) -> Path:
     """Install a server as an image build bakes it (``entrypoint.sh install``) into ``home``; returns it."""
-    env = server_env(server, home, proxy_python)
+    env = server_env(server, home, gateway_python)
     subprocess.run([str(ENTRYPOINT), "install"], env=env, check=True, capture_output=True, timeout=600)
     return home
 
@@ -201,25 +207,31 @@ def compare_gateways(revision: str, repeats: int) -> int:
     for both), everything else equal. Writes results/cold_start_gateway.{md,json}."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="cold-compare-") as work:
-        before = Path(work) / "gateway-before.py"
-        source = subprocess.run(["git", "-C", str(ROOT), "show", f"{revision}:deploy/gateway.py"], capture_output=True)
-        if source.returncode != 0:
-            raise SystemExit(f"--compare-gateway: no deploy/gateway.py at {revision!r}: {source.stderr.decode()}")
-        before.write_bytes(source.stdout)
-        proxy_python = proxy_venv(Path(work) / "mcp-proxy", seed_pip=False) / "bin" / "python"
-        compile_gateway(proxy_python, before)
-        compile_gateway(proxy_python)
+        before_dir = Path(work) / "deploy-before"  # gateway.py and the modules beside it, as of the revision
+        before_dir.mkdir()
+        listing = subprocess.run(["git", "-C", str(ROOT), "ls-tree", "--name-only", f"{revision}:deploy"],
+                                 capture_output=True, text=True)
+        if listing.returncode != 0 or "gateway.py" not in listing.stdout.split():
+            raise SystemExit(f"--compare-gateway: no deploy/gateway.py at {revision!r}: {listing.stderr.strip()}")
+        for name in (n for n in listing.stdout.split() if n.endswith(".py")):
+            blob = subprocess.run(["git", "-C", str(ROOT), "show", f"{revision}:deploy/{name}"], capture_output=True)
+            (before_dir / name).write_bytes(blob.stdout)
+        before = before_dir / "gateway.py"
+        # One venv for both: what the gateway needs now, plus mcp-proxy for revisions that embedded it.
+        gateway_python = make_venv(Path(work) / "gateway", [*gateway_specs(), *BASELINE_SPECS])
+        compile_gateway(gateway_python, before_dir)
+        compile_gateway(gateway_python)
         report: dict = {
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "versions": versions(proxy_python),
+            "versions": versions(gateway_python),
             "before": revision,
         }
         for spec in SERVERS:
-            home = install_baked(spec, Path(work) / "home", proxy_python)
+            home = install_baked(spec, Path(work) / "home", gateway_python)
             runs: dict[str, list[dict]] = {"before": [], "after": []}
             for _ in range(repeats):
-                runs["before"].append(run_ours(spec, home, "serve", Path(work), proxy_python, before))
-                runs["after"].append(run_ours(spec, home, "serve", Path(work), proxy_python))
+                runs["before"].append(run_ours(spec, home, "serve", Path(work), gateway_python, before))
+                runs["after"].append(run_ours(spec, home, "serve", Path(work), gateway_python))
             rows.append({**spec, "summary": {k: summarize(v) for k, v in runs.items()}, "runs": runs})
             print(f"== {spec['package']}: {rows[-1]['summary']}", flush=True)
     report["servers"] = rows
@@ -253,22 +265,23 @@ def compare_gateways(revision: str, repeats: int) -> int:
     return 0
 
 
-def versions(proxy_python: Path) -> dict:
+def versions(gateway_python: Path) -> dict:
     def out(*cmd: str) -> str:
         try:
             return subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.strip()
         except OSError:
             return "?"
 
-    gateway_venv = proxy_python.parent.parent
+    venv = gateway_python.parent.parent
     dirty = out("git", "-C", str(ROOT), "status", "--porcelain", "--", "deploy", "bench/cold_start.py")
     return {
         "python": out(PYTHON, "-c", "import platform; print(platform.python_version())"),
         "node": out(str(image_node_bin() / "node"), "--version"),
         "npm": out("npm", "--version"),
         "uv": out(str(VENV_BIN / "uv"), "--version"),
-        "mcp-proxy": installed_version(gateway_venv, "mcp-proxy"),
-        "mcp": installed_version(gateway_venv, "mcp"),
+        "gateway": ", ".join(f"{d} {installed_version(venv, d)}" for d in ("h11", "mcp-proxy", "mcp")
+                             if installed_version(venv, d)),
+        "baseline": " + ".join(BASELINE_SPECS),
         "commit": out("git", "-C", str(ROOT), "rev-parse", "--short", "HEAD")
         + (" + uncommitted changes" if dirty else ""),
         "cpus": os.cpu_count(),
@@ -331,15 +344,15 @@ def main() -> int:
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="cold-proxy-") as built:
-        # catwalk's gateway venv, built once as the image builds /opt/mcp-proxy (not part of any start).
-        proxy_python = proxy_venv(Path(built) / "mcp-proxy", seed_pip=False) / "bin" / "python"
-        compile_gateway(proxy_python)
+        # catwalk's gateway venv, built once as the image builds /opt/gateway (not part of any start).
+        gateway_python = gateway_venv(Path(built) / "gateway")
+        compile_gateway(gateway_python)
         date = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        report: dict = {"date": date, "versions": versions(proxy_python)}
+        report: dict = {"date": date, "versions": versions(gateway_python)}
         for spec in SERVERS:
             server = dict(spec)  # run_server notes what the install put in the server's venv
             print(f"== {server['package']}", flush=True)
-            modes = run_server(server, opts.repeats, opts.baked_repeats, proxy_python)
+            modes = run_server(server, opts.repeats, opts.baked_repeats, gateway_python)
             rows.append(finish(server, modes))
     report["servers"] = rows
     report["load_avg_at_end"] = os.getloadavg()[0]
@@ -347,7 +360,7 @@ def main() -> int:
     return 0
 
 
-def run_server(server: dict, repeats: int, baked_repeats: int, proxy_python: Path) -> dict[str, list[dict]]:
+def run_server(server: dict, repeats: int, baked_repeats: int, gateway_python: Path) -> dict[str, list[dict]]:
     """Every mode for one server: the slow ones alternate (same load for both), then the baked starts."""
     modes: dict[str, list[dict]] = {"original": [], "install-at-start": [], "baked": []}
     for i in range(repeats):
@@ -355,14 +368,14 @@ def run_server(server: dict, repeats: int, baked_repeats: int, proxy_python: Pat
             modes["original"].append(run_original(server, Path(work)))
         print(f"  original #{i + 1}: {modes['original'][-1]}", flush=True)
         with tempfile.TemporaryDirectory(prefix="cold-install-") as work:
-            modes["install-at-start"].append(run_ours(server, Path(work) / "home", "run", Path(work), proxy_python))
+            modes["install-at-start"].append(run_ours(server, Path(work) / "home", "run", Path(work), gateway_python))
         print(f"  install-at-start #{i + 1}: {modes['install-at-start'][-1]}", flush=True)
     with tempfile.TemporaryDirectory(prefix="cold-baked-") as work:
-        home = install_baked(server, Path(work) / "home", proxy_python)
+        home = install_baked(server, Path(work) / "home", gateway_python)
         if server["runtime"] == "python":  # the server's own venv, apart from the gateway's (mcp 1.x)
             server["mcp_in_server_env"] = installed_version(home / "python" / server["package"], "mcp")
         for i in range(baked_repeats):
-            modes["baked"].append(run_ours(server, home, "serve", Path(work), proxy_python))
+            modes["baked"].append(run_ours(server, home, "serve", Path(work), gateway_python))
             print(f"  baked #{i + 1}: {modes['baked'][-1]}", flush=True)
     return modes
 
@@ -388,8 +401,8 @@ WHY_PYTHON_FAILS = """\
    'mcp-server-time==2026'`); even without the version it is not a module name (the module is
    `mcp_server_time`, the command is the console script `mcp-server-time`).
 
-catwalk avoids both defects: the gateway runs from its own venv (`/opt/mcp-proxy`, `mcp>=1.9,<2`) that no
-server install touches; each server is installed by `uv` into its own venv under `MCP_HOME`, resolved as
+catwalk avoids both defects: the gateway runs from its own venv (`/opt/gateway`, only h11; no `mcp` at all)
+that no server install touches; each server is installed by `uv` into its own venv under `MCP_HOME`, resolved as
 of its release (`--exclude-newer` = upload time + 1 h), so it gets the `mcp` it was released against
 (2.3.0 here; `mcp` 1.x for servers released before mcp 2, which a plain install would break); and it is
 started by its console script, found in its own `entry_points.txt`, never `python -m <spec>`.
@@ -405,7 +418,8 @@ def markdown(report: dict) -> str:
         "",
         f"Run {report['date']} on this machine ({v['cpus']} CPUs, shared with other engineers' test runs; {load}).",
         f"Python {v['python']} (servers, gateway and baseline), Node {v['node']}, npm {v['npm']}, {v['uv']}, "
-        f"mcp-proxy {v['mcp-proxy']} with mcp {v['mcp']} (gateway and baseline), catwalk {v.get('commit', '?')}. "
+        f"gateway venv: {v.get('gateway', '?')}; baseline venv: {v.get('baseline', '?')}; "
+        f"catwalk {v.get('commit', '?')}. "
         "Produced by `bench/cold_start.py`; every run is in `cold_start.json`.",
         "",
         "Every mode is timed the same way: from `Popen` of the entrypoint to the end of the first tools/list "

@@ -50,6 +50,15 @@ def image_node_major(dockerfile: Path = DOCKERFILE) -> int:
     return int(match.group(1))
 
 
+def gateway_specs(dockerfile: Path = DOCKERFILE) -> list[str]:
+    """What the image installs into the gateway's venv (the quoted specs of its ``uv pip install``)."""
+    match = re.search(r"uv pip install --python /opt/gateway/bin/python[^\n]*", dockerfile.read_text(encoding="utf-8"))
+    specs = re.findall(r'"([^"]+)"', match.group(0)) if match else []
+    if not specs:
+        raise SystemExit(f"{dockerfile}: no `uv pip install` of quoted specs into /opt/gateway")
+    return specs
+
+
 def _major(node: str) -> int | None:
     probe = subprocess.run([node, "--version"], capture_output=True, text=True, check=False)
     match = re.match(r"v(\d+)\.", probe.stdout.strip())

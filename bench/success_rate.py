@@ -418,13 +418,13 @@ def markdown(report: dict) -> str:
     v = report["versions"]
     rows = report["rows"]
     summary = report["summary"]
+    gateway = v.get("gateway") or f"mcp-proxy {v.get('mcp-proxy', '?')}"  # reports from before the relay
     lines = [
         "# Success rate: real no-credential MCP servers, detect → install → serve → tools/list",
         "",
         f"Run {report['date']} ({report['elapsed_min']} min) on this machine ({v['cpus']} CPUs, shared), "
         f"{report['parallel']} servers at a time, {_caches(report.get('fresh'))}. Servers' Python "
-        f"{v['server_python']}, Node {v['node']}, npm {v['npm']}, {v['uv']}, gateway: mcp-proxy {v['mcp-proxy']} "
-        f"on mcp {v['mcp']}; catwalk "
+        f"{v['server_python']}, Node {v['node']}, npm {v['npm']}, {v['uv']}, gateway: {gateway}; catwalk "
         f"{v['catwalk']}. Produced by `bench/success_rate.py`; the list is `bench/servers_success.py`.",
         "",
     ]
@@ -514,8 +514,7 @@ def versions(python: str) -> dict:
         "node": out(str(image_node_bin() / "node"), "--version"),
         "npm": out("npm", "--version"),
         "uv": out(str(VENV_BIN / "uv"), "--version"),
-        "mcp-proxy": dist_version("mcp-proxy"),
-        "mcp": dist_version("mcp"),
+        "gateway": f"catwalk's relay on h11 {dist_version('h11')}",
         "catwalk": out("git", "-C", str(ROOT), "rev-parse", "--short", "HEAD")
         + (" + uncommitted changes" if out("git", "-C", str(ROOT), "status", "--porcelain", "--", "deploy",
                                            "components", "bench") else ""),

@@ -19,9 +19,9 @@
 #   PORT             default 8080, IPv4 and IPv6
 #   MCP_HOST         where to listen: all interfaces (default, as Fly needs), `loopback`, or IP addresses
 #   MCP_HOME         per-server environments root (default /opt/mcp)
-#   MCP_PROXY_PYTHON Python of mcp-proxy's isolated venv (default /opt/mcp-proxy/bin/python, else the
-#                    venv of the `mcp-proxy` found on PATH); MCP_GATEWAY: gateway.py (default: next to
-#                    this script); MCP_PYTHON: interpreter for Python servers' venvs (default python3)
+#   MCP_GATEWAY_PYTHON  Python of the gateway's own venv, which needs h11 (default /opt/gateway/bin/python,
+#                    else python3 on PATH); MCP_GATEWAY: gateway.py, with relay.py and mcp_http.py beside it
+#                    (default: next to this script); MCP_PYTHON: interpreter for Python servers' venvs (default python3)
 #   UV, NPM          installer executables (default: found on PATH)
 #   MCP_NEEDS_BROWSER  `chromium` when the server drives a browser (set by detection): install refuses to run
 #                    without MCP_BROWSER rather than leave a server whose tools cannot launch one
@@ -112,19 +112,17 @@ home=${MCP_HOME:-/opt/mcp}
 case $0 in */*) here=${0%/*} ;; *) here=. ;; esac
 here=$(cd "${here:-/}" && pwd)
 gateway=${MCP_GATEWAY:-$here/gateway.py}
-if [ -n "${MCP_PROXY_PYTHON-}" ]; then
-    proxy_python=$MCP_PROXY_PYTHON
-elif [ -x /opt/mcp-proxy/bin/python ]; then
-    proxy_python=/opt/mcp-proxy/bin/python
-elif proxy_bin=$(command -v mcp-proxy); then
-    case $proxy_bin in */*) proxy_python=${proxy_bin%/*}/python ;; *) proxy_python=./python ;; esac
+if [ -n "${MCP_GATEWAY_PYTHON-}" ]; then
+    gateway_python=$MCP_GATEWAY_PYTHON
+elif [ -x /opt/gateway/bin/python ]; then
+    gateway_python=/opt/gateway/bin/python
 else
-    die "mcp-proxy's Python was not found: set MCP_PROXY_PYTHON or put mcp-proxy's venv on PATH"
+    gateway_python=$(command -v python3) || die "the gateway's Python was not found: set MCP_GATEWAY_PYTHON"
 fi
-[ -x "$proxy_python" ] || die "MCP_PROXY_PYTHON=$(show "$proxy_python") is not executable"
+[ -x "$gateway_python" ] || die "MCP_GATEWAY_PYTHON=$(show "$gateway_python") is not executable"
 [ -f "$gateway" ] || die "gateway not found at $(show "$gateway") (set MCP_GATEWAY)"
 
-# Environment directory of this server: one per package spec, never mcp-proxy's own venv.
+# Environment directory of this server: one per package spec, never the gateway's own venv.
 key='' rest=$package # the spec with every '/' turned into '+'
 while :; do
     case $rest in
@@ -167,7 +165,7 @@ compute_cutoff() {
     if [ -n "${MCP_EXCLUDE_NEWER-}" ]; then
         [ "$MCP_EXCLUDE_NEWER" = none ] || cutoff=$MCP_EXCLUDE_NEWER
     elif [ -n "${MCP_RESOLVED_AT-}" ]; then
-        cutoff=$("$proxy_python" "$gateway" cutoff "$MCP_RESOLVED_AT") || exit 1
+        cutoff=$("$gateway_python" "$gateway" cutoff "$MCP_RESOLVED_AT") || exit 1
         widen=yes
     else
         printf 'Warning: neither MCP_RESOLVED_AT nor MCP_EXCLUDE_NEWER is set: dependencies resolve to' >&2
@@ -190,7 +188,7 @@ pending='' pending_known='' # widened cutoffs not tried yet; computed at the fir
 unresolved=             # set by run_installer: nothing resolved as of $cutoff and a later cutoff may help
 widen_cutoff() {
     if [ -z "$pending_known" ]; then
-        pending=$("$proxy_python" "$gateway" cutoff --widened "$MCP_RESOLVED_AT") || exit 1
+        pending=$("$gateway_python" "$gateway" cutoff --widened "$MCP_RESOLVED_AT") || exit 1
         pending_known=yes
     fi
     tried=$cutoff
@@ -575,7 +573,7 @@ s.loader.exec_module(m)
 sys.exit(m.main())'
 
 resolve() {
-    "$proxy_python" "$gateway" resolve --runtime "$runtime" --env-dir "$env_dir" --package "$package" -- "$@"
+    "$gateway_python" "$gateway" resolve --runtime "$runtime" --env-dir "$env_dir" --package "$package" -- "$@"
 }
 
 if [ "$runtime" = custom ]; then
@@ -588,7 +586,7 @@ if [ "$runtime" = custom ]; then
         printf 'Nothing to install for a custom command: %s\n' "$command_line" >&2
         exit 0
     fi
-    exec "$proxy_python" -c "$serve_py" "$gateway" serve --runtime custom --port "$port" \
+    exec "$gateway_python" -c "$serve_py" "$gateway" serve --runtime custom --port "$port" \
         --banner "Starting custom command: $command_line" -- "$@"
 fi
 
@@ -637,5 +635,5 @@ fi
 
 # The gateway prints the banner once MCP_LAUNCH and MCP_ARGS have passed validation, then serves.
 if [ "$runtime" = python ]; then banner="Starting Python module: $package"; else banner="Starting npm package: $package"; fi
-exec "$proxy_python" -c "$serve_py" "$gateway" serve --runtime "$runtime" --env-dir "$env_dir" --package "$package" --port "$port" \
+exec "$gateway_python" -c "$serve_py" "$gateway" serve --runtime "$runtime" --env-dir "$env_dir" --package "$package" --port "$port" \
     --banner "$banner"

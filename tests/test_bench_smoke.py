@@ -147,7 +147,7 @@ def test_success_rate_markdown_has_the_columns_a_rate_per_runtime_and_every_fail
               "partial": False, "mcp2_released_at": "2026-07-28T13:45:33Z", "rows": rows,
               "summary": success_rate.summarize(rows),
               "versions": {"cpus": 2, "server_python": "3.12.1", "node": "v20", "npm": "11", "uv": "uv 0.13",
-                           "mcp-proxy": "0.13.0", "mcp": "1.30.0", "catwalk": "abc"}}
+                           "gateway": "catwalk's relay on h11 0.16.0", "catwalk": "abc"}}
     text = success_rate.markdown(report)
     assert "| server | runtime | version | install s | first-answer s | tools | result | reason |" in text
     assert "| good | python | 1.0 | 2.5 | 1.2 | 3 | ok |  |" in text
@@ -166,7 +166,7 @@ def test_the_markdown_names_servers_installed_with_a_later_cutoff():
     report = {"date": "d", "elapsed_min": 1.0, "parallel": 2, "planned": 2, "partial": False, "rows": rows,
               "summary": success_rate.summarize(rows),
               "versions": {"cpus": 2, "server_python": "3.12", "node": "v20", "npm": "11", "uv": "uv",
-                           "mcp-proxy": "0.13.0", "mcp": "1", "catwalk": "abc"}}
+                           "gateway": "catwalk's relay on h11 0.16.0", "catwalk": "abc"}}
     text = success_rate.markdown(report)
     assert "retried with a later cutoff" in text and "late (as of 2026-10-22T20:41:00Z, ok)" in text
     assert "on-time (" not in text
@@ -176,7 +176,7 @@ def test_a_partial_run_says_how_many_rows_it_has():
     report = {"date": "d", "elapsed_min": 0, "parallel": 2, "planned": 80, "partial": True, "rows": [],
               "summary": {"python": {"ok": 0, "total": 0, "rate": None, "goal_met": False}},
               "versions": {"cpus": 2, "server_python": "3.12", "node": "v20", "npm": "11", "uv": "uv",
-                           "mcp-proxy": "0.13.0", "mcp": "1", "catwalk": "abc"}}
+                           "gateway": "catwalk's relay on h11 0.16.0", "catwalk": "abc"}}
     assert "Partial run: 0 of 80 servers." in success_rate.markdown(report)
 
 
