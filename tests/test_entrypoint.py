@@ -36,7 +36,8 @@ MEMORY = ("@modelcontextprotocol/server-memory@2026.8.31", "2026-09-01T22:46:36.
 FILESYSTEM = ("@modelcontextprotocol/server-filesystem@2026.8.31", "2026-09-01T01:08:17.648Z", "list_directory")
 # Its dependency better-sqlite3 is a native module: no prebuilt binary reachable here, so it compiles.
 SQLITE_NPM = ("mcp-server-sqlite@0.0.2", "2025-11-10T16:01:08.195Z", "list-tables")
-# engines.node ">=22" (it imports `glob` from node:fs/promises): the image's Node 20 cannot run it.
+# engines.node ">=22" (it imports `glob` from node:fs/promises): a Node 20 (as on a machine running the tests)
+# cannot run it, so the entrypoint gives it its own Node 22.
 KUBB = ("@kubb/mcp@5.2.0", "2026-09-10T07:29:15.763Z")
 # Resolves nothing as of its release + 1 h: it needs certifi 2026.10.19.post1, uploaded 4 h after it.
 MARKITDOWN = ("markitdown-mcp==0.0.1a8", "2026-10-21T19:41:57Z", "convert_to_markdown")
