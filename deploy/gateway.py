@@ -494,6 +494,7 @@ class _Gateway:
         self.stopping = False
         self.gateway: Any = None  # mcp_http.Gateway once serving
         self.buffer = b""
+        self.why = "the gateway is stopping"  # set by finish()
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -558,8 +559,11 @@ class _Gateway:
             sweeper.cancel()
             for server in servers:
                 server.close()
+            self.gateway.deliver(self.gateway.relay.abandon(self.why))  # no client waits for ever
             self.gateway.close_streams()  # open SSE responses end; their connections then close
-            await asyncio.sleep(0.05)
+            deadline = asyncio.get_running_loop().time() + 0.3
+            while self.gateway.streams and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.01)
 
     async def sweep_sessions(self) -> None:
         loop = asyncio.get_running_loop()
@@ -582,19 +586,21 @@ class _Gateway:
             with contextlib.suppress(ValueError, OSError):
                 asyncio.get_running_loop().remove_writer(fd)
 
-    def on_stdout(self) -> None:
+    def on_stdout(self) -> bool:
+        """Relay what the server wrote; False once nothing is left to read now."""
         try:
             chunk = os.read(self.process.stdout, 1 << 16)
         except BlockingIOError:
-            return
+            return False
         if not chunk:  # the server closed its stdout: it is ending (the watcher reports its exit)
             asyncio.get_running_loop().remove_reader(self.process.stdout)
             asyncio.get_running_loop().call_later(1.0, self.finish, 1, "the MCP server closed its stdout")
-            return
+            return False
         *lines, self.buffer = (self.buffer + chunk).split(b"\n")
         for line in lines:
             if line.strip():
                 self.on_line(line)
+        return True
 
     def on_line(self, line: bytes) -> None:
         relay = _relay()
@@ -632,12 +638,17 @@ class _Gateway:
             else:
                 await asyncio.sleep(0.05)
         if not self.stopping:
-            log.error("Error: the MCP server process exited with code %s; stopping", code)
-            self.finish(_exit_code(code))
+            with contextlib.suppress(OSError):  # its last answers are relayed before the rest are failed
+                while self.process.stdout >= 0 and self.on_stdout():
+                    pass
+            self.finish(_exit_code(code), f"the MCP server process exited with code {code}")
 
-    def finish(self, code: int, why: str | None = None) -> None:
+    def finish(self, code: int, why: str) -> None:
+        """Stop serving with exit ``code``; ``why`` is logged (unless stopping on request) and is the error
+        each request still in flight is answered with."""
         if not self.done.done():
-            if why and not self.stopping:
+            self.why = why
+            if not self.stopping:
                 log.error("Error: %s; stopping", why)
             self.done.set_result(code)
 
@@ -653,7 +664,7 @@ class _Gateway:
         timer = threading.Timer(STOP_DEADLINE_S, self.hard_stop)
         timer.daemon = True
         timer.start()
-        self.finish(0)
+        self.finish(0, "the gateway is stopping")
 
     def hard_stop(self) -> None:
         _kill_group(self.process.pid, signal.SIGKILL)

@@ -37,6 +37,7 @@ GATEWAY_INFO = {"name": "catwalk-gateway", "version": "1"}
 
 INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
+CONNECTION_CLOSED = -32000  # the code the SDKs' sessions give a request whose connection ended
 # What mcp 1.x's ClientSession (mcp-proxy's upstream client) answers for requests it has no callback for.
 REFUSED_SERVER_REQUESTS = {
     "sampling/createMessage": "Sampling not supported",
@@ -191,6 +192,16 @@ class Relay:
             if route.upstream_token is not None:
                 self._tokens.pop(route.upstream_token, None)
         return route
+
+    def abandon(self, reason: str) -> list[Send]:
+        """Answer every request in flight with an error: the server will never answer (it exited, or the
+        gateway stops). Without it an SDK client whose stream ends unanswered waits forever."""
+        out = []
+        for upstream_id in list(self._routes):
+            route = self._forget(upstream_id)
+            if route is not None and route.channel is not None:
+                out.append(Send(route.channel, error(route.client_id, CONNECTION_CLOSED, reason)))
+        return out
 
     def in_flight(self) -> int:
         return len(self._routes)

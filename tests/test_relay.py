@@ -174,3 +174,16 @@ def test_messages_are_encoded_as_utf8_json_even_with_a_lone_surrogate() -> None:
     assert relay.encode({"text": "é ✓"}) == '{"text":"é ✓"}'.encode()
     lone = relay.encode({"text": "\ud800"})  # valid JSON (an escape), which raw UTF-8 could not carry
     assert lone == b'{"text":"\\ud800"}'
+
+
+def test_abandon_answers_every_request_in_flight_with_an_error_on_its_own_channel(hub) -> None:
+    a, b = hub.open("a"), hub.open("b")
+    hub.from_client(a, request("x", "tools/call", {"name": "x"}), "post-a")
+    hub.from_client(b, request(1, "tools/call", {"name": "y"}), "post-b")
+    sends = hub.abandon("the MCP server process exited with code 3")
+    assert upstream(sends) == []
+    assert sorted(to_clients(sends), key=lambda s: s[0]) == [
+        ("post-a", relay.error("x", relay.CONNECTION_CLOSED, "the MCP server process exited with code 3")),
+        ("post-b", relay.error(1, relay.CONNECTION_CLOSED, "the MCP server process exited with code 3")),
+    ]
+    assert hub.in_flight() == 0 and a.pending == {} and hub.abandon("again") == []
