@@ -35,6 +35,9 @@ MAX_HEADERS = 64 * 1024  # h11's bound on a request's head
 KEEP_ALIVE_S = 5.0  # an idle keep-alive connection is closed after this long
 SSE_PING_S = 15.0  # a comment on idle streams, so proxies on the way do not close them
 SESSION_IDLE_S = 30 * 60  # a streamable HTTP session unused this long is ended (the SDK's default)
+# Bytes waiting on one stream for its client to read them; past this the client is dropped (it may reconnect)
+# rather than let it grow the gateway's memory without bound. Any one message, however large, still fits.
+MAX_STREAM_BUFFER = 32 * 1024 * 1024
 DENIED = b'{"error":"unauthorized","detail":"send Authorization: Bearer <token>"}'
 
 INVALID_REQUEST = -32600
@@ -72,7 +75,9 @@ def rpc_error(status: int, message: str, code: int = INVALID_REQUEST, **headers:
 
 
 class Stream:
-    """An SSE response being written: a relay channel. ``put`` never blocks (clients read at their pace).
+    """An SSE response being written: a relay channel. ``put`` never blocks (clients read at their pace), so
+    a slow client never holds up the server's stdout or other sessions; one that falls more than
+    :data:`MAX_STREAM_BUFFER` behind is dropped instead (:meth:`abort`).
 
     ``collect``: the responses are gathered in :attr:`answers` for one JSON body instead (notifications,
     which a JSON body has no place for, are dropped).
@@ -82,10 +87,12 @@ class Stream:
         self, expected: int = 0, on_close: Callable[[Stream], None] | None = None, collect: bool = False
     ) -> None:
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.buffered = 0  # bytes in the queue
         self.expected = expected  # responses to write before the stream ends (0: until closed)
         self.closed = False
         self._on_close = on_close
         self.answers: list[dict[str, Any]] | None = [] if collect else None
+        self.abort: Callable[[], None] | None = None  # set by the connection writing it: drop the client
 
     def put(self, message: dict[str, Any] | None) -> None:
         """Write ``message``; None: one answer this stream waits for will not come (see ``relay.Send``)."""
@@ -95,14 +102,33 @@ class Stream:
             if kind(message) == "response":
                 self.answers.append(message)
         elif message is not None:
-            self.queue.put_nowait(b"event: message\r\ndata: " + encode(message) + b"\r\n\r\n")
+            self._queue(b"event: message\r\ndata: " + encode(message) + b"\r\n\r\n")
         if self.expected and (message is None or kind(message) == "response"):
             self.expected -= 1
             if not self.expected:
                 self.close()
 
     def event(self, name: str, data: str) -> None:
-        self.queue.put_nowait(f"event: {name}\r\ndata: {data}\r\n\r\n".encode())
+        self._queue(f"event: {name}\r\ndata: {data}\r\n\r\n".encode())
+
+    def _queue(self, data: bytes) -> None:
+        if self.closed:
+            return
+        if self.buffered > MAX_STREAM_BUFFER:
+            log.warning("a client read nothing of its last %d MiB on a stream: dropped", self.buffered >> 20)
+            self.close()
+            if self.abort is not None:
+                self.abort()
+            return
+        self.buffered += len(data)
+        self.queue.put_nowait(data)
+
+    async def take(self) -> bytes | None:
+        """The next event to write; None: the stream is over."""
+        data = await self.queue.get()
+        if data is not None:
+            self.buffered -= len(data)
+        return data
 
     def close(self) -> None:
         if not self.closed:
@@ -454,7 +480,7 @@ class Connection:
         """Wait for every answer of a POST whose client takes JSON only; then one JSON body (202: none came)."""
         stream = response.stream
         try:
-            while await stream.queue.get() is not None:
+            while await stream.take() is not None:
                 pass
         finally:
             stream.ended()
@@ -468,10 +494,11 @@ class Connection:
 
     async def _stream(self, response: Streaming) -> None:
         stream = response.stream
+        stream.abort = self.writer.transport.abort  # the next write or drain fails: the connection ends
         try:
             await self._send(h11.Response(status_code=200, headers=response.headers, reason=b"OK"))
             while True:
-                get = asyncio.ensure_future(stream.queue.get())
+                get = asyncio.ensure_future(stream.take())
                 if self._read is None:
                     self._read = asyncio.ensure_future(self.reader.read(65536))
                 done, _ = await asyncio.wait({get, self._read}, timeout=SSE_PING_S, return_when="FIRST_COMPLETED")

@@ -6,7 +6,10 @@ clients are the ``mcp`` SDK's and raw HTTP.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
+import time
 from pathlib import Path
 
 import anyio
@@ -69,3 +72,31 @@ def test_requests_in_flight_get_an_error_when_the_gateway_is_stopped(tmp_path: P
             body = pending.read().decode()
         assert '"id":"s-1"' in body and "stopping" in body
         assert served.wait(5) == 0
+
+
+def test_a_client_that_stops_reading_its_stream_is_dropped_and_the_others_are_served(tmp_path: Path) -> None:
+    with gateway(tmp_path) as (served, _received):
+        _, stalled_sid = initialize(served)
+        with socket.create_connection(("127.0.0.1", served.port), timeout=10) as stalled:
+            stalled.sendall(
+                f"GET /mcp HTTP/1.1\r\nHost: x\r\nAuthorization: {AUTH['Authorization']}\r\n"
+                f"Accept: text/event-stream\r\nMcp-Session-Id: {stalled_sid}\r\n\r\n".encode()
+            )
+            time.sleep(0.2)  # its stream is open; from now on it reads nothing
+            _, sid = initialize(served)
+            headers = {**AUTH, **ACCEPT, "Mcp-Session-Id": sid}
+            flood = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                     "params": {"name": "flood", "arguments": {"count": 48, "size": 1 << 20}}}  # fmt: skip
+            answer = httpx.post(served.url(), json=flood, headers=headers, timeout=30)
+            assert answer.status_code == 200 and '"text":"flooded"' in answer.text  # not held up by the stalled one
+            # ~48 MiB were for the stalled stream: the gateway dropped it past its buffer limit, and all it had
+            # queued with it (what reaches the client is what the kernel's buffers already held).
+            stalled.settimeout(10)
+            received = 0
+            with contextlib.suppress(ConnectionResetError):
+                while chunk := stalled.recv(1 << 20):
+                    received += len(chunk)
+            assert received < 16 << 20
+        assert "dropped" in served.output()
+        echo = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "echo", "arguments": {}}}
+        assert httpx.post(served.url(), json=echo, headers=headers, timeout=10).status_code == 200

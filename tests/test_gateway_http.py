@@ -50,3 +50,24 @@ def test_an_unused_session_ends_after_the_idle_limit_but_not_one_in_use() -> Non
 
 def relay_sessions(routes: object) -> set[str]:
     return set(routes.relay.sessions)
+
+
+def test_a_stream_whose_client_stops_reading_is_cut_off_at_the_buffer_limit(monkeypatch) -> None:
+    monkeypatch.setattr(mcp_http, "MAX_STREAM_BUFFER", 10_000)
+
+    async def scenario() -> None:
+        routes = mcp_http.Gateway(relay.Relay(INIT), [].append, None)
+        init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18"}}
+        sid = dict(routes.mcp_post(request("POST", ACCEPT, init)).headers)["mcp-session-id"]
+        stalled = routes.route(request("GET", [("accept", "text/event-stream"), ("mcp-session-id", sid)])).stream
+        aborted: list[bool] = []
+        stalled.abort = lambda: aborted.append(True)  # what the connection does: drop the TCP connection
+        note = {"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": "x" * 500}}
+        for _ in range(1000):  # ~0.5 MB of broadcasts that nobody reads
+            routes.from_server(note)
+        assert aborted == [True] and stalled.closed
+        assert stalled.queue.qsize() < 30  # bounded: what was queued up to the limit, then the end marker
+        stalled.ended()  # the connection's end, once aborted
+        assert routes.relay.sessions[sid].stream is None  # the session lives on; its client may GET again
+
+    asyncio.run(scenario())
