@@ -10,9 +10,9 @@ The stack config's ``browser: true|false`` overrides the decision either way.
 
 from __future__ import annotations
 
-from packaging.markers import InvalidMarker
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
+
+from components.detect.rules import unconditional_requirements
 
 BROWSER = "chromium"
 # How detection results show the need: what the baked image installs for it.
@@ -63,13 +63,7 @@ def npm_driver(name: str, manifest: dict) -> str | None:
 
 def python_driver(requires_dist: list[str]) -> str | None:
     """Why a PyPI release needs a browser, from its unconditional requirements (an extra does not count)."""
-    for line in requires_dist:
-        try:
-            requirement = Requirement(line)
-        except (InvalidRequirement, InvalidMarker):
-            continue
-        if requirement.marker is not None and "extra" in str(requirement.marker):
-            continue
+    for requirement in unconditional_requirements(requires_dist):
         if canonicalize_name(requirement.name) in PYTHON_DRIVERS:
             return f"depends on {requirement.name}{requirement.specifier}"
     return None

@@ -7,6 +7,7 @@ Nothing here does I/O, so every rule is tested on plain data. The registries' fa
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from packaging.markers import InvalidMarker
@@ -72,15 +73,21 @@ def mentions_mcp(*texts: str | None) -> bool:
     return False
 
 
-def python_sdk(requires_dist: list[str]) -> str | None:
-    """The MCP SDK among a project's unconditional requirements (an optional extra does not count)."""
+def unconditional_requirements(requires_dist: list[str]) -> Iterator[Requirement]:
+    """A release's requirements that hold without any extra (an optional extra does not count); unparseable
+    lines are skipped, as installers would refuse them anyway."""
     for line in requires_dist:
         try:
             requirement = Requirement(line)
         except (InvalidRequirement, InvalidMarker):
             continue
-        if requirement.marker is not None and "extra" in str(requirement.marker):
-            continue
+        if requirement.marker is None or "extra" not in str(requirement.marker):
+            yield requirement
+
+
+def python_sdk(requires_dist: list[str]) -> str | None:
+    """The MCP SDK among a project's unconditional requirements."""
+    for requirement in unconditional_requirements(requires_dist):
         if canonicalize_name(requirement.name) in PYTHON_SDKS:
             return canonicalize_name(requirement.name)
     return None
