@@ -493,7 +493,7 @@ class _Gateway:
         self.code = 0
         self.stopping = False
         self.gateway: Any = None  # mcp_http.Gateway once serving
-        self.buffer = b""
+        self.lines = _relay().Lines()  # the server's stdout, cut into messages
         self.why = "the gateway is stopping"  # set by finish()
 
     async def run(self) -> int:
@@ -596,10 +596,14 @@ class _Gateway:
             asyncio.get_running_loop().remove_reader(self.process.stdout)
             asyncio.get_running_loop().call_later(1.0, self.finish, 1, "the MCP server closed its stdout")
             return False
-        *lines, self.buffer = (self.buffer + chunk).split(b"\n")
-        for line in lines:
-            if line.strip():
-                self.on_line(line)
+        for line in self.lines.feed(chunk):
+            if isinstance(line, bytes):
+                if line.strip():
+                    self.on_line(line)
+            else:
+                log.warning("ignoring a line of more than %d MiB on the server's stdout", self.lines.limit >> 20)
+                if self.gateway is not None:
+                    self.gateway.deliver(self.gateway.relay.too_long(line))
         return True
 
     def on_line(self, line: bytes) -> None:

@@ -23,6 +23,7 @@ stream, a legacy SSE stream). The relay returns :class:`Send` actions; the calle
 from __future__ import annotations
 
 import json
+import re
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ GATEWAY_INFO = {"name": "catwalk-gateway", "version": "1"}
 
 INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
+INTERNAL_ERROR = -32603
 CONNECTION_CLOSED = -32000  # the code the SDKs' sessions give a request whose connection ended
 # What mcp 1.x's ClientSession (mcp-proxy's upstream client) answers for requests it has no callback for.
 REFUSED_SERVER_REQUESTS = {
@@ -107,6 +109,70 @@ def result(request_id: Any, value: dict[str, Any]) -> dict[str, Any]:
 
 def error(request_id: Any, code: int, message: str) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
+
+
+MAX_LINE = 64 * 1024 * 1024  # one message from the server; a longer line is skipped, not held in memory
+# Where the id of a response sits: first in the Python SDK's serialization, last in the TypeScript SDK's.
+_ID_FIRST = re.compile(rb'^\s*\{\s*"jsonrpc"\s*:\s*"2\.0"\s*,\s*"id"\s*:\s*(\d+)\s*,\s*"(?:result|error)"')
+_ID_LAST = re.compile(rb'"jsonrpc"\s*:\s*"2\.0"\s*,\s*"id"\s*:\s*(\d+)\s*\}\s*$')
+
+
+class TooLong:
+    """A line past the limit: only its ends are kept, to find which request it answered."""
+
+    __slots__ = ("head", "tail")
+
+    def __init__(self, head: bytes, tail: bytes) -> None:
+        self.head, self.tail = head, tail
+
+    def response_id(self) -> int | None:
+        found = _ID_FIRST.match(self.head) or _ID_LAST.search(self.tail)
+        return int(found.group(1)) if found else None
+
+
+class Lines:
+    """The server's stdout cut into lines, in time linear in its size (a pipe read is at most 64 KiB, so a
+    large answer comes in hundreds of chunks: joining the whole buffer again at each one is quadratic and
+    froze every session for seconds). A line longer than ``limit`` comes out as a :class:`TooLong`."""
+
+    ENDS = 256  # bytes kept of each end of a line too long
+
+    def __init__(self, limit: int = MAX_LINE) -> None:
+        self.limit = limit
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._skipped: TooLong | None = None  # within a line past the limit: only its ends are kept
+
+    def feed(self, chunk: bytes) -> list[bytes | TooLong]:
+        lines: list[bytes | TooLong] = []
+        start = 0
+        while (end := chunk.find(b"\n", start)) != -1:
+            piece = chunk[start:end]
+            if self._skipped is None and self._size + len(piece) > self.limit:
+                self._parts.append(piece)
+                self._skip()
+                piece = b""
+            if self._skipped is not None:
+                self._skipped.tail = (self._skipped.tail + piece)[-self.ENDS :]
+                lines.append(self._skipped)
+            else:
+                lines.append(b"".join([*self._parts, piece]) if self._parts else piece)
+            self._parts, self._size, self._skipped = [], 0, None
+            start = end + 1
+        rest = chunk[start:]
+        if rest and self._skipped is None:
+            self._size += len(rest)
+            self._parts.append(rest)
+            if self._size > self.limit:
+                self._skip()
+        elif rest:
+            self._skipped.tail = (self._skipped.tail + rest)[-self.ENDS :]  # type: ignore[union-attr]
+        return lines
+
+    def _skip(self) -> None:
+        head = b"".join(self._parts)
+        self._skipped = TooLong(head[: self.ENDS], head[-self.ENDS :])
+        self._parts, self._size = [], 0
 
 
 class Send:
@@ -202,6 +268,15 @@ class Relay:
             if route is not None and route.channel is not None:
                 out.append(Send(route.channel, error(route.client_id, CONNECTION_CLOSED, reason)))
         return out
+
+    def too_long(self, line: TooLong) -> list[Send]:
+        """An answer past :data:`MAX_LINE`: its request is answered with an error instead of never."""
+        upstream_id = line.response_id()
+        route = self._forget(upstream_id) if upstream_id is not None else None
+        if route is None or route.channel is None:
+            return []
+        text = f"the server's answer is over the gateway's {MAX_LINE >> 20} MiB limit"
+        return [Send(route.channel, error(route.client_id, INTERNAL_ERROR, text))]
 
     def in_flight(self) -> int:
         return len(self._routes)

@@ -187,3 +187,35 @@ def test_abandon_answers_every_request_in_flight_with_an_error_on_its_own_channe
         ("post-b", relay.error(1, relay.CONNECTION_CLOSED, "the MCP server process exited with code 3")),
     ]
     assert hub.in_flight() == 0 and a.pending == {} and hub.abandon("again") == []
+
+
+def test_server_output_is_split_into_lines_across_chunks_and_a_line_past_the_limit_is_skipped() -> None:
+    lines = relay.Lines(limit=10)
+    assert lines.feed(b'{"a":1}\n{"b"') == [b'{"a":1}']
+    assert lines.feed(b":2}") == []
+    assert lines.feed(b"\n\n") == [b'{"b":2}', b""]
+    # A line longer than the limit is not kept whole in memory: it comes out once, as its two ends.
+    assert lines.feed(b"h" * 8) == []
+    assert lines.feed(b"x" * 8) == []
+    [skipped, after] = lines.feed(b"x" * 7 + b't\n{"c":3}\n')
+    assert (skipped.head, skipped.tail[-2:], after) == (b"h" * 8 + b"x" * 8, b"xt", b'{"c":3}')
+    [whole] = lines.feed(b"y" * 300 + b"z" * 300 + b"\n")  # past the limit in one chunk
+    assert (whole.head, whole.tail) == (b"y" * 256, b"z" * 256)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b'{"jsonrpc": "2.0", "id": UP, "result": {"content": [{"type": "text", "text": "PAD"}]}}',  # Python SDK
+        b'{"result":{"content":[{"type":"text","text":"PAD"}]},"jsonrpc":"2.0","id":UP}',  # TypeScript SDK
+    ],
+)
+def test_an_answer_too_long_to_relay_reaches_its_client_as_an_error(hub, answer: bytes) -> None:
+    session = hub.open("a")
+    [forwarded] = upstream(hub.from_client(session, request("mine", "tools/call", {"name": "x"}), "post-a"))
+    lines = relay.Lines(limit=1000)
+    line = answer.replace(b"UP", str(forwarded["id"]).encode()).replace(b"PAD", b"x" * 5000)
+    [too_long] = [*lines.feed(line[:3000]), *lines.feed(line[3000:] + b"\n")]
+    [(channel, message)] = to_clients(hub.too_long(too_long))
+    assert channel == "post-a" and message["id"] == "mine" and "MiB limit" in message["error"]["message"]
+    assert hub.in_flight() == 0
