@@ -303,6 +303,8 @@ class Relay:
             return [Send(channel, result(client_id, {**self.init_result, "protocolVersion": version}))]
         if method == "ping":
             return [Send(channel, result(client_id, {}))]
+        if client_id in session.pending:  # the spec forbids reusing an id; its answer and cancel would be ambiguous
+            return [Send(channel, error(client_id, INVALID_REQUEST, f"Request id {client_id!r} is already in use"))]
         upstream_id = self._upstream_id()
         route = _Route(session, client_id, channel)
         forwarded = {**message, "id": upstream_id}

@@ -219,3 +219,16 @@ def test_an_answer_too_long_to_relay_reaches_its_client_as_an_error(hub, answer:
     [(channel, message)] = to_clients(hub.too_long(too_long))
     assert channel == "post-a" and message["id"] == "mine" and "MiB limit" in message["error"]["message"]
     assert hub.in_flight() == 0
+
+
+def test_a_request_reusing_an_id_still_in_flight_is_refused_and_the_first_keeps_its_answer(hub) -> None:
+    session = hub.open("a")
+    [first] = upstream(hub.from_client(session, request(1, "tools/call", {"name": "x"}), "post-1"))
+    sends = hub.from_client(session, request(1, "tools/call", {"name": "y"}), "post-2")
+    assert upstream(sends) == []  # never reaches the server
+    [(channel, refusal)] = to_clients(sends)
+    assert channel == "post-2" and refusal["id"] == 1 and refusal["error"]["code"] == relay.INVALID_REQUEST
+    cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}}
+    [forwarded] = upstream(hub.from_client(session, cancel, None))
+    assert forwarded["params"]["requestId"] == first["id"]  # the first request is still the one id 1 names
+    assert hub.in_flight() == 0 and session.pending == {}
