@@ -538,7 +538,10 @@ class _Gateway:
             return
         self.to_server(relay.INITIALIZED)
         auth = BearerAuth(self.token) if self.token is not None else None
-        self.gateway = mcp_http.Gateway(relay.Relay(answer["result"]), self.to_server, auth)
+        import ipaddress
+
+        local_only = auth is None and all(ipaddress.ip_address(host).is_loopback for host in self.hosts)
+        self.gateway = mcp_http.Gateway(relay.Relay(answer["result"]), self.to_server, auth, local_only)
         servers = [
             await asyncio.start_server(lambda r, w: mcp_http.serve_connection(self.gateway, r, w), sock=sock)
             for sock in self.sockets

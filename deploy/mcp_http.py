@@ -10,6 +10,11 @@
 * ``/sse`` + ``/messages/?session_id=`` is the HTTP+SSE transport (2024-11-05) as the SDK serves it: an
   ``endpoint`` event first, 202 for each POST, every answer on the stream.
 * ``/status`` is open; everything else needs what ``auth.allows`` accepts (the gateway's ``BearerAuth``).
+* Host and Origin (the spec's DNS-rebinding guard) are checked only without a token on a loopback-only
+  gateway (``local_only``: a server tried on a workstation with auth off): a page whose name was rebound to
+  127.0.0.1 still sends its own Host and Origin, so anything but a loopback name gets 421 / 403 as in the
+  SDK's ``TransportSecurityMiddleware``. With a token, the token guards (a browser never adds it by itself)
+  and Host is whatever Fly's proxy forwards (the app's or a custom domain), so neither is checked.
 
 Messages go to and come from :class:`relay.Relay` (the multiplexing), unchanged otherwise.
 """
@@ -159,6 +164,12 @@ def new_session_id() -> str:
     return os.urandom(16).hex()
 
 
+def _loopback(authority: str) -> bool:
+    """Whether a Host header's or an origin's ``host[:port]`` names this machine's loopback."""
+    host = authority if authority.endswith("]") else authority.rsplit(":", 1)[0]
+    return host.lower() in ("localhost", "127.0.0.1", "[::1]")
+
+
 def _accepts(request: Request) -> tuple[bool, bool]:
     types = [t.strip() for t in request.headers.get("accept", "").split(",")]
     return any(t.startswith("application/json") for t in types), any(t.startswith("text/event-stream") for t in types)
@@ -167,10 +178,13 @@ def _accepts(request: Request) -> tuple[bool, bool]:
 class Gateway:
     """Routes HTTP requests to the two MCP transports over one :class:`Relay`."""
 
-    def __init__(self, relay: Relay, to_server: Callable[[dict[str, Any]], None], auth: Any) -> None:
+    def __init__(
+        self, relay: Relay, to_server: Callable[[dict[str, Any]], None], auth: Any, local_only: bool = False
+    ) -> None:
         self.relay = relay
         self.to_server = to_server
         self.auth = auth
+        self.local_only = local_only  # no token, loopback only: refuse other Hosts and Origins (see above)
         self.streamable: dict[str, float] = {}  # session id -> last use (loop time)
         self.legacy: set[str] = set()
         self.streams: set[Stream] = set()
@@ -186,6 +200,11 @@ class Gateway:
         self.deliver(self.relay.from_server(message))
 
     def route(self, request: Request) -> Reply | Streaming:
+        if self.local_only and not _loopback(request.headers.get("host", "")):
+            return Reply(421, b"Invalid Host header", "text/plain")
+        origin = request.headers.get("origin")
+        if self.local_only and origin is not None and not _loopback(origin.partition("://")[2] or "-"):
+            return Reply(403, b"Invalid Origin header", "text/plain")
         if self.auth is not None and not self.auth.allows(request.path, request.raw_headers):
             return Reply(401, DENIED, "application/json", www_authenticate='Bearer realm="mcp"')
         if request.path == "/status":
@@ -363,8 +382,9 @@ class Gateway:
 
 
 REASONS = {200: b"OK", 202: b"Accepted", 400: b"Bad Request", 401: b"Unauthorized", 404: b"Not Found",
-           405: b"Method Not Allowed", 406: b"Not Acceptable", 409: b"Conflict", 413: b"Content Too Large",
-           415: b"Unsupported Media Type", 500: b"Internal Server Error"}  # fmt: skip
+           403: b"Forbidden", 405: b"Method Not Allowed", 406: b"Not Acceptable", 409: b"Conflict",
+           413: b"Content Too Large", 415: b"Unsupported Media Type", 421: b"Misdirected Request",
+           500: b"Internal Server Error"}  # fmt: skip
 
 
 def _reason(status: int) -> bytes:

@@ -71,3 +71,20 @@ def test_a_stream_whose_client_stops_reading_is_cut_off_at_the_buffer_limit(monk
         assert routes.relay.sessions[sid].stream is None  # the session lives on; its client may GET again
 
     asyncio.run(scenario())
+
+
+def test_without_a_token_a_loopback_gateway_refuses_other_hosts_and_origins_dns_rebinding() -> None:
+    def status(routes: object, headers: list[tuple[str, str]]) -> int:
+        event = h11.Request(method="GET", target="/status", headers=headers)
+        return routes.route(mcp_http.Request(event, b"")).status
+
+    local = mcp_http.Gateway(relay.Relay(INIT), [].append, None, local_only=True)
+    assert status(local, [("host", "127.0.0.1:8080")]) == 200
+    assert status(local, [("host", "[::1]:8080")]) == 200
+    assert status(local, [("host", "localhost"), ("origin", "http://localhost:6274")]) == 200  # e.g. the Inspector
+    assert status(local, [("host", "attacker.example:8080")]) == 421  # a rebound name still says whose it is
+    assert status(local, [("host", "127.0.0.1:8080"), ("origin", "https://attacker.example")]) == 403
+    assert status(local, [("host", "127.0.0.1:8080"), ("origin", "null")]) == 403
+    # Behind Fly's proxy (or with a token) the Host is the app's name and the token is what guards.
+    public = mcp_http.Gateway(relay.Relay(INIT), [].append, None)
+    assert status(public, [("host", "my-app.fly.dev"), ("origin", "https://app.example")]) == 200

@@ -385,3 +385,18 @@ def test_a_cancellation_reaches_the_server_under_the_id_the_server_knows(tmp_pat
         assert upstream_call["id"] != "mine"  # the server saw the gateway's id for it...
         assert upstream_cancel["params"] == {"requestId": upstream_call["id"], "reason": "changed my mind"}
         assert upstream_call["params"] == call["params"]  # ...and otherwise the request as sent
+
+
+def test_without_a_token_on_loopback_a_request_for_another_host_is_refused(tmp_path: Path) -> None:
+    env = base_env(tmp_path / "home", MCP_RUNTIME="custom", MCP_COMMAND=f"{sys.executable} {FIXTURE}",
+                   MCP_HOST="loopback")  # fmt: skip
+    with serving(env) as served:
+        deadline = time.monotonic() + 30
+        while "Serving relay-fixture" not in served.output():
+            assert time.monotonic() < deadline and served.process.poll() is None, served.output()
+            time.sleep(0.05)
+        _, sid = initialize(served)
+        assert len(sid) == 32  # its own clients are served
+        rebound = {**ACCEPT, "Host": f"attacker.example:{served.port}"}  # a page whose name now points here
+        body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}
+        assert httpx.post(served.url(), json=body, headers=rebound, timeout=10).status_code == 421
