@@ -515,6 +515,7 @@ class Connection:
     async def _stream(self, response: Streaming) -> None:
         stream = response.stream
         stream.abort = self.writer.transport.abort  # the next write or drain fails: the connection ends
+        early = 0  # bytes of the next request(s) received meanwhile, which h11 holds until this one ends
         try:
             await self._send(h11.Response(status_code=200, headers=response.headers, reason=b"OK"))
             while True:
@@ -526,7 +527,8 @@ class Connection:
                     get.cancel()
                 if self._read in done:  # the client sent more (pipelining) or closed the connection
                     data, self._read = self._read.result(), None
-                    if not data:
+                    early += len(data)
+                    if not data or early > MAX_HEADERS + MAX_BODY:  # gone, or more than any one request
                         raise _Closed
                     self.conn.receive_data(data)
                 if not done:

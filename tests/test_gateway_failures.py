@@ -100,3 +100,19 @@ def test_a_client_that_stops_reading_its_stream_is_dropped_and_the_others_are_se
         assert "dropped" in served.output()
         echo = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "echo", "arguments": {}}}
         assert httpx.post(served.url(), json=echo, headers=headers, timeout=10).status_code == 200
+
+
+def test_a_client_sending_endlessly_on_its_open_stream_is_disconnected(tmp_path: Path) -> None:
+    with gateway(tmp_path) as (served, _received), socket.create_connection(("127.0.0.1", served.port)) as client:
+        client.sendall(f"GET /sse HTTP/1.1\r\nHost: x\r\nAuthorization: {AUTH['Authorization']}\r\n\r\n".encode())
+        client.settimeout(10)
+        head = b""
+        while b"event: endpoint" not in head:
+            head += client.recv(4096)
+        junk = b"x" * (1 << 20)
+        with contextlib.suppress(ConnectionError):  # it may hang up while this is still sending
+            for _ in range(16):  # more than any request the gateway takes, and never a complete one
+                client.sendall(junk)
+        with contextlib.suppress(ConnectionResetError):
+            while client.recv(65536):  # what is left of the stream, then the gateway hangs up
+                pass
