@@ -197,12 +197,11 @@ class Send:
 class Session:
     """One client's view: its standalone stream (GET /mcp or /sse) and its requests in flight."""
 
-    __slots__ = ("pending", "protocol_version", "sid", "stream")
+    __slots__ = ("pending", "sid", "stream")
 
     def __init__(self, sid: str) -> None:
         self.sid = sid
         self.stream: Any = None
-        self.protocol_version: str | None = None
         self.pending: dict[Any, int] = {}  # client request id -> upstream id
 
 
@@ -299,7 +298,6 @@ class Relay:
         if method == "initialize":
             params = message.get("params") if isinstance(message.get("params"), dict) else {}
             version = negotiate(params.get("protocolVersion"), self.server_version)
-            session.protocol_version = version
             return [Send(channel, result(client_id, {**self.init_result, "protocolVersion": version}))]
         if method == "ping":
             return [Send(channel, result(client_id, {}))]
