@@ -648,8 +648,9 @@ class _Gateway:
                 await asyncio.sleep(0.05)
         if not self.stopping:
             with contextlib.suppress(OSError):  # its last answers are relayed before the rest are failed
-                while self.process.stdout >= 0 and self.on_stdout():
-                    pass
+                for _ in range(256):  # bounded: a grandchild may still be writing to the pipe
+                    if self.process.stdout < 0 or not self.on_stdout():
+                        break
             self.finish(_exit_code(code), f"the MCP server process exited with code {code}")
 
     def finish(self, code: int, why: str) -> None:
