@@ -13,7 +13,8 @@ protocol revisions add) and took ~0.33 s of imports before it could answer. Modu
 * **IPv4 + IPv6.** One IPv4 socket and one IPv6-only socket are bound on the same port, so 127.0.0.1 and
   [::1] (and Fly's 6PN) all answer.
 * **Lifecycle.** The server process is spawned here so that its death ends the gateway with a non-zero
-  code (Fly then restarts the machine) and SIGTERM stops its whole process group within 2 s.
+  code (Fly then restarts the machine) and SIGTERM stops its whole process group within 2 s. Either way,
+  each request still in flight is answered with a JSON-RPC error saying why, so no client waits for ever.
 * **Speed.** The sockets are bound, the server spawned and its initialize request written to its stdin
   before anything else is imported, so it boots while asyncio and h11 load (a few tens of ms) and early clients
   queue instead of being refused; only what precedes the spawn is imported at module level.
