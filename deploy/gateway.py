@@ -542,7 +542,9 @@ class _Gateway:
         import ipaddress
 
         local_only = auth is None and all(ipaddress.ip_address(host).is_loopback for host in self.hosts)
-        self.gateway = mcp_http.Gateway(relay.Relay(answer["result"]), self.to_server, auth, local_only)
+        self.gateway = mcp_http.Gateway(
+            relay.Relay(answer["result"]), self.to_server, auth, local_only, backlog=lambda: len(self.process.pending)
+        )
         servers = [
             await asyncio.start_server(lambda r, w: mcp_http.serve_connection(self.gateway, r, w), sock=sock)
             for sock in self.sockets

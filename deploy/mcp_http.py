@@ -43,6 +43,9 @@ SESSION_IDLE_S = 30 * 60  # a streamable HTTP session unused this long is ended 
 # Bytes waiting on one stream for its client to read them; past this the client is dropped (it may reconnect)
 # rather than let it grow the gateway's memory without bound. Any one message, however large, still fits.
 MAX_STREAM_BUFFER = 32 * 1024 * 1024
+# Bytes written for the server that it has not read yet; past this, new client messages get 503 (a stuck
+# server must not make the gateway hold every POST in memory).
+MAX_BACKLOG = 64 * 1024 * 1024
 DENIED = b'{"error":"unauthorized","detail":"send Authorization: Bearer <token>"}'
 
 INVALID_REQUEST = -32600
@@ -179,10 +182,12 @@ class Gateway:
     """Routes HTTP requests to the two MCP transports over one :class:`Relay`."""
 
     def __init__(
-        self, relay: Relay, to_server: Callable[[dict[str, Any]], None], auth: Any, local_only: bool = False
-    ) -> None:
+        self, relay: Relay, to_server: Callable[[dict[str, Any]], None], auth: Any, local_only: bool = False,
+        backlog: Callable[[], int] = lambda: 0,
+    ) -> None:  # fmt: skip
         self.relay = relay
         self.to_server = to_server
+        self.backlog = backlog  # bytes waiting for the server's stdin
         self.auth = auth
         self.local_only = local_only  # no token, loopback only: refuse other Hosts and Origins (see above)
         self.streamable: dict[str, float] = {}  # session id -> last use (loop time)
@@ -281,6 +286,8 @@ class Gateway:
             if isinstance(session, Reply):
                 return session
         headers = {"mcp_session_id": session.sid}
+        if self.backlog() > MAX_BACKLOG:
+            return rpc_error(503, "Service Unavailable: the MCP server is not reading its input", retry_after="5")
         if not requests:
             for message in messages:
                 self.deliver(self.relay.from_client(session, message, None))
@@ -369,6 +376,8 @@ class Gateway:
         messages = message if isinstance(message, list) and message else [message]
         if any(kind(m) is None for m in messages):
             return Reply(400, b"Could not parse message", "text/plain; charset=utf-8")
+        if self.backlog() > MAX_BACKLOG:
+            return Reply(503, b"The MCP server is not reading its input", "text/plain; charset=utf-8", retry_after="5")
         for one in messages:
             self.deliver(self.relay.from_client(session, one, session.stream))
         return Reply(202, b"Accepted", "text/plain; charset=utf-8")
@@ -384,7 +393,7 @@ class Gateway:
 REASONS = {200: b"OK", 202: b"Accepted", 400: b"Bad Request", 401: b"Unauthorized", 404: b"Not Found",
            403: b"Forbidden", 405: b"Method Not Allowed", 406: b"Not Acceptable", 409: b"Conflict",
            413: b"Content Too Large", 415: b"Unsupported Media Type", 421: b"Misdirected Request",
-           500: b"Internal Server Error"}  # fmt: skip
+           500: b"Internal Server Error", 503: b"Service Unavailable"}  # fmt: skip
 
 
 def _reason(status: int) -> bytes:

@@ -88,3 +88,20 @@ def test_without_a_token_a_loopback_gateway_refuses_other_hosts_and_origins_dns_
     # Behind Fly's proxy (or with a token) the Host is the app's name and the token is what guards.
     public = mcp_http.Gateway(relay.Relay(INIT), [].append, None)
     assert status(public, [("host", "my-app.fly.dev"), ("origin", "https://app.example")]) == 200
+
+
+def test_while_the_server_reads_nothing_of_a_large_backlog_new_messages_get_503() -> None:
+    async def scenario() -> None:
+        backlog = [0]
+        routes = mcp_http.Gateway(relay.Relay(INIT), [].append, None, backlog=lambda: backlog[0])
+        init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18"}}
+        sid = dict(routes.mcp_post(request("POST", ACCEPT, init)).headers)["mcp-session-id"]
+        call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "x"}}
+        backlog[0] = mcp_http.MAX_BACKLOG + 1  # the server stopped reading its stdin
+        refused = routes.route(request("POST", [*ACCEPT, ("mcp-session-id", sid)], call))
+        assert refused.status == 503 and dict(refused.headers)["retry-after"]
+        assert routes.relay.sessions[sid].pending == {}  # not queued for the server
+        backlog[0] = 0
+        assert routes.route(request("POST", [*ACCEPT, ("mcp-session-id", sid)], call)).status == 200
+
+    asyncio.run(scenario())
