@@ -539,9 +539,8 @@ class _Gateway:
             return
         self.to_server(relay.INITIALIZED)
         auth = BearerAuth(self.token) if self.token is not None else None
-        import ipaddress
-
-        local_only = auth is None and all(ipaddress.ip_address(host).is_loopback for host in self.hosts)
+        # MCP_HOST=loopback's addresses (no ipaddress import on the serve path); any other spelling is not local.
+        local_only = auth is None and all(host == "::1" or host.startswith("127.") for host in self.hosts)
         self.gateway = mcp_http.Gateway(
             relay.Relay(answer["result"]), self.to_server, auth, local_only, backlog=lambda: len(self.process.pending)
         )
