@@ -289,7 +289,16 @@ def run_case(case: Case, clients: Clients, cache: Path, opts, plain: bool = Fals
     row["resolved_at"] = spec.env().get("MCP_RESOLVED_AT")
     home = cache / ("home-plain" if plain else "home")
     env = server_env(spec.env(), case, home, cache, work, plain)
+    # The server's environment goes once measured (the uv/npm caches stay): a whole run would keep ~25 GB.
+    env_dir = home / case.runtime / env["MCP_PACKAGE"].replace("/", "+")
+    try:
+        return _install_and_serve(row, case, env, home, work, opts)
+    finally:
+        shutil.rmtree(env_dir, ignore_errors=True)
 
+
+def _install_and_serve(row: dict, case: Case, env: dict[str, str], home: Path, work: Path, opts) -> dict:
+    """``entrypoint.sh install``, then ``serve`` and the first answer; fills ``row``."""
     log = work / "install.log"
     start = time.monotonic()
     with log.open("wb") as out:
@@ -303,7 +312,7 @@ def run_case(case: Case, clients: Clients, cache: Path, opts, plain: bool = Fals
     install_output = log.read_text(errors="replace")
     row["widened_cutoff"] = widened_cutoff(install_output)
     if code == 0:
-        row["sdk"] = sdk_version(home, case.runtime, spec.pinned or "")
+        row["sdk"] = sdk_version(home, case.runtime, row["package"] or "")
     if code != 0:
         why = install_output if code is not None else f"install took over {opts.install_timeout:g} s\n{install_output}"
         return _failed(row, "install", why)
