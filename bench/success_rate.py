@@ -72,16 +72,12 @@ EXPLANATIONS: dict[str, str] = {
         "a build stage with a compiler, so it builds with no download; a failure here means the build itself "
         "failed: see the installer output in the JSON."),
     "mcp-mermaid": (
-        "Looked into: at install, its postinstall runs `playwright install --with-deps chromium`: first apt-get for "
-        "Chromium's system libraries (as root; as any other user it switches to root with sudo, else `su root`), then "
-        "Chrome for Testing from https://cdn.playwright.dev (`getaddrinfo ENOTFOUND cdn.playwright.dev` here; "
-        "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD does not stop an explicit `playwright install`). The bench runs as root, "
-        "so only the download failed here; in catwalk's image, which installs as user 10001 without sudo, the apt-get "
-        "step fails first (checked by hand as a non-root user: `su: Authentication failure`, `Failed to install "
-        "browsers`), so it would fail on a Fly builder too. What catwalk could do: run the baking install as root and "
-        "set PLAYWRIGHT_BROWSERS_PATH to a directory inside the server's environment under MCP_HOME (at install and at "
-        "serve), so Fly's builder, which reaches the CDN, bakes Chromium and its libraries into the image layer and a "
-        "start downloads nothing."),
+        "Looked into: its postinstall runs `playwright install --with-deps chromium` (apt-get as root, then Chrome for "
+        "Testing from cdn.playwright.dev, which this machine cannot reach; catwalk's image installs as uid 10001 "
+        "without sudo, so it failed on a Fly builder too). Detection now marks it as driving a browser: the install "
+        "skips its own browser install, runs its dependencies' scripts, and links Playwright's expected Chromium to "
+        "MCP_BROWSER (Debian's, in its baked image). A failure here means that step failed: see the installer output "
+        "in the JSON."),
     "agentdb": (
         "Looked into: at install, its dependency sharp 0.32 (the release the as-of-release resolution picks) runs its "
         "install script, which downloads libvips from https://github.com/lovell/sharp-libvips/releases "
@@ -89,12 +85,9 @@ EXPLANATIONS: dict[str, str] = {
         "nothing needed on Fly; sharp >= 0.33 ships libvips as npm packages (@img/sharp-libvips-*), so a newer "
         "agentdb would install from the registry alone."),
     "fetcher-mcp": (
-        "Looked into: at install, its postinstall runs `playwright install chromium` (no --with-deps), which "
-        "downloads Chrome for Testing from https://cdn.playwright.dev (`getaddrinfo ENOTFOUND cdn.playwright.dev` "
-        "here). A Fly builder reaches the CDN; the browser lands in the installing user's ~/.cache/ms-playwright, "
-        "which the baked layer keeps (same user at run time). What catwalk could do: set PLAYWRIGHT_BROWSERS_PATH "
-        "inside the server's environment so the browser is baked with it whatever HOME is; Chromium's system "
-        "libraries (not in the slim image) would still be needed by its tools, not to start."),
+        "Looked into: its postinstall runs `playwright install chromium`, a download from cdn.playwright.dev. "
+        "Detection now marks it as driving a browser, so, like mcp-mermaid, it installs without that download and "
+        "uses MCP_BROWSER (Debian's Chromium in its baked image); a failure here means that step failed."),
     "@sveltejs/mcp": (
         "Looked into: the install is fine; at start, registering its documentation resources, it fetches "
         "https://svelte.dev/docs/experimental/sections.json and exits on `fetch failed` (`getaddrinfo ENOTFOUND "
@@ -102,14 +95,13 @@ EXPLANATIONS: dict[str, str] = {
         "could fetch the sections on first use."),
     "@bytebase/dbhub": (
         "Looked into: its package says engines.node >= 22.5.0 and its SQLite connector imports `node:sqlite`, "
-        "which the image's Node 20 lacks (`No such built-in module: node:sqlite`). Since entrypoint.sh gives a "
-        "server whose engines.node refuses the image's Node the newest Node of the lowest LTS major that fits "
-        "(here 22.x, in its own environment), it installs and `--demo` answers; a failure here means that step "
-        "failed: see the installer output in the JSON."),
+        "which Node 20 lacks (`No such built-in module: node:sqlite`). The image runs Node 24 now; on an older Node "
+        "entrypoint.sh installs the newest Node of the lowest supported LTS major that fits in its environment. A "
+        "failure here means that step failed: see the installer output in the JSON."),
     "@kubb/mcp": (
         "Looked into: its package says engines.node >= 22 and @kubb/core imports `glob` from `node:fs/promises`, "
-        "added in Node 22 (on Node 20: `does not provide an export named 'glob'`). entrypoint.sh now installs "
-        "Node 22 for it from engines.node, as for @bytebase/dbhub; a failure here means that step failed."),
+        "added in Node 22 (on Node 20: `does not provide an export named 'glob'`). The image runs Node 24 now; a "
+        "failure here means the Node it runs on, or the one installed for it, is older."),
     "@chakra-ui/react-mcp": (
         "Looked into: the install is fine; at start, before answering, it fetches its component list from "
         "https://chakra-ui.com/api/types (`initializeTools` → `get_component_example`) and exits on `fetch failed`; "
@@ -126,8 +118,8 @@ CATEGORIES: list[tuple[str, re.Pattern, str]] = [
     ("needs Node >= 22", re.compile(
         r"No such built-in module: node:\w+|ERR_UNKNOWN_BUILTIN_MODULE|"
         r"The requested module 'node:[\w/]+' does not provide an export named"),
-     "the image runs Node 20: an image on Node 22 or later would run it; detection reads the package's engines.node "
-     "and could refuse or warn before deploy, as it does for Python >= 3.13"),
+     "the server ran on a Node older than it needs: entrypoint.sh reads engines.node and installs a Node that fits; "
+     "a package that does not declare it could be given one with a stack setting"),
     ("not on the registry", re.compile(r"was not found on the|404 Not Found|does not exist on", re.I),
      "nothing: the spec is wrong or the package was removed (detection says so before deploy)"),
     ("no dependency resolution", re.compile(r"No solution found|ETARGET|ERESOLVE|No matching version", re.I),
