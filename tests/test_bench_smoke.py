@@ -11,7 +11,7 @@ import re
 import pytest
 
 from bench import api_cost, success_rate
-from bench.image_runtime import image_node_major
+from bench.image_runtime import ROOT, gateway_specs, image_node_major
 from bench.servers_success import cases
 from components.config import StackConfig
 
@@ -243,3 +243,14 @@ def test_benchmarks_run_servers_on_the_node_major_the_image_is_built_from(tmp_pa
     dockerfile.write_text("FROM python:3.12-slim\n")
     with pytest.raises(SystemExit, match="no `FROM node:<major>` stage"):
         image_node_major(dockerfile)
+
+
+def test_benchmarks_build_the_gateway_venv_with_what_the_image_installs_and_the_project_allows():
+    from packaging.requirements import Requirement
+
+    specs = [Requirement(spec) for spec in gateway_specs()]
+    assert [r.name for r in specs] == ["h11"]
+    lines = (ROOT / "requirements.txt").read_text().splitlines()
+    allowed = next(Requirement(line) for line in lines if line.startswith("h11"))
+    pinned = next(iter(specs[0].specifier)).version
+    assert allowed.specifier.contains(pinned), f"requirements.txt {allowed} excludes the image's h11 {pinned}"
