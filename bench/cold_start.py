@@ -14,7 +14,7 @@ Every mode is timed by the same client (``components.mcpcheck``, same poll inter
 install a mode needs before its start is made before the clock starts.
 
 Run by hand: ``.venv/bin/python -m bench.cold_start [--repeats N]``. Writes bench/results/cold_start.{md,json}.
-``--compare-gateway REV`` times only baked starts, deploy/gateway.py at REV against the work tree's, alternately.
+``--compare-gateway REV`` times only baked starts, deploy/ at REV against the work tree's, alternately.
 """
 
 from __future__ import annotations
@@ -203,8 +203,8 @@ def install_baked(server: dict, home: Path, gateway_python: Path) -> Path:
 
 
 def compare_gateways(revision: str, repeats: int) -> int:
-    """Baked starts with deploy/gateway.py as of ``revision`` and as in the work tree, alternately (same load
-    for both), everything else equal. Writes results/cold_start_gateway.{md,json}."""
+    """Baked starts with the gateway (deploy/*.py) as of ``revision`` and as in the work tree, alternately (same
+    load for both), everything else equal. Writes results/cold_start_gateway.{md,json}."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="cold-compare-") as work:
         before_dir = Path(work) / "deploy-before"  # gateway.py and the modules beside it, as of the revision
@@ -273,14 +273,14 @@ def versions(gateway_python: Path) -> dict:
             return "?"
 
     venv = gateway_python.parent.parent
+    installed = {dist: installed_version(venv, dist) for dist in ("h11", "mcp-proxy", "mcp")}
     dirty = out("git", "-C", str(ROOT), "status", "--porcelain", "--", "deploy", "bench/cold_start.py")
     return {
         "python": out(PYTHON, "-c", "import platform; print(platform.python_version())"),
         "node": out(str(image_node_bin() / "node"), "--version"),
         "npm": out("npm", "--version"),
         "uv": out(str(VENV_BIN / "uv"), "--version"),
-        "gateway": ", ".join(f"{d} {installed_version(venv, d)}" for d in ("h11", "mcp-proxy", "mcp")
-                             if installed_version(venv, d)),
+        "gateway": ", ".join(f"{dist} {found}" for dist, found in installed.items() if found),
         "baseline": " + ".join(BASELINE_SPECS),
         "commit": out("git", "-C", str(ROOT), "rev-parse", "--short", "HEAD")
         + (" + uncommitted changes" if dirty else ""),
@@ -328,7 +328,7 @@ def main() -> int:
     parser.add_argument("--baked-repeats", type=int, default=7)
     parser.add_argument("--render", action="store_true", help="only rebuild the summaries and Markdown from the JSON")
     parser.add_argument(
-        "--compare-gateway", metavar="REV", help="only baked starts: deploy/gateway.py at REV vs the work tree's"
+        "--compare-gateway", metavar="REV", help="only baked starts: the gateway in deploy/ at REV vs the work tree's"
     )
     opts = parser.parse_args()
     if opts.compare_gateway:
@@ -343,7 +343,7 @@ def main() -> int:
         return 0
 
     rows = []
-    with tempfile.TemporaryDirectory(prefix="cold-proxy-") as built:
+    with tempfile.TemporaryDirectory(prefix="cold-gateway-") as built:
         # catwalk's gateway venv, built once as the image builds /opt/gateway (not part of any start).
         gateway_python = gateway_venv(Path(built) / "gateway")
         compile_gateway(gateway_python)
@@ -372,7 +372,7 @@ def run_server(server: dict, repeats: int, baked_repeats: int, gateway_python: P
         print(f"  install-at-start #{i + 1}: {modes['install-at-start'][-1]}", flush=True)
     with tempfile.TemporaryDirectory(prefix="cold-baked-") as work:
         home = install_baked(server, Path(work) / "home", gateway_python)
-        if server["runtime"] == "python":  # the server's own venv, apart from the gateway's (mcp 1.x)
+        if server["runtime"] == "python":  # the server's own venv (the gateway's holds no mcp)
             server["mcp_in_server_env"] = installed_version(home / "python" / server["package"], "mcp")
         for i in range(baked_repeats):
             modes["baked"].append(run_ours(server, home, "serve", Path(work), gateway_python))

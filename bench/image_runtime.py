@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import platform
 import re
 import shutil
@@ -95,8 +94,3 @@ def image_node_bin(major: int | None = None, cache: Path = CACHE) -> Path:
     if _major(str(node)) != major:
         raise SystemExit(f"{node} is not Node {major}")
     return node.parent
-
-
-def with_image_node(env: dict[str, str], node_bin: Path) -> dict[str, str]:
-    """``env`` with the image's Node first on PATH (npm and npx then run on it too)."""
-    return {**env, "PATH": f"{node_bin}{os.pathsep}{env.get('PATH', os.defpath)}"}

@@ -282,14 +282,19 @@ def run_case(case: Case, clients: Clients, cache: Path, opts, plain: bool = Fals
     home = cache / ("home-plain" if plain else "home")
     env = server_env(spec.env(), case, home, cache, work, plain)
     # The server's environment goes once measured (the uv/npm caches stay): a whole run would keep ~25 GB.
-    env_dir = home / case.runtime / env["MCP_PACKAGE"].replace("/", "+")
+    env_dir = server_env_dir(home, case.runtime, env["MCP_PACKAGE"])
     try:
-        return _install_and_serve(row, case, env, home, work, opts)
+        return _install_and_serve(row, case, env, env_dir, work, opts)
     finally:
         shutil.rmtree(env_dir, ignore_errors=True)
 
 
-def _install_and_serve(row: dict, case: Case, env: dict[str, str], home: Path, work: Path, opts) -> dict:
+def server_env_dir(home: Path, runtime: str, package: str) -> Path:
+    """Where ``entrypoint.sh install`` puts a server: MCP_HOME/<runtime>/<pinned spec, '/' as '+'>."""
+    return home / runtime / package.replace("/", "+")
+
+
+def _install_and_serve(row: dict, case: Case, env: dict[str, str], env_dir: Path, work: Path, opts) -> dict:
     """``entrypoint.sh install``, then ``serve`` and the first answer; fills ``row``."""
     log = work / "install.log"
     start = time.monotonic()
@@ -304,7 +309,7 @@ def _install_and_serve(row: dict, case: Case, env: dict[str, str], home: Path, w
     install_output = log.read_text(errors="replace")
     row["widened_cutoff"] = widened_cutoff(install_output)
     if code == 0:
-        row["sdk"] = sdk_version(home, case.runtime, row["package"] or "")
+        row["sdk"] = sdk_version(env_dir, case.runtime)
     if code != 0:
         why = install_output if code is not None else f"install took over {opts.install_timeout:g} s\n{install_output}"
         return _failed(row, "install", why)
@@ -334,9 +339,8 @@ def _install_and_serve(row: dict, case: Case, env: dict[str, str], home: Path, w
     return row
 
 
-def sdk_version(home: Path, runtime: str, package: str) -> str | None:
+def sdk_version(env_dir: Path, runtime: str) -> str | None:
     """The MCP SDK the install resolved (Python ``mcp``, npm ``@modelcontextprotocol/sdk``), if any."""
-    env_dir = home / runtime / package.replace("/", "+")
     if runtime == "python":
         found = sorted(env_dir.glob("lib/python*/site-packages/mcp-*.dist-info"))
         return found[0].name.removeprefix("mcp-").removesuffix(".dist-info") if found else None

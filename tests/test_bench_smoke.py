@@ -228,12 +228,12 @@ def test_api_cost_ratios_are_against_the_one_server_baseline_of_the_same_run():
 def test_the_installed_mcp_sdk_version_is_read_from_the_server_environment(tmp_path):
     dist = tmp_path / "python" / "mcp-x==1.0" / "lib" / "python3.12" / "site-packages" / "mcp-1.27.0.dist-info"
     dist.mkdir(parents=True)
-    assert success_rate.sdk_version(tmp_path, "python", "mcp-x==1.0") == "1.27.0"
+    assert success_rate.sdk_version(success_rate.server_env_dir(tmp_path, "python", "mcp-x==1.0"), "python") == "1.27.0"
     sdk = tmp_path / "npm" / "@a+b@1.0" / "node_modules" / "@modelcontextprotocol" / "sdk"
     sdk.mkdir(parents=True)
     (sdk / "package.json").write_text('{"version": "1.20.2"}')
-    assert success_rate.sdk_version(tmp_path, "npm", "@a/b@1.0") == "1.20.2"
-    assert success_rate.sdk_version(tmp_path, "npm", "other@1.0") is None
+    assert success_rate.sdk_version(success_rate.server_env_dir(tmp_path, "npm", "@a/b@1.0"), "npm") == "1.20.2"
+    assert success_rate.sdk_version(success_rate.server_env_dir(tmp_path, "npm", "other@1.0"), "npm") is None
 
 
 def test_benchmarks_run_servers_on_the_node_major_the_image_is_built_from(tmp_path):
