@@ -132,6 +132,10 @@ while :; do
 done
 env_dir=$home/$runtime/$key
 marker=$env_dir/.catwalk-installed
+case $package in # an npm spec without its @version: the package's directory under node_modules
+@*) npm_name=${package#@} npm_name=@${npm_name%%@*} ;;
+*) npm_name=${package%%@*} ;;
+esac
 
 # The system browser (built-ins only: this runs at every start too).
 browser=${MCP_BROWSER-}
@@ -347,11 +351,7 @@ PATHS
 # `--with-deps` would run apt-get as root). The dependencies' install scripts (native modules…) run here, with
 # browser downloads skipped, and so does the server's own unless it installs a browser.
 run_install_scripts() {
-    case $package in # the spec without its @version
-    @*) name=${package#@} name=@${name%%@*} ;;
-    *) name=${package%%@*} ;;
-    esac
-    list=$(node -e "$browser_scripts_js" "$env_dir" "$name") ||
+    list=$(node -e "$browser_scripts_js" "$env_dir" "$npm_name") ||
         install_failed "the packages with install scripts could not be listed (see above)"
     set --
     while IFS= read -r line; do
@@ -379,8 +379,14 @@ LIST
         [ -z "$nodedir" ] || set -- "npm_config_nodedir=$nodedir" "$@"
     fi
     widen= # nothing resolves here: a failure is final
-    run_installer "npm rebuild" env PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 PUPPETEER_SKIP_DOWNLOAD=1 \
-        "PLAYWRIGHT_BROWSERS_PATH=$browsers_dir" "PUPPETEER_EXECUTABLE_PATH=$browser_wrapper" "$@"
+    run_installer "npm rebuild" without_browser_download "$@"
+}
+
+# Runs its arguments with every browser download skipped and the system browser's paths named: the install and
+# the install scripts of a server whose browser is MCP_BROWSER.
+without_browser_download() {
+    env PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 PUPPETEER_SKIP_DOWNLOAD=1 "PLAYWRIGHT_BROWSERS_PATH=$browsers_dir" \
+        "PUPPETEER_EXECUTABLE_PATH=$browser_wrapper" "$@"
 }
 
 # pyppeteer (Python) runs <PYPPETEER_HOME>/local-chromium/<PYPPETEER_CHROMIUM_REVISION>/chrome-linux/chrome; serve
@@ -439,15 +445,13 @@ install_npm() {
     [ -z "$cutoff" ] || set -- "$@" --before "$cutoff"
     [ -z "$browser" ] || [ -z "$needs_browser" ] || set -- "$@" --ignore-scripts # run by run_install_scripts
     set -- "$@" "$package"
-    if [ -n "$browser" ]; then # the system browser is used: nothing may download one
-        set -- env PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 PUPPETEER_SKIP_DOWNLOAD=1 "PLAYWRIGHT_BROWSERS_PATH=$browsers_dir" \
-            "PUPPETEER_EXECUTABLE_PATH=$browser_wrapper" "$@"
-    fi
     nodedir=$(node_headers_prefix)
     if [ -n "$nodedir" ]; then
         printf 'Native modules build against the Node.js headers in %s/include/node\n' "$nodedir" >&2
         set -- env "npm_config_nodedir=$nodedir" "$@" # for this install only, never the server's env
     fi
+    # The system browser is used: nothing may download one (a shell function, so outermost: not under env).
+    [ -z "$browser" ] || set -- without_browser_download "$@"
     run_installer "npm install" "$@"
     [ -n "$unresolved" ] || ensure_node
 }
@@ -497,11 +501,7 @@ if (!semver.satisfies(process.version, range)) {
 }
 '
 ensure_node() {
-    case $package in # the spec without its @version
-    @*) name=${package#@} name=@${name%%@*} ;;
-    *) name=${package%%@*} ;;
-    esac
-    package_json=$env_dir/node_modules/$name/package.json
+    package_json=$env_dir/node_modules/$npm_name/package.json
     # No "engines" at all (most packages): nothing to check, no Node started.
     [ -f "$package_json" ] && grep -q '"engines"' "$package_json" || return 0
     range=$(node -e "$node_check_js" "$npm" "$package_json") || {
