@@ -248,6 +248,16 @@ class ServerConfig(BaseModel):
         return "custom" if self.command is not None else self.runtime
 
 
+def unbaked_because(bake: bool, image: str | None) -> list[tuple[str, str]]:
+    """Why a stack's servers get no baked image of their own, each reason with its fix; empty when they do."""
+    reasons = []
+    if not bake:
+        reasons.append(("catwalk:bake is false", "set catwalk:bake to true"))
+    if image is not None:
+        reasons.append(("catwalk:image is set", "remove catwalk:image"))
+    return reasons
+
+
 class StackConfig(BaseModel):
     """All `catwalk:` keys of one stack."""
 
@@ -275,14 +285,12 @@ class StackConfig(BaseModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"server names must be unique; repeated: {', '.join(dupes)}")
-        unbaked = "catwalk:bake is false" if not info.data.get("bake", True) else (
-            "catwalk:image is set" if info.data.get("image") else None
-        )
+        unbaked = unbaked_because(info.data.get("bake", True), info.data.get("image"))
         browsers = [s.name for s in servers if s.browser]
         if browsers and unbaked:
             raise ValueError(
                 f"browser: true ({', '.join(browsers)}) needs the server's baked image, which gets Chromium, but "
-                f"{unbaked}: the unified image has no browser"
+                f"{unbaked[0][0]}: the unified image has no browser"
             )
         return servers
 

@@ -12,7 +12,15 @@ from typing import Any
 
 import pulumi
 
-from components.config import NAMESPACE, ConfigError, ServerConfig, StackConfig, missing_secrets, parse_stack
+from components.config import (
+    NAMESPACE,
+    ConfigError,
+    ServerConfig,
+    StackConfig,
+    missing_secrets,
+    parse_stack,
+    unbaked_because,
+)
 from components.detect import Clients, DetectError, RuntimeSpec, detect
 from components.detect.models import custom_spec
 from components.image import UnifiedImage
@@ -87,22 +95,17 @@ def refuse_unbaked_browsers(stack: StackConfig, specs: dict[str, RuntimeSpec]) -
     Only a server's baked image gets Chromium; on the unified or a prebuilt image its entrypoint would refuse
     to start. (`browser: true` in the config is refused with the config itself; this is detection's finding.)
     """
-    reasons, fixes = [], []
-    if not stack.bake:
-        reasons.append("catwalk:bake is false")
-        fixes.append("set catwalk:bake to true")
-    if stack.image is not None:
-        reasons.append("catwalk:image is set")
-        fixes.append("remove catwalk:image")
+    unbaked = unbaked_because(stack.bake, stack.image)
     needs = {name: spec for name, spec in specs.items() if spec.browser}
-    if not reasons or not needs:
+    if not unbaked or not needs:
         return
+    reasons, fixes = (" and ".join(part) for part in zip(*unbaked, strict=True))
     lines = []
     for name, spec in needs.items():
         found = next((e for e in spec.evidence if e.startswith("needs a browser")), f"needs a browser: {spec.browser}")
         lines.append(
-            f"server {name!r} {found}, but {' and '.join(reasons)}: only a server's baked image gets Chromium. "
-            f"Bake it ({' and '.join(fixes)}), or set `browser: false` on {name!r} if you know its tools run "
+            f"server {name!r} {found}, but {reasons}: only a server's baked image gets Chromium. "
+            f"Bake it ({fixes}), or set `browser: false` on {name!r} if you know its tools run "
             "without one"
         )
     raise pulumi.RunError("servers that drive a browser need a baked image:\n" + "\n".join(lines))
