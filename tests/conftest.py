@@ -26,3 +26,19 @@ def _main_thread_event_loop():
         loop = None
     if loop is None or loop.is_closed():
         asyncio.set_event_loop(asyncio.new_event_loop())
+
+
+@pytest.fixture
+def cache(tmp_path):
+    """An empty detection lookup cache (``components.detect.DiskCache``) for one test."""
+    from components.detect import DiskCache
+
+    return DiskCache(tmp_path / "cache")
+
+
+@pytest.fixture
+def default_indexes(monkeypatch):
+    """The default registries whatever this machine's environment names, so recorded responses match
+    (detection tests use it through ``pytestmark``)."""
+    for name in ("PIP_INDEX_URL", "UV_INDEX_URL", "UV_DEFAULT_INDEX", "NPM_CONFIG_REGISTRY", "npm_config_registry"):
+        monkeypatch.delenv(name, raising=False)

@@ -9,20 +9,11 @@ import sys
 import pytest
 
 from components.config import ConfigError, parse_stack
-from components.detect import DiskCache, RuntimeSpec, detect
+from components.detect import RuntimeSpec, detect
 from components.detect.browser import SHOWN, decide, npm_driver, python_driver
 from tests.registry_fakes import RecordedSession
 
-
-@pytest.fixture
-def cache(tmp_path):
-    return DiskCache(tmp_path / "cache")
-
-
-@pytest.fixture(autouse=True)
-def default_indexes(monkeypatch):
-    for name in ("PIP_INDEX_URL", "UV_INDEX_URL", "UV_DEFAULT_INDEX", "NPM_CONFIG_REGISTRY", "npm_config_registry"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("default_indexes")  # fixtures: tests/conftest.py
 
 
 # --------------------------------------------------------------------------------------------- the rule

@@ -23,15 +23,7 @@ def session():
     return RecordedSession()
 
 
-@pytest.fixture
-def cache(tmp_path):
-    return DiskCache(tmp_path / "cache")
-
-
-@pytest.fixture(autouse=True)
-def default_indexes(monkeypatch):
-    for name in ("PIP_INDEX_URL", "UV_INDEX_URL", "UV_DEFAULT_INDEX", "NPM_CONFIG_REGISTRY", "npm_config_registry"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("default_indexes")  # fixtures: tests/conftest.py
 
 
 def run(spec, session, cache, **kwargs) -> RuntimeSpec:
