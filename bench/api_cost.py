@@ -1,7 +1,7 @@
 """API cost: Fly API calls per ``up`` for 1, 10 and 50 servers, and for a no-op second ``up``.
 
-Each size gets a fresh Fly emulator (``tests/fly_emulator``, in-process, machines not run) and a fresh
-state; the real Pulumi program (``infra/``) runs with its real providers through ``tests.harness`` in a
+Each size gets a fresh Fly emulator (``tests/tools/fly_emulator``, in-process, machines not run) and a fresh
+state; the real Pulumi program (``infra/``) runs with its real providers through ``tests.tools.harness`` in a
 subprocess. The stack file is generated into a temporary directory: N custom-command servers on a prebuilt
 ``catwalk:image`` with ``catwalk:verify: false``, so neither a registry nor a Docker engine is needed. Calls are
 read from the emulator's ``/_emulator/calls`` and counted by method and by endpoint (ids and names folded).
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import yaml
 
-from tests.fly_emulator.fixture import MUTATING, running_emulator
-from tests.harness import run_subprocess
+from tests.tools.fly_emulator.fixture import MUTATING, running_emulator
+from tests.tools.harness import run_subprocess
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -114,8 +114,8 @@ def markdown(report: dict) -> str:
     lines = [
         "# API cost: Fly API calls per `up`",
         "",
-        f"Run {report['date']} against the Fly emulator (`tests/fly_emulator`), the real program `infra/` and its "
-        f"real providers via `tests.harness` (parallel {report['parallel']}, client rate limit off). Python "
+        f"Run {report['date']} against the Fly emulator (`tests/tools/fly_emulator`), the real program `infra/` and "
+        f"its real providers via `tests.tools.harness` (parallel {report['parallel']}, client rate limit off). Python "
         f"{v['python']}, pulumi {v['pulumi']}, catwalk {v['catwalk']}. Produced by `bench/api_cost.py`.",
         "",
         "Stack: N custom-command servers, prebuilt `catwalk:image`, `catwalk:verify: false`, one region, one "

@@ -1,6 +1,6 @@
 """Fly Machines API client: the only code in catwalk that talks HTTP to Fly.
 
-Public interface (paths, bodies and status codes follow shared/fly/machines-openapi.json)::
+Public interface (paths, bodies and status codes follow tests/fixtures/fly/machines-openapi.json)::
 
     from components.fly import FlyClient, FlyApiError, FlyNotFound, FlyConflict
 

@@ -1,4 +1,4 @@
-"""Typed shapes of the Fly Machines API parts catwalk uses (see shared/fly/machines-openapi.json).
+"""Typed shapes of the Fly Machines API parts catwalk uses (see tests/fixtures/fly/machines-openapi.json).
 
 Every model allows extra fields: Fly fills in defaults and adds fields over time, and a value we do not
 model must survive a read-modify-write (``get_machine`` → change → ``update_machine``) untouched. Only

@@ -17,7 +17,7 @@ Decision: a Python dynamic provider (``ImageProvider``) that runs the `docker` C
   Pulumi CLI downloads from the vendor at run time: not installable on this machine or in CI, so nothing
   of their behaviour (preview, diff, error text) could be exercised here. Ours is plain Python: its
   command lines, hashing, diff, digest parsing and error paths are tested against a fake `docker` on PATH
-  (tests/fakes/docker) that prints what the real one prints.
+  (tests/tools/fakes/docker) that prints what the real one prints.
 - Secrets. Both vendor resources take the registry password as a resource *input*, so it is stored in
   state (encrypted as a secret, but present). Ours takes the Fly token when it builds (``FLY_API_TOKEN``
   from the environment, or the ``catwalk:flyApiToken`` secret the engine hands ``configure``, as the Fly

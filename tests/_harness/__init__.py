@@ -1,1 +1,0 @@
-"""Internals of tests/harness.py: values, stack config, state, planning, the mock monitor, reports."""

@@ -1,0 +1,68 @@
+"""deploy/ must lint clean and keep LF endings: the image runs these files on Linux."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+SHELL_SCRIPTS = sorted([*ROOT.glob("deploy/*.sh"), *ROOT.glob("bench/*.sh")])
+DEPLOY_FILES = sorted(p for p in (ROOT / "deploy").iterdir() if p.is_file())
+
+
+def _tool(name: str) -> str:
+    path = BIN / name
+    if not path.exists():
+        pytest.fail(f"{name} is missing from the venv: install requirements-dev.txt")
+    return str(path)
+
+
+def test_there_are_shell_scripts_to_lint() -> None:
+    assert ROOT / "deploy" / "entrypoint.sh" in SHELL_SCRIPTS
+
+
+@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: p.name)
+def test_shell_scripts_pass_shellcheck_as_posix_sh(script: Path) -> None:
+    result = subprocess.run(
+        [_tool("shellcheck"), "--shell=sh", "--severity=style", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    result = subprocess.run(
+        [_tool("hadolint"), str(ROOT / "deploy" / "Dockerfile")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("path", DEPLOY_FILES, ids=lambda p: p.name)
+def test_deploy_files_have_lf_endings(path: Path) -> None:
+    assert b"\r" not in path.read_bytes(), f"{path} has CR characters (CRLF endings break sh in the image)"
+
+
+@pytest.mark.parametrize("path", ["deploy/entrypoint.sh", "deploy/Dockerfile", "deploy/gateway.py"])
+def test_gitattributes_force_lf_for_deploy_files(path: str) -> None:
+    result = subprocess.run(
+        ["git", "check-attr", "eol", "--", path], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip().endswith("eol: lf"), result.stdout
+
+
+def test_entrypoint_is_executable_with_a_posix_shebang() -> None:
+    script = ROOT / "deploy" / "entrypoint.sh"
+    assert os.access(script, os.X_OK)
+    assert script.read_text().splitlines()[0] == "#!/bin/sh"

@@ -1,0 +1,56 @@
+"""What a newcomer relies on: Pulumi finds the venv and our code, and CI runs the README's test command."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_pulumi_project_uses_the_repo_venv_with_pip_and_a_local_file_backend():
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    assert project["name"] == "catwalk"
+    assert project["main"] == "infra/"
+    assert project["runtime"] == {"name": "python", "options": {"toolchain": "pip", "virtualenv": ".venv"}}
+    assert project["backend"]["url"].startswith("file://")
+    assert (ROOT / ".pulumi-state").is_dir(), "the file backend's directory must exist on a fresh clone"
+
+
+def test_provider_host_venv_in_the_program_directory_is_the_repo_venv():
+    # The engine starts `python -m pulumi.dynamic` from infra/ with $PWD/.venv (pulumi/pulumi#7061).
+    link = ROOT / "infra" / ".venv"
+    assert link.is_symlink() and Path(link.readlink()) == Path("../.venv")
+
+
+def test_pulumi_installs_runtime_deps_and_this_project_from_the_program_directory():
+    lines = (ROOT / "infra" / "requirements.txt").read_text().split("\n")
+    assert "-r ../requirements.txt" in lines and "-e .." in lines
+
+
+def test_program_imports_components_when_started_like_the_language_host(tmp_path):
+    # The host runs the program with cwd infra/ and only '.' on sys.path: our code must come from the venv.
+    code = "import sys; sys.path[0] = '.'; import components.config, infra.cli; print(components.__file__)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "infra", capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip()).is_relative_to(ROOT)
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```sh\n(.*?)```", readme, re.S).group(1).splitlines()
+    commands = [line.split("#")[0].strip() for line in block if line.strip()]
+    assert commands[0] == "pulumi up"
+    test_command = commands[1]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert f"exec {test_command}\n" in ci
+
+
+def test_test_command_fails_when_pytest_collects_nothing():
+    script = (ROOT / "scripts" / "test").read_text()
+    assert '"$status" -eq 5' in script and "exit 1" in script

@@ -1,0 +1,62 @@
+"""McpCheck: `up` succeeds only when the server answers MCP through its URL with the token."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from components.mcpcheck import check
+from components.verify import McpCheckProvider
+from tests.tools.entrypoint_env import TINY_SERVER, base_env, free_port, serving
+from tests.tools.fly_emulator.fixture import running_emulator
+
+TOKEN = "verify-token-0123456789abcdef0123456789"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    home = tmp_path_factory.mktemp("verify")
+    script = home / "tiny.py"
+    script.write_text(TINY_SERVER)
+    env = base_env(home, MCP_RUNTIME="custom", MCP_COMMAND=f"{sys.executable} {script}", MCP_AUTH_TOKEN=TOKEN)
+    with serving(env) as served:
+        assert check(served.url(), token=TOKEN, timeout=60, wait_until_up=True).ok, served.output()
+        yield served
+
+
+def props(url: str, token: str | None) -> dict:
+    return {"url": url, "app": "catwalk-test-tiny", "server": "tiny", "revision": "v1", "token": token}
+
+
+def test_check_passes_and_records_the_tools_but_not_the_token(tiny, monkeypatch):
+    monkeypatch.setenv("CATWALK_VERIFY_DEADLINE_S", "30")
+    result = McpCheckProvider().create(props(tiny.url(), TOKEN))
+    assert result.outs["tools"] == ["echo"] and result.outs["server_name"] == "tiny"
+    assert TOKEN not in repr(result.outs)
+
+
+def test_wrong_token_fails_the_update_naming_the_server_and_the_401(tiny, monkeypatch):
+    monkeypatch.setenv("CATWALK_VERIFY_DEADLINE_S", "10")
+    with running_emulator() as emulator:
+        monkeypatch.setenv("FLY_API_URL", emulator.base_url)
+        monkeypatch.setenv("FLY_API_TOKEN", emulator.token)
+        with pytest.raises(RuntimeError) as caught:
+            McpCheckProvider().create(props(tiny.url(), "wrong-token-value"))
+    message = str(caught.value)
+    assert "MCP server 'tiny' did not answer" in message and "401" in message
+    assert "fly logs -a catwalk-test-tiny" in message and "wrong-token-value" not in message
+
+
+def test_unreachable_server_fails_after_the_deadline(monkeypatch):
+    monkeypatch.setenv("CATWALK_VERIFY_DEADLINE_S", "3")
+    monkeypatch.setenv("FLY_API_URL", f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(RuntimeError, match=r"within 3 s"):
+        McpCheckProvider().create(props(f"http://127.0.0.1:{free_port()}/mcp", TOKEN))
+
+
+def test_diff_reruns_the_check_only_when_machines_or_url_change():
+    provider = McpCheckProvider()
+    old = {"url": "https://a.fly.dev/mcp", "revision": "v1", "tools": ["echo"]}
+    assert provider.diff("id", old, {"url": "https://a.fly.dev/mcp", "revision": "v1", "token": TOKEN}).changes is False
+    assert provider.diff("id", old, {"url": "https://a.fly.dev/mcp", "revision": "v2", "token": TOKEN}).changes is True

@@ -1,0 +1,153 @@
+"""``--run-machines``: each started machine runs as a local process, as Fly would run its image.
+
+What runs: the machine's ``config.init.exec`` argv if set (Fly: it replaces the image's entrypoint and
+command); otherwise the entrypoint script (default ``deploy/entrypoint.sh``, ``--entrypoint PATH``)
+followed by ``config.init.cmd``. An executable script runs through its shebang; a non-executable
+``.sh`` one runs under ``sh``.
+
+Its environment: this host's environment minus every ``FLY_*`` and ``MCP_*`` variable (the emulator's
+token never reaches a machine), then the app's secrets, then ``config.env``, then what Fly itself sets
+(``FLY_APP_NAME``, ``FLY_MACHINE_ID``, ``FLY_REGION``, ``FLY_MACHINE_VERSION``, ``FLY_PRIVATE_IP``) and
+what the emulator owns: ``PORT`` (a free loopback port, replacing any PORT in the config), ``MCP_HOST``
+(``loopback``: a machine here answers only on 127.0.0.1 and [::1]), ``MCP_HOME`` (one directory per
+emulator) and ``PATH`` with the repo's ``.venv/bin`` first.
+
+Stop sends the signal from the stop request or ``config.stop_config`` (default SIGTERM) to the process
+group and SIGKILLs it after ``stop_grace_s``; destroy and update kill it. A process that exits by itself
+makes the machine ``stopped`` with an ``exit`` event carrying its exit code. Output goes to
+``<workdir>/logs/<app>-<machine_id>.log``. ``GET /_emulator/machines`` reports pid, port and log path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.tools.fly_emulator.state import FlyState, Hooks, MachineRec
+
+REPO = Path(__file__).resolve().parents[3]
+DEFAULT_ENTRYPOINT = REPO / "deploy" / "entrypoint.sh"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Running:
+    proc: subprocess.Popen
+    port: int
+    log_path: Path
+    argv: list[str]
+    stopping: bool = False
+
+
+class ProcessRunner(Hooks):
+    """Starts and stops one local process per started machine."""
+
+    def __init__(self, state_ref: list[FlyState], workdir: Path, *, entrypoint: Path | None = None,
+                 stop_grace_s: float = 5.0) -> None:
+        self._state_ref = state_ref  # filled in once the FlyState that owns this runner exists
+        self.workdir = workdir
+        self.entrypoint = Path(entrypoint) if entrypoint else DEFAULT_ENTRYPOINT
+        self.stop_grace_s = stop_grace_s
+        self.mcp_home = workdir / "mcp-home"
+        self.logs = workdir / "logs"
+        self.mcp_home.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._running: dict[str, Running] = {}
+        self._last: dict[str, dict[str, Any]] = {}  # machine id -> where it last listened (for reports)
+
+    def argv(self, m: MachineRec) -> list[str]:
+        init = m.config.get("init") or {}
+        if init.get("exec"):
+            return [str(a) for a in init["exec"]]
+        entry = [str(a) for a in init.get("entrypoint") or []] or [str(self.entrypoint)]
+        script = Path(entry[0])
+        if script.suffix == ".sh" and not os.access(script, os.X_OK):
+            entry = ["sh", *entry]  # an executable script runs through its own shebang
+        return entry + [str(a) for a in init.get("cmd") or []]
+
+    def environment(self, m: MachineRec, env: dict[str, str], port: int) -> dict[str, str]:
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("FLY_", "MCP_"))}
+        venv_bin = str(REPO / ".venv" / "bin")
+        return {
+            **base,
+            **env,
+            "FLY_APP_NAME": m.app, "FLY_MACHINE_ID": m.id, "FLY_REGION": m.region,
+            "FLY_MACHINE_VERSION": m.version, "FLY_PRIVATE_IP": m.private_ip,
+            "PORT": str(port), "MCP_HOME": str(self.mcp_home), "MCP_HOST": "loopback",
+            "PATH": venv_bin + os.pathsep + base.get("PATH", "/usr/bin:/bin"),
+        }
+
+    def start(self, m: MachineRec, env: dict[str, str]) -> None:
+        self.stop(m, "SIGKILL")  # an update replaces whatever ran before
+        port = free_port()
+        argv = self.argv(m)
+        log_path = self.logs / f"{m.app}-{m.id}.log"
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                argv, env=self.environment(m, env, port), stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, cwd=self.workdir, start_new_session=True,
+            )
+        run = Running(proc, port, log_path, argv)
+        with self._lock:
+            self._running[m.id] = run
+            self._last[m.id] = self._describe(run)
+        threading.Thread(target=self._watch, args=(m, run), daemon=True, name=f"machine-{m.id}").start()
+
+    def _watch(self, m: MachineRec, run: Running) -> None:
+        code = run.proc.wait()
+        with self._lock:
+            if self._running.get(m.id) is run:
+                del self._running[m.id]
+            if m.id in self._last:
+                self._last[m.id]["exit_code"] = code
+        if not run.stopping and self._state_ref:
+            self._state_ref[0].process_exited(m, code)
+
+    def stop(self, m: MachineRec, signal_name: str | None) -> None:
+        with self._lock:
+            run = self._running.pop(m.id, None)
+        if run is None:
+            return
+        run.stopping = True
+        sig = getattr(signal, signal_name or "SIGTERM", signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.proc.pid, sig)
+        try:
+            run.proc.wait(timeout=self.stop_grace_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(run.proc.pid, signal.SIGKILL)
+            run.proc.wait(timeout=5)
+
+    def stop_all(self) -> None:
+        with self._lock:
+            ids = list(self._running)
+        for mid in ids:
+            self.stop(MachineRec(mid, "", "", "", {}, ""), "SIGKILL")
+
+    @staticmethod
+    def _describe(run: Running) -> dict[str, Any]:
+        return {
+            "pid": run.proc.pid, "host": "127.0.0.1", "port": run.port, "url": f"http://127.0.0.1:{run.port}",
+            "log": str(run.log_path), "argv": run.argv, "running": True,
+        }
+
+    def report(self, machine_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            info = self._last.get(machine_id)
+            if info is None:
+                return None
+            return {**info, "running": machine_id in self._running}
