@@ -85,14 +85,18 @@ def measure(count: int, parallel: int, work: Path) -> dict:
         for label in ("first", "noop"):
             emulator.clear_calls()
             start = time.monotonic()
-            result = run_subprocess("up", STACK, project_dir=ROOT, config_file=config, state=state, env=env,
-                                    parallel=parallel, timeout=1800)
+            result = run_subprocess(
+                "up", STACK, project_dir=ROOT, config_file=config, state=state, env=env, parallel=parallel, timeout=1800
+            )
             elapsed = time.monotonic() - start
             if not result.ok:
                 raise RuntimeError(f"{label} up of {count} servers failed: {result.error}")
             ops = Counter(o["op"] for o in result.operations)
-            runs[label] = {"seconds": round(elapsed, 2), "operations": dict(sorted(ops.items())),
-                           **tally(emulator.calls())}
+            runs[label] = {
+                "seconds": round(elapsed, 2),
+                "operations": dict(sorted(ops.items())),
+                **tally(emulator.calls()),
+            }
         live = [m for m in emulator.machines() if m["state"] != "destroyed"]
         runs["machines"] = len(live)
     return {"servers": count, **runs}
@@ -136,8 +140,10 @@ def markdown(report: dict) -> str:
         )
     lines += ["", "## Calls of the first up by endpoint", ""]
     endpoints = sorted({e for r in rows for e in r["first"]["by_endpoint"]})
-    lines += ["| endpoint | " + " | ".join(f"{r['servers']} servers" for r in rows) + " |",
-              "|---" * (len(rows) + 1) + "|"]
+    lines += [
+        "| endpoint | " + " | ".join(f"{r['servers']} servers" for r in rows) + " |",
+        "|---" * (len(rows) + 1) + "|",
+    ]
     for e in endpoints:
         lines.append(f"| `{e}` | " + " | ".join(str(r["first"]["by_endpoint"].get(e, 0)) for r in rows) + " |")
     lines += ["", "## Calls of the no-op up by endpoint", ""]
@@ -145,14 +151,21 @@ def markdown(report: dict) -> str:
     if not endpoints:
         lines.append("None: the no-op up read everything from its state and made no Fly API call at all.")
     else:
-        lines += ["| endpoint | " + " | ".join(f"{r['servers']} servers" for r in rows) + " |",
-                  "|---" * (len(rows) + 1) + "|"]
+        lines += [
+            "| endpoint | " + " | ".join(f"{r['servers']} servers" for r in rows) + " |",
+            "|---" * (len(rows) + 1) + "|",
+        ]
     for e in endpoints:
         lines.append(f"| `{e}` | " + " | ".join(str(r["noop"]["by_endpoint"].get(e, 0)) for r in rows) + " |")
-    failed = [(r["servers"], label, r[label]["non_2xx"]) for r in rows for label in ("first", "noop")
-              if r[label]["non_2xx"]]
-    lines += ["", "Non-2xx answers (expected ones, such as a 404 for an app that does not exist yet): "
-              + (", ".join(f"{n} servers {label} up: {k}" for n, label, k in failed) or "none") + "."]
+    failed = [
+        (r["servers"], label, r[label]["non_2xx"]) for r in rows for label in ("first", "noop") if r[label]["non_2xx"]
+    ]
+    lines += [
+        "",
+        "Non-2xx answers (expected ones, such as a 404 for an app that does not exist yet): "
+        + (", ".join(f"{n} servers {label} up: {k}" for n, label, k in failed) or "none")
+        + ".",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -171,11 +184,15 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix=f"api-cost-{count}-") as work:
             row = measure(count, opts.parallel, Path(work))
         rows.append(row)
-        print(f"{count} servers: first up {row['first']['total']} calls {row['first']['by_method']}, "
-              f"no-op up {row['noop']['total']} calls ({row['noop']['mutating']} mutating)", flush=True)
+        print(
+            f"{count} servers: first up {row['first']['total']} calls {row['first']['by_method']}, "
+            f"no-op up {row['noop']['total']} calls ({row['noop']['mutating']} mutating)",
+            flush=True,
+        )
     ratios(rows)
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, check=False).stdout.strip()
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
     report = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": {"python": platform.python_version(), "pulumi": dist_version("pulumi"), "catwalk": commit},

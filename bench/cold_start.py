@@ -102,6 +102,7 @@ def measure(command: list[str], env: dict[str, str], host: str) -> dict:
 
 EVIDENCE = re.compile(r"^(Successfully installed |.*requires mcp.*incompatible)")
 
+
 def normalize(reason: str) -> str:
     """Same failure, same text: drop the per-run temporary directories from paths."""
     return re.sub(r"/tmp/cold-[a-z]+-[^/]+/", "<fresh>/", reason)
@@ -209,8 +210,9 @@ def compare_gateways(revision: str, repeats: int) -> int:
     with tempfile.TemporaryDirectory(prefix="cold-compare-") as work:
         before_dir = Path(work) / "deploy-before"  # gateway.py and the modules beside it, as of the revision
         before_dir.mkdir()
-        listing = subprocess.run(["git", "-C", str(ROOT), "ls-tree", "--name-only", f"{revision}:deploy"],
-                                 capture_output=True, text=True)
+        listing = subprocess.run(
+            ["git", "-C", str(ROOT), "ls-tree", "--name-only", f"{revision}:deploy"], capture_output=True, text=True
+        )
         if listing.returncode != 0 or "gateway.py" not in listing.stdout.split():
             raise SystemExit(f"--compare-gateway: no deploy/gateway.py at {revision!r}: {listing.stderr.strip()}")
         for name in (n for n in listing.stdout.split() if n.endswith(".py")):

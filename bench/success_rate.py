@@ -64,101 +64,161 @@ EXPLANATIONS: dict[str, str] = {
         "and the only such certifi (2026.10.19.post1) was uploaded 2026-10-22 00:02, after the cutoff (release + 1 h): "
         "as of its release it was uninstallable. `entrypoint.sh install` now retries an unresolvable as-of-release "
         "install as of release + 1 day, 7 days, 30 days, then without a cutoff (the table says which it used); a "
-        "failure here means none of those resolved either: see the installer output in the JSON."),
+        "failure here means none of those resolved either: see the installer output in the JSON."
+    ),
     "npm:mcp-server-sqlite": (
         "Looked into: its dependency better-sqlite3 runs `prebuild-install` (a prebuilt binary from github.com) and "
         "else `node-gyp rebuild`, which downloads Node's headers from nodejs.org unless npm_config_nodedir names "
         "them. `entrypoint.sh install` now sets npm_config_nodedir to Node's own headers and baked images install in "
         "a build stage with a compiler, so it builds with no download; a failure here means the build itself "
-        "failed: see the installer output in the JSON."),
+        "failed: see the installer output in the JSON."
+    ),
     "mcp-mermaid": (
         "Looked into: its postinstall runs `playwright install --with-deps chromium` (apt-get as root, then Chrome for "
         "Testing from cdn.playwright.dev, which this machine cannot reach; catwalk's image installs as uid 10001 "
         "without sudo, so it failed on a Fly builder too). Detection now marks it as driving a browser: the install "
         "skips its own browser install, runs its dependencies' scripts, and links Playwright's expected Chromium to "
         "MCP_BROWSER (Debian's, in its baked image). A failure here means that step failed: see the installer output "
-        "in the JSON."),
+        "in the JSON."
+    ),
     "agentdb": (
         "Looked into: at install, its dependency sharp 0.32 (the release the as-of-release resolution picks) runs its "
         "install script, which downloads libvips from https://github.com/lovell/sharp-libvips/releases "
         "(`getaddrinfo ENOTFOUND github.com` here). A Fly builder reaches GitHub and bakes it. What catwalk could do: "
         "nothing needed on Fly; sharp >= 0.33 ships libvips as npm packages (@img/sharp-libvips-*), so a newer "
-        "agentdb would install from the registry alone."),
+        "agentdb would install from the registry alone."
+    ),
     "fetcher-mcp": (
         "Looked into: its postinstall runs `playwright install chromium`, a download from cdn.playwright.dev. "
         "Detection now marks it as driving a browser, so, like mcp-mermaid, it installs without that download and "
-        "uses MCP_BROWSER (Debian's Chromium in its baked image); a failure here means that step failed."),
+        "uses MCP_BROWSER (Debian's Chromium in its baked image); a failure here means that step failed."
+    ),
     "@sveltejs/mcp": (
         "Looked into: the install is fine; at start, registering its documentation resources, it fetches "
         "https://svelte.dev/docs/experimental/sections.json and exits on `fetch failed` (`getaddrinfo ENOTFOUND "
         "svelte.dev`). A Fly machine reaches svelte.dev. What catwalk could do: nothing needed on Fly; upstream "
-        "could fetch the sections on first use."),
+        "could fetch the sections on first use."
+    ),
     "@bytebase/dbhub": (
         "Looked into: its package says engines.node >= 22.5.0 and its SQLite connector imports `node:sqlite`, "
         "which Node 20 lacks (`No such built-in module: node:sqlite`). The image runs Node 24 now; on an older Node "
         "entrypoint.sh installs the newest Node of the lowest supported LTS major that fits in its environment. A "
-        "failure here means that step failed: see the installer output in the JSON."),
+        "failure here means that step failed: see the installer output in the JSON."
+    ),
     "@kubb/mcp": (
         "Looked into: its package says engines.node >= 22 and @kubb/core imports `glob` from `node:fs/promises`, "
         "added in Node 22 (on Node 20: `does not provide an export named 'glob'`). The image runs Node 24 now; a "
-        "failure here means the Node it runs on, or the one installed for it, is older."),
+        "failure here means the Node it runs on, or the one installed for it, is older."
+    ),
     "@chakra-ui/react-mcp": (
         "Looked into: the install is fine; at start, before answering, it fetches its component list from "
         "https://chakra-ui.com/api/types (`initializeTools` → `get_component_example`) and exits on `fetch failed`; "
         "this machine reaches only the registries, a Fly machine reaches the site. What catwalk could do: nothing "
         "needed on Fly (the gateway reports the start failure with the server's own message); upstream could defer "
-        "the fetch to the first tool call, so a start needs no network."),
+        "the fetch to the first tool call, so a start needs no network."
+    ),
 }
 
 # --------------------------------------------------------------------------------- failure classification
 # (category, pattern over the install/serve output, what catwalk could do about it). First match wins.
 CATEGORIES: list[tuple[str, re.Pattern, str]] = [
-    ("needs Python >= 3.13", re.compile(r"requires Python >=\s*3\.1[3-9]|requires-python.*3\.1[3-9]", re.I),
-     "detection already refuses it with the newest release that runs; an image variant on Python 3.13 would run it"),
-    ("needs Node >= 22", re.compile(
-        r"No such built-in module: node:\w+|ERR_UNKNOWN_BUILTIN_MODULE|"
-        r"The requested module 'node:[\w/]+' does not provide an export named"),
-     "the server ran on a Node older than it needs: entrypoint.sh reads engines.node and installs a Node that fits; "
-     "a package that does not declare it could be given one with a stack setting"),
-    ("not on the registry", re.compile(r"was not found on the|404 Not Found|does not exist on", re.I),
-     "nothing: the spec is wrong or the package was removed (detection says so before deploy)"),
-    ("no dependency resolution", re.compile(r"No solution found|ETARGET|ERESOLVE|No matching version", re.I),
-     "try the resolution without the as-of-release cutoff (MCP_EXCLUDE_NEWER=none) and report which works"),
-    ("a download outside the registries", re.compile(
-        r"getaddrinfo ENOTFOUND \S+|Could not resolve host: \S+|nodejs\.org/download\S*|"
-        r"Failed to resolve '(?!pypi|registry)[\w.-]+'|\bfetch failed\b"),
-     "nothing on Fly, which reaches the internet; this machine reaches only PyPI and npm. The image build "
-     "could fetch such files once (baked) instead of at every start"),
-    ("needs a system library", re.compile(
-        r"error while loading shared libraries|cannot open shared object file|lib\S+\.so\S*: cannot|"
-        r"Library not loaded|libGL|libcairo|OSError: .*\.so", re.I),
-     "add the library to the image (apt) or offer an image with common native libraries"),
-    ("needs a system program", re.compile(
-        r"executable .* not found|command not found|No such file or directory: '(?!/)[\w.-]+'|"
-        r"which\(\S+\) returned None|Chrome.*not found|browser.*not (found|installed)|spawn \S+ ENOENT", re.I),
-     "install the program in the image, or let the stack config name apt packages to add"),
-    ("native build failed", re.compile(r"Failed to build|error: command '(gcc|cc|g\+\+)'|node-gyp|gyp ERR", re.I),
-     "prefer wheels (uv --only-binary) or add build tools to the image's install stage"),
-    ("needs credentials", re.compile(
-        r"(api[_ -]?key|token|secret|password|credentials?)\b[^\n]{0,80}"
-        r"\b(required|not set|missing|must be (set|provided)|is not configured)|"
-        r"(missing|no)\b[^\n]{0,40}(api[_ -]?key|token|credentials)", re.I),
-     "the server is not credential-free after all: the stack config's secrets carry its keys"),
-    ("needs configuration", re.compile(
-        r"environment variable\b[^\n]{0,80}\b(required|not set|missing)|\b[Uu]sage:|"
-        r"the following arguments are required|Missing required argument|Missing command|"
-        r"Cannot find config file|Did you forget to"),
-     "the stack config's args/env give it what it needs; detection could read the server's README"),
-    ("incompatible with mcp 2.x", re.compile(
-        r"cannot import name \S+ from '?mcp\b|No module named '?mcp[.']|module '?mcp[.\w]*'? has no attribute|"
-        r"AttributeError: '(Server|FastMCP|MCPServer)' object has no attribute"),
-     "install as of the release (MCP_RESOLVED_AT), which catwalk does by default"),
-    ("a newer dependency broke it", re.compile(
-        r"^(ImportError|ModuleNotFoundError): .*|^AttributeError: module .*|^TypeError: .*unexpected keyword argument",
-        re.M),
-     "install as of the release (MCP_RESOLVED_AT), which catwalk does by default; else pin the dependency"),
-    ("install failed", re.compile(r"install of \S+ failed", re.I),
-     "read the installer output in the JSON; usually an upstream packaging bug"),
+    (
+        "needs Python >= 3.13",
+        re.compile(r"requires Python >=\s*3\.1[3-9]|requires-python.*3\.1[3-9]", re.I),
+        "detection already refuses it with the newest release that runs; an image variant on Python 3.13 would run it",
+    ),
+    (
+        "needs Node >= 22",
+        re.compile(
+            r"No such built-in module: node:\w+|ERR_UNKNOWN_BUILTIN_MODULE|"
+            r"The requested module 'node:[\w/]+' does not provide an export named"
+        ),
+        "the server ran on a Node older than it needs: entrypoint.sh reads engines.node and installs a Node that fits; "
+        "a package that does not declare it could be given one with a stack setting",
+    ),
+    (
+        "not on the registry",
+        re.compile(r"was not found on the|404 Not Found|does not exist on", re.I),
+        "nothing: the spec is wrong or the package was removed (detection says so before deploy)",
+    ),
+    (
+        "no dependency resolution",
+        re.compile(r"No solution found|ETARGET|ERESOLVE|No matching version", re.I),
+        "try the resolution without the as-of-release cutoff (MCP_EXCLUDE_NEWER=none) and report which works",
+    ),
+    (
+        "a download outside the registries",
+        re.compile(
+            r"getaddrinfo ENOTFOUND \S+|Could not resolve host: \S+|nodejs\.org/download\S*|"
+            r"Failed to resolve '(?!pypi|registry)[\w.-]+'|\bfetch failed\b"
+        ),
+        "nothing on Fly, which reaches the internet; this machine reaches only PyPI and npm. The image build "
+        "could fetch such files once (baked) instead of at every start",
+    ),
+    (
+        "needs a system library",
+        re.compile(
+            r"error while loading shared libraries|cannot open shared object file|lib\S+\.so\S*: cannot|"
+            r"Library not loaded|libGL|libcairo|OSError: .*\.so",
+            re.I,
+        ),
+        "add the library to the image (apt) or offer an image with common native libraries",
+    ),
+    (
+        "needs a system program",
+        re.compile(
+            r"executable .* not found|command not found|No such file or directory: '(?!/)[\w.-]+'|"
+            r"which\(\S+\) returned None|Chrome.*not found|browser.*not (found|installed)|spawn \S+ ENOENT",
+            re.I,
+        ),
+        "install the program in the image, or let the stack config name apt packages to add",
+    ),
+    (
+        "native build failed",
+        re.compile(r"Failed to build|error: command '(gcc|cc|g\+\+)'|node-gyp|gyp ERR", re.I),
+        "prefer wheels (uv --only-binary) or add build tools to the image's install stage",
+    ),
+    (
+        "needs credentials",
+        re.compile(
+            r"(api[_ -]?key|token|secret|password|credentials?)\b[^\n]{0,80}"
+            r"\b(required|not set|missing|must be (set|provided)|is not configured)|"
+            r"(missing|no)\b[^\n]{0,40}(api[_ -]?key|token|credentials)",
+            re.I,
+        ),
+        "the server is not credential-free after all: the stack config's secrets carry its keys",
+    ),
+    (
+        "needs configuration",
+        re.compile(
+            r"environment variable\b[^\n]{0,80}\b(required|not set|missing)|\b[Uu]sage:|"
+            r"the following arguments are required|Missing required argument|Missing command|"
+            r"Cannot find config file|Did you forget to"
+        ),
+        "the stack config's args/env give it what it needs; detection could read the server's README",
+    ),
+    (
+        "incompatible with mcp 2.x",
+        re.compile(
+            r"cannot import name \S+ from '?mcp\b|No module named '?mcp[.']|module '?mcp[.\w]*'? has no attribute|"
+            r"AttributeError: '(Server|FastMCP|MCPServer)' object has no attribute"
+        ),
+        "install as of the release (MCP_RESOLVED_AT), which catwalk does by default",
+    ),
+    (
+        "a newer dependency broke it",
+        re.compile(
+            r"^(ImportError|ModuleNotFoundError): .*|^AttributeError: module .*"
+            r"|^TypeError: .*unexpected keyword argument",
+            re.M,
+        ),
+        "install as of the release (MCP_RESOLVED_AT), which catwalk does by default; else pin the dependency",
+    ),
+    (
+        "install failed",
+        re.compile(r"install of \S+ failed", re.I),
+        "read the installer output in the JSON; usually an upstream packaging bug",
+    ),
 ]
 
 
@@ -180,21 +240,30 @@ def classify(phase: str, output: str, error: str | None = None) -> dict:
                 detail = f"{detail} | {_line_of(text, host.start())}"[:300]
             return {"category": category, "detail": detail, "remedy": remedy}
     if phase == "answer" and error and "no answer within" in error:
-        return {"category": "no answer in time", "detail": _last_lines(text) or error,
-                "remedy": "a longer start-up timeout, or bake it: most of the time is first-start work"}
+        return {
+            "category": "no answer in time",
+            "detail": _last_lines(text) or error,
+            "remedy": "a longer start-up timeout, or bake it: most of the time is first-start work",
+        }
     if phase == "serve":
-        return {"category": "exited at start", "detail": _last_lines(text) or (error or ""),
-                "remedy": "upstream bug or an unmet need; see the detail"}
+        return {
+            "category": "exited at start",
+            "detail": _last_lines(text) or (error or ""),
+            "remedy": "upstream bug or an unmet need; see the detail",
+        }
     if phase == "answer":
-        return {"category": "MCP handshake failed", "detail": error or _last_lines(text),
-                "remedy": "upstream protocol bug, or a server writing to stdout; see the detail"}
+        return {
+            "category": "MCP handshake failed",
+            "detail": error or _last_lines(text),
+            "remedy": "upstream protocol bug, or a server writing to stdout; see the detail",
+        }
     return {"category": f"{phase} failed", "detail": _last_lines(text) or (error or ""), "remedy": ""}
 
 
 def _line_of(text: str, offset: int) -> str:
     start = text.rfind("\n", 0, offset) + 1
     end = text.find("\n", offset)
-    return text[start: end if end >= 0 else len(text)].strip()[:300]
+    return text[start : end if end >= 0 else len(text)].strip()[:300]
 
 
 def _error_lines(text: str) -> list[str]:
@@ -223,8 +292,9 @@ def fill(value: str, work: Path) -> str:
     return value.replace("{work}", str(work))
 
 
-def server_env(spec_env: dict[str, str], case: Case, home: Path, cache: Path, work: Path,
-               plain: bool) -> dict[str, str]:
+def server_env(
+    spec_env: dict[str, str], case: Case, home: Path, cache: Path, work: Path, plain: bool
+) -> dict[str, str]:
     keep = {k: v for k, v in os.environ.items() if not k.startswith(("MCP_", "npm_config_")) and k != "PORT"}
     env = {
         **keep,
@@ -253,16 +323,28 @@ def system_browser() -> str:
     """This machine's Chromium, which a baked image of a browser server gets from Debian too."""
     found = shutil.which("chromium")
     if found is None:
-        raise SystemExit("servers that drive a browser need Chromium here, as their image has it: "
-                         "apt-get install --no-install-recommends chromium fonts-liberation")
+        raise SystemExit(
+            "servers that drive a browser need Chromium here, as their image has it: "
+            "apt-get install --no-install-recommends chromium fonts-liberation"
+        )
     return found
 
 
 def run_case(case: Case, clients: Clients, cache: Path, opts, plain: bool = False) -> dict:
     """detect → install → serve → first answer, for one server. Never raises: the row says what happened."""
-    row: dict = {"server": case.spec, "runtime": case.runtime, "version": case.version, "mode":
-                 "plain" if plain else "as-of-release", "install_s": None, "answer_s": None, "tools": None,
-                 "result": "fail", "phase": None, "reason": None, "note": case.note}
+    row: dict = {
+        "server": case.spec,
+        "runtime": case.runtime,
+        "version": case.version,
+        "mode": "plain" if plain else "as-of-release",
+        "install_s": None,
+        "answer_s": None,
+        "tools": None,
+        "result": "fail",
+        "phase": None,
+        "reason": None,
+        "note": case.note,
+    }
     work = cache / "work" / ("plain" if plain else "pinned") / re.sub(r"[^A-Za-z0-9._-]", "+", case.spec)
     shutil.rmtree(work, ignore_errors=True)
     (work / "home").mkdir(parents=True)
@@ -300,8 +382,16 @@ def _install_and_serve(row: dict, case: Case, env: dict[str, str], env_dir: Path
     start = time.monotonic()
     with log.open("wb") as out:
         try:
-            done = subprocess.run([str(ENTRYPOINT), "install"], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                  timeout=opts.install_timeout, check=False, start_new_session=True, cwd=work)
+            done = subprocess.run(
+                [str(ENTRYPOINT), "install"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=opts.install_timeout,
+                check=False,
+                start_new_session=True,
+                cwd=work,
+            )
             code = done.returncode
         except subprocess.TimeoutExpired:
             code = None
@@ -320,11 +410,13 @@ def _install_and_serve(row: dict, case: Case, env: dict[str, str], env_dir: Path
     log = work / "serve.log"
     with log.open("wb") as out:
         start = time.monotonic()
-        process = subprocess.Popen([str(ENTRYPOINT), "serve"], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True, cwd=work)  # servers write caches into their cwd
+        process = subprocess.Popen(
+            [str(ENTRYPOINT), "serve"], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=work
+        )  # servers write caches into their cwd
         try:
-            result = anyio.run(partial(first_answer, process, url, token=token, timeout=opts.answer_timeout,
-                                         poll_interval=0.1))
+            result = anyio.run(
+                partial(first_answer, process, url, token=token, timeout=opts.answer_timeout, poll_interval=0.1)
+            )
             elapsed = time.monotonic() - start
         finally:
             stop(process)
@@ -333,8 +425,14 @@ def _install_and_serve(row: dict, case: Case, env: dict[str, str], env_dir: Path
         return _failed(row, "serve", f"{serve_output}\n(exit {process.returncode})")
     if not result.ok:
         return _failed(row, "answer", serve_output, result.error)
-    row.update(answer_s=round(elapsed, 2), tools=len(result.tools), tool_names=result.tools, result="ok",
-               server_name=result.server_name, protocol=result.protocol_version)
+    row.update(
+        answer_s=round(elapsed, 2),
+        tools=len(result.tools),
+        tool_names=result.tools,
+        result="ok",
+        server_name=result.server_name,
+        protocol=result.protocol_version,
+    )
     shutil.rmtree(work, ignore_errors=True)
     return row
 
@@ -370,8 +468,9 @@ def widened_cutoff(install_output: str) -> str | None:
 
 def _failed(row: dict, phase: str, output: str, error: str | None = None) -> dict:
     why = classify(phase, output, error)
-    row.update(phase=phase, reason=why["category"], detail=why["detail"], remedy=why["remedy"],
-               output_tail=output[-3000:])
+    row.update(
+        phase=phase, reason=why["category"], detail=why["detail"], remedy=why["remedy"], output_tail=output[-3000:]
+    )
     if error:
         row["error"] = error
     return row
@@ -397,11 +496,16 @@ def summarize(rows: list[dict]) -> dict:
         offline = sum(r["result"] != "ok" and r["reason"] == OFFLINE for r in mine)
         reachable = len(mine) - offline
         good = [r for r in mine if r["result"] == "ok"]
-        out[runtime] = {"ok": ok, "total": len(mine), "rate": round(ok / len(mine), 4) if mine else None,
-                        "goal_met": bool(mine) and ok / len(mine) >= GOAL, "blocked_downloads": offline,
-                        "rate_with_downloads": round(ok / reachable, 4) if reachable else None,
-                        "median_install_s": _median([r["install_s"] for r in good]),
-                        "median_answer_s": _median([r["answer_s"] for r in good])}
+        out[runtime] = {
+            "ok": ok,
+            "total": len(mine),
+            "rate": round(ok / len(mine), 4) if mine else None,
+            "goal_met": bool(mine) and ok / len(mine) >= GOAL,
+            "blocked_downloads": offline,
+            "rate_with_downloads": round(ok / reachable, 4) if reachable else None,
+            "median_install_s": _median([r["install_s"] for r in good]),
+            "median_answer_s": _median([r["answer_s"] for r in good]),
+        }
     return out
 
 
@@ -439,18 +543,26 @@ def markdown(report: dict) -> str:
     if report.get("rerun"):
         again = ", ".join(f"{s} ({d[:16]})" for s, d in sorted(report["rerun"].items()))
         lines += [f"Re-run later with `--merge` (time in UTC): {again}.", ""]
-    lines += ["| runtime | ok | total | success rate | goal ≥95% | failed only on a blocked download "
-              "| rate without those | median install s | median first-answer s |", "|---" * 9 + "|"]
+    lines += [
+        "| runtime | ok | total | success rate | goal ≥95% | failed only on a blocked download "
+        "| rate without those | median install s | median first-answer s |",
+        "|---" * 9 + "|",
+    ]
     for runtime, s in summary.items():
         if s["total"]:
             without = s.get("rate_with_downloads")
-            lines.append(f"| {runtime} | {s['ok']} | {s['total']} | {s['rate'] * 100:.1f}% | "
-                         f"{'met' if s['goal_met'] else 'not met'} | {s.get('blocked_downloads', 0)} "
-                         f"| {'—' if without is None else f'{without * 100:.1f}%'} "
-                         f"| {_cell(s.get('median_install_s'))} | {_cell(s.get('median_answer_s'))} |")
-    lines += ["", "*Blocked download*: the install or the start fetched something from outside PyPI and npm "
-              "(a prebuilt binary from GitHub, a browser from a CDN, data from the project's site), which this "
-              "machine cannot reach and a Fly machine or builder can. The success rate counts them as failures."]
+            lines.append(
+                f"| {runtime} | {s['ok']} | {s['total']} | {s['rate'] * 100:.1f}% | "
+                f"{'met' if s['goal_met'] else 'not met'} | {s.get('blocked_downloads', 0)} "
+                f"| {'—' if without is None else f'{without * 100:.1f}%'} "
+                f"| {_cell(s.get('median_install_s'))} | {_cell(s.get('median_answer_s'))} |"
+            )
+    lines += [
+        "",
+        "*Blocked download*: the install or the start fetched something from outside PyPI and npm "
+        "(a prebuilt binary from GitHub, a browser from a CDN, data from the project's site), which this "
+        "machine cannot reach and a Fly machine or builder can. The success rate counts them as failures.",
+    ]
     lines += [
         "",
         "install s: `entrypoint.sh install` with warm uv/npm caches when the cache directory was reused; "
@@ -463,16 +575,22 @@ def markdown(report: dict) -> str:
         if r["mode"] != "as-of-release":
             continue
         reason = "" if r["result"] == "ok" else f"{r['reason']}: `{_escape(r.get('detail') or '')[:160]}`"
-        lines.append(f"| {r['server']} | {r['runtime']} | {_cell(r['version'])} | {_cell(r['install_s'], '{:.1f}')} "
-                     f"| {_cell(r['answer_s'], '{:.1f}')} | {_cell(r['tools'])} | {r['result']} | {reason} |")
+        lines.append(
+            f"| {r['server']} | {r['runtime']} | {_cell(r['version'])} | {_cell(r['install_s'], '{:.1f}')} "
+            f"| {_cell(r['answer_s'], '{:.1f}')} | {_cell(r['tools'])} | {r['result']} | {reason} |"
+        )
     widened = [r for r in rows if r["mode"] == "as-of-release" and r.get("widened_cutoff")]
     if widened:
+
         def cutoff(value: str) -> str:
             return "no cutoff" if value == "none" else f"as of {value}"
 
         later = ", ".join(f"{r['server']} ({cutoff(r['widened_cutoff'])}, {r['result']})" for r in widened)
-        lines += ["", "Nothing resolved as of the release, so `entrypoint.sh install` retried with a later cutoff "
-                  f"(release + 1 day, 7 days, 30 days, then none): {later}."]
+        lines += [
+            "",
+            "Nothing resolved as of the release, so `entrypoint.sh install` retried with a later cutoff "
+            f"(release + 1 day, 7 days, 30 days, then none): {later}.",
+        ]
     plain = [r for r in rows if r["mode"] == "plain"]
     if plain:
         pinned = {r["server"]: r for r in rows if r["mode"] == "as-of-release"}
@@ -491,18 +609,22 @@ def markdown(report: dict) -> str:
         for r in plain:
             base = pinned.get(r["server"], {})
             why = "" if r["result"] == "ok" else f"{r['reason']}: `{_escape(r.get('detail') or '')[:140]}`"
-            lines.append(f"| {r['server']} | {(r.get('resolved_at') or '')[:10]} "
-                         f"| {base.get('result', '—')} ({base.get('sdk') or '—'}) "
-                         f"| {r['result']} ({r.get('sdk') or '—'}) | {why} |")
+            lines.append(
+                f"| {r['server']} | {(r.get('resolved_at') or '')[:10]} "
+                f"| {base.get('result', '—')} ({base.get('sdk') or '—'}) "
+                f"| {r['result']} ({r.get('sdk') or '—'}) | {why} |"
+            )
     failures = [r for r in rows if r["result"] != "ok" and r["mode"] == "as-of-release"]
     lines += ["", "## Failures", ""]
     if not failures:
         lines.append("- none")
     for r in failures:
         note = EXPLANATIONS.get(r["server"])
-        lines.append(f"- **{r['server']}** ({r['runtime']} {r['version']}, failed at {r['phase']}): "
-                     f"{r['reason']}. `{_escape(r.get('detail') or '')[:240]}`. "
-                     f"{note or ('What catwalk could do: ' + r['remedy'] if r.get('remedy') else '')}")
+        lines.append(
+            f"- **{r['server']}** ({r['runtime']} {r['version']}, failed at {r['phase']}): "
+            f"{r['reason']}. `{_escape(r.get('detail') or '')[:240]}`. "
+            f"{note or ('What catwalk could do: ' + r['remedy'] if r.get('remedy') else '')}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -521,8 +643,11 @@ def versions(python: str) -> dict:
         "uv": out(str(VENV_BIN / "uv"), "--version"),
         "gateway": f"catwalk's relay on h11 {dist_version('h11')}",
         "catwalk": out("git", "-C", str(ROOT), "rev-parse", "--short", "HEAD")
-        + (" + uncommitted changes" if out("git", "-C", str(ROOT), "status", "--porcelain", "--", "deploy",
-                                           "components", "bench") else ""),
+        + (
+            " + uncommitted changes"
+            if out("git", "-C", str(ROOT), "status", "--porcelain", "--", "deploy", "components", "bench")
+            else ""
+        ),
         "cpus": os.cpu_count(),
     }
 
@@ -544,19 +669,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated specs (or parts of them) to run")
     parser.add_argument("--runtime", choices=("python", "npm"))
     parser.add_argument("--limit", type=int, help="run the first N selected servers")
-    parser.add_argument("--compare-plain", action="store_true",
-                        help="also install pre-mcp-2 Python servers with MCP_EXCLUDE_NEWER=none")
+    parser.add_argument(
+        "--compare-plain", action="store_true", help="also install pre-mcp-2 Python servers with MCP_EXCLUDE_NEWER=none"
+    )
     parser.add_argument("--parallel", type=int, default=2, choices=(1, 2))
     parser.add_argument("--install-timeout", type=float, default=600)
     parser.add_argument("--answer-timeout", type=float, default=120)
-    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE,
-                        help=f"MCP_HOME, uv/npm caches and scratch dirs, reused between runs (default {DEFAULT_CACHE})")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=DEFAULT_CACHE,
+        help=f"MCP_HOME, uv/npm caches and scratch dirs, reused between runs (default {DEFAULT_CACHE})",
+    )
     parser.add_argument("--fresh", action="store_true", help="empty the cache directory first (cold caches)")
     parser.add_argument("--output", type=Path, help="results base path (default bench/results/success_rate)")
-    parser.add_argument("--merge", action="store_true",
-                        help="replace the selected servers' rows in the existing results instead of starting anew")
-    parser.add_argument("--reclassify", action="store_true",
-                        help="re-derive failure reasons from the saved output and rewrite the tables; run nothing")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="replace the selected servers' rows in the existing results instead of starting anew",
+    )
+    parser.add_argument(
+        "--reclassify",
+        action="store_true",
+        help="re-derive failure reasons from the saved output and rewrite the tables; run nothing",
+    )
     opts = parser.parse_args(argv)
     if opts.reclassify:
         base = opts.output or RESULTS / "success_rate"
@@ -582,16 +718,29 @@ def main(argv: list[str] | None = None) -> int:
     clients = Clients.make(cache=DiskCache(opts.cache_dir / "detect"))
     mcp2 = detect(MCP_2[0], version=MCP_2[1], runtime="python", clients=clients).env()["MCP_RESOLVED_AT"]
 
-    report = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": versions(PYTHON_312),
-              "parallel": opts.parallel, "fresh": opts.fresh, "planned": len(chosen), "mcp2_released_at": mcp2,
-              "partial": True, "elapsed_min": 0, "rows": [], "summary": {}}
+    report = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": versions(PYTHON_312),
+        "parallel": opts.parallel,
+        "fresh": opts.fresh,
+        "planned": len(chosen),
+        "mcp2_released_at": mcp2,
+        "partial": True,
+        "elapsed_min": 0,
+        "rows": [],
+        "summary": {},
+    }
     order = {c.spec: i for i, c in enumerate(cases())}
     if opts.merge:  # keep the other servers' rows (those still listed); record when these were re-run
         earlier = json.loads(base.with_suffix(".json").read_text())
         again = {c.spec for c in chosen}
         kept = [r for r in earlier["rows"] if r["server"] not in again and r["server"] in order]
-        report.update({k: v for k, v in earlier.items() if k not in ("rows", "rerun")}, rows=kept, partial=True,
-                      rerun={**earlier.get("rerun", {}), **{s: report["date"] for s in again}})
+        report.update(
+            {k: v for k, v in earlier.items() if k not in ("rows", "rerun")},
+            rows=kept,
+            partial=True,
+            rerun={**earlier.get("rerun", {}), **{s: report["date"] for s in again}},
+        )
         report["planned"] = len({r["server"] for r in kept if r["mode"] == "as-of-release"} | again)
     earlier_min = report["elapsed_min"]
     started = time.monotonic()
@@ -608,8 +757,11 @@ def main(argv: list[str] | None = None) -> int:
             detail = (row.get("detail") or "")[:120]
             tail = f"{row['tools']} tools" if row["result"] == "ok" else f"{row['reason']}: {detail}"
             done = sum(r["mode"] == "as-of-release" for r in report["rows"])
-            print(f"[{done}/{report['planned']} servers] {row['mode']:>13} {row['server']:<45} "
-                  f"{row['result']:<4} install {row['install_s']} s, answer {row['answer_s']} s; {tail}", flush=True)
+            print(
+                f"[{done}/{report['planned']} servers] {row['mode']:>13} {row['server']:<45} "
+                f"{row['result']:<4} install {row['install_s']} s, answer {row['answer_s']} s; {tail}",
+                flush=True,
+            )
 
     def one(case: Case) -> None:
         row = run_case(case, clients, opts.cache_dir, opts)

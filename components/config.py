@@ -44,8 +44,7 @@ NAMESPACE = "catwalk"
 # Stack keys read as settings (or by the providers): a secret env name must not alias one of them, or the
 # shared-secret lookup `catwalk:<NAME>` would hand e.g. the Fly token to a server.
 RESERVED_CONFIG_KEYS = frozenset(
-    {"servers", "appPrefix", "org", "region", "image", "bake", "verify", "tokenRotation", "flyApiToken",
-     "flyApiUrl"}
+    {"servers", "appPrefix", "org", "region", "image", "bake", "verify", "tokenRotation", "flyApiToken", "flyApiUrl"}
 )
 # The stack's own app for the unified image is `<appPrefix>-images`.
 RESERVED_SERVER_NAMES = frozenset({"images"})
@@ -335,8 +334,16 @@ def parse_stack(values: Mapping[str, Any], secret_keys: set[str] | frozenset[str
     """
     raw = {k: v for k, v in values.items() if k not in secret_keys}
     if "flyApiToken" in raw:  # read by the providers through configure(); must never be plain config
-        raise ConfigError([Problem(server=None, field="flyApiToken", error="must be a secret: run "
-                                   "`pulumi config set --secret catwalk:flyApiToken <token>` (or use FLY_API_TOKEN)")])
+        raise ConfigError(
+            [
+                Problem(
+                    server=None,
+                    field="flyApiToken",
+                    error="must be a secret: run "
+                    "`pulumi config set --secret catwalk:flyApiToken <token>` (or use FLY_API_TOKEN)",
+                )
+            ]
+        )
     for key in ("servers",):
         if isinstance(raw.get(key), str):  # Pulumi hands structured config to programs as JSON text
             try:

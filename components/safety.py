@@ -26,9 +26,21 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # env must not override them (PATH hijack, LD_PRELOAD injection, installer redirection, our contract).
 RESERVED_ENV = frozenset(
     {
-        "PATH", "HOME", "SHELL", "IFS", "ENV", "BASH_ENV", "PORT", "USER", "HOSTNAME",
-        "NODE_OPTIONS", "NODE_PATH", "NODE_EXTRA_CA_CERTS",
-        "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
+        "PATH",
+        "HOME",
+        "SHELL",
+        "IFS",
+        "ENV",
+        "BASH_ENV",
+        "PORT",
+        "USER",
+        "HOSTNAME",
+        "NODE_OPTIONS",
+        "NODE_PATH",
+        "NODE_EXTRA_CA_CERTS",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "REQUESTS_CA_BUNDLE",
     }
 )
 RESERVED_ENV_PREFIXES = ("MCP_", "FLY_", "LD_", "PYTHON", "UV_", "PIP_", "NPM_CONFIG_", "DYLD_")
@@ -43,9 +55,7 @@ FLY_REGIONS = frozenset(
 )
 # Fly's memory bounds per CPU: shared 256 MB..2 GB, performance 2 GB..8 GB.
 MEMORY_PER_CPU = {"shared": (256, 2048), "performance": (2048, 8192)}
-FLY_SIZES = frozenset(
-    [f"shared-cpu-{n}x" for n in (1, 2, 4, 8)] + [f"performance-{n}x" for n in (1, 2, 4, 8, 16)]
-)
+FLY_SIZES = frozenset([f"shared-cpu-{n}x" for n in (1, 2, 4, 8)] + [f"performance-{n}x" for n in (1, 2, 4, 8, 16)])
 
 
 def check_no_control(value: str, what: str = "value") -> None:

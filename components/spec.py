@@ -95,8 +95,7 @@ def npm_name_problem(name: str) -> str | None:
         return "npm names are lowercase"
     if not _NPM_NAME.match(name):
         return (
-            "npm names are [@scope/]name of lowercase letters, digits, '-', '.', '_', '~', "
-            "not starting with '.' or '_'"
+            "npm names are [@scope/]name of lowercase letters, digits, '-', '.', '_', '~', not starting with '.' or '_'"
         )
     if name.split("/")[-1] in {"node_modules", "favicon.ico"}:
         return "that name is reserved on npm"

@@ -120,5 +120,3 @@ def custom_spec(command: str | list[str], args: list[str] | None = None) -> Runt
         args=list(args or []),
         evidence=["a custom command runs as given, without a shell"],
     )
-
-

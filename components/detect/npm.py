@@ -88,14 +88,16 @@ class Npm:
         if response.status_code == 404:
             doc = None
         elif response.status_code != 200:
-            raise RegistryError(f"npm registry answered HTTP {response.status_code} for {url}", url=url,
-                                status=response.status_code)
+            raise RegistryError(
+                f"npm registry answered HTTP {response.status_code} for {url}", url=url, status=response.status_code
+            )
         else:
             try:
                 doc = _trim(response.json())
             except (ValueError, AttributeError) as exc:
-                raise RegistryError(f"npm registry's answer for {url} is not a package document: {exc}",
-                                    url=url) from exc
+                raise RegistryError(
+                    f"npm registry's answer for {url} is not a package document: {exc}", url=url
+                ) from exc
             doc["source"] = url
             if not doc["versions"]:
                 doc = None  # unpublished: the name is held but nothing can be installed

@@ -121,8 +121,9 @@ class PyPI:
         if response.status_code == 404:
             return None
         if response.status_code != 200:
-            raise RegistryError(f"PyPI answered HTTP {response.status_code} for {url}", url=url,
-                                status=response.status_code)
+            raise RegistryError(
+                f"PyPI answered HTTP {response.status_code} for {url}", url=url, status=response.status_code
+            )
         try:
             data = response.json()
             info = data["info"]
@@ -160,8 +161,9 @@ class PyPI:
         if response.status_code == 404:
             return None
         if response.status_code != 200:
-            raise RegistryError(f"the index answered HTTP {response.status_code} for {url}", url=url,
-                                status=response.status_code)
+            raise RegistryError(
+                f"the index answered HTTP {response.status_code} for {url}", url=url, status=response.status_code
+            )
         base = response.url
         files = []
         if "json" in response.headers.get("Content-Type", ""):
@@ -171,8 +173,13 @@ class PyPI:
                 raise RegistryError(f"the index's answer for {url} is not JSON: {exc}", url=url) from exc
             name = data.get("name") or canon
             for entry in data.get("files") or []:
-                item = _file(entry.get("filename", ""), urljoin(base, entry.get("url", "")),
-                             entry.get("requires-python"), entry.get("upload-time"), entry.get("yanked"))
+                item = _file(
+                    entry.get("filename", ""),
+                    urljoin(base, entry.get("url", "")),
+                    entry.get("requires-python"),
+                    entry.get("upload-time"),
+                    entry.get("yanked"),
+                )
                 if item:
                     files.append(item)
         else:
@@ -182,8 +189,13 @@ class PyPI:
             for link in parser.links:
                 href = link.get("href") or ""
                 filename = (link.get("_text") or "").strip() or href.split("#")[0].rsplit("/", 1)[-1]
-                item = _file(filename, urljoin(base, href.split("#")[0]), link.get("data-requires-python"), None,
-                             "data-yanked" in link)
+                item = _file(
+                    filename,
+                    urljoin(base, href.split("#")[0]),
+                    link.get("data-requires-python"),
+                    None,
+                    "data-yanked" in link,
+                )
                 if item:
                     files.append(item)
         return {"name": name, "files": files, "info": {}, "source": url}
@@ -205,8 +217,10 @@ class PyPI:
             facts = wheel.sdist_facts(self.session, sdists[0]["url"])
             facts["file"] = sdists[0]["filename"]
         else:
-            raise RegistryError(f"{project['name']} {version} has no wheel or sdist on {self.index}",
-                                url=project.get("source", self.index))
+            raise RegistryError(
+                f"{project['name']} {version} has no wheel or sdist on {self.index}",
+                url=project.get("source", self.index),
+            )
         facts.pop("requests", None)
         self.cache.put(key, facts)
         return facts

@@ -124,12 +124,18 @@ def choose(pypi: Candidate | None, npm: Candidate | None, name: str) -> tuple[st
     if pypi.first_release and npm.first_release:
         older, newer = sorted((pypi, npm), key=lambda c: c.first_release)
         if newer.first_release - older.first_release > FIRST_CLAIM_MARGIN:
-            return pick(older, f"{older.registry}'s was published first ({older.first_release:%Y-%m-%d}, "
-                        f"{newer.registry}'s only on {newer.first_release:%Y-%m-%d})")
+            return pick(
+                older,
+                f"{older.registry}'s was published first ({older.first_release:%Y-%m-%d}, "
+                f"{newer.registry}'s only on {newer.first_release:%Y-%m-%d})",
+            )
     busier, quieter = sorted((pypi, npm), key=lambda c: c.releases, reverse=True)
     if busier.releases >= 2 * quieter.releases and busier.releases - quieter.releases >= 3:
-        return pick(busier, f"{busier.registry}'s has a release history ({busier.releases} releases against "
-                    f"{quieter.releases}); the other looks like a port")
+        return pick(
+            busier,
+            f"{busier.registry}'s has a release history ({busier.releases} releases against "
+            f"{quieter.releases}); the other looks like a port",
+        )
     if pypi.mature != npm.mature:
         winner = pypi if pypi.mature else npm
         return pick(winner, f"{winner.registry}'s is the established one (version {winner.version} against 0.x)")

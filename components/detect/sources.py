@@ -46,8 +46,11 @@ def decide(files: dict[str, str], runtime: str | None, where: str) -> tuple[str,
     project = _toml(files.get("pyproject.toml", "")).get("project", {})
     py_sdk = rules.python_sdk(project.get("dependencies") or [])
     if bool(npm_sdk) != bool(py_sdk):
-        return ("npm", f"package.json depends on {npm_sdk}") if npm_sdk else (
-            "python", f"pyproject.toml depends on {py_sdk}")
+        return (
+            ("npm", f"package.json depends on {npm_sdk}")
+            if npm_sdk
+            else ("python", f"pyproject.toml depends on {py_sdk}")
+        )
     raise DetectError(f"{where} has both package.json and Python build files: set runtime: npm or python")
 
 
@@ -109,8 +112,9 @@ def detect_github(
     if response.status_code == 404:
         raise DetectError(f"github:{owner}/{repo} has no ref {ref!r} (or the repository does not exist)")
     if response.status_code != 200:
-        raise RegistryError(f"GitHub answered HTTP {response.status_code} for {url}", url=url,
-                            status=response.status_code)
+        raise RegistryError(
+            f"GitHub answered HTTP {response.status_code} for {url}", url=url, status=response.status_code
+        )
     commit = response.json()
     sha = str(commit.get("sha") or "")
     if len(sha) != 40:
@@ -122,8 +126,9 @@ def detect_github(
         if raw.status_code == 200:
             files[name] = raw.text
         elif raw.status_code != 404:
-            raise RegistryError(f"GitHub answered HTTP {raw.status_code} for {name}", url=raw.url,
-                                status=raw.status_code)
+            raise RegistryError(
+                f"GitHub answered HTTP {raw.status_code} for {name}", url=raw.url, status=raw.status_code
+            )
     where = f"github:{owner}/{repo}@{sha[:12]}"
     chosen, reason = decide(files, runtime, where)
     name, _, launch, why = _launch(chosen, files, [], where)

@@ -40,8 +40,9 @@ class RemoteZip(io.RawIOBase):
             self.whole = response.content
             return len(self.whole)
         if response.status_code != 206:
-            raise RegistryError(f"GET {self.url} answered HTTP {response.status_code}", url=self.url,
-                                status=response.status_code)
+            raise RegistryError(
+                f"GET {self.url} answered HTTP {response.status_code}", url=self.url, status=response.status_code
+            )
         total = int(response.headers.get("Content-Range", "*/0").rsplit("/", 1)[-1])
         start = total - len(response.content)
         self._store(start, response.content)

@@ -260,8 +260,14 @@ class FlyClient:
                 uncertain = not _never_sent(exc)  # it may have reached Fly and been carried out
                 delay = self._backoff(attempt)
             else:
-                log.debug("fly %s %s -> %s (fly-request-id %s, attempt %d)", method, path, resp.status_code,
-                          resp.headers.get("fly-request-id"), attempt)
+                log.debug(
+                    "fly %s %s -> %s (fly-request-id %s, attempt %d)",
+                    method,
+                    path,
+                    resp.status_code,
+                    resp.headers.get("fly-request-id"),
+                    attempt,
+                )
                 if resp.status_code < 400:
                     return self._decode(resp)
                 err = self._error(resp, method, path)
@@ -316,8 +322,13 @@ class FlyClient:
             message = resp.text.strip()[:500] or resp.reason or "error"
         cls = error_class(resp.status_code, code)
         return cls(
-            self._redact(message), method=method, path=path, status=resp.status_code,
-            request_id=resp.headers.get("fly-request-id"), code=code, body=self._redact(resp.text[:2000]),
+            self._redact(message),
+            method=method,
+            path=path,
+            status=resp.status_code,
+            request_id=resp.headers.get("fly-request-id"),
+            code=code,
+            body=self._redact(resp.text[:2000]),
         )
 
     # -- apps ----------------------------------------------------------------------------------------
@@ -338,13 +349,21 @@ class FlyClient:
             except FlyNotFound:
                 raise FlyConflict(
                     f"app name {name!r} is taken by an app this token cannot see: {exc.message}",
-                    method=exc.method, path=exc.path, status=exc.status, request_id=exc.request_id, code=exc.code,
+                    method=exc.method,
+                    path=exc.path,
+                    status=exc.status,
+                    request_id=exc.request_id,
+                    code=exc.code,
                 ) from exc
             slug = app.organization.slug if app.organization else None
             if slug and slug != org_slug:
                 raise FlyConflict(
                     f"app {name!r} already exists in organization {slug!r}, not {org_slug!r}",
-                    method=exc.method, path=exc.path, status=exc.status, request_id=exc.request_id, code=exc.code,
+                    method=exc.method,
+                    path=exc.path,
+                    status=exc.status,
+                    request_id=exc.request_id,
+                    code=exc.code,
                 ) from exc
             log.info("fly app %s already exists in %s: adopting it", name, org_slug)
             return app
@@ -366,8 +385,14 @@ class FlyClient:
 
     # -- machines ------------------------------------------------------------------------------------
 
-    def _machines(self, app: str, metadata: Mapping[str, str] | None, include_deleted: bool,
-                  region: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
+    def _machines(
+        self,
+        app: str,
+        metadata: Mapping[str, str] | None,
+        include_deleted: bool,
+        region: str | None = None,
+        state: str | None = None,
+    ) -> list[dict[str, Any]]:
         params: dict[str, str] = {f"metadata.{k}": v for k, v in (metadata or {}).items()}
         if include_deleted:
             params["include_deleted"] = "true"
@@ -378,8 +403,13 @@ class FlyClient:
         return self._request("GET", f"/v1/apps/{_seg(app)}/machines", params=params) or []
 
     def list_machines(
-        self, app: str, metadata: Mapping[str, str] | None = None, include_deleted: bool = False, *,
-        region: str | None = None, state: str | None = None,
+        self,
+        app: str,
+        metadata: Mapping[str, str] | None = None,
+        include_deleted: bool = False,
+        *,
+        region: str | None = None,
+        state: str | None = None,
     ) -> list[Machine]:
         """Machines of the app; ``metadata`` keeps those whose config metadata has every given key=value."""
         return [Machine.model_validate(m) for m in self._machines(app, metadata, include_deleted, region, state)]
@@ -414,8 +444,14 @@ class FlyClient:
         A "name taken" conflict for a machine carrying the same metadata adopts that machine too.
         """
         cfg = config if isinstance(config, MachineConfig) else MachineConfig.model_validate(dict(config))
-        body = _fields(name=name, region=region, config=cfg.to_api(), min_secrets_version=min_secrets_version,
-                       lease_ttl=lease_ttl, skip_launch=skip_launch)
+        body = _fields(
+            name=name,
+            region=region,
+            config=cfg.to_api(),
+            min_secrets_version=min_secrets_version,
+            lease_ttl=lease_ttl,
+            skip_launch=skip_launch,
+        )
         metadata = cfg.metadata or None
         path = f"/v1/apps/{_seg(app)}/machines"
         try:
@@ -449,8 +485,12 @@ class FlyClient:
         """
         cfg = config if isinstance(config, MachineConfig) else MachineConfig.model_validate(dict(config))
         sent = cfg.to_api()
-        body = _fields(config=sent, current_version=current_version, min_secrets_version=min_secrets_version,
-                       skip_launch=skip_launch)
+        body = _fields(
+            config=sent,
+            current_version=current_version,
+            min_secrets_version=min_secrets_version,
+            skip_launch=skip_launch,
+        )
         path = f"/v1/apps/{_seg(app)}/machines/{_seg(machine_id)}"
 
         def applied() -> dict[str, Any] | None:
@@ -478,18 +518,26 @@ class FlyClient:
 
     def start_machine(self, app: str, machine_id: str, *, lease_nonce: str | None = None) -> None:
         self._request(
-            "POST", f"/v1/apps/{_seg(app)}/machines/{_seg(machine_id)}/start",
+            "POST",
+            f"/v1/apps/{_seg(app)}/machines/{_seg(machine_id)}/start",
             headers={LEASE_HEADER: lease_nonce} if lease_nonce else None,
             recover=self._state_recover(app, machine_id, ("starting", "started")),
         )
 
     def stop_machine(
-        self, app: str, machine_id: str, *, signal: str | None = None, timeout: str | None = None,
+        self,
+        app: str,
+        machine_id: str,
+        *,
+        signal: str | None = None,
+        timeout: str | None = None,
         lease_nonce: str | None = None,
     ) -> None:
         body = _fields(signal=signal, timeout=timeout)
         self._request(
-            "POST", f"/v1/apps/{_seg(app)}/machines/{_seg(machine_id)}/stop", body=body or None,
+            "POST",
+            f"/v1/apps/{_seg(app)}/machines/{_seg(machine_id)}/stop",
+            body=body or None,
             headers={LEASE_HEADER: lease_nonce} if lease_nonce else None,
             recover=self._state_recover(app, machine_id, ("stopping", "stopped")),
         )
@@ -498,7 +546,8 @@ class FlyClient:
         """Destroy the machine (``force`` kills a running one); a machine already gone is not an error."""
         try:
             self._request(
-                "DELETE", f"/v1/apps/{_seg(app)}/machines/{_seg(machine_id)}",
+                "DELETE",
+                f"/v1/apps/{_seg(app)}/machines/{_seg(machine_id)}",
                 params={"force": "true"} if force else None,
                 headers={LEASE_HEADER: lease_nonce} if lease_nonce else None,
             )
@@ -538,8 +587,9 @@ class FlyClient:
                 last = exc
         raise self._wait_timeout(app, machine_id, state, deadline_s, last)
 
-    def _wait_timeout(self, app: str, machine_id: str, state: str, deadline_s: float,
-                      last: FlyApiError | None) -> FlyWaitTimeout:
+    def _wait_timeout(
+        self, app: str, machine_id: str, state: str, deadline_s: float, last: FlyApiError | None
+    ) -> FlyWaitTimeout:
         try:
             machine = self.get_machine(app, machine_id)
             now = f"it is {machine.state!r}"
@@ -549,7 +599,9 @@ class FlyClient:
         return FlyWaitTimeout(
             f"machine {machine_id} in app {app!r} did not reach state {state!r} within {deadline_s:g}s; "
             f"{now}; recent events: {events}",
-            method="GET", path=f"/v1/apps/{app}/machines/{machine_id}/wait", status=408,
+            method="GET",
+            path=f"/v1/apps/{app}/machines/{machine_id}/wait",
+            status=408,
             request_id=last.request_id if last else None,
         )
 
@@ -568,7 +620,13 @@ class FlyClient:
             return None
 
     def acquire_lease(
-        self, app: str, machine_id: str, ttl: int = 30, *, description: str | None = None, nonce: str | None = None,
+        self,
+        app: str,
+        machine_id: str,
+        ttl: int = 30,
+        *,
+        description: str | None = None,
+        nonce: str | None = None,
     ) -> Lease:
         """Take (or, with ``nonce``, refresh) the machine's lease; a lease held by someone else is a 409."""
         description = description or f"catwalk {uuid.uuid4().hex[:12]}"
@@ -579,8 +637,11 @@ class FlyClient:
             return lease.to_api() if lease is not None and lease.description == description else None
 
         data = self._request(
-            "POST", path, body={"ttl": ttl, "description": description},
-            headers={LEASE_HEADER: nonce} if nonce else None, recover=ours,
+            "POST",
+            path,
+            body={"ttl": ttl, "description": description},
+            headers={LEASE_HEADER: nonce} if nonce else None,
+            recover=ours,
         )
         return self._lease(data)
 
@@ -627,8 +688,15 @@ class FlyClient:
         return [IPAssignment.model_validate(i) for i in data.get("ips") or []]
 
     def allocate_ip(
-        self, app: str, type: str = "shared_v4", *, region: str | None = None, network: str | None = None,
-        service_name: str | None = None, org_slug: str | None = None, known: Iterable[str] | None = None,
+        self,
+        app: str,
+        type: str = "shared_v4",
+        *,
+        region: str | None = None,
+        network: str | None = None,
+        service_name: str | None = None,
+        org_slug: str | None = None,
+        known: Iterable[str] | None = None,
     ) -> IPAssignment:
         """Assign a public (``v4``, ``shared_v4``, ``v6``) or Flycast (``private_v6``) address to the app.
 

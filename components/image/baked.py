@@ -161,7 +161,7 @@ def _browser_layer() -> list[str]:
     chrome_dir = CHROME_CHANNEL_PATH.rsplit("/", 1)[0]
     return [
         "# The browser of a server that drives one: Debian's Chromium with its libraries, and Google Chrome's",
-        "# path (the \"chrome\" channel) leading to it through the entrypoint's wrapper.",
+        '# path (the "chrome" channel) leading to it through the entrypoint\'s wrapper.',
         "USER 0:0",
         "# hadolint ignore=DL3008",
         "RUN apt-get update \\",

@@ -20,19 +20,52 @@ from pathlib import Path, PurePosixPath
 # Directories skipped wherever they appear in the tree.
 EXCLUDED_DIRS = frozenset(
     {
-        ".git", ".hg", ".svn",  # version control
-        ".idea", ".vscode", ".vs", ".fleet",  # editors
-        "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".tox", ".nox", ".cache",  # caches
-        "node_modules", ".venv", "venv",  # local installs: the image installs its own
-        "tests", "test", "__tests__",  # tests do not ship
+        ".git",
+        ".hg",
+        ".svn",  # version control
+        ".idea",
+        ".vscode",
+        ".vs",
+        ".fleet",  # editors
+        "__pycache__",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".mypy_cache",
+        ".tox",
+        ".nox",
+        ".cache",  # caches
+        "node_modules",
+        ".venv",
+        "venv",  # local installs: the image installs its own
+        "tests",
+        "test",
+        "__tests__",  # tests do not ship
     }
 )
 # File-name patterns skipped wherever they appear.
 EXCLUDED_FILES = (
-    ".DS_Store", "._*", "Thumbs.db", "desktop.ini",  # OS
-    "*.swp", "*.swo", "*.swx", "*~", ".#*", "#*#", "*.orig", "*.rej", "*.bak",  # editors, merges
-    "*.pyc", "*.pyo", ".coverage", ".coverage.*",  # caches
-    "test_*.py", "*_test.py", "test_*.sh", "*_test.sh", "*.bats",  # tests
+    ".DS_Store",
+    "._*",
+    "Thumbs.db",
+    "desktop.ini",  # OS
+    "*.swp",
+    "*.swo",
+    "*.swx",
+    "*~",
+    ".#*",
+    "#*#",
+    "*.orig",
+    "*.rej",
+    "*.bak",  # editors, merges
+    "*.pyc",
+    "*.pyo",
+    ".coverage",
+    ".coverage.*",  # caches
+    "test_*.py",
+    "*_test.py",
+    "test_*.sh",
+    "*_test.sh",
+    "*.bats",  # tests
 )
 
 HASH_PREFIX = "ctx-"

@@ -66,14 +66,19 @@ def build_command(
 ) -> list[str]:
     """`docker buildx build … --push`: one platform, no attestations (Fly pulls a plain manifest)."""
     argv = [
-        "docker", "buildx", "build",
-        "--platform", platform,
+        "docker",
+        "buildx",
+        "build",
+        "--platform",
+        platform,
         "--push",
         "--provenance=false",
         "--sbom=false",
         "--progress=plain",
-        "--metadata-file", metadata_file,
-        "--tag", ref,
+        "--metadata-file",
+        metadata_file,
+        "--tag",
+        ref,
     ]
     for key, value in sorted((build_args or {}).items()):
         argv += ["--build-arg", f"{key}={value}"]
@@ -130,15 +135,33 @@ def split_ref(ref: str) -> tuple[str, str | None, str | None]:
 NO_DAEMON = ("cannot connect to the docker daemon", "is the docker daemon running", "error during connect")
 NO_BUILDX = ("unknown command: docker buildx", "'buildx' is not a docker command", "unknown flag: --platform")
 AUTH = (
-    "401 unauthorized", "unauthorized", "authentication required", "denied: requested access",
-    "incorrect username or password", "403 forbidden", "insufficient_scope",
+    "401 unauthorized",
+    "unauthorized",
+    "authentication required",
+    "denied: requested access",
+    "incorrect username or password",
+    "403 forbidden",
+    "insufficient_scope",
 )
-QUOTA = ("quota", "toomanyrequests", "429 too many requests", "rate limit", "507 insufficient storage",
-         "413 request entity too large", "storage limit")
+QUOTA = (
+    "quota",
+    "toomanyrequests",
+    "429 too many requests",
+    "rate limit",
+    "507 insufficient storage",
+    "413 request entity too large",
+    "storage limit",
+)
 NO_APP = ("name unknown", "name_unknown", "repository name not known", "app not found")
 NO_SOCKET_ACCESS = ("permission denied while trying to connect to the docker daemon",)
-NETWORK = ("no such host", "i/o timeout", "tls handshake timeout", "connection refused", "network is unreachable",
-           "connection reset by peer")
+NETWORK = (
+    "no such host",
+    "i/o timeout",
+    "tls handshake timeout",
+    "connection refused",
+    "network is unreachable",
+    "connection reset by peer",
+)
 
 SKIP_HINT = "or set `catwalk:image` to a prebuilt image to skip building"
 

@@ -173,8 +173,7 @@ class ImageProvider(ResourceProvider):
         # Stable: what this build cannot change and the new inputs do not change either.
         moving = set(changed) | {"tag", "digest", "image_ref", "content_hash", "ref"}
         stables = [
-            k for k in all_keys
-            if k not in moving and k in news and not _unknown(news[k]) and olds.get(k) == news[k]
+            k for k in all_keys if k not in moving and k in news and not _unknown(news[k]) and olds.get(k) == news[k]
         ]
         return DiffResult(changes=True, replaces=replaces, stables=stables, delete_before_replace=False)
 

@@ -55,7 +55,8 @@ def server_env(spec, *, port: int, home: Path, token: str | None) -> dict[str, s
     is not inherited, except MCP_BROWSER for a server that drives a browser (see `local_browser`).
     """
     inherited = {
-        k: v for k, v in os.environ.items()
+        k: v
+        for k, v in os.environ.items()
         if not k.upper().startswith(PRIVATE_PREFIXES) and not safety.SECRET_LOOKING.search(k.upper())
     }
     # Loopback only: a server tried on a workstation (perhaps with --no-auth) is not for the LAN.

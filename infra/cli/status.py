@@ -67,8 +67,15 @@ def handle(args) -> int:
         table.add_column(column)
     for name, state in zip(names, states, strict=True):
         s = servers[name]
-        table.add_row(name, s.get("badge", s.get("runtime", "")), str(s.get("package") or ""),
-                      str(s.get("version") or ""), ", ".join(s.get("regions") or []), s["url"], state)
+        table.add_row(
+            name,
+            s.get("badge", s.get("runtime", "")),
+            str(s.get("package") or ""),
+            str(s.get("version") or ""),
+            ", ".join(s.get("regions") or []),
+            s["url"],
+            state,
+        )
     console.print(table)
     return 0 if all(not s.startswith("✗") for s in states) else 1
 

@@ -22,9 +22,7 @@ def default_stack_file(root: Path = Path()) -> Path:
     if len(candidates) == 1:
         return candidates[0]
     names = ", ".join(p.name for p in candidates) or "none found"
-    raise ConfigError(
-        [Problem(server=None, field="FILE", error=f"name the stack file or set PULUMI_STACK ({names})")]
-    )
+    raise ConfigError([Problem(server=None, field="FILE", error=f"name the stack file or set PULUMI_STACK ({names})")])
 
 
 def handle(args) -> int:

@@ -54,24 +54,45 @@ def test_config_needing_servers_get_a_scratch_directory_placeholder():
 @pytest.mark.parametrize(
     ("phase", "output", "category"),
     [
-        ("install", "  × No solution found when resolving dependencies:\nError: install of x failed",
-         "no dependency resolution"),
-        ("serve", "Traceback\nImportError: cannot import name 'FastMCP' from 'mcp.server' (/x/mcp/server.py)",
-         "incompatible with mcp 2.x"),
-        ("serve", "Traceback\nModuleNotFoundError: No module named 'bibtexparser.bibdatabase'",
-         "a newer dependency broke it"),
-        ("serve", "OSError: libcairo.so.2: cannot open shared object file: No such file or directory",
-         "needs a system library"),
+        (
+            "install",
+            "  × No solution found when resolving dependencies:\nError: install of x failed",
+            "no dependency resolution",
+        ),
+        (
+            "serve",
+            "Traceback\nImportError: cannot import name 'FastMCP' from 'mcp.server' (/x/mcp/server.py)",
+            "incompatible with mcp 2.x",
+        ),
+        (
+            "serve",
+            "Traceback\nModuleNotFoundError: No module named 'bibtexparser.bibdatabase'",
+            "a newer dependency broke it",
+        ),
+        (
+            "serve",
+            "OSError: libcairo.so.2: cannot open shared object file: No such file or directory",
+            "needs a system library",
+        ),
         ("serve", "Error: BRAVE_API_KEY environment variable is required", "needs credentials"),
-        ("detect", "PyPI project x 1.2 requires Python >=3.13, but the image runs Python 3.12",
-         "needs Python >= 3.13"),
+        ("detect", "PyPI project x 1.2 requires Python >=3.13, but the image runs Python 3.12", "needs Python >= 3.13"),
         ("serve", "starting\nshutting down\n(exit 1)", "exited at start"),
-        ("serve", "Failed to connect to SQLite database: Error [ERR_UNKNOWN_BUILTIN_MODULE]: No such built-in "
-                  "module: node:sqlite\n(exit 1)", "needs Node >= 22"),
-        ("serve", "SyntaxError: The requested module 'node:fs/promises' does not provide an export named 'glob'",
-         "needs Node >= 22"),
-        ("serve", "TypeError: fetch failed\n  [cause]: Error: getaddrinfo ENOTFOUND svelte.dev",
-         "a download outside the registries"),
+        (
+            "serve",
+            "Failed to connect to SQLite database: Error [ERR_UNKNOWN_BUILTIN_MODULE]: No such built-in "
+            "module: node:sqlite\n(exit 1)",
+            "needs Node >= 22",
+        ),
+        (
+            "serve",
+            "SyntaxError: The requested module 'node:fs/promises' does not provide an export named 'glob'",
+            "needs Node >= 22",
+        ),
+        (
+            "serve",
+            "TypeError: fetch failed\n  [cause]: Error: getaddrinfo ENOTFOUND svelte.dev",
+            "a download outside the registries",
+        ),
     ],
 )
 def test_failures_are_classified_from_the_output_that_shows_them(phase, output, category):
@@ -82,21 +103,29 @@ def test_failures_are_classified_from_the_output_that_shows_them(phase, output, 
 
 
 def test_a_failed_fetch_is_reported_with_the_host_it_could_not_reach():
-    output = ("Starting npm package: x@1\nTypeError: fetch failed\n    at fetch_with_timeout (x.mjs:1)\n"
-              "  [cause]: Error: getaddrinfo ENOTFOUND svelte.dev\n(exit 1)")
+    output = (
+        "Starting npm package: x@1\nTypeError: fetch failed\n    at fetch_with_timeout (x.mjs:1)\n"
+        "  [cause]: Error: getaddrinfo ENOTFOUND svelte.dev\n(exit 1)"
+    )
     why = success_rate.classify("serve", output)
     assert why["category"] == success_rate.OFFLINE
     assert "TypeError: fetch failed" in why["detail"] and "ENOTFOUND svelte.dev" in why["detail"]
 
 
 def test_an_install_that_fell_back_to_a_later_cutoff_says_which():
-    output = ("Installing Python package markitdown-mcp==0.0.1a8 (dependencies as of 2026-10-21T21:41:00Z)\n"
-              "  × No solution found when resolving dependencies:\n"
-              "No resolution of markitdown-mcp==0.0.1a8 as of 2026-10-21T21:41:00Z; retrying with dependencies as of "
-              "2026-10-22T20:41:00Z\nInstalled 40 packages\n")
+    output = (
+        "Installing Python package markitdown-mcp==0.0.1a8 (dependencies as of 2026-10-21T21:41:00Z)\n"
+        "  × No solution found when resolving dependencies:\n"
+        "No resolution of markitdown-mcp==0.0.1a8 as of 2026-10-21T21:41:00Z; retrying with dependencies as of "
+        "2026-10-22T20:41:00Z\nInstalled 40 packages\n"
+    )
     assert success_rate.widened_cutoff(output) == "2026-10-22T20:41:00Z"
-    assert success_rate.widened_cutoff(output + "WARNING: no resolution of x even as of y: retrying WITHOUT a "
-                                                "cutoff, with the newest\n") == "none"
+    assert (
+        success_rate.widened_cutoff(
+            output + "WARNING: no resolution of x even as of y: retrying WITHOUT a cutoff, with the newest\n"
+        )
+        == "none"
+    )
     assert success_rate.widened_cutoff("Installed 3 packages\n") is None
 
 
@@ -111,9 +140,20 @@ def test_a_traceback_is_summarised_by_its_last_error_line():
 
 
 def _row(server, runtime, result, mode="as-of-release", **extra):
-    row = {"server": server, "runtime": runtime, "version": "1.0", "mode": mode, "install_s": 2.5,
-           "answer_s": 1.25 if result == "ok" else None, "tools": 3 if result == "ok" else None,
-           "result": result, "phase": None, "reason": None, "note": "", "resolved_at": "2025-01-02T00:00:00Z"}
+    row = {
+        "server": server,
+        "runtime": runtime,
+        "version": "1.0",
+        "mode": mode,
+        "install_s": 2.5,
+        "answer_s": 1.25 if result == "ok" else None,
+        "tools": 3 if result == "ok" else None,
+        "result": result,
+        "phase": None,
+        "reason": None,
+        "note": "",
+        "resolved_at": "2025-01-02T00:00:00Z",
+    }
     if result != "ok":
         row.update(phase="serve", reason="exited at start", detail="ValueError: a|b", remedy="fix it")
     row.update(extra)
@@ -121,18 +161,27 @@ def _row(server, runtime, result, mode="as-of-release", **extra):
 
 
 def test_success_rate_counts_each_runtime_over_the_as_of_release_rows_only():
-    rows = [_row(f"p{i}", "python", "ok") for i in range(19)] + [_row("bad", "python", "fail"),
-                                                                  _row("bad", "python", "fail", mode="plain"),
-                                                                  _row("n", "npm", "ok")]
+    rows = [_row(f"p{i}", "python", "ok") for i in range(19)] + [
+        _row("bad", "python", "fail"),
+        _row("bad", "python", "fail", mode="plain"),
+        _row("n", "npm", "ok"),
+    ]
     summary = success_rate.summarize(rows)
-    assert summary["python"] == {"ok": 19, "total": 20, "rate": 0.95, "goal_met": True, "blocked_downloads": 0,
-                                 "rate_with_downloads": 0.95, "median_install_s": 2.5, "median_answer_s": 1.25}
+    assert summary["python"] == {
+        "ok": 19,
+        "total": 20,
+        "rate": 0.95,
+        "goal_met": True,
+        "blocked_downloads": 0,
+        "rate_with_downloads": 0.95,
+        "median_install_s": 2.5,
+        "median_answer_s": 1.25,
+    }
     assert summary["npm"]["rate"] == 1.0
 
 
 def test_failures_on_a_blocked_download_still_count_but_are_shown_apart():
-    rows = [_row("a", "npm", "ok"), _row("b", "npm", "fail", reason=success_rate.OFFLINE),
-            _row("c", "npm", "fail")]
+    rows = [_row("a", "npm", "ok"), _row("b", "npm", "fail", reason=success_rate.OFFLINE), _row("c", "npm", "fail")]
     summary = success_rate.summarize(rows)["npm"]
     assert (summary["ok"], summary["total"], summary["blocked_downloads"]) == (1, 3, 1)
     assert summary["rate"] == 0.3333 and summary["rate_with_downloads"] == 0.5
@@ -141,13 +190,26 @@ def test_failures_on_a_blocked_download_still_count_but_are_shown_apart():
 
 
 def test_success_rate_markdown_has_the_columns_a_rate_per_runtime_and_every_failure():
-    rows = [_row("good", "python", "ok"), _row("bad", "npm", "fail"),
-            _row("good", "python", "fail", mode="plain")]
-    report = {"date": "2026-11-25T13:00:00+00:00", "elapsed_min": 1.0, "parallel": 2, "planned": 3,
-              "partial": False, "mcp2_released_at": "2026-07-28T13:45:33Z", "rows": rows,
-              "summary": success_rate.summarize(rows),
-              "versions": {"cpus": 2, "server_python": "3.12.1", "node": "v20", "npm": "11", "uv": "uv 0.13",
-                           "gateway": "catwalk's relay on h11 0.16.0", "catwalk": "abc"}}
+    rows = [_row("good", "python", "ok"), _row("bad", "npm", "fail"), _row("good", "python", "fail", mode="plain")]
+    report = {
+        "date": "2026-11-25T13:00:00+00:00",
+        "elapsed_min": 1.0,
+        "parallel": 2,
+        "planned": 3,
+        "partial": False,
+        "mcp2_released_at": "2026-07-28T13:45:33Z",
+        "rows": rows,
+        "summary": success_rate.summarize(rows),
+        "versions": {
+            "cpus": 2,
+            "server_python": "3.12.1",
+            "node": "v20",
+            "npm": "11",
+            "uv": "uv 0.13",
+            "gateway": "catwalk's relay on h11 0.16.0",
+            "catwalk": "abc",
+        },
+    }
     text = success_rate.markdown(report)
     assert "| server | runtime | version | install s | first-answer s | tools | result | reason |" in text
     assert "| good | python | 1.0 | 2.5 | 1.2 | 3 | ok |  |" in text
@@ -163,20 +225,48 @@ def test_success_rate_markdown_has_the_columns_a_rate_per_runtime_and_every_fail
 
 def test_the_markdown_names_servers_installed_with_a_later_cutoff():
     rows = [_row("late", "python", "ok", widened_cutoff="2026-10-22T20:41:00Z"), _row("on-time", "python", "ok")]
-    report = {"date": "d", "elapsed_min": 1.0, "parallel": 2, "planned": 2, "partial": False, "rows": rows,
-              "summary": success_rate.summarize(rows),
-              "versions": {"cpus": 2, "server_python": "3.12", "node": "v20", "npm": "11", "uv": "uv",
-                           "gateway": "catwalk's relay on h11 0.16.0", "catwalk": "abc"}}
+    report = {
+        "date": "d",
+        "elapsed_min": 1.0,
+        "parallel": 2,
+        "planned": 2,
+        "partial": False,
+        "rows": rows,
+        "summary": success_rate.summarize(rows),
+        "versions": {
+            "cpus": 2,
+            "server_python": "3.12",
+            "node": "v20",
+            "npm": "11",
+            "uv": "uv",
+            "gateway": "catwalk's relay on h11 0.16.0",
+            "catwalk": "abc",
+        },
+    }
     text = success_rate.markdown(report)
     assert "retried with a later cutoff" in text and "late (as of 2026-10-22T20:41:00Z, ok)" in text
     assert "on-time (" not in text
 
 
 def test_a_partial_run_says_how_many_rows_it_has():
-    report = {"date": "d", "elapsed_min": 0, "parallel": 2, "planned": 80, "partial": True, "rows": [],
-              "summary": {"python": {"ok": 0, "total": 0, "rate": None, "goal_met": False}},
-              "versions": {"cpus": 2, "server_python": "3.12", "node": "v20", "npm": "11", "uv": "uv",
-                           "gateway": "catwalk's relay on h11 0.16.0", "catwalk": "abc"}}
+    report = {
+        "date": "d",
+        "elapsed_min": 0,
+        "parallel": 2,
+        "planned": 80,
+        "partial": True,
+        "rows": [],
+        "summary": {"python": {"ok": 0, "total": 0, "rate": None, "goal_met": False}},
+        "versions": {
+            "cpus": 2,
+            "server_python": "3.12",
+            "node": "v20",
+            "npm": "11",
+            "uv": "uv",
+            "gateway": "catwalk's relay on h11 0.16.0",
+            "catwalk": "abc",
+        },
+    }
     assert "Partial run: 0 of 80 servers." in success_rate.markdown(report)
 
 
@@ -215,12 +305,27 @@ def test_api_cost_ratios_are_against_the_one_server_baseline_of_the_same_run():
     api_cost.ratios(rows)
     assert [r["ratio_total"] for r in rows] == [1.0, 10.83, 50.0]
     assert [r["calls_per_server"] for r in rows] == [12.0, 13.0, 12.0]
-    text = api_cost.markdown({"date": "d", "parallel": 4, "versions": {"python": "3", "pulumi": "3", "catwalk": "a"},
-                              "rows": [{**r, "first": {"total": r["first"]["total"], "by_method": {"GET": 1},
-                                                       "by_endpoint": {"GET /v1/apps/{app}": 1}, "seconds": 1.0,
-                                                       "non_2xx": 0},
-                                        "noop": {"total": 0, "mutating": 0, "by_method": {}, "by_endpoint": {},
-                                                 "non_2xx": 0}} for r in rows]})
+    text = api_cost.markdown(
+        {
+            "date": "d",
+            "parallel": 4,
+            "versions": {"python": "3", "pulumi": "3", "catwalk": "a"},
+            "rows": [
+                {
+                    **r,
+                    "first": {
+                        "total": r["first"]["total"],
+                        "by_method": {"GET": 1},
+                        "by_endpoint": {"GET /v1/apps/{app}": 1},
+                        "seconds": 1.0,
+                        "non_2xx": 0,
+                    },
+                    "noop": {"total": 0, "mutating": 0, "by_method": {}, "by_endpoint": {}, "non_2xx": 0},
+                }
+                for r in rows
+            ],
+        }
+    )
     assert re.search(r"\| 10 \| 130 \| 1 \| 0 \| 129 \| 10\.83× \| 13\.0 \| 1\.083× \| 1\.0 \| 0 \| \*\*0\*\* \|", text)
     assert "made no Fly API call at all" in text
 

@@ -21,16 +21,31 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(*args: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "infra.cli", *args], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "infra.cli", *args],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kwargs,
+    )
 
 
 def test_run_serves_a_custom_server_locally_behind_a_fresh_token(tmp_path):
     server = tmp_path / "tiny.py"
     server.write_text(TINY_SERVER)
     port = free_port()
-    process = cli("run", "--command", f"{sys.executable} {server}", "--port", str(port), "--home", str(tmp_path),
-                  "--timeout", "60")
+    process = cli(
+        "run",
+        "--command",
+        f"{sys.executable} {server}",
+        "--port",
+        str(port),
+        "--home",
+        str(tmp_path),
+        "--timeout",
+        "60",
+    )
     try:
         lines = []
         deadline = time.monotonic() + 90
@@ -81,10 +96,21 @@ def test_status_tables_each_server_with_its_health(tmp_path):
         up = f"http://127.0.0.1:{httpd.server_address[1]}/mcp"
         down = f"http://127.0.0.1:{free_port()}/mcp"
         outputs = {
-            "git": {"url": up, "badge": "🐍 python", "package": "mcp-server-git", "version": "2025.1.14",
-                    "regions": ["iad"], "token": "[secret]"},
-            "memory": {"url": down, "badge": "📦 npm", "package": "@modelcontextprotocol/server-memory",
-                       "version": "2025.4.25", "regions": ["ams"]},
+            "git": {
+                "url": up,
+                "badge": "🐍 python",
+                "package": "mcp-server-git",
+                "version": "2025.1.14",
+                "regions": ["iad"],
+                "token": "[secret]",
+            },
+            "memory": {
+                "url": down,
+                "badge": "📦 npm",
+                "package": "@modelcontextprotocol/server-memory",
+                "version": "2025.4.25",
+                "regions": ["ams"],
+            },
             "note": "not a server",
         }
         path = tmp_path / "outputs.json"
@@ -102,8 +128,15 @@ def test_status_tables_each_server_with_its_health(tmp_path):
 
 def test_status_reads_outputs_from_stdin_without_health_checks():
     outputs = json.dumps({"git": {"url": "https://acme-git.fly.dev/mcp", "badge": "🐍 python"}})
-    done = subprocess.run([sys.executable, "-m", "infra.cli", "status", "-", "--no-health"], input=outputs,
-                          capture_output=True, text=True, cwd=ROOT, timeout=60, env={"COLUMNS": "200"})
+    done = subprocess.run(
+        [sys.executable, "-m", "infra.cli", "status", "-", "--no-health"],
+        input=outputs,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        env={"COLUMNS": "200"},
+    )
     assert done.returncode == 0, done.stderr
     assert "https://acme-git.fly.dev/mcp" in done.stdout and "1 MCP server(s)" in done.stdout
 
@@ -112,9 +145,15 @@ def test_run_keeps_deploy_credentials_away_from_the_server(monkeypatch, tmp_path
     from components.detect.models import custom_spec
     from infra.cli.run import server_env
 
-    for name, value in {"FLY_API_TOKEN": "fo1_x", "PULUMI_CONFIG_PASSPHRASE": "pp", "AWS_SECRET_ACCESS_KEY": "a",
-                        "MY_SERVICE_TOKEN": "t", "MCP_AUTH_TOKEN": "stale", "HTTPS_PROXY": "http://127.0.0.1:3128",
-                        "SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt"}.items():
+    for name, value in {
+        "FLY_API_TOKEN": "fo1_x",
+        "PULUMI_CONFIG_PASSPHRASE": "pp",
+        "AWS_SECRET_ACCESS_KEY": "a",
+        "MY_SERVICE_TOKEN": "t",
+        "MCP_AUTH_TOKEN": "stale",
+        "HTTPS_PROXY": "http://127.0.0.1:3128",
+        "SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt",
+    }.items():
         monkeypatch.setenv(name, value)
     env = server_env(custom_spec("node s.js"), port=8123, home=tmp_path, token="fresh")
     assert not {"FLY_API_TOKEN", "PULUMI_CONFIG_PASSPHRASE", "AWS_SECRET_ACCESS_KEY", "MY_SERVICE_TOKEN"} & set(env)
@@ -122,8 +161,16 @@ def test_run_keeps_deploy_credentials_away_from_the_server(monkeypatch, tmp_path
     assert env["HTTPS_PROXY"] == "http://127.0.0.1:3128" and env["SSL_CERT_FILE"].endswith(".crt")
 
 
-BROWSER_SPEC = {"spec": "fetcher-mcp", "runtime": "npm", "registry": "npm", "package": "fetcher-mcp",
-                "version": "0.3.6", "pinned": "fetcher-mcp@0.3.6", "launch": ["fetcher-mcp"], "browser": "chromium"}
+BROWSER_SPEC = {
+    "spec": "fetcher-mcp",
+    "runtime": "npm",
+    "registry": "npm",
+    "package": "fetcher-mcp",
+    "version": "0.3.6",
+    "pinned": "fetcher-mcp@0.3.6",
+    "launch": ["fetcher-mcp"],
+    "browser": "chromium",
+}
 
 
 def fake_chromium(directory: Path) -> Path:
@@ -157,9 +204,7 @@ def test_run_prefers_the_callers_mcp_browser_and_gives_it_only_to_browser_server
     assert "MCP_BROWSER" not in server_env(custom_spec("node s.js"), port=8123, home=tmp_path, token=None)
 
 
-def test_run_of_a_browser_server_without_chromium_says_how_to_get_one_and_starts_nothing(
-    monkeypatch, tmp_path, capsys
-):
+def test_run_of_a_browser_server_without_chromium_says_how_to_get_one_and_starts_nothing(monkeypatch, tmp_path, capsys):
     import argparse
 
     from components.detect.models import RuntimeSpec
@@ -171,8 +216,17 @@ def test_run_of_a_browser_server_without_chromium_says_how_to_get_one_and_starts
     monkeypatch.setattr(run.subprocess, "Popen", lambda *a, **k: pytest.fail("the server was started"))
     monkeypatch.setattr(run.signal, "signal", lambda *a: None)
     home = tmp_path / "home"
-    args = argparse.Namespace(command=False, spec="fetcher-mcp", version=None, runtime=None, arg=[], no_auth=False,
-                              home=str(home), port=8123, timeout=5.0)
+    args = argparse.Namespace(
+        command=False,
+        spec="fetcher-mcp",
+        version=None,
+        runtime=None,
+        arg=[],
+        no_auth=False,
+        home=str(home),
+        port=8123,
+        timeout=5.0,
+    )
     assert run.handle(args) == 1
     err = " ".join(capsys.readouterr().err.split())
     assert "fetcher-mcp@0.3.6 drives a browser and no Chromium was found" in err

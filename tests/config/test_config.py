@@ -221,8 +221,13 @@ def write_stack(tmp_path: Path, config: dict) -> Path:
 
 
 def test_listed_secret_without_a_value_is_reported(tmp_path):
-    path = write_stack(tmp_path, {"catwalk:servers": [good_server(secrets=["GITHUB_TOKEN", "OTHER_KEY"])],
-                                  "catwalk:git.GITHUB_TOKEN": {"secure": "v1:abc"}})
+    path = write_stack(
+        tmp_path,
+        {
+            "catwalk:servers": [good_server(secrets=["GITHUB_TOKEN", "OTHER_KEY"])],
+            "catwalk:git.GITHUB_TOKEN": {"secure": "v1:abc"},
+        },
+    )
     with pytest.raises(ConfigError) as caught:
         load_stack_file(path)
     assert [(p.server, p.field) for p in caught.value.problems] == [("git", "secrets.OTHER_KEY")]
@@ -230,15 +235,22 @@ def test_listed_secret_without_a_value_is_reported(tmp_path):
 
 
 def test_secret_values_in_the_stack_file_are_not_settings(tmp_path):
-    path = write_stack(tmp_path, {"catwalk:servers": [good_server(secrets=["GITHUB_TOKEN"])],
-                                  "catwalk:GITHUB_TOKEN": {"secure": "v1:abc"}, "aws:region": "x",
-                                  "catwalk:flyApiToken": {"secure": "v1:def"}})
+    path = write_stack(
+        tmp_path,
+        {
+            "catwalk:servers": [good_server(secrets=["GITHUB_TOKEN"])],
+            "catwalk:GITHUB_TOKEN": {"secure": "v1:abc"},
+            "aws:region": "x",
+            "catwalk:flyApiToken": {"secure": "v1:def"},
+        },
+    )
     assert load_stack_file(path).servers[0].secrets == ["GITHUB_TOKEN"]
 
 
 def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "infra.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "infra.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_validate_cli_accepts_the_dev_stack():

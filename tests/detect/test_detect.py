@@ -31,8 +31,9 @@ def run(spec, session, cache, **kwargs) -> RuntimeSpec:
 
 
 def test_acceptance_trio_is_python_npm_python_with_console_script_and_bin_launches(session, cache):
-    git, memory, time_ = (run(s, session, cache) for s in
-                          ("mcp-server-git", "@modelcontextprotocol/server-memory", "mcp-server-time"))
+    git, memory, time_ = (
+        run(s, session, cache) for s in ("mcp-server-git", "@modelcontextprotocol/server-memory", "mcp-server-time")
+    )
     assert (git.runtime, memory.runtime, time_.runtime) == ("python", "npm", "python")
     assert (git.launch, memory.launch, time_.launch) == (["mcp-server-git"], ["mcp-server-memory"], ["mcp-server-time"])
     assert git.pinned == "mcp-server-git==2026.10.19"
@@ -154,8 +155,12 @@ def test_invalid_specs_are_refused_without_any_network_request(spec, cache):
 
 def test_invalid_version_and_runtime_are_refused_without_network(cache):
     session = NoNetworkSession()
-    for kwargs in ({"version": "--pre"}, {"version": "1.0; rm -rf /"}, {"runtime": "java"},
-                   {"runtime": "npm", "version": "not a range!"}):
+    for kwargs in (
+        {"version": "--pre"},
+        {"version": "1.0; rm -rf /"},
+        {"runtime": "java"},
+        {"runtime": "npm", "version": "not a range!"},
+    ):
         with pytest.raises(DetectError):
             detect("mcp-server-git", session=session, cache=cache, **kwargs)
     with pytest.raises(DetectError, match="cannot be a npm package"):
@@ -164,8 +169,9 @@ def test_invalid_version_and_runtime_are_refused_without_network(cache):
 
 
 def test_detect_many_keeps_order_and_reports_each_error_separately(session, cache):
-    results = detect_many(["mcp-server-time", "a;b", "@modelcontextprotocol/server-memory"], session=session,
-                          cache=cache)
+    results = detect_many(
+        ["mcp-server-time", "a;b", "@modelcontextprotocol/server-memory"], session=session, cache=cache
+    )
     assert isinstance(results[0], RuntimeSpec) and results[0].runtime == "python"
     assert isinstance(results[1], DetectError) and "';'" in str(results[1])
     assert isinstance(results[2], RuntimeSpec) and results[2].runtime == "npm"
@@ -244,8 +250,12 @@ def test_configured_mirror_with_relative_file_urls(monkeypatch, session, cache, 
 def test_npm_registry_from_env_is_used(monkeypatch, session, cache):
     monkeypatch.setenv("NPM_CONFIG_REGISTRY", "https://npm.mirror.example/repo")
     recorded = session.recordings["https://registry.npmjs.org/@modelcontextprotocol%2Fserver-memory"][0]
-    session.add("https://npm.mirror.example/repo/@modelcontextprotocol%2Fserver-memory", 200,
-                json.dumps(recorded["body"]), {"Content-Type": "application/json"})
+    session.add(
+        "https://npm.mirror.example/repo/@modelcontextprotocol%2Fserver-memory",
+        200,
+        json.dumps(recorded["body"]),
+        {"Content-Type": "application/json"},
+    )
     result = detect("@modelcontextprotocol/server-memory", session=session, cache=cache)
     assert result.registry == "https://npm.mirror.example/repo/"
     assert result.launch == ["mcp-server-memory"]
@@ -265,8 +275,12 @@ def test_credentials_in_a_mirror_url_never_reach_messages_or_results(monkeypatch
         detect("pypi:nothing-here", session=session, cache=cache)
     assert "s3cr3t-token" not in str(info.value) and "https://***@mirror.example/simple/" in str(info.value)
     page = _mirror_page(session, "application/vnd.pypi.simple.v1+json").decode()
-    session.add("https://alice:s3cr3t-token@mirror.example/simple/mcp-server-time/", 200, page,
-                {"Content-Type": "application/vnd.pypi.simple.v1+json"})
+    session.add(
+        "https://alice:s3cr3t-token@mirror.example/simple/mcp-server-time/",
+        200,
+        page,
+        {"Content-Type": "application/vnd.pypi.simple.v1+json"},
+    )
     wheel = session.recordings[f"https://pypi.org/packages/packages/{TIME_WHEEL}"][0]
     session.add(f"https://files.pythonhosted.org/packages/{TIME_WHEEL}", 200, base64.b64decode(wheel["body_b64"]))
     result = detect("pypi:mcp-server-time", session=session, cache=cache)

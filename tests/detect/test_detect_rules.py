@@ -19,8 +19,15 @@ from components.detect.rules import (
 
 
 def cand(registry, version="1.0.0", sdk=None, says=True, launchable=True, first=None):
-    return Candidate(registry=registry, name="x-mcp", version=version, sdk=sdk, says_mcp=says,
-                     launchable=launchable, first_release=first)
+    return Candidate(
+        registry=registry,
+        name="x-mcp",
+        version=version,
+        sdk=sdk,
+        says_mcp=says,
+        launchable=launchable,
+        first_release=first,
+    )
 
 
 def day(text):
@@ -38,8 +45,9 @@ def test_neither_registry_has_the_name():
 
 
 def cand_n(registry, releases, version="1.0.0", sdk="mcp"):
-    return Candidate(registry=registry, name="x-mcp", version=version, sdk=sdk, says_mcp=True, launchable=True,
-                     releases=releases)
+    return Candidate(
+        registry=registry, name="x-mcp", version=version, sdk=sdk, says_mcp=True, launchable=True, releases=releases
+    )
 
 
 def test_an_mcp_server_beats_a_package_with_no_mcp_signal():
@@ -75,8 +83,9 @@ def test_launchable_beats_a_library_without_executable():
 
 def test_first_published_wins_when_both_are_mcp_servers():
     registry, reason = choose(
-        cand("pypi", sdk="mcp", first=day("2024-11-21")), cand("npm", sdk="@modelcontextprotocol/sdk",
-                                                                   first=day("2025-11-10")), "x"
+        cand("pypi", sdk="mcp", first=day("2024-11-21")),
+        cand("npm", sdk="@modelcontextprotocol/sdk", first=day("2025-11-10")),
+        "x",
     )
     assert registry == "pypi" and "published first (2024-11-21" in reason
 
@@ -100,15 +109,19 @@ def test_still_ambiguous_shows_both_candidates_and_the_explicit_spec():
 @pytest.mark.parametrize(
     ("manifest", "expected"),
     [
-        ({"name": "@modelcontextprotocol/server-memory", "bin": {"mcp-server-memory": "dist/index.js"}},
-         "mcp-server-memory"),
+        (
+            {"name": "@modelcontextprotocol/server-memory", "bin": {"mcp-server-memory": "dist/index.js"}},
+            "mcp-server-memory",
+        ),
         ({"name": "@scope/tool", "bin": "cli.js"}, "tool"),
         ({"name": "@playwright/mcp", "bin": {"playwright-mcp": "cli.js"}}, "playwright-mcp"),
         ({"name": "multi", "bin": {"multi": "a.js", "other": "b.js"}}, "multi"),
         ({"name": "alias", "bin": {"a": "same.js", "b": "same.js"}}, "a"),
         ({"name": "nx-mcp", "bin": "main.js"}, "nx-mcp"),
-        ({"name": "@wonderwhy-er/desktop-commander", "bin": {"desktop-commander": "a.js", "setup": "b.js"}},
-         "desktop-commander"),
+        (
+            {"name": "@wonderwhy-er/desktop-commander", "bin": {"desktop-commander": "a.js", "setup": "b.js"}},
+            "desktop-commander",
+        ),
     ],
 )
 def test_npm_bin_is_chosen_as_npx_does(manifest, expected):
@@ -127,8 +140,12 @@ def test_npm_bin_refuses_what_npx_cannot_run():
     [
         ("mcp-server-git", {"mcp-server-git": "mcp_server_git:main"}, [], ["mcp-server-git"]),
         ("office-word-mcp-server", {"word_mcp_server": "word_document_server.main:run"}, [], ["word_mcp_server"]),
-        ("Awslabs.AWS-Documentation-MCP-Server", {"awslabs.aws-documentation-mcp-server": "m:main"}, [],
-         ["awslabs.aws-documentation-mcp-server"]),
+        (
+            "Awslabs.AWS-Documentation-MCP-Server",
+            {"awslabs.aws-documentation-mcp-server": "m:main"},
+            [],
+            ["awslabs.aws-documentation-mcp-server"],
+        ),
         ("tool", {"tool-cli": "a:b", "tool-mcp": "c:d"}, [], ["tool-mcp"]),
         ("mcp_thing", {"mcp-thing": "a:b", "helper": "c:d"}, [], ["mcp-thing"]),
         ("plain-server", {}, ["plain_server"], ["python", "-m", "plain_server"]),

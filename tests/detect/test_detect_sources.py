@@ -37,15 +37,17 @@ def test_local_python_directory_without_scripts_runs_its_main_module(tmp_path):
 
 
 def test_local_npm_directory_uses_its_bin(tmp_path):
-    (tmp_path / "package.json").write_text(json.dumps({"name": "@me/notes-mcp", "version": "1.0.0",
-                                                       "bin": {"notes-mcp": "dist/index.js"}}))
+    (tmp_path / "package.json").write_text(
+        json.dumps({"name": "@me/notes-mcp", "version": "1.0.0", "bin": {"notes-mcp": "dist/index.js"}})
+    )
     result = detect(str(tmp_path), session=NoNetworkSession())
     assert (result.runtime, result.launch) == ("npm", ["notes-mcp"])
 
 
 def test_local_directory_with_both_build_files_chooses_by_sdk_or_asks(tmp_path):
-    (tmp_path / "package.json").write_text(json.dumps({"name": "both", "bin": "cli.js",
-                                                       "dependencies": {"@modelcontextprotocol/sdk": "^1"}}))
+    (tmp_path / "package.json").write_text(
+        json.dumps({"name": "both", "bin": "cli.js", "dependencies": {"@modelcontextprotocol/sdk": "^1"}})
+    )
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "both"\ndependencies = ["httpx"]\n')
     assert detect(str(tmp_path), session=NoNetworkSession()).runtime == "npm"
     (tmp_path / "pyproject.toml").write_text(
@@ -63,8 +65,11 @@ def test_local_path_that_is_not_a_directory(tmp_path):
 
 def github_session(files: dict[str, str]) -> RecordedSession:
     session = RecordedSession(fixtures=Path("/nonexistent"))
-    session.add("https://api.github.com/repos/acme/srv/commits/v2", 200,
-                {"sha": SHA, "commit": {"committer": {"date": "2026-03-01T10:00:00Z"}}})
+    session.add(
+        "https://api.github.com/repos/acme/srv/commits/v2",
+        200,
+        {"sha": SHA, "commit": {"committer": {"date": "2026-03-01T10:00:00Z"}}},
+    )
     for name in ("package.json", "pyproject.toml", "setup.cfg", "setup.py"):
         url = f"https://raw.githubusercontent.com/acme/srv/{SHA}/{name}"
         session.add(url, 200 if name in files else 404, files.get(name, "404: Not Found"))
@@ -122,10 +127,21 @@ class Flaky(BaseHTTPRequestHandler):
             self.send_header("Retry-After", "0")
             self.end_headers()
             return
-        body = json.dumps({"name": "flaky-mcp", "dist-tags": {"latest": "1.0.0"},
-                           "versions": {"1.0.0": {"name": "flaky-mcp", "version": "1.0.0", "bin": "cli.js",
-                                                  "dependencies": {"@modelcontextprotocol/sdk": "^1"}}},
-                           "time": {"1.0.0": "2026-01-01T00:00:00.000Z"}}).encode()
+        body = json.dumps(
+            {
+                "name": "flaky-mcp",
+                "dist-tags": {"latest": "1.0.0"},
+                "versions": {
+                    "1.0.0": {
+                        "name": "flaky-mcp",
+                        "version": "1.0.0",
+                        "bin": "cli.js",
+                        "dependencies": {"@modelcontextprotocol/sdk": "^1"},
+                    }
+                },
+                "time": {"1.0.0": "2026-01-01T00:00:00.000Z"},
+            }
+        ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))

@@ -47,12 +47,22 @@ def chromium() -> str:
         pytest.skip("Debian's chromium is not installed and this is not root: run `apt-get install chromium`")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     packages = ["chromium", "fonts-liberation"]
-    done = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", *packages], env=env,
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        ["apt-get", "install", "-y", "--no-install-recommends", *packages],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if done.returncode != 0:  # stale package lists: refresh once
         subprocess.run(["apt-get", "update"], env=env, capture_output=True, text=True, timeout=300)
-        done = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", *packages], env=env,
-                              capture_output=True, text=True, timeout=900)
+        done = subprocess.run(
+            ["apt-get", "install", "-y", "--no-install-recommends", *packages],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
     if done.returncode != 0 or not shutil.which("chromium"):
         pytest.skip(f"Debian's chromium could not be installed with apt-get: {(done.stderr or done.stdout)[-400:]}")
     return "/usr/bin/chromium"
@@ -92,8 +102,10 @@ class Page:
         self.marker = f"catwalk-{secrets.token_hex(6)}"
         self.title = f"Page {self.marker}"
         self.sentence = f"The browser read this sentence: {self.marker}."
-        body = (f"<!doctype html><html><head><title>{self.title}</title></head><body><article>"
-                f"<h1>Catwalk browser test</h1><p>{self.sentence}</p></article></body></html>").encode()
+        body = (
+            f"<!doctype html><html><head><title>{self.title}</title></head><body><article>"
+            f"<h1>Catwalk browser test</h1><p>{self.sentence}</p></article></body></html>"
+        ).encode()
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:

@@ -33,8 +33,16 @@ def deployment(tmp_path_factory):
         shutil.copy(ROOT / "Pulumi.test.yaml", config)
 
         def harness(command: str, **kwargs):
-            return run_subprocess(command, "test", project_dir=ROOT, config_file=config, state=work / "state.json",
-                                  env=env, timeout=900, **kwargs)
+            return run_subprocess(
+                command,
+                "test",
+                project_dir=ROOT,
+                config_file=config,
+                state=work / "state.json",
+                env=env,
+                timeout=900,
+                **kwargs,
+            )
 
         yield emulator, harness, config
 

@@ -141,9 +141,7 @@ def installed(tmp_path, tools, scripts: dict[str, str] | None = None, **extra: s
     return result
 
 
-def test_install_downloads_no_browser_and_runs_the_scripts_later_without_the_servers_browser_install(
-    tmp_path, tools
-):
+def test_install_downloads_no_browser_and_runs_the_scripts_later_without_the_servers_browser_install(tmp_path, tools):
     result = installed(tmp_path, tools)
     install, rebuild = npm_calls(tools)
     assert install["argv"][0] == "install" and "--ignore-scripts" in install["argv"]
@@ -192,7 +190,10 @@ def test_the_browser_runs_headless_without_a_display_and_keeps_the_servers_argum
     wrapper = tmp_path / "home" / ".browser" / "chromium"
     root = ["--no-sandbox"] if os.geteuid() == 0 else []
     assert run_wrapper(wrapper, "--remote-debugging-pipe", "about:blank") == [
-        "--headless", *root, "--remote-debugging-pipe", "about:blank"
+        "--headless",
+        *root,
+        "--remote-debugging-pipe",
+        "about:blank",
     ]
     assert run_wrapper(wrapper, "--headless=new", "x") == [*root, "--headless=new", "x"]
     assert run_wrapper(wrapper, "x", DISPLAY=":0") == [*root, "x"]

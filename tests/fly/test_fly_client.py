@@ -404,8 +404,9 @@ def test_a_leased_machine_refuses_other_writers_until_released(client):
         client.acquire_lease(APP, m.id)
     with pytest.raises(FlyConflict, match="lease"):
         client.update_machine(APP, m.id, config(env={"A": "1"}), current_version=m.version)
-    updated = client.update_machine(APP, m.id, config(env={"A": "1"}), current_version=m.version,
-                                    lease_nonce=lease.nonce)
+    updated = client.update_machine(
+        APP, m.id, config(env={"A": "1"}), current_version=m.version, lease_nonce=lease.nonce
+    )
     assert updated.config.env == {"A": "1"}
     assert client.acquire_lease(APP, m.id, ttl=120, nonce=lease.nonce).nonce == lease.nonce  # refresh
     client.release_lease(APP, m.id, lease.nonce)
@@ -467,9 +468,15 @@ def test_recent_events_are_oldest_first_even_when_timestamps_tie():
 def test_errors_keep_their_fields_through_pickling():
     import pickle
 
-    err = FlyConflict("stale", method="POST", path="/v1/apps/a/machines/m", status=409, request_id="r1",
-                      code="name_taken")
+    err = FlyConflict(
+        "stale", method="POST", path="/v1/apps/a/machines/m", status=409, request_id="r1", code="name_taken"
+    )
     back = pickle.loads(pickle.dumps(err))
     assert type(back) is FlyConflict and str(back) == str(err)
     assert (back.method, back.path, back.status, back.request_id, back.code) == (
-        "POST", "/v1/apps/a/machines/m", 409, "r1", "name_taken")
+        "POST",
+        "/v1/apps/a/machines/m",
+        409,
+        "r1",
+        "name_taken",
+    )

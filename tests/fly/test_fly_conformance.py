@@ -24,8 +24,14 @@ CONFIG = {
     "env": {"MCP_RUNTIME": "npm", "MCP_PACKAGE": "@modelcontextprotocol/server-memory"},
     "metadata": {"catwalk_server": "memory", "catwalk_stack": "dev"},
     "guest": {"cpu_kind": "shared", "cpus": 1, "memory_mb": 512},
-    "services": [{"protocol": "tcp", "internal_port": 8080, "autostop": "stop",
-                  "ports": [{"port": 443, "handlers": ["tls", "http"]}]}],
+    "services": [
+        {
+            "protocol": "tcp",
+            "internal_port": 8080,
+            "autostop": "stop",
+            "ports": [{"port": 443, "handlers": ["tls", "http"]}],
+        }
+    ],
 }
 
 
@@ -112,8 +118,12 @@ def session_log():
         client.list_machines("cw-conf", include_deleted=True)
         # A request the spec forbids (wait's state is an enum) gets the spec's 400; sent outside the hook
         # because the request itself is invalid on purpose.
-        bad_wait = requests.get(f"{emu.base_url}/v1/apps/cw-conf/machines/{m.id}/wait", params={"state": "sleeping"},
-                                headers={"Authorization": f"Bearer {emu.token}"}, timeout=10)
+        bad_wait = requests.get(
+            f"{emu.base_url}/v1/apps/cw-conf/machines/{m.id}/wait",
+            params={"state": "sleeping"},
+            headers={"Authorization": f"Bearer {emu.token}"},
+            timeout=10,
+        )
         assert bad_wait.status_code == 400
         openapi.validate_response(RequestsOpenAPIRequest(bad_wait.request), RequestsOpenAPIResponse(bad_wait))
         responses.append(bad_wait)
@@ -163,14 +173,32 @@ def test_the_scripted_session_covers_every_call_the_acceptance_names(session_log
         if check_pair(openapi, raw, resp) == "spec":
             covered.add(operation(raw, resp.request.method or "", resp.request.path_url.split("?")[0])["operationId"])
     wanted = {
-        "Apps_create", "Apps_show", "Apps_delete", "Apps_list", "Machines_create", "Machines_show", "Machines_list",
-        "Machines_update", "Machines_wait", "Machines_stop", "Machines_start", "Machines_delete",
-        "Machines_create_lease", "Machines_show_lease", "Machines_release_lease", "Secrets_list", "Secrets_update",
-        "App_IPAssignments_list", "App_IPAssignments_create", "App_IPAssignments_delete",
+        "Apps_create",
+        "Apps_show",
+        "Apps_delete",
+        "Apps_list",
+        "Machines_create",
+        "Machines_show",
+        "Machines_list",
+        "Machines_update",
+        "Machines_wait",
+        "Machines_stop",
+        "Machines_start",
+        "Machines_delete",
+        "Machines_create_lease",
+        "Machines_show_lease",
+        "Machines_release_lease",
+        "Secrets_list",
+        "Secrets_update",
+        "App_IPAssignments_list",
+        "App_IPAssignments_create",
+        "App_IPAssignments_delete",
     }
     assert wanted <= covered, f"not validated against the spec: {sorted(wanted - covered)}"
-    statuses = {(operation(raw, r.request.method or "", r.request.path_url.split("?")[0])["operationId"],
-                 r.status_code) for r in responses}
+    statuses = {
+        (operation(raw, r.request.method or "", r.request.path_url.split("?")[0])["operationId"], r.status_code)
+        for r in responses
+    }
     assert {("Apps_create", 422), ("Machines_update", 409), ("Machines_wait", 400)} <= statuses
 
 

@@ -235,7 +235,9 @@ def test_the_call_log_counts_mutations_and_reset_forgets_everything(emu, api):
     create(api)
     api("GET", "/v1/apps/cw-emu/machines")
     assert [(c["method"], c["path"]) for c in emu.mutating_calls()] == [
-        ("POST", "/v1/apps"), ("POST", "/v1/apps/cw-emu/machines")]
+        ("POST", "/v1/apps"),
+        ("POST", "/v1/apps/cw-emu/machines"),
+    ]
     assert [m["name"] for m in emu.machines()] == ["memory-0"] and emu.machines()[0]["process"] is None
     emu.reset()
     assert emu.calls() == [] and emu.machines() == []

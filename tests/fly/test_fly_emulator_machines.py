@@ -106,8 +106,9 @@ def test_update_restarts_the_process_and_destroy_kills_it(entrypoint, tmp_path):
         m = client.create_machine(APP, "memory-0", "iad", {"image": "img", "env": {"MCP_RUNTIME": "npm"}})
         client.wait_machine(APP, m.id, "started", deadline_s=10)
         first = until(lambda: process_of(emu, m.id))
-        updated = client.update_machine(APP, m.id, {"image": "img", "env": {"MCP_RUNTIME": "python"}},
-                                        current_version=m.version)
+        updated = client.update_machine(
+            APP, m.id, {"image": "img", "env": {"MCP_RUNTIME": "python"}}, current_version=m.version
+        )
         client.wait_machine(APP, m.id, "started", instance_id=updated.version, deadline_s=10)
         second = until(lambda: (p := process_of(emu, m.id)) and p["pid"] != first["pid"] and p)
         assert until(lambda: not alive(first["pid"]))

@@ -85,8 +85,10 @@ def test_touching_without_changing_content_or_permissions_keeps_the_hash(ctx: Pa
 @pytest.mark.parametrize(
     "change",
     [
-        pytest.param(lambda c: (c / "entrypoint.sh").write_text("#!/bin/sh\nexec python3 -u /app/gateway.py\n"),
-                     id="entrypoint-content"),
+        pytest.param(
+            lambda c: (c / "entrypoint.sh").write_text("#!/bin/sh\nexec python3 -u /app/gateway.py\n"),
+            id="entrypoint-content",
+        ),
         pytest.param(lambda c: (c / "Dockerfile").write_text("FROM python:3.13-slim\n"), id="dockerfile"),
         pytest.param(lambda c: (c / "entrypoint.sh").chmod(0o644), id="entrypoint-loses-exec-bit"),
         pytest.param(lambda c: (c / "gateway.py").rename(c / "proxy.py"), id="rename"),

@@ -124,8 +124,10 @@ REAL_OUTPUTS = {
         "could not be reached",
     ),
     "quota": ("ERROR: failed to solve: failed to push registry.fly.io/app:t: toomanyrequests: quota exceeded", "quota"),
-    "no-app": ("ERROR: failed to push registry.fly.io/app:t: name unknown: repository name not known to registry",
-               "fly apps create app"),
+    "no-app": (
+        "ERROR: failed to push registry.fly.io/app:t: name unknown: repository name not known to registry",
+        "fly apps create app",
+    ),
 }
 
 

@@ -11,7 +11,7 @@ import yaml
 from tests.tools import harness
 from tests.tools.fakes import fake_docker
 
-PROGRAM = '''
+PROGRAM = """
 import pulumi
 from components.image import BakedImage, UnifiedImage
 
@@ -22,7 +22,7 @@ git = BakedImage("git", app="catwalk-test-git", base=runtime.image_ref, runtime=
                  resolved_at="2025-01-14T09:30:00Z")
 pulumi.export("runtime", {"image": runtime.image_ref, "digest": runtime.digest, "tag": runtime.tag})
 pulumi.export("git", {"image": git.image_ref, "digest": git.digest, "tag": git.tag})
-'''
+"""
 UNIFIED = "pulumi-python:dynamic/catwalk/image:UnifiedImage"
 BAKED = "pulumi-python:dynamic/catwalk/image:BakedImage"
 
@@ -42,8 +42,9 @@ class ImageStack:
         self.state = tmp / "state.json"
 
     def run(self, command: str) -> harness.Result:
-        result = harness.run_subprocess(command, "test", project_dir=self.project, config_file=self.config,
-                                        state=self.state, timeout=120)
+        result = harness.run_subprocess(
+            command, "test", project_dir=self.project, config_file=self.config, state=self.state, timeout=120
+        )
         assert result.ok, result.error
         return result
 
@@ -87,8 +88,9 @@ def test_a_refused_push_fails_up_naming_the_resource_and_what_to_do_without_the_
     docker = fake_docker.install(tmp_path, monkeypatch)
     docker.mode("push-auth")
     stack = ImageStack(tmp_path)
-    result = harness.run_subprocess("up", "test", project_dir=stack.project, config_file=stack.config,
-                                    state=stack.state, timeout=120)
+    result = harness.run_subprocess(
+        "up", "test", project_dir=stack.project, config_file=stack.config, state=stack.state, timeout=120
+    )
     assert not result.ok
     assert f"{UNIFIED} 'runtime': create failed" in result.error and "refused FLY_API_TOKEN" in result.error
     assert fake_docker.TOKEN not in result.error

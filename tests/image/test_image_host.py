@@ -75,8 +75,9 @@ def test_real_host_builds_once_diffs_without_docker_and_rebuilds_on_change(host,
     assert diff.changes == provider_pb2.DiffResponse.DIFF_SOME and list(diff.replaces) == []
     assert docker.calls() == []  # check and diff (all a preview does) ran no docker
 
-    updated = h.stub.Update(provider_pb2.UpdateRequest(id=created.id, urn=URN, olds=struct(outputs),
-                                                       news=struct(changed)))
+    updated = h.stub.Update(
+        provider_pb2.UpdateRequest(id=created.id, urn=URN, olds=struct(outputs), news=struct(changed))
+    )
     new_outputs = props_of(updated.properties)
     assert new_outputs["tag"] != outputs["tag"]
     assert new_outputs["digest"] == docker.builds()[0]["digest"]
@@ -86,8 +87,12 @@ def test_real_host_builds_once_diffs_without_docker_and_rebuilds_on_change(host,
 def test_real_host_accepts_an_unknown_base_in_preview_and_plans_a_rebuild(host):
     h, docker = host
     baked = {
-        "kind": "baked", "app": "catwalk-dev-git", "runtime": "python", "package": "mcp-server-git==2025.1.14",
-        "launch": ["mcp-server-git"], "resolved_at": "2025-01-14T09:30:00Z",
+        "kind": "baked",
+        "app": "catwalk-dev-git",
+        "runtime": "python",
+        "package": "mcp-server-git==2025.1.14",
+        "launch": ["mcp-server-git"],
+        "resolved_at": "2025-01-14T09:30:00Z",
     }
     checked = h.check({}, {**baked, "base": "registry.fly.io/catwalk-dev-images@sha256:" + "ab" * 32})
     created = props_of(h.stub.Create(provider_pb2.CreateRequest(urn=URN, properties=struct(checked))).properties)

@@ -279,14 +279,26 @@ def test_without_a_fly_token_nothing_runs_and_the_error_says_how_to_set_it(docke
     [
         ("no-buildx", r"no buildx plugin: install it .*docker-buildx.*catwalk:image", ["version"]),
         ("no-daemon", r"no Docker engine is reachable: start Docker.*catwalk:image", ["version", "login", "build"]),
-        ("login-auth", r"docker login registry.fly.io failed: the Fly registry refused FLY_API_TOKEN.*fly auth whoami",
-         ["version", "login"]),
-        ("push-auth", r"refused FLY_API_TOKEN for registry.fly.io/catwalk-dev-images.*401 Unauthorized",
-         ["version", "login", "build"]),
-        ("push-quota", r"refused the push .* for quota, size or rate: wait.*429 Too Many Requests",
-         ["version", "login", "build"]),
-        ("no-app", r"the Fly app 'catwalk-dev-images' must exist.*fly apps create catwalk-dev-images",
-         ["version", "login", "build"]),
+        (
+            "login-auth",
+            r"docker login registry.fly.io failed: the Fly registry refused FLY_API_TOKEN.*fly auth whoami",
+            ["version", "login"],
+        ),
+        (
+            "push-auth",
+            r"refused FLY_API_TOKEN for registry.fly.io/catwalk-dev-images.*401 Unauthorized",
+            ["version", "login", "build"],
+        ),
+        (
+            "push-quota",
+            r"refused the push .* for quota, size or rate: wait.*429 Too Many Requests",
+            ["version", "login", "build"],
+        ),
+        (
+            "no-app",
+            r"the Fly app 'catwalk-dev-images' must exist.*fly apps create catwalk-dev-images",
+            ["version", "login", "build"],
+        ),
     ],
 )
 def test_docker_failures_fail_the_update_with_what_to_do(docker, deploy: Path, mode: str, expected: str, ran):

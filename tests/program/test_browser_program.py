@@ -27,17 +27,29 @@ BASE = "registry.fly.io/acme-images@sha256:" + "a" * 64
 RELEASES = {
     "fetcher-mcp": (
         RuntimeSpec(
-            spec="fetcher-mcp", runtime="npm", registry="npm", package="fetcher-mcp", version="0.3.6",
-            pinned="fetcher-mcp@0.3.6", launch=["fetcher-mcp"],
-            resolved_at=datetime(2025, 6, 1, tzinfo=timezone.utc), evidence=["npm only"],
+            spec="fetcher-mcp",
+            runtime="npm",
+            registry="npm",
+            package="fetcher-mcp",
+            version="0.3.6",
+            pinned="fetcher-mcp@0.3.6",
+            launch=["fetcher-mcp"],
+            resolved_at=datetime(2025, 6, 1, tzinfo=timezone.utc),
+            evidence=["npm only"],
         ),
         "depends on playwright ^1.52.0",
     ),
     "mcp-server-git": (
         RuntimeSpec(
-            spec="mcp-server-git", runtime="python", registry="pypi", package="mcp-server-git", version="2025.1.14",
-            pinned="mcp-server-git==2025.1.14", launch=["mcp-server-git"],
-            resolved_at=datetime(2025, 1, 14, 12, 0, tzinfo=timezone.utc), evidence=["PyPI only"],
+            spec="mcp-server-git",
+            runtime="python",
+            registry="pypi",
+            package="mcp-server-git",
+            version="2025.1.14",
+            pinned="mcp-server-git==2025.1.14",
+            launch=["mcp-server-git"],
+            resolved_at=datetime(2025, 1, 14, 12, 0, tzinfo=timezone.utc),
+            evidence=["PyPI only"],
         ),
         None,
     ),
@@ -107,8 +119,9 @@ def dockerfile_hash(**kwargs) -> str:
 
 def built_dockerfiles(docker) -> dict[str, str]:
     """The hash of the Dockerfile each build sent, by the app it was pushed to."""
-    return {b["build"]["tags"][0].split("/")[1].split(":")[0]: b["context_files"]["Dockerfile"]
-            for b in docker.builds()}
+    return {
+        b["build"]["tags"][0].split("/")[1].split(":")[0]: b["context_files"]["Dockerfile"] for b in docker.builds()
+    }
 
 
 def machines(mocks) -> dict[str, dict]:
@@ -125,8 +138,9 @@ def test_a_browser_server_is_baked_with_chromium_and_a_plain_server_as_before(mo
     assert mocks.baked["fetcher-image"]["browser"] is True and mocks.baked["git-image"]["browser"] is False
     # The plain server's image is the one it had before browsers existed: same tag, so no rebuild.
     git, _ = RELEASES["mcp-server-git"]
-    before = baked_build(base=BASE, runtime="python", package=git.pinned, launch=git.launch,
-                         resolved_at="2025-01-14T12:00:00Z")
+    before = baked_build(
+        base=BASE, runtime="python", package=git.pinned, launch=git.launch, resolved_at="2025-01-14T12:00:00Z"
+    )
     assert mocks.baked["git-image"]["tag"] == before.tag
 
 

@@ -35,12 +35,12 @@ class ToyStack:
         self.config.write_text(yaml.safe_dump({"config": config}))
 
     def run(self, command: str, **kwargs: Any) -> harness.Result:
-        return harness.run(command, "test", project_dir=TOY, config_file=self.config, state=self.state,
-                           **kwargs)
+        return harness.run(command, "test", project_dir=TOY, config_file=self.config, state=self.state, **kwargs)
 
     def cli(self, command: str, **kwargs: Any) -> harness.Result:
-        return harness.run_subprocess(command, "test", project_dir=TOY, config_file=self.config,
-                                      state=self.state, **kwargs)
+        return harness.run_subprocess(
+            command, "test", project_dir=TOY, config_file=self.config, state=self.state, **kwargs
+        )
 
     def journal(self) -> list[str]:
         return read_journal(self.out)
@@ -115,8 +115,7 @@ def test_changed_input_updates_only_that_resource(toy):
 
 def test_replace_key_change_creates_the_new_resource_before_deleting_the_old(toy):
     up_ok(toy)
-    toy.configure([{"key": "alpha", "content": "hello", "file": "alpha-v2.txt"},
-                   {"key": "beta", "content": "world"}])
+    toy.configure([{"key": "alpha", "content": "hello", "file": "alpha-v2.txt"}, {"key": "beta", "content": "world"}])
     assert toy.run("preview").op_of("alpha", NOTE) == "replace"
     result = up_ok(toy)
     assert result.op_of("alpha", NOTE) == "replace"
@@ -126,7 +125,8 @@ def test_replace_key_change_creates_the_new_resource_before_deleting_the_old(toy
     assert not (toy.out / "box" / "alpha.txt").exists()
     assert (toy.out / "box" / "alpha-v2.txt").read_text() == "hello"
     assert [r["id"] for r in toy.saved() if r["name"] == "alpha" and r["type"] == NOTE] == [
-        str(toy.out / "box" / "alpha-v2.txt")]
+        str(toy.out / "box" / "alpha-v2.txt")
+    ]
 
 
 def test_delete_before_replace_from_the_diff_deletes_the_old_resource_first(toy):
@@ -141,8 +141,9 @@ def test_delete_before_replace_from_the_diff_deletes_the_old_resource_first(toy)
 
 def test_replacing_a_parent_replaces_dependents_and_deletes_old_ones_dependents_first(toy):
     up_ok(toy)
-    toy.configure([{"key": "alpha", "content": "hello"}, {"key": "beta", "content": "world"}],
-                  **{"toy:folder": "crate"})
+    toy.configure(
+        [{"key": "alpha", "content": "hello"}, {"key": "beta", "content": "world"}], **{"toy:folder": "crate"}
+    )
     result = up_ok(toy)
     assert result.op_of("crate", FOLDER) == "create"
     assert result.op_of("box", FOLDER) == "delete"
@@ -170,13 +171,17 @@ def test_removed_resources_are_deleted_with_their_component(toy):
     toy.configure([{"key": "alpha", "content": "hello"}])
     preview = toy.run("preview")
     assert {(o["name"], o["op"]) for o in preview.operations if o["op"] == "delete"} == {
-        ("beta", "delete"), ("beta-token", "delete")}
+        ("beta", "delete"),
+        ("beta-token", "delete"),
+    }
     assert (toy.out / "box" / "beta.txt").exists()
 
     result = up_ok(toy)
     assert sorted((o["type"], o["name"]) for o in result.ops("delete")) == [
-        (NOTE, "beta"), ("random:index/randomPassword:RandomPassword", "beta-token"),
-        ("toy:index:Group", "beta")]
+        (NOTE, "beta"),
+        ("random:index/randomPassword:RandomPassword", "beta-token"),
+        ("toy:index:Group", "beta"),
+    ]
     assert not (toy.out / "box" / "beta.txt").exists()
     assert "beta" not in result.outputs
     assert {r["name"] for r in toy.saved()} == {"box", "alpha", "alpha-token"}
@@ -227,12 +232,24 @@ def test_output_prints_the_last_ups_stack_outputs_like_pulumi_stack_output(toy):
     up = up_ok(toy, show_secrets=True)
     import subprocess
     import sys
+
     toy.config.unlink()  # reads the state only: no config, no secrets needed
-    argv = [sys.executable, "-m", "tests.tools.harness", "output", "--stack", "test", "--project-dir", str(TOY),
-            "--state", str(toy.state)]
+    argv = [
+        sys.executable,
+        "-m",
+        "tests.tools.harness",
+        "output",
+        "--stack",
+        "test",
+        "--project-dir",
+        str(TOY),
+        "--state",
+        str(toy.state),
+    ]
     masked = subprocess.run(argv, cwd=harness.REPO_ROOT, capture_output=True, text=True, timeout=120, check=True)
-    shown = subprocess.run([*argv, "--show-secrets"], cwd=harness.REPO_ROOT, capture_output=True, text=True,
-                           timeout=120, check=True)
+    shown = subprocess.run(
+        [*argv, "--show-secrets"], cwd=harness.REPO_ROOT, capture_output=True, text=True, timeout=120, check=True
+    )
     assert json.loads(shown.stdout) == up.outputs
     assert json.loads(masked.stdout)["alpha"] == {**up.outputs["alpha"], "token": "[secret]"}
     assert toy.journal() == ["create folder box", "create note alpha.txt", "create note beta.txt"]
@@ -266,8 +283,7 @@ def test_failing_check_exits_nonzero_naming_the_field(toy):
 
 
 def test_failing_create_keeps_what_succeeded_and_the_next_up_resumes(toy):
-    toy.configure([{"key": "alpha", "content": "hello"},
-                   {"key": "beta", "content": "world", "fail_create": True}])
+    toy.configure([{"key": "alpha", "content": "hello"}, {"key": "beta", "content": "world", "fail_create": True}])
     failed = toy.run("up")  # in-process, then more in-process runs: nothing carries over
     assert failed.exit_code == 1
     assert "create failed: toy disk is full, cannot write beta.txt" in failed.error
@@ -311,10 +327,28 @@ def test_cli_prints_a_readable_table_and_the_json_shape(toy, tmp_path):
     assert set(result.operations[0]) == {"type", "name", "op"}
     import subprocess
     import sys
+
     proc = subprocess.run(
-        [sys.executable, "-m", "tests.tools.harness", "preview", "--stack", "test", "--project-dir", str(TOY),
-         "--config-file", str(toy.config), "--state", str(toy.state)],
-        cwd=harness.REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
+        [
+            sys.executable,
+            "-m",
+            "tests.tools.harness",
+            "preview",
+            "--stack",
+            "test",
+            "--project-dir",
+            str(TOY),
+            "--config-file",
+            str(toy.config),
+            "--state",
+            str(toy.state),
+        ],
+        cwd=harness.REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "create" in proc.stdout and "toy:Note" in proc.stdout and "alpha" in proc.stdout
 
@@ -363,9 +397,18 @@ def test_stack_config_passes_structured_values_as_json_and_marks_secure_ones_sec
     from tests.tools.harness.stackconfig import ConfigError, load_stack_config
 
     path = tmp_path / "Pulumi.s.yaml"
-    path.write_text(yaml.safe_dump({"config": {
-        "app:servers": [{"name": "a", "env": {"TOKEN": {"secure": "v1:xx"}}}],
-        "app:count": 3, "region": "iad", "app:debug": True}}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "config": {
+                    "app:servers": [{"name": "a", "env": {"TOKEN": {"secure": "v1:xx"}}}],
+                    "app:count": 3,
+                    "region": "iad",
+                    "app:debug": True,
+                }
+            }
+        )
+    )
     cfg = load_stack_config(path, "app", {"app:servers[0].env.TOKEN": "t0k", "app:github.TOKEN": "gh"}, {})
     assert json.loads(cfg.values["app:servers"]) == [{"name": "a", "env": {"TOKEN": "t0k"}}]
     assert cfg.values["app:count"] == "3" and cfg.values["app:region"] == "iad"
@@ -399,12 +442,14 @@ def test_resource_references_reach_providers_as_ids_or_urns_and_secrets_stay_at_
     from tests.tools.harness import values as v
 
     struct = struct_pb2.Struct()
-    struct.update({
-        "app": {v.SIG_KEY: v.RESOURCE_SIG, "urn": "urn:app", "id": "app-1"},
-        "group": {v.SIG_KEY: v.RESOURCE_SIG, "urn": "urn:group", "id": ""},
-        "pending": {v.SIG_KEY: v.RESOURCE_SIG, "urn": "urn:p", "id": v.UNKNOWN_SENTINEL},
-        "server": {"url": "https://x/mcp", "token": {v.SIG_KEY: v.SECRET_SIG, "value": "t"}},
-    })
+    struct.update(
+        {
+            "app": {v.SIG_KEY: v.RESOURCE_SIG, "urn": "urn:app", "id": "app-1"},
+            "group": {v.SIG_KEY: v.RESOURCE_SIG, "urn": "urn:group", "id": ""},
+            "pending": {v.SIG_KEY: v.RESOURCE_SIG, "urn": "urn:p", "id": v.UNKNOWN_SENTINEL},
+            "server": {"url": "https://x/mcp", "token": {v.SIG_KEY: v.SECRET_SIG, "value": "t"}},
+        }
+    )
     props = v.from_struct(struct)
     assert props["app"] == "app-1" and props["group"] == "urn:group" and props["pending"] is v.UNKNOWN
     assert props["server"] == {"url": "https://x/mcp", "token": v.Secret("t")}

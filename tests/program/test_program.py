@@ -13,15 +13,26 @@ from components.detect import DetectError, RuntimeSpec
 
 SPECS = {
     "mcp-server-git": RuntimeSpec(
-        spec="mcp-server-git", runtime="python", registry="pypi", package="mcp-server-git", version="2025.1.14",
-        pinned="mcp-server-git==2025.1.14", launch=["mcp-server-git"],
-        resolved_at=datetime(2025, 1, 14, 12, 0, tzinfo=timezone.utc), evidence=["PyPI only"],
+        spec="mcp-server-git",
+        runtime="python",
+        registry="pypi",
+        package="mcp-server-git",
+        version="2025.1.14",
+        pinned="mcp-server-git==2025.1.14",
+        launch=["mcp-server-git"],
+        resolved_at=datetime(2025, 1, 14, 12, 0, tzinfo=timezone.utc),
+        evidence=["PyPI only"],
     ),
     "@modelcontextprotocol/server-memory": RuntimeSpec(
-        spec="@modelcontextprotocol/server-memory", runtime="npm", registry="npm",
-        package="@modelcontextprotocol/server-memory", version="2025.4.25",
-        pinned="@modelcontextprotocol/server-memory@2025.4.25", launch=["mcp-server-memory"],
-        resolved_at=datetime(2025, 4, 25, tzinfo=timezone.utc), evidence=["scoped"],
+        spec="@modelcontextprotocol/server-memory",
+        runtime="npm",
+        registry="npm",
+        package="@modelcontextprotocol/server-memory",
+        version="2025.4.25",
+        pinned="@modelcontextprotocol/server-memory@2025.4.25",
+        launch=["mcp-server-memory"],
+        resolved_at=datetime(2025, 4, 25, tzinfo=timezone.utc),
+        evidence=["scoped"],
     ),
 }
 
@@ -65,8 +76,10 @@ def run_program(monkeypatch, config: dict, secret_keys=()):
 
     mocks = Mocks()
     pulumi.runtime.set_mocks(mocks, project="catwalk", stack="dev", preview=False)
-    pulumi.runtime.set_all_config({f"catwalk:{k}": v if isinstance(v, str) else json.dumps(v)
-                                   for k, v in config.items()}, [f"catwalk:{k}" for k in secret_keys])
+    pulumi.runtime.set_all_config(
+        {f"catwalk:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()},
+        [f"catwalk:{k}" for k in secret_keys],
+    )
     monkeypatch.setattr(program, "detect", fake_detect)
     monkeypatch.setattr(program.Clients, "make", classmethod(lambda cls, *a, **k: None))
     exports: dict[str, object] = {}
@@ -87,8 +100,13 @@ def is_secret(output) -> bool:
 TWO_SERVERS = {
     "appPrefix": "acme",
     "servers": [
-        {"name": "git", "package": "mcp-server-git", "args": ["--repository", "/data"], "regions": ["iad", "ams"],
-         "secrets": ["GITHUB_TOKEN"]},
+        {
+            "name": "git",
+            "package": "mcp-server-git",
+            "args": ["--repository", "/data"],
+            "regions": ["iad", "ams"],
+            "secrets": ["GITHUB_TOKEN"],
+        },
         {"name": "memory", "package": "@modelcontextprotocol/server-memory", "auth": False, "env": {"LOG": "1"}},
     ],
     "GITHUB_TOKEN": "ghp_supersecret",
@@ -152,8 +170,11 @@ def test_auth_off_exports_no_token_and_plain_client_configs(monkeypatch):
 
 
 def test_custom_command_runs_on_the_unified_image_without_baking(monkeypatch):
-    config = {"image": "registry.fly.io/catwalk-base:v1", "verify": False,
-              "servers": [{"name": "tool", "command": "node /srv/tool.js --stdio"}]}
+    config = {
+        "image": "registry.fly.io/catwalk-base:v1",
+        "verify": False,
+        "servers": [{"name": "tool", "command": "node /srv/tool.js --stdio"}],
+    }
     mocks, exports = run_program(monkeypatch, config)
     assert not mocks.of(":UnifiedImage") and not mocks.of(":BakedImage") and not mocks.of(":McpCheck")
     [(_, _, machine)] = mocks.of(":FlyMachine")

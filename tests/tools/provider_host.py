@@ -78,9 +78,7 @@ class ProviderHost:
         return self.stub.Create(provider_pb2.CreateRequest(urn=self.urn, properties=struct(props)))
 
     def update(self, id_: str, olds: dict, news: dict) -> provider_pb2.UpdateResponse:
-        return self.stub.Update(
-            provider_pb2.UpdateRequest(id=id_, urn=self.urn, olds=struct(olds), news=struct(news))
-        )
+        return self.stub.Update(provider_pb2.UpdateRequest(id=id_, urn=self.urn, olds=struct(olds), news=struct(news)))
 
     def read(self, id_: str, props: dict) -> provider_pb2.ReadResponse:
         return self.stub.Read(provider_pb2.ReadRequest(id=id_, urn=self.urn, properties=struct(props)))

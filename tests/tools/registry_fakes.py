@@ -52,16 +52,28 @@ class RecordedSession(requests.Session):
             entry = json.loads(path.read_text())
             self.recordings.setdefault(entry["url"], []).append(entry)
 
-    def add(self, url: str, status: int, body: bytes | str | dict, headers: dict[str, str] | None = None,
-            accept: str | None = None) -> None:
+    def add(
+        self,
+        url: str,
+        status: int,
+        body: bytes | str | dict,
+        headers: dict[str, str] | None = None,
+        accept: str | None = None,
+    ) -> None:
         """Record one more answer by hand (for synthetic cases such as a mirror's relative URLs)."""
         if isinstance(body, dict):
             body = json.dumps(body)
         data = body.encode() if isinstance(body, str) else body
-        self.recordings.setdefault(url, []).insert(0, {
-            "url": url, "status": status, "headers": headers or {}, "accept": accept,
-            "body_b64": base64.b64encode(data).decode(),
-        })
+        self.recordings.setdefault(url, []).insert(
+            0,
+            {
+                "url": url,
+                "status": status,
+                "headers": headers or {},
+                "accept": accept,
+                "body_b64": base64.b64encode(data).decode(),
+            },
+        )
 
     def request(self, method, url, *args, headers=None, **kwargs):  # type: ignore[override]
         self.calls.append(url)

@@ -17,8 +17,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--token", default=None, help="accept only this API token (default: any non-empty one)")
     p.add_argument("--fault-rate", type=float, default=0.0, help="probability of a fault per /v1 request")
     p.add_argument("--seed", type=int, default=None, help="seed of the fault generator")
-    p.add_argument("--faults", default=",".join(DEFAULT_FAULTS),
-                   help=f"fault kinds to draw from, some of {','.join(FAULTS)} (default {','.join(DEFAULT_FAULTS)})")
+    p.add_argument(
+        "--faults",
+        default=",".join(DEFAULT_FAULTS),
+        help=f"fault kinds to draw from, some of {','.join(FAULTS)} (default {','.join(DEFAULT_FAULTS)})",
+    )
     p.add_argument("--slow-s", type=float, default=2.0, help="delay of a 'slow' fault's answer (default 2)")
     p.add_argument("--retry-after", type=int, default=1, help="Retry-After seconds on injected 429s (default 1)")
     p.add_argument("--transition-s", type=float, default=0.2, help="seconds per machine state step (default 0.2)")
@@ -38,10 +41,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    faults = Faults(rate=args.fault_rate, seed=args.seed, kinds=tuple(k for k in args.faults.split(",") if k),
-                    retry_after=args.retry_after, slow_s=args.slow_s)
-    emulator = Emulator(token=args.token, faults=faults, transition_s=args.transition_s,
-                        run_machines=args.run_machines, entrypoint=args.entrypoint, workdir=args.workdir)
+    faults = Faults(
+        rate=args.fault_rate,
+        seed=args.seed,
+        kinds=tuple(k for k in args.faults.split(",") if k),
+        retry_after=args.retry_after,
+        slow_s=args.slow_s,
+    )
+    emulator = Emulator(
+        token=args.token,
+        faults=faults,
+        transition_s=args.transition_s,
+        run_machines=args.run_machines,
+        entrypoint=args.entrypoint,
+        workdir=args.workdir,
+    )
     server = emulator.serve(args.host, args.port)
     host, port = server.server_address[:2]
     print(f"fly emulator listening on http://{host}:{port}", flush=True)

@@ -31,8 +31,9 @@ class EmulatorHandle:
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.base_url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            self.base_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(req, timeout=10) as resp:
             raw = resp.read()
         return json.loads(raw) if raw else None
@@ -53,10 +54,21 @@ class EmulatorHandle:
     def machines(self) -> list[dict[str, Any]]:
         return self._call("GET", "/_emulator/machines")["machines"]
 
-    def set_faults(self, rate: float = 0.0, seed: int | None = None, kinds: list[str] | None = None,
-                   retry_after: int | None = None, slow_s: float | None = None) -> dict[str, Any]:
-        body = {"rate": rate, "seed": seed, "kinds": kinds or list(DEFAULT_FAULTS), "retry_after": retry_after,
-                "slow_s": slow_s}
+    def set_faults(
+        self,
+        rate: float = 0.0,
+        seed: int | None = None,
+        kinds: list[str] | None = None,
+        retry_after: int | None = None,
+        slow_s: float | None = None,
+    ) -> dict[str, Any]:
+        body = {
+            "rate": rate,
+            "seed": seed,
+            "kinds": kinds or list(DEFAULT_FAULTS),
+            "retry_after": retry_after,
+            "slow_s": slow_s,
+        }
         return self._call("POST", "/_emulator/faults", body)
 
     def reserve_app_name(self, name: str) -> None:
@@ -81,8 +93,12 @@ def running_emulator(
     Defaults suit tests: ``Retry-After: 0`` on injected 429s and fast state transitions.
     """
     emulator = Emulator(
-        token=token, faults=Faults(rate=fault_rate, seed=seed, kinds=kinds, retry_after=retry_after),
-        transition_s=transition_s, run_machines=run_machines, entrypoint=entrypoint, workdir=workdir,
+        token=token,
+        faults=Faults(rate=fault_rate, seed=seed, kinds=kinds, retry_after=retry_after),
+        transition_s=transition_s,
+        run_machines=run_machines,
+        entrypoint=entrypoint,
+        workdir=workdir,
     )
     server = emulator.serve("127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

@@ -54,8 +54,9 @@ class Running:
 class ProcessRunner(Hooks):
     """Starts and stops one local process per started machine."""
 
-    def __init__(self, state_ref: list[FlyState], workdir: Path, *, entrypoint: Path | None = None,
-                 stop_grace_s: float = 5.0) -> None:
+    def __init__(
+        self, state_ref: list[FlyState], workdir: Path, *, entrypoint: Path | None = None, stop_grace_s: float = 5.0
+    ) -> None:
         self._state_ref = state_ref  # filled in once the FlyState that owns this runner exists
         self.workdir = workdir
         self.entrypoint = Path(entrypoint) if entrypoint else DEFAULT_ENTRYPOINT
@@ -84,9 +85,14 @@ class ProcessRunner(Hooks):
         return {
             **base,
             **env,
-            "FLY_APP_NAME": m.app, "FLY_MACHINE_ID": m.id, "FLY_REGION": m.region,
-            "FLY_MACHINE_VERSION": m.version, "FLY_PRIVATE_IP": m.private_ip,
-            "PORT": str(port), "MCP_HOME": str(self.mcp_home), "MCP_HOST": "loopback",
+            "FLY_APP_NAME": m.app,
+            "FLY_MACHINE_ID": m.id,
+            "FLY_REGION": m.region,
+            "FLY_MACHINE_VERSION": m.version,
+            "FLY_PRIVATE_IP": m.private_ip,
+            "PORT": str(port),
+            "MCP_HOME": str(self.mcp_home),
+            "MCP_HOST": "loopback",
             "PATH": venv_bin + os.pathsep + base.get("PATH", "/usr/bin:/bin"),
         }
 
@@ -97,8 +103,13 @@ class ProcessRunner(Hooks):
         log_path = self.logs / f"{m.app}-{m.id}.log"
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
-                argv, env=self.environment(m, env, port), stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, cwd=self.workdir, start_new_session=True,
+                argv,
+                env=self.environment(m, env, port),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+                start_new_session=True,
             )
         run = Running(proc, port, log_path, argv)
         with self._lock:
@@ -141,8 +152,13 @@ class ProcessRunner(Hooks):
     @staticmethod
     def _describe(run: Running) -> dict[str, Any]:
         return {
-            "pid": run.proc.pid, "host": "127.0.0.1", "port": run.port, "url": f"http://127.0.0.1:{run.port}",
-            "log": str(run.log_path), "argv": run.argv, "running": True,
+            "pid": run.proc.pid,
+            "host": "127.0.0.1",
+            "port": run.port,
+            "url": f"http://127.0.0.1:{run.port}",
+            "log": str(run.log_path),
+            "argv": run.argv,
+            "running": True,
         }
 
     def report(self, machine_id: str) -> dict[str, Any] | None:

@@ -56,8 +56,13 @@ class Faults:
         return self.rng.choice(kinds) if kinds else None
 
     def to_json(self) -> dict[str, Any]:
-        return {"rate": self.rate, "seed": self.seed, "kinds": list(self.kinds), "retry_after": self.retry_after,
-                "slow_s": self.slow_s}
+        return {
+            "rate": self.rate,
+            "seed": self.seed,
+            "kinds": list(self.kinds),
+            "retry_after": self.retry_after,
+            "slow_s": self.slow_s,
+        }
 
 
 class Emulator:
@@ -103,8 +108,14 @@ class Emulator:
             ("POST", app + r"/machines", lambda r, app: (200, s.create_machine(app, r.json()))),
             ("GET", mach, lambda r, app, mid: (200, s.get_machine(app, mid))),
             ("POST", mach, lambda r, app, mid: (200, s.update_machine(app, mid, r.json(), r.nonce))),
-            ("DELETE", mach, lambda r, app, mid: (
-                200, s.delete_machine(app, mid, r.query.get("force", "").lower() == "true", r.nonce))),
+            (
+                "DELETE",
+                mach,
+                lambda r, app, mid: (
+                    200,
+                    s.delete_machine(app, mid, r.query.get("force", "").lower() == "true", r.nonce),
+                ),
+            ),
             ("POST", mach + r"/start", lambda r, app, mid: (200, s.start_machine(app, mid, r.nonce))),
             ("POST", mach + r"/stop", lambda r, app, mid: (200, s.stop_machine(app, mid, r.json(True), r.nonce))),
             ("GET", mach + r"/wait", lambda r, app, mid: (200, s.wait(app, mid, r.query))),
@@ -112,8 +123,11 @@ class Emulator:
             ("POST", mach + r"/lease", lambda r, app, mid: (201, s.create_lease(app, mid, r.json(), r.nonce))),
             ("DELETE", mach + r"/lease", lambda r, app, mid: (200, s.release_lease(app, mid, r.nonce))),
             ("GET", mach + r"/events", lambda r, app, mid: (200, s.get_machine(app, mid)["events"])),
-            ("GET", app + r"/secrets", lambda r, app: (
-                200, s.list_secrets(app, r.query.get("show_secrets", "").lower() == "true"))),
+            (
+                "GET",
+                app + r"/secrets",
+                lambda r, app: (200, s.list_secrets(app, r.query.get("show_secrets", "").lower() == "true")),
+            ),
             ("POST", app + r"/secrets", lambda r, app: (200, s.update_secrets(app, r.json()))),
             ("GET", app + r"/ip_assignments", lambda r, app: (200, s.list_ips(app))),
             ("POST", app + r"/ip_assignments", lambda r, app: (200, s.assign_ip(app, r.json()))),
@@ -145,8 +159,9 @@ class Emulator:
 
     def record(self, method: str, path: str, query: str, status: int | None, fault: str | None) -> None:
         with self.lock:
-            self.calls.append({"method": method, "path": path, "query": query, "status": status, "fault": fault,
-                               "time": time.time()})
+            self.calls.append(
+                {"method": method, "path": path, "query": query, "status": status, "fault": fault, "time": time.time()}
+            )
 
     def call_log(self) -> list[dict[str, Any]]:
         with self.lock:
@@ -165,18 +180,30 @@ class Emulator:
         self.clear_calls()
         return {"ok": True}
 
-    def set_faults(self, rate: float = 0.0, seed: int | None = None, kinds: list[str] | None = None,
-                   retry_after: int | None = None, slow_s: float | None = None) -> dict[str, Any]:
-        self.faults = Faults(rate=float(rate), seed=seed, kinds=tuple(kinds or DEFAULT_FAULTS),
-                             retry_after=self.faults.retry_after if retry_after is None else int(retry_after),
-                             slow_s=self.faults.slow_s if slow_s is None else float(slow_s))
+    def set_faults(
+        self,
+        rate: float = 0.0,
+        seed: int | None = None,
+        kinds: list[str] | None = None,
+        retry_after: int | None = None,
+        slow_s: float | None = None,
+    ) -> dict[str, Any]:
+        self.faults = Faults(
+            rate=float(rate),
+            seed=seed,
+            kinds=tuple(kinds or DEFAULT_FAULTS),
+            retry_after=self.faults.retry_after if retry_after is None else int(retry_after),
+            slow_s=self.faults.slow_s if slow_s is None else float(slow_s),
+        )
         return self.faults.to_json()
 
     def machine_report(self) -> list[dict[str, Any]]:
         with self.state.lock:
             machines = list(self.state.machines.values())
-            rows = [{"app": m.app, "id": m.id, "name": m.name, "state": m.state, "version": m.version,
-                     "region": m.region} for m in machines]
+            rows = [
+                {"app": m.app, "id": m.id, "name": m.name, "state": m.state, "version": m.version, "region": m.region}
+                for m in machines
+            ]
         for row in rows:
             row["process"] = self.runner.report(row["id"]) if self.runner else None
         return rows

@@ -88,10 +88,20 @@ class MachineRec:
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
-            "id": self.id, "name": self.name, "state": self.state, "region": self.region,
-            "instance_id": self.version, "version": self.version, "private_ip": self.private_ip,
-            "config": self.config, "image_ref": self.image_ref(), "created_at": self.created_at,
-            "updated_at": self.updated_at, "events": list(self.events), "checks": [], "host_status": "ok",
+            "id": self.id,
+            "name": self.name,
+            "state": self.state,
+            "region": self.region,
+            "instance_id": self.version,
+            "version": self.version,
+            "private_ip": self.private_ip,
+            "config": self.config,
+            "image_ref": self.image_ref(),
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "events": list(self.events),
+            "checks": [],
+            "host_status": "ok",
         }
         if self.lease is not None:
             data["lease"] = {k: self.lease[k] for k in ("description", "expires_at", "owner")}
@@ -111,8 +121,13 @@ class AppRec:
 
     def to_json(self, machine_count: int) -> dict[str, Any]:
         return {
-            "id": self.id, "name": self.name, "internal_numeric_id": self.internal_numeric_id,
-            "machine_count": machine_count, "volume_count": 0, "network": self.network, "status": "deployed",
+            "id": self.id,
+            "name": self.name,
+            "internal_numeric_id": self.internal_numeric_id,
+            "machine_count": machine_count,
+            "volume_count": 0,
+            "network": self.network,
+            "status": "deployed",
             "organization": {"name": self.org_slug, "slug": self.org_slug, "internal_numeric_id": 1},
         }
 
@@ -174,7 +189,10 @@ class FlyState:
             if name in self.apps or name in self.reserved:
                 raise ApiError(422, "Name has already been taken", "name_taken")
             app = AppRec(
-                id=_random.token_hex(8), name=name, org_slug=org, network=str(body.get("network") or "default"),
+                id=_random.token_hex(8),
+                name=name,
+                org_slug=org,
+                network=str(body.get("network") or "default"),
                 internal_numeric_id=len(self.apps) + 1000,
             )
             self.apps[name] = app
@@ -247,8 +265,10 @@ class FlyState:
                 created = app.secrets.get(name, {}).get("created_at", stamp)
                 app.secrets[name] = {"value": value, "digest": digest, "created_at": created, "updated_at": stamp}
             app.secrets_version += 1
-            secrets = [{"name": n, **{k: s[k] for k in ("digest", "created_at", "updated_at")}}
-                       for n, s in sorted(app.secrets.items())]
+            secrets = [
+                {"name": n, **{k: s[k] for k in ("digest", "created_at", "updated_at")}}
+                for n, s in sorted(app.secrets.items())
+            ]
             return {"version": app.secrets_version, "Version": app.secrets_version, "secrets": secrets}
 
     def secret_env(self, app_name: str) -> dict[str, str]:
@@ -271,8 +291,11 @@ class FlyState:
             self._ip_counter += 1
             n = self._ip_counter
             ip: dict[str, Any] = {
-                "created_at": now_iso(), "region": body.get("region") or "global", "shared": kind == "shared_v4",
-                "egress": False, "service_name": body.get("service_name") or "",
+                "created_at": now_iso(),
+                "region": body.get("region") or "global",
+                "shared": kind == "shared_v4",
+                "egress": False,
+                "service_name": body.get("service_name") or "",
             }
             if kind == "shared_v4":
                 existing = next((i for i in app.ips if i["shared"]), None)
@@ -340,7 +363,8 @@ class FlyState:
             # responses". Answer the way Fly does, so clients meet the spelling they will meet in production.
             filled["services"] = [
                 {**svc, "autostop": svc["autostop"] == "stop"}
-                if isinstance(svc, dict) and svc.get("autostop") in ("off", "stop") else svc
+                if isinstance(svc, dict) and svc.get("autostop") in ("off", "stop")
+                else svc
                 for svc in filled["services"]
             ]
         filled.setdefault("guest", {"cpu_kind": "shared", "cpus": 1, "memory_mb": 256})
@@ -350,7 +374,7 @@ class FlyState:
 
     def list_machines(self, app_name: str, query: dict[str, str]) -> list[dict[str, Any]]:
         include_deleted = query.get("include_deleted", "").lower() == "true"
-        meta = {k[len("metadata."):]: v for k, v in query.items() if k.startswith("metadata.")}
+        meta = {k[len("metadata.") :]: v for k, v in query.items() if k.startswith("metadata.")}
         states = {s for s in query.get("state", "").split(",") if s}
         region = query.get("region")
         with self.lock:
@@ -378,8 +402,13 @@ class FlyState:
                 raise ApiError(409, f"a machine named {name!r} already exists in app {app_name!r}", "name_taken")
             version = ulid()
             m = MachineRec(
-                id=_random.token_hex(7), app=app_name, name=name, region=str(body.get("region") or "iad"),
-                config=config, version=version, versions=[version],
+                id=_random.token_hex(7),
+                app=app_name,
+                name=name,
+                region=str(body.get("region") or "iad"),
+                config=config,
+                version=version,
+                versions=[version],
                 private_ip=f"fdaa:0:{app.internal_numeric_id:x}:a7b:1::{len(self.machines) + 2:x}",
             )
             m.event("launch", "created", request={"config": config})
@@ -479,8 +508,16 @@ class FlyState:
         timer.daemon = True
         timer.start()
 
-    def _set_state(self, m: MachineRec, state: str, generation: int, event: str, *, source: str = "flyd",
-                   request: dict[str, Any] | None = None) -> bool:
+    def _set_state(
+        self,
+        m: MachineRec,
+        state: str,
+        generation: int,
+        event: str,
+        *,
+        source: str = "flyd",
+        request: dict[str, Any] | None = None,
+    ) -> bool:
         """Move ``m`` to ``state`` unless another request changed it since ``generation`` was taken."""
         with self.lock:
             if m.generation != generation:
@@ -558,8 +595,11 @@ class FlyState:
 
     def _new_lease(self, m: MachineRec, ttl: int, description: str) -> dict[str, Any]:
         m.lease = {
-            "nonce": _random.token_hex(8), "expires_at": int(time.time()) + ttl, "owner": self.owner,
-            "description": description, "version": m.version,
+            "nonce": _random.token_hex(8),
+            "expires_at": int(time.time()) + ttl,
+            "owner": self.owner,
+            "description": description,
+            "version": m.version,
         }
         return dict(m.lease)
 

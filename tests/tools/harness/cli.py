@@ -96,10 +96,18 @@ def default_state_path(project_dir: Path, stack: str) -> Path:
     return project_dir / ".pulumi-state" / f"harness-{stack}.json"
 
 
-def run(command: str, stack: str, *, project_dir: str | Path = ".", program: str | Path | None = None,
-        config_file: str | Path | None = None, state: str | Path | None = None,
-        secrets: Mapping[str, str] | None = None, show_secrets: bool = False,
-        parallel: int = DEFAULT_PARALLEL) -> Result:
+def run(
+    command: str,
+    stack: str,
+    *,
+    project_dir: str | Path = ".",
+    program: str | Path | None = None,
+    config_file: str | Path | None = None,
+    state: str | Path | None = None,
+    secrets: Mapping[str, str] | None = None,
+    show_secrets: bool = False,
+    parallel: int = DEFAULT_PARALLEL,
+) -> Result:
     """Run `command` in this process. Never raises for a failed step: see `Result.error`."""
     if command not in COMMANDS:
         raise ValueError(f"command must be one of {COMMANDS}, not {command!r}")
@@ -127,9 +135,17 @@ def run(command: str, stack: str, *, project_dir: str | Path = ".", program: str
                 deployment.destroy()
         else:
             try:
-                stack_outputs = run_program(project.main, project.name, stack, config.values,
-                                            config.secret_keys, deployment, command == "preview",
-                                            project.directory, LOG)
+                stack_outputs = run_program(
+                    project.main,
+                    project.name,
+                    stack,
+                    config.values,
+                    config.secret_keys,
+                    deployment,
+                    command == "preview",
+                    project.directory,
+                    LOG,
+                )
             except Exception as exc:
                 if deployment.error is None:  # the program itself failed, not a provider step
                     raise DeploymentError(f"the program failed: {type(exc).__name__}: {exc}") from exc
@@ -163,24 +179,46 @@ def add_local_urls(outputs: dict[str, Any]) -> dict[str, Any]:
     """Give each server's outputs a `local_url`: the loopback /mcp of its app's machine under the
     emulator's --run-machines, so a test can talk MCP to what the stack deployed. Leaves others as they are."""
     machines = emulated_machines(os.environ.get("FLY_API_URL"))
-    running = {m["app"]: m["process"]["url"] for m in machines
-               if m.get("state") == "started" and (m.get("process") or {}).get("url")}
+    running = {
+        m["app"]: m["process"]["url"]
+        for m in machines
+        if m.get("state") == "started" and (m.get("process") or {}).get("url")
+    }
     return {
         name: {**value, "local_url": running[value["app"]] + "/mcp"}
-        if isinstance(value, dict) and value.get("app") in running else value
+        if isinstance(value, dict) and value.get("app") in running
+        else value
         for name, value in outputs.items()
     }
 
 
-def run_subprocess(command: str, stack: str, *, project_dir: str | Path = ".", program: str | Path | None = None,
-                   config_file: str | Path | None = None, state: str | Path | None = None,
-                   secrets: Mapping[str, str] | None = None, show_secrets: bool = False,
-                   parallel: int = DEFAULT_PARALLEL, env: Mapping[str, str] | None = None,
-                   timeout: float = 600) -> Result:
+def run_subprocess(
+    command: str,
+    stack: str,
+    *,
+    project_dir: str | Path = ".",
+    program: str | Path | None = None,
+    config_file: str | Path | None = None,
+    state: str | Path | None = None,
+    secrets: Mapping[str, str] | None = None,
+    show_secrets: bool = False,
+    parallel: int = DEFAULT_PARALLEL,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 600,
+) -> Result:
     """Run the CLI in a fresh interpreter (no SDK global state shared with the caller)."""
     # Paths are the caller's (relative to its cwd); the child runs in the repository root.
-    argv = [sys.executable, "-m", "tests.tools.harness", command, "--stack", stack, "--json",
-            "--project-dir", str(Path(project_dir).resolve())]
+    argv = [
+        sys.executable,
+        "-m",
+        "tests.tools.harness",
+        command,
+        "--stack",
+        stack,
+        "--json",
+        "--project-dir",
+        str(Path(project_dir).resolve()),
+    ]
     for flag, value in (("--program", program), ("--config-file", config_file), ("--state", state)):
         if value is not None:
             argv += [flag, str(Path(value).resolve())]
@@ -189,15 +227,32 @@ def run_subprocess(command: str, stack: str, *, project_dir: str | Path = ".", p
     if show_secrets:
         argv.append("--show-secrets")
     argv += ["--parallel", str(parallel)]
-    proc = subprocess.run(argv, cwd=REPO_ROOT, env={**os.environ, **(env or {})}, capture_output=True,
-                          text=True, timeout=timeout, check=False)
+    proc = subprocess.run(
+        argv,
+        cwd=REPO_ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     try:
         doc = json.loads(proc.stdout)
     except ValueError:
-        return Result(command, stack, error=f"harness exited {proc.returncode}: {proc.stderr.strip()[-2000:]}",
-                      exit_code=proc.returncode or 1)
-    return Result(command, stack, operations=doc["operations"], outputs=doc["outputs"],
-                  error=doc.get("error"), exit_code=proc.returncode)
+        return Result(
+            command,
+            stack,
+            error=f"harness exited {proc.returncode}: {proc.stderr.strip()[-2000:]}",
+            exit_code=proc.returncode or 1,
+        )
+    return Result(
+        command,
+        stack,
+        operations=doc["operations"],
+        outputs=doc["outputs"],
+        error=doc.get("error"),
+        exit_code=proc.returncode,
+    )
 
 
 def _parse_secret(text: str) -> tuple[str, str]:
@@ -217,18 +272,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--project-dir", default=".", help="directory holding Pulumi.yaml (default: .)")
     ap.add_argument("--program", help="program directory or file (default: Pulumi.yaml main, else infra/)")
     ap.add_argument("--config-file", help="stack config (default: <project-dir>/Pulumi.STACK.yaml)")
-    ap.add_argument("--secret", action="append", type=_parse_secret, default=[], metavar="KEY=VALUE",
-                    help="plaintext for a secure config value (repeatable)")
-    ap.add_argument("--parallel", type=int, default=DEFAULT_PARALLEL,
-                    help=f"provider calls at once (default {DEFAULT_PARALLEL}; 1 = deterministic order)")
+    ap.add_argument(
+        "--secret",
+        action="append",
+        type=_parse_secret,
+        default=[],
+        metavar="KEY=VALUE",
+        help="plaintext for a secure config value (repeatable)",
+    )
+    ap.add_argument(
+        "--parallel",
+        type=int,
+        default=DEFAULT_PARALLEL,
+        help=f"provider calls at once (default {DEFAULT_PARALLEL}; 1 = deterministic order)",
+    )
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = ap.parse_args(argv)
 
-    logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(message)s")
-    result = run(args.command, args.stack, project_dir=args.project_dir, program=args.program,
-                 config_file=args.config_file, state=args.state, secrets=dict(args.secret),
-                 show_secrets=args.show_secrets, parallel=args.parallel)
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s"
+    )
+    result = run(
+        args.command,
+        args.stack,
+        project_dir=args.project_dir,
+        program=args.program,
+        config_file=args.config_file,
+        state=args.state,
+        secrets=dict(args.secret),
+        show_secrets=args.show_secrets,
+        parallel=args.parallel,
+    )
     if args.command == "output" and result.exit_code == 0:
         print(json.dumps(result.outputs, indent=2, ensure_ascii=False))
     elif args.json:
@@ -238,4 +312,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     if result.error:
         print(f"error: {result.error}", file=sys.stderr)
     return result.exit_code
-

@@ -53,8 +53,9 @@ DEFAULT_PARALLEL = 4
 
 
 class Deployment:
-    def __init__(self, state: State, store: StateFile, providers: Providers, preview: bool,
-                 parallel: int = DEFAULT_PARALLEL):
+    def __init__(
+        self, state: State, store: StateFile, providers: Providers, preview: bool, parallel: int = DEFAULT_PARALLEL
+    ):
         self.state = state
         self.store = store
         self.providers = providers
@@ -105,12 +106,14 @@ class Deployment:
         outputs = mark_secret_keys(sim.outputs, set(reg.additional_secret_outputs) | secret_keys(inputs))
         self._record(reg.type, reg.name, sim.op, reg.urn)
         if not self.preview:
-            self._commit(Entry(reg.urn, reg.type, reg.name, reg.custom, sim.id, reg.parent, inputs, outputs),
-                         old, keep_old=False)
+            self._commit(
+                Entry(reg.urn, reg.type, reg.name, reg.custom, sim.id, reg.parent, inputs, outputs), old, keep_old=False
+            )
         return sim.id, outputs
 
-    def _dynamic(self, reg: Registration, old: Entry | None, inputs: dict[str, Any],
-                 blob: str) -> tuple[str, dict[str, Any]]:
+    def _dynamic(
+        self, reg: Registration, old: Entry | None, inputs: dict[str, Any], blob: str
+    ) -> tuple[str, dict[str, Any]]:
         label = _label(reg.type, reg.name)
         provider = self._call(label, "loading the provider", lambda: self.providers.get(blob))
         olds = {**reveal(old.inputs), PROVIDER_KEY: old.provider} if old else {}
@@ -119,15 +122,21 @@ class Deployment:
             reasons = "; ".join(f"{f.property}: {f.reason}" for f in check.failures)
             raise DeploymentError(f"{label}: check failed: {reasons}")
         checked = {k: v for k, v in (check.inputs or {}).items() if k != PROVIDER_KEY}
-        checked = mark_secret_keys(self._call(label, "check", lambda: from_provider(checked, "inputs")),
-                                   secret_keys(inputs))
+        checked = mark_secret_keys(
+            self._call(label, "check", lambda: from_provider(checked, "inputs")), secret_keys(inputs)
+        )
         news = {**reveal(checked), PROVIDER_KEY: blob}
         diff = old_outputs = None
         if old is not None:
             old_outputs = {**reveal(old.outputs), PROVIDER_KEY: old.provider}
             diff = self._call(label, "diff", lambda: provider.diff(old.id, old_outputs, news))
-        decision = decide({**reveal(old.inputs), PROVIDER_KEY: old.provider} if old else None, news, diff,
-                          reg.replace_on_changes, reg.delete_before_replace)
+        decision = decide(
+            {**reveal(old.inputs), PROVIDER_KEY: old.provider} if old else None,
+            news,
+            diff,
+            reg.replace_on_changes,
+            reg.delete_before_replace,
+        )
         secret_outs = set(reg.additional_secret_outputs) | secret_keys(checked)
 
         if decision.op == SAME:

@@ -62,12 +62,17 @@ class HarnessMonitor(MockMonitor):
             self.stack_urn = urn
             return resource_pb2.RegisterResourceResponse(urn=urn)
         reg = Registration(
-            urn=urn, type=request.type, name=request.name, custom=bool(request.custom),
-            parent=request.parent, inputs=from_struct(request.object),
+            urn=urn,
+            type=request.type,
+            name=request.name,
+            custom=bool(request.custom),
+            parent=request.parent,
+            inputs=from_struct(request.object),
             additional_secret_outputs=list(request.additionalSecretOutputs),
             replace_on_changes=list(request.replaceOnChanges),
             ignore_changes=list(request.ignoreChanges),
-            delete_before_replace=bool(request.deleteBeforeReplace))
+            delete_before_replace=bool(request.deleteBeforeReplace),
+        )
         id_, outputs = self.deployment.register(reg)
         self.resources[urn] = MockMonitor.ResourceRegistration(urn, id_, outputs)
         return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=to_struct(outputs))
@@ -78,8 +83,17 @@ class HarnessMonitor(MockMonitor):
         return empty_pb2.Empty()
 
 
-def run_program(main: Path, project: str, stack: str, config: dict[str, str], secret_keys: set[str],
-                deployment: Deployment, preview: bool, root: Path, logger: logging.Logger) -> dict[str, Any]:
+def run_program(
+    main: Path,
+    project: str,
+    stack: str,
+    config: dict[str, str],
+    secret_keys: set[str],
+    deployment: Deployment,
+    preview: bool,
+    root: Path,
+    logger: logging.Logger,
+) -> dict[str, Any]:
     """Run the program once; returns its stack outputs. The program's stdout goes to stderr so
     the harness's own stdout stays a clean report."""
     monitor = HarnessMonitor(deployment)
@@ -89,10 +103,21 @@ def run_program(main: Path, project: str, stack: str, config: dict[str, str], se
         features = set(monitor.GetDeploymentInfo(empty_pb2.Empty()).supportedFeatures)
         # Settings are context variables; fresh pending-output set and lock (as `mocks.test` clears
         # them) and no root resource, so nothing from an earlier run in this process carries over.
-        configure(MockSettings(monitor=monitor, monitor_features=features, engine=MockEngine(logger),
-                               project=project, stack=stack, dry_run=preview, organization="organization",
-                               root_directory=str(root), callbacks=None, outputs=set(),
-                               lock=threading.Lock()))
+        configure(
+            MockSettings(
+                monitor=monitor,
+                monitor_features=features,
+                engine=MockEngine(logger),
+                project=project,
+                stack=stack,
+                dry_run=preview,
+                organization="organization",
+                root_directory=str(root),
+                callbacks=None,
+                outputs=set(),
+                lock=threading.Lock(),
+            )
+        )
         set_root_resource(None)  # type: ignore[arg-type]
         loop = asyncio.new_event_loop()
         # A failed step rejects every output that depends on it; the harness reports the step's own

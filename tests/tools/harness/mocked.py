@@ -25,8 +25,9 @@ class Simulated:
     outputs: dict[str, Any]
 
 
-def simulate(type_: str, name: str, custom: bool, inputs: dict[str, Any], old: Entry | None,
-             preview: bool) -> Simulated:
+def simulate(
+    type_: str, name: str, custom: bool, inputs: dict[str, Any], old: Entry | None, preview: bool
+) -> Simulated:
     if not custom:
         return Simulated(SAME if old else CREATE, "", {})
     if type_ in (RANDOM_PASSWORD, RANDOM_STRING):
@@ -65,8 +66,7 @@ def random_string(args: dict[str, Any]) -> str:
         (args.get("upper", True), string.ascii_uppercase, int(args.get("minUpper", 0))),
         (args.get("lower", True), string.ascii_lowercase, int(args.get("minLower", 0))),
         (args.get("numeric", args.get("number", True)), string.digits, int(args.get("minNumeric", 0))),
-        (args.get("special", True), args.get("overrideSpecial") or _DEFAULT_SPECIAL,
-         int(args.get("minSpecial", 0))),
+        (args.get("special", True), args.get("overrideSpecial") or _DEFAULT_SPECIAL, int(args.get("minSpecial", 0))),
     ]
     chars = [secrets.choice(pool) for on, pool, minimum in classes if on for _ in range(minimum)]
     alphabet = "".join(pool for on, pool, _ in classes if on)

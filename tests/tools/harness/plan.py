@@ -20,8 +20,13 @@ def changed_keys(olds: dict[str, Any], news: dict[str, Any]) -> list[str]:
     return sorted(k for k in set(olds) | set(news) if olds.get(k) != news.get(k))
 
 
-def decide(old_inputs: dict[str, Any] | None, news: dict[str, Any], diff: Any | None,
-           replace_on_changes: list[str], delete_before_replace: bool) -> Decision:
+def decide(
+    old_inputs: dict[str, Any] | None,
+    news: dict[str, Any],
+    diff: Any | None,
+    replace_on_changes: list[str],
+    delete_before_replace: bool,
+) -> Decision:
     """Map a provider `DiffResult` (None for a new resource) to an operation.
 
     changes=None means the provider could not tell, so the engine compares inputs itself;

@@ -35,7 +35,8 @@ class Providers:
             provider = self._cache.get(blob)
             if provider is None:
                 provider = _deserialize(lambda: dill.loads(base64.b64decode(blob)))
-                provider.configure(ConfigureRequest(config=Config(raw_config=dict(self._config),
-                                                                  project_name=self._project)))
+                provider.configure(
+                    ConfigureRequest(config=Config(raw_config=dict(self._config), project_name=self._project))
+                )
                 self._cache[blob] = provider
             return provider

@@ -13,15 +13,20 @@ _STYLE = {"create": "green", "update": "yellow", "replace": "magenta", "delete":
 _SYMBOL = {"create": "+", "update": "~", "replace": "+-", "delete": "-", "same": " "}
 
 
-def print_report(console: Console, command: str, stack: str, operations: list[dict[str, str]],
-                 outputs: dict[str, Any], error: str | None) -> None:
+def print_report(
+    console: Console,
+    command: str,
+    stack: str,
+    operations: list[dict[str, str]],
+    outputs: dict[str, Any],
+    error: str | None,
+) -> None:
     ops = Table(title=f"{command} · stack {stack}", title_justify="left")
     for col in ("", "op", "type", "name"):
         ops.add_column(col)
     for o in operations:
         style = _STYLE.get(o["op"], "")
-        ops.add_row(*(Text(c) for c in (_SYMBOL.get(o["op"], ""), o["op"], o["type"], o["name"])),
-                    style=style)
+        ops.add_row(*(Text(c) for c in (_SYMBOL.get(o["op"], ""), o["op"], o["type"], o["name"])), style=style)
     console.print(ops)
     counts: dict[str, int] = {}
     for o in operations:

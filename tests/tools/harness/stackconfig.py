@@ -73,8 +73,7 @@ def load_project(directory: Path, program: Path | None) -> Project:
     return Project(name=name, directory=directory.resolve(), main=program)
 
 
-def load_stack_config(path: Path, project: str, secrets: Mapping[str, str],
-                      environ: Mapping[str, str]) -> StackConfig:
+def load_stack_config(path: Path, project: str, secrets: Mapping[str, str], environ: Mapping[str, str]) -> StackConfig:
     """Read `config:` from the stack file. Stacks exist here only as files, so a missing one is
     most likely a mistyped --stack and is refused."""
     if not path.is_file():
@@ -110,8 +109,9 @@ def _qualify(key: str, project: str) -> str:
     return key if ":" in key else f"{project}:{key}"
 
 
-def _resolve_secure(value: Any, where: str, supplied: Mapping[str, str], environ: Mapping[str, str],
-                    found: list[str], path: Path) -> Any:
+def _resolve_secure(
+    value: Any, where: str, supplied: Mapping[str, str], environ: Mapping[str, str], found: list[str], path: Path
+) -> Any:
     if isinstance(value, dict):
         if set(value) == {"secure"}:
             found.append(where)
@@ -122,12 +122,11 @@ def _resolve_secure(value: Any, where: str, supplied: Mapping[str, str], environ
                 return environ[env]
             raise ConfigError(
                 f"{path}: config {where} is a secure value the harness cannot decrypt; supply it "
-                f"with --secret '{where}=VALUE' or the environment variable {env}")
-        return {k: _resolve_secure(v, f"{where}.{k}", supplied, environ, found, path)
-                for k, v in value.items()}
+                f"with --secret '{where}=VALUE' or the environment variable {env}"
+            )
+        return {k: _resolve_secure(v, f"{where}.{k}", supplied, environ, found, path) for k, v in value.items()}
     if isinstance(value, list):
-        return [_resolve_secure(v, f"{where}[{i}]", supplied, environ, found, path)
-                for i, v in enumerate(value)]
+        return [_resolve_secure(v, f"{where}[{i}]", supplied, environ, found, path) for i, v in enumerate(value)]
     return value
 
 

@@ -84,8 +84,8 @@ class SecretBox:
                         fh.write(key + b"\n")
                 else:
                     raise StateError(
-                        f"the state holds secrets but the key is missing: set {KEY_ENV} or restore "
-                        f"{self.key_file}")
+                        f"the state holds secrets but the key is missing: set {KEY_ENV} or restore {self.key_file}"
+                    )
             try:
                 self._fernet = Fernet(key)
             except ValueError as exc:
@@ -133,8 +133,12 @@ class StateFile:
             digest = r.pop("provider", None)
             r["provider"] = providers[digest] if digest else None
             resources.append(Entry(**r))
-        return State(project=raw.get("project", project), stack=stack, resources=resources,
-                     outputs=self._decode(raw.get("outputs", {})))
+        return State(
+            project=raw.get("project", project),
+            stack=stack,
+            resources=resources,
+            outputs=self._decode(raw.get("outputs", {})),
+        )
 
     def save(self, state: State) -> None:
         providers: dict[str, str] = {}
@@ -149,8 +153,14 @@ class StateFile:
                     providers[digest] = self.box.seal(e.provider)
                 row["provider"] = digest
             resources.append(row)
-        doc = {"version": STATE_VERSION, "project": state.project, "stack": state.stack,
-               "resources": resources, "providers": providers, "outputs": self._encode(state.outputs)}
+        doc = {
+            "version": STATE_VERSION,
+            "project": state.project,
+            "stack": state.stack,
+            "resources": resources,
+            "providers": providers,
+            "outputs": self._encode(state.outputs),
+        }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text(json.dumps(doc, indent=1, sort_keys=False) + "\n")

@@ -131,8 +131,10 @@ def from_provider(value: Any, where: str) -> Any:
 
 def mark_secret_keys(props: dict[str, Any], keys: set[str]) -> dict[str, Any]:
     """Mark top-level `keys` secret, as the engine does for outputs whose input was secret."""
-    return {k: (Secret(_strip_secret(v)) if k in keys and not isinstance(v, Secret) and v is not UNKNOWN else v)
-            for k, v in props.items()}
+    return {
+        k: (Secret(_strip_secret(v)) if k in keys and not isinstance(v, Secret) and v is not UNKNOWN else v)
+        for k, v in props.items()
+    }
 
 
 def secret_keys(props: dict[str, Any]) -> set[str]:
