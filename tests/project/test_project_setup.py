@@ -35,8 +35,9 @@ def test_pulumi_installs_runtime_deps_and_this_project_from_the_program_director
 def test_program_imports_components_when_started_like_the_language_host(tmp_path):
     # The host runs the program with cwd infra/ and only '.' on sys.path: our code must come from the venv.
     code = "import sys; sys.path[0] = '.'; import components.config, infra.cli; print(components.__file__)"
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "infra", capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT / "infra", capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert Path(result.stdout.strip()).is_relative_to(ROOT)
 
@@ -51,6 +52,29 @@ def test_ci_runs_exactly_the_readme_test_command():
     assert f"exec {test_command}\n" in ci
 
 
-def test_test_command_fails_when_pytest_collects_nothing():
-    script = (ROOT / "scripts" / "test").read_text()
-    assert '"$status" -eq 5' in script and "exit 1" in script
+def _run_test_script(tmp_path: Path, pytest_exit: int) -> subprocess.CompletedProcess[str]:
+    """scripts/test in a copy of the tree whose venv tools are stand-ins: pip and the linters succeed,
+    pytest exits with ``pytest_exit``."""
+    (tmp_path / "scripts").mkdir(parents=True)
+    (tmp_path / "scripts" / "test").write_text((ROOT / "scripts" / "test").read_text())
+    (tmp_path / "scripts" / "test").chmod(0o755)
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    stand_in = f'#!/bin/sh\nif [ "$1 $2" = "-m pytest" ]; then exit {pytest_exit}; fi\nexit 0\n'
+    for tool in ("python", "ruff", "pyright", "mypy"):
+        (bin_dir / tool).write_text(stand_in)
+        (bin_dir / tool).chmod(0o755)
+    return subprocess.run(
+        ["bash", str(tmp_path / "scripts" / "test")], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_test_command_fails_when_pytest_collects_nothing(tmp_path):
+    done = _run_test_script(tmp_path, pytest_exit=5)
+    assert done.returncode == 1
+    assert "collected no tests" in done.stderr
+
+
+def test_test_command_passes_on_pytests_own_exit_status(tmp_path):
+    assert _run_test_script(tmp_path / "ok", pytest_exit=0).returncode == 0
+    assert _run_test_script(tmp_path / "failed", pytest_exit=1).returncode == 1
