@@ -382,7 +382,7 @@ def run_server(server: dict, repeats: int, baked_repeats: int, gateway_python: P
     return modes
 
 
-GOAL = 20.0  # issue 11: baked starts at least this many times faster than the original npm path
+GOAL = 20.0  # the target: baked starts at least this many times faster than the original npm path
 
 WHY_PYTHON_FAILS = """\
 ## Why the original Python path fails (checked by hand, 2026-11-25)
@@ -418,7 +418,7 @@ def markdown(report: dict) -> str:
     lines = [
         "# Cold start: process start → first MCP tools/list answer",
         "",
-        f"Run {report['date']} on this machine ({v['cpus']} CPUs, shared with other engineers' test runs; {load}).",
+        f"Run {report['date']} on the benchmark machine ({v['cpus']} CPUs, shared with other test runs; {load}).",
         f"Python {v['python']} (servers, gateway and baseline), Node {v['node']}, npm {v['npm']}, {v['uv']}, "
         f"gateway venv: {v.get('gateway', '?')}; baseline venv: {v.get('baseline', '?')}; "
         f"catwalk {v.get('commit', '?')}. "
@@ -464,7 +464,7 @@ def markdown(report: dict) -> str:
         if row["runtime"] == "npm" and ratio is not None:
             verdict = "met" if ratio >= GOAL else "**not met**"
             lines.append(
-                f"Goal (issue 11), baked ≥ {GOAL:g}× faster than the original npm path: {row['package']} "
+                f"Target, baked ≥ {GOAL:g}× faster than the original npm path: {row['package']} "
                 f"{row['summary']['original']['median_s']:.2f} s / {row['summary']['baked']['median_s']:.2f} s "
                 f"= {ratio}×, {verdict}."
             )

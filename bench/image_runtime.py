@@ -1,7 +1,7 @@
-"""The image's interpreters on this machine, so benchmarks run servers on what a Fly machine runs.
+"""The image's interpreters on the local machine, so benchmarks run servers on what a Fly machine runs.
 
-* Python: 3.12, the image's (``python:3.12-slim``), found on this machine.
-* Node: the major of ``deploy/Dockerfile``'s ``FROM node:<major>`` stage. This machine's own ``node`` is used
+* Python: 3.12, the image's (``python:3.12-slim``), found locally.
+* Node: the major of ``deploy/Dockerfile``'s ``FROM node:<major>`` stage. The local ``node`` is used
   when its major matches; else the newest release of that major is taken from the npm registry's
   ``node-linux-<arch>`` package (the source ``entrypoint.sh`` uses for a server's own Node) into the bench
   cache, and put first on PATH for every mode alike, so no mode gets a faster or slower Node than another.
@@ -70,14 +70,14 @@ def _major(node: str) -> int | None:
 
 @functools.cache
 def image_node_bin(major: int | None = None, cache: Path = CACHE) -> Path:
-    """A directory holding ``node`` of the image's major: this machine's, else one fetched once from npm."""
+    """A directory holding ``node`` of the image's major: the local one, else one fetched once from npm."""
     major = major or image_node_major()
     host = shutil.which("node")
     if host and _major(host) == major:
         return Path(host).parent
     package = NODE_PACKAGES.get(platform.machine().lower())
     if package is None:
-        raise SystemExit(f"no npm Node package for this machine ({platform.machine()})")
+        raise SystemExit(f"no npm Node package for this platform ({platform.machine()})")
     home = cache / f"{package}-{major}"
     node = home / "package" / "bin" / "node"
     if node.exists() and _major(str(node)) == major:

@@ -22,7 +22,7 @@ picked by hand earlier (well-known servers); they stay too. Left out, by the REA
   @assistant-ui/mcp-docs-server too: its README says it "is a stdio proxy for the live hosted assistant-ui
   documentation MCP endpoint" and that HTTP clients "should connect to https://www.assistant-ui.com/mcp
   directly". It was listed by mistake on 2026-11-25 and taken out on review the same day, by this rule, after
-  it had failed in a run (it could not reach www.assistant-ui.com from this machine);
+  it had failed in a run (it could not reach www.assistant-ui.com from the benchmark machine);
 - credentials or an account: @azure/mcp (``az login``), @stripe/mcp, @hubspot/mcp-server, @netlify/mcp,
   @microsoft/workiq, @salesforce/mcp, @apify/actors-mcp-server, @perplexity-ai/mcp-server, exa-mcp-server,
   @mapbox/mcp-server, flightradar-mcp-server, @prmichaelsen/remember-mcp and the other token-taking API
@@ -72,7 +72,7 @@ CONFIGURED: dict[str, dict] = {
     "cli-mcp-server": {"env": (("ALLOWED_DIR", "{work}"),)},
     "mcp-shell-server": {"env": (("ALLOW_COMMANDS", "ls,cat,echo"),)},
 }
-# Arguments instead of the labelled ones: a directory of this machine becomes the scratch directory, and two
+# Arguments instead of the labelled ones: a local directory becomes the scratch directory, and two
 # servers labelled "needs nothing" turned out to need an argument to start (found by this benchmark's first
 # run: pymupdf4llm-mcp exits with "Missing command." without `stdio`; mcp-server-motherduck with "In-memory
 # databases require the --read-write flag.").

@@ -75,7 +75,7 @@ EXPLANATIONS: dict[str, str] = {
     ),
     "mcp-mermaid": (
         "Looked into: its postinstall runs `playwright install --with-deps chromium` (apt-get as root, then Chrome for "
-        "Testing from cdn.playwright.dev, which this machine cannot reach; catwalk's image installs as uid 10001 "
+        "Testing from cdn.playwright.dev, which the bench host cannot reach; catwalk's image installs as uid 10001 "
         "without sudo, so it failed on a Fly builder too). Detection now marks it as driving a browser: the install "
         "skips its own browser install, runs its dependencies' scripts, and links Playwright's expected Chromium to "
         "MCP_BROWSER (Debian's, in its baked image). A failure here means that step failed: see the installer output "
@@ -113,7 +113,7 @@ EXPLANATIONS: dict[str, str] = {
     "@chakra-ui/react-mcp": (
         "Looked into: the install is fine; at start, before answering, it fetches its component list from "
         "https://chakra-ui.com/api/types (`initializeTools` → `get_component_example`) and exits on `fetch failed`; "
-        "this machine reaches only the registries, a Fly machine reaches the site. What catwalk could do: nothing "
+        "the bench host reaches only the registries, a Fly machine reaches the site. What catwalk could do: nothing "
         "needed on Fly (the gateway reports the start failure with the server's own message); upstream could defer "
         "the fetch to the first tool call, so a start needs no network."
     ),
@@ -152,7 +152,7 @@ CATEGORIES: list[tuple[str, re.Pattern, str]] = [
             r"getaddrinfo ENOTFOUND \S+|Could not resolve host: \S+|nodejs\.org/download\S*|"
             r"Failed to resolve '(?!pypi|registry)[\w.-]+'|\bfetch failed\b"
         ),
-        "nothing on Fly, which reaches the internet; this machine reaches only PyPI and npm. The image build "
+        "nothing on Fly, which reaches the internet; the benchmark machine reaches only PyPI and npm. The image build "
         "could fetch such files once (baked) instead of at every start",
     ),
     (
@@ -320,7 +320,7 @@ PYTHON_312 = ""
 
 @functools.cache
 def system_browser() -> str:
-    """This machine's Chromium, which a baked image of a browser server gets from Debian too."""
+    """The local Chromium, which a baked image of a browser server gets from Debian too."""
     found = shutil.which("chromium")
     if found is None:
         raise SystemExit(
@@ -492,7 +492,7 @@ def summarize(rows: list[dict]) -> dict:
     for runtime in ("python", "npm"):
         mine = [r for r in rows if r["runtime"] == runtime and r["mode"] == "as-of-release"]
         ok = sum(r["result"] == "ok" for r in mine)
-        # Failures only because this machine reaches nothing but PyPI and npm (Fly reaches the internet).
+        # Failures only because the benchmark machine reaches nothing but PyPI and npm (Fly reaches the internet).
         offline = sum(r["result"] != "ok" and r["reason"] == OFFLINE for r in mine)
         reachable = len(mine) - offline
         good = [r for r in mine if r["result"] == "ok"]
@@ -531,7 +531,7 @@ def markdown(report: dict) -> str:
     lines = [
         "# Success rate: real no-credential MCP servers, detect → install → serve → tools/list",
         "",
-        f"Run {report['date']} ({report['elapsed_min']} min) on this machine ({v['cpus']} CPUs, shared), "
+        f"Run {report['date']} ({report['elapsed_min']} min) on the benchmark machine ({v['cpus']} CPUs, shared), "
         f"{report['parallel']} servers at a time, {_caches(report.get('fresh'))}. Servers' Python "
         f"{v['server_python']}, Node {v['node']}, npm {v['npm']}, {v['uv']}, gateway: {gateway}; catwalk "
         f"{v['catwalk']}. Produced by `bench/success_rate.py`; the list is `bench/servers_success.py`.",
@@ -560,8 +560,8 @@ def markdown(report: dict) -> str:
     lines += [
         "",
         "*Blocked download*: the install or the start fetched something from outside PyPI and npm "
-        "(a prebuilt binary from GitHub, a browser from a CDN, data from the project's site), which this "
-        "machine cannot reach and a Fly machine or builder can. The success rate counts them as failures.",
+        "(a prebuilt binary from GitHub, a browser from a CDN, data from the project's site), which the "
+        "benchmark machine cannot reach and a Fly machine or builder can. The success rate counts them as failures.",
     ]
     lines += [
         "",
