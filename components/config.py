@@ -329,10 +329,12 @@ def _problems(exc: ValidationError, raw_servers: Any) -> list[Problem]:
 def parse_stack(values: Mapping[str, Any], secret_keys: set[str] | frozenset[str] = frozenset()) -> StackConfig:
     """Build the model from `catwalk:` keys (namespace already stripped), collecting every problem.
 
-    ``secret_keys`` are the keys that hold Pulumi secrets: they are secret *values* for servers, not
-    settings, so they are skipped here; a server's listed secret without a value is reported.
+    ``secret_keys`` are the keys that hold Pulumi secrets. A stack setting among them is used like any
+    other: Pulumi marks a whole key secret when one nested value is (`pulumi config set --secret --path
+    'catwalk:servers[0].env.X'`), so skipping it would read `servers` as empty and plan to delete every
+    server. Other secret keys are secret *values* for servers, not settings, so they are skipped here.
     """
-    raw = {k: v for k, v in values.items() if k not in secret_keys}
+    raw = {k: v for k, v in values.items() if k not in secret_keys or k in STACK_KEYS}
     if "flyApiToken" in raw:  # read by the providers through configure(); must never be plain config
         raise ConfigError(
             [
@@ -373,6 +375,30 @@ def missing_secrets(stack: StackConfig, secret_keys: set[str] | frozenset[str]) 
     return problems
 
 
+# What an encrypted value nested in a setting is checked as offline: a plain string that passes as an env
+# value or an arg, which is where a secret nested in `servers` belongs.
+SECURE_PLACEHOLDER = "[secret]"
+ENCRYPTED_SETTING = (
+    "is encrypted as a whole, and `validate` cannot decrypt it offline: `pulumi preview` checks it; "
+    "to hide one value, encrypt only that one (`pulumi config set --secret --path 'catwalk:servers[0].env.NAME'`)"
+)
+
+
+def _is_secure(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"secure"}
+
+
+def _without_secure(value: Any) -> Any:
+    """The value with every nested `{secure: …}` replaced by a placeholder string the model accepts."""
+    if _is_secure(value):
+        return SECURE_PLACEHOLDER
+    if isinstance(value, dict):
+        return {k: _without_secure(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_secure(v) for v in value]
+    return value
+
+
 def load_stack_file(path: str | Path) -> StackConfig:
     """Read `Pulumi.<stack>.yaml` and validate its `catwalk:` keys; secrets must have values set."""
     path = Path(path)
@@ -385,13 +411,23 @@ def load_stack_file(path: str | Path) -> StackConfig:
         raise ConfigError([Problem(server=None, field="config", error="is not a map")])
     values: dict[str, Any] = {}
     secret_keys: set[str] = set()
+    encrypted: list[Problem] = []
     for key, value in config.items():
         namespace, _, name = str(key).partition(":")
         if namespace != NAMESPACE or not name:
             continue
-        if isinstance(value, dict) and "secure" in value:
+        if _is_secure(value):
             secret_keys.add(name)
-        values[name] = value
+            if name in STACK_KEYS:  # a setting we cannot read offline must not be checked as absent
+                encrypted.append(Problem(server=None, field=name, error=ENCRYPTED_SETTING))
+            values[name] = value
+            continue
+        checkable = _without_secure(value)
+        if checkable != value:  # `pulumi config set --secret --path`: the whole key is secret
+            secret_keys.add(name)
+        values[name] = checkable
+    if encrypted:
+        raise ConfigError(encrypted)
     stack = parse_stack(values, secret_keys)
     problems = missing_secrets(stack, secret_keys)
     if problems:

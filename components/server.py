@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import pulumi
 import pulumi_random
@@ -25,6 +25,21 @@ from components.verify import McpCheck
 
 BADGES = {"npm": "📦 npm", "python": "🐍 python", "custom": "⚙️ custom"}
 TOKEN_ENV = "MCP_AUTH_TOKEN"
+# The machine env that comes from what the user wrote (besides `env`): kept out of the machine config when
+# the server's config is secret.
+USER_ENV = ("MCP_ARGS", "MCP_COMMAND")
+
+
+def split_env(env: Mapping[str, str], user_names: Iterable[str], config_secret: bool) -> tuple[dict, dict]:
+    """(machine env, Fly secrets): with a secret config, whatever the user wrote moves to the secrets.
+
+    Fly hands app secrets to the process as env at boot, so the server sees the same variables either way;
+    only the machine config (and the state's plain inputs) no longer hold them.
+    """
+    if not config_secret:
+        return dict(env), {}
+    moved = set(user_names) | set(USER_ENV)
+    return {k: v for k, v in env.items() if k not in moved}, {k: v for k, v in env.items() if k in moved}
 
 
 def public_url(app: str, path: str = "/mcp") -> str:
@@ -59,6 +74,7 @@ class McpServer(pulumi.ComponentResource):
         spec: RuntimeSpec,
         base_image: pulumi.Input[str],
         secret_values: Mapping[str, pulumi.Input[str]],
+        config_secret: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("catwalk:index:McpServer", name, None, opts)
@@ -68,7 +84,8 @@ class McpServer(pulumi.ComponentResource):
         app = FlyApp(name, name=app_name, stack=stack_name, org=stack.org, opts=child)
         app_ref = app.app_id
 
-        values: dict[str, pulumi.Input[str]] = dict(secret_values)
+        env, hidden = split_env({**server.env, **spec.env()}, server.env, config_secret)
+        values: dict[str, pulumi.Input[str]] = {**hidden, **secret_values}
         token: pulumi.Output[str] | None = None
         if server.auth:
             password = pulumi_random.RandomPassword(
@@ -102,7 +119,6 @@ class McpServer(pulumi.ComponentResource):
             )
             image = baked.image_ref
 
-        env = {**server.env, **spec.env()}
         machines = [
             FlyMachine(
                 f"{name}-{region}-{index}",
@@ -139,6 +155,10 @@ class McpServer(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=machines),
             )
 
+        def hide(value: object) -> object:
+            """A custom command is the user's text: secret in the outputs when the config is."""
+            return pulumi.Output.secret(value) if config_secret and spec.runtime == "custom" else value
+
         configs = (
             token.apply(lambda t: client_configs(server.name, url, t))
             if token is not None
@@ -150,9 +170,9 @@ class McpServer(pulumi.ComponentResource):
             "sse_url": public_url(app_name, "/sse"),
             "runtime": spec.runtime,
             "badge": BADGES[spec.runtime],
-            "package": spec.package or spec.command,
+            "package": hide(spec.package or spec.command),
             "version": spec.version,
-            "launch": spec.launch,
+            "launch": hide(spec.launch),
             "regions": stack.regions_of(server),
             "machines": [m.machine_id for m in machines],
             "auth": server.auth,

@@ -124,10 +124,14 @@ def secret_values(server: ServerConfig, secret_keys: set[str]) -> dict[str, pulu
 def main() -> None:
     stack_name = pulumi.get_stack()
     stack, secret_keys = load_stack()
+    # Pulumi encrypts the whole `servers` key when one value in it is secret, without saying which one:
+    # every value of it that would reach the machine config (env, args, command) then goes to Fly secrets.
+    servers_secret = "servers" in secret_keys
     specs = detect_all(list(stack.servers))
     for server in stack.servers:
         spec = specs[server.name]
-        pulumi.log.info(f"{server.name}: {spec.runtime} {spec.pinned or spec.command} ({'; '.join(spec.evidence)})")
+        what = spec.pinned or ("a custom command" if servers_secret else spec.command)
+        pulumi.log.info(f"{server.name}: {spec.runtime} {what} ({'; '.join(spec.evidence)})")
     refuse_unbaked_browsers(stack, specs)
 
     if stack.image is not None:
@@ -146,5 +150,6 @@ def main() -> None:
             spec=specs[server.name],
             base_image=base_image,
             secret_values=secret_values(server, secret_keys),
+            config_secret=servers_secret,
         )
         pulumi.export(server.name, component.outputs)

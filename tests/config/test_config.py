@@ -293,3 +293,50 @@ def test_every_stack_setting_is_reserved_from_secret_names():
     from components.config import RESERVED_CONFIG_KEYS, STACK_KEYS
 
     assert set(STACK_KEYS) <= RESERVED_CONFIG_KEYS
+
+
+def test_a_secret_servers_key_is_read_not_skipped():
+    # `pulumi config set --secret --path 'catwalk:servers[0].env.X'` makes the whole key secret.
+    stack = parse_stack({"servers": [good_server(env={"API_BASE": "https://h"})]}, {"servers"})
+    assert [s.name for s in stack.servers] == ["git"]
+    assert stack.servers[0].env == {"API_BASE": "https://h"}
+
+
+@pytest.mark.parametrize(
+    ("key", "raw", "attribute", "expected"),
+    [
+        ("appPrefix", "acme-mcp", "app_prefix", "acme-mcp"),
+        ("region", "fra", "region", "fra"),
+        ("image", "registry.fly.io/base:v2", "image", "registry.fly.io/base:v2"),
+        ("flyApiUrl", "https://fly.internal.example", "fly_api_url", "https://fly.internal.example"),
+    ],
+)
+def test_a_secret_stack_setting_is_used(key, raw, attribute, expected):
+    stack = parse_stack({key: raw, "servers": []}, {key})
+    assert getattr(stack, attribute) == expected
+
+
+def test_a_secret_setting_is_still_validated_naming_the_key():
+    with pytest.raises(ConfigError) as caught:
+        parse_stack({"region": "nowhere", "servers": []}, {"region"})
+    assert [p.field for p in caught.value.problems] == ["region"]
+
+
+def test_stack_file_with_a_nested_secure_value_validates_the_rest_of_servers(tmp_path):
+    path = write_stack(
+        tmp_path,
+        {"catwalk:servers": [good_server(env={"API_BASE": {"secure": "v1:abc"}}, count=0)]},
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_stack_file(path)
+    assert [(p.server, p.field) for p in caught.value.problems] == [("git", "count")]
+    fixed = write_stack(tmp_path, {"catwalk:servers": [good_server(env={"API_BASE": {"secure": "v1:abc"}})]})
+    assert [s.name for s in load_stack_file(fixed).servers] == ["git"]
+
+
+def test_stack_file_with_a_whole_setting_encrypted_names_it_instead_of_reading_it_as_absent(tmp_path):
+    path = write_stack(tmp_path, {"catwalk:servers": {"secure": "v1:abc"}, "catwalk:appPrefix": {"secure": "v1:d"}})
+    with pytest.raises(ConfigError) as caught:
+        load_stack_file(path)
+    assert sorted(p.field for p in caught.value.problems) == ["appPrefix", "servers"]
+    assert "cannot decrypt it offline" in caught.value.problems[0].error

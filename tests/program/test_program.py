@@ -199,3 +199,52 @@ def test_unresolvable_packages_are_all_reported_together(monkeypatch):
     with pytest.raises(pulumi.RunError) as caught:
         run_program(monkeypatch, config)
     assert "server 'a'" in str(caught.value) and "server 'b'" in str(caught.value)
+
+
+SECRET_SERVERS = {
+    "appPrefix": "acme",
+    "image": "registry.fly.io/catwalk-base:v1",
+    "verify": False,
+    "servers": [
+        {
+            "name": "tool",
+            "command": "node /srv/tool.js --stdio",
+            "args": ["--key", "k-123"],
+            "env": {"API_BASE": "b-1"},
+        },
+        {"name": "git", "package": "mcp-server-git", "env": {"LOG": "1"}},
+    ],
+}
+
+
+def test_a_secret_servers_key_deploys_every_server_and_keeps_its_values_out_of_machine_config(monkeypatch):
+    # A nested `--path` secret makes the whole `catwalk:servers` key secret: it is read, not taken as empty.
+    mocks, exports = run_program(monkeypatch, SECRET_SERVERS, secret_keys=["servers"])
+    assert sorted(r[1] for r in mocks.of(":FlyMachine")) == ["git-iad-0", "tool-iad-0"]
+    machines = {r[1]: r[2] for r in mocks.of(":FlyMachine")}
+    assert "b-1" not in json.dumps(machines, default=str) and "k-123" not in json.dumps(machines, default=str)
+    tool_env = machines["tool-iad-0"]["env"]
+    assert tool_env["MCP_RUNTIME"] == "custom" and "MCP_COMMAND" not in tool_env and "MCP_ARGS" not in tool_env
+    assert "LOG" not in machines["git-iad-0"]["env"] and machines["git-iad-0"]["env"]["MCP_RUNTIME"] == "python"
+
+    secrets = {r[1]: r[2] for r in mocks.of(":FlySecrets")}
+    tool_values = secrets["tool-secrets"]["values"]
+    assert tool_values[pulumi.runtime.rpc._special_sig_key] == pulumi.runtime.rpc._special_secret_sig
+    assert tool_values["value"]["API_BASE"] == "b-1"
+    assert tool_values["value"]["MCP_COMMAND"] == "node /srv/tool.js --stdio"
+    assert json.loads(tool_values["value"]["MCP_ARGS"]) == ["--key", "k-123"]
+    assert secrets["git-secrets"]["values"]["value"]["LOG"] == "1"
+    assert is_secret(exports["tool"]["package"]) and is_secret(exports["tool"]["launch"])
+    assert value(exports["git"]["package"]) == "mcp-server-git"
+
+
+def test_a_plain_servers_key_keeps_env_in_the_machine_config(monkeypatch):
+    mocks, _ = run_program(monkeypatch, SECRET_SERVERS)
+    machines = {r[1]: r[2] for r in mocks.of(":FlyMachine")}
+    assert machines["tool-iad-0"]["env"]["API_BASE"] == "b-1" and "MCP_COMMAND" in machines["tool-iad-0"]["env"]
+
+
+def test_a_secret_app_prefix_names_the_apps(monkeypatch):
+    mocks, exports = run_program(monkeypatch, {**SECRET_SERVERS, "appPrefix": "team-x"}, secret_keys=["appPrefix"])
+    assert sorted(r[2]["name"] for r in mocks.of(":FlyApp")) == ["team-x-git", "team-x-tool"]
+    assert value(exports["tool"]["url"]) == "https://team-x-tool.fly.dev/mcp"
