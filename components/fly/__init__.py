@@ -29,6 +29,14 @@ Public interface (paths, bodies and status codes follow tests/fixtures/fly/machi
     client.list_secrets(app) -> list[Secret]
     client.set_secrets(app, {name: value}) -> int                  # secrets version, for min_secrets_version
     client.unset_secrets(app, [name, ...]) -> int
+    client.list_volumes(app) -> list[Volume] ; client.get_volume(app, id) -> Volume   # live volumes only
+    client.find_volume(app, name, region) -> Volume | None
+    client.create_volume(app, name, region, size_gb, *, encrypted=True, snapshot_retention=None,
+                         require_unique_zone=None, known=None) -> Volume   # never duplicates: looks up on doubt
+    client.update_volume(app, id, *, snapshot_retention=None, auto_backup_enabled=None) -> Volume
+    client.extend_volume(app, id, size_gb) -> ExtendedVolume        # .volume, .needs_restart
+    client.delete_volume(app, id)                                  # already gone → no error
+    client.list_snapshots(app, id) -> list[VolumeSnapshot] ; client.create_snapshot(app, id)
     client.list_ips(app) -> list[IPAssignment]
     client.allocate_ip(app, type="shared_v4", *, region=None, network=None, service_name=None) -> IPAssignment
     client.release_ip(app, ip)                                     # already gone → no error
@@ -53,22 +61,28 @@ from components.fly.errors import (
 )
 from components.fly.models import (
     App,
+    ExtendedVolume,
     IPAssignment,
     Lease,
     Machine,
     MachineConfig,
     MachineEvent,
+    MachineFile,
     MachineGuest,
     MachineInit,
+    MachineMount,
     MachineRestart,
     MachineService,
     Organization,
     Secret,
+    Volume,
+    VolumeSnapshot,
     WaitResult,
 )
 
 __all__ = [
     "App",
+    "ExtendedVolume",
     "FlyApiError",
     "FlyClient",
     "FlyConflict",
@@ -81,12 +95,16 @@ __all__ = [
     "Machine",
     "MachineConfig",
     "MachineEvent",
+    "MachineFile",
     "MachineGuest",
     "MachineInit",
+    "MachineMount",
     "MachineRestart",
     "MachineService",
     "Organization",
     "Secret",
     "TokenBucket",
+    "Volume",
+    "VolumeSnapshot",
     "WaitResult",
 ]

@@ -37,11 +37,14 @@ from urllib3.util.retry import Retry
 from components.fly.errors import FlyApiError, FlyConflict, FlyNotFound, FlyUnauthorized, FlyWaitTimeout, error_class
 from components.fly.models import (
     App,
+    ExtendedVolume,
     IPAssignment,
     Lease,
     Machine,
     MachineConfig,
     Secret,
+    Volume,
+    VolumeSnapshot,
     WaitResult,
 )
 
@@ -680,6 +683,101 @@ class FlyClient:
     def unset_secrets(self, app: str, names: Iterable[str]) -> int:
         """Remove app secrets (Fly: a null value unsets); returns the new secrets version."""
         return self._update_secrets(app, dict.fromkeys(names))
+
+    # -- volumes -------------------------------------------------------------------------------------
+
+    def list_volumes(self, app: str) -> list[Volume]:
+        """The app's volumes that are not destroyed (Fly lists volumes on their way out too)."""
+        data = self._request("GET", f"/v1/apps/{_seg(app)}/volumes") or []
+        return [v for v in (Volume.model_validate(d) for d in data) if v.live]
+
+    def find_volume(self, app: str, name: str, region: str) -> Volume | None:
+        """The live volume called ``name`` in ``region``, if any (the oldest when Fly holds several)."""
+        found = [v for v in self.list_volumes(app) if v.name == name and v.region == region]
+        return min(found, key=lambda v: v.created_at or "") if found else None
+
+    def get_volume(self, app: str, volume_id: str) -> Volume:
+        return Volume.model_validate(self._request("GET", f"/v1/apps/{_seg(app)}/volumes/{_seg(volume_id)}"))
+
+    def create_volume(
+        self,
+        app: str,
+        name: str,
+        region: str,
+        size_gb: int,
+        *,
+        encrypted: bool = True,
+        snapshot_retention: int | None = None,
+        require_unique_zone: bool | None = None,
+        known: Iterable[str] | None = None,
+    ) -> Volume:
+        """Create one volume, exactly once, even when responses are lost.
+
+        Fly does not keep volume names unique, so after an uncertain failure the app's volumes are listed
+        again: one called ``name`` in ``region`` that was not there before (``known``: the ids the caller
+        just listed) is the one this call made.
+        """
+        before = set(known) if known is not None else {v.id for v in self.list_volumes(app)}
+        body = _fields(
+            name=name,
+            region=region,
+            size_gb=size_gb,
+            encrypted=encrypted,
+            snapshot_retention=snapshot_retention,
+            require_unique_zone=require_unique_zone,
+        )
+        if not encrypted:
+            body["encrypted"] = False  # _fields leaves False out; Fly's default is encrypted
+
+        def made() -> dict[str, Any] | None:
+            for v in self.list_volumes(app):
+                if v.id not in before and v.name == name and v.region == region:
+                    return v.to_api()
+            return None
+
+        return Volume.model_validate(self._request("POST", f"/v1/apps/{_seg(app)}/volumes", body=body, recover=made))
+
+    def update_volume(
+        self,
+        app: str,
+        volume_id: str,
+        *,
+        snapshot_retention: int | None = None,
+        auto_backup_enabled: bool | None = None,
+    ) -> Volume:
+        """Set the snapshot settings (absolute values: repeating the call changes nothing)."""
+        body = _fields(snapshot_retention=snapshot_retention)
+        if auto_backup_enabled is not None:
+            body["auto_backup_enabled"] = auto_backup_enabled
+        return Volume.model_validate(self._request("PUT", f"/v1/apps/{_seg(app)}/volumes/{_seg(volume_id)}", body=body))
+
+    def extend_volume(self, app: str, volume_id: str, size_gb: int) -> ExtendedVolume:
+        """Grow the volume to ``size_gb`` (Fly cannot shrink one). After an uncertain failure the volume is read
+        back: at ``size_gb`` or more, the extend took effect."""
+        path = f"/v1/apps/{_seg(app)}/volumes/{_seg(volume_id)}"
+
+        def grown() -> dict[str, Any] | None:
+            live = self._request("GET", path) or {}
+            return {"volume": live, "needs_restart": False} if (live.get("size_gb") or 0) >= size_gb else None
+
+        data = self._request("PUT", path + "/extend", body={"size_gb": size_gb}, idempotent=False, recover=grown)
+        return ExtendedVolume.model_validate(data or {})
+
+    def delete_volume(self, app: str, volume_id: str) -> None:
+        """Destroy the volume and its data; one that is already gone is not an error."""
+        try:
+            self._request("DELETE", f"/v1/apps/{_seg(app)}/volumes/{_seg(volume_id)}")
+        except FlyNotFound:
+            log.info("fly volume %s of %s was already gone", volume_id, app)
+
+    def list_snapshots(self, app: str, volume_id: str) -> list[VolumeSnapshot]:
+        data = self._request("GET", f"/v1/apps/{_seg(app)}/volumes/{_seg(volume_id)}/snapshots") or []
+        return [VolumeSnapshot.model_validate(s) for s in data]
+
+    def create_snapshot(self, app: str, volume_id: str) -> None:
+        """Take a snapshot now (on top of Fly's daily ones). Not retried after an uncertain failure: a
+        second snapshot would be harmless but is not what was asked for."""
+        self._request("POST", f"/v1/apps/{_seg(app)}/volumes/{_seg(volume_id)}/snapshots")
 
     # -- IP assignments ------------------------------------------------------------------------------
 

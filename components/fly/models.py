@@ -78,6 +78,25 @@ class MachineService(FlyModel):
     min_machines_running: int | None = None
 
 
+class MachineMount(FlyModel):
+    """A volume mounted into the machine: ``volume`` is the volume id, ``path`` the guest directory."""
+
+    volume: str | None = None
+    path: str | None = None
+    name: str | None = None
+    size_gb: int | None = None
+    encrypted: bool | None = None
+
+
+class MachineFile(FlyModel):
+    """A file Fly writes before the machine starts: ``raw_value`` (base64) or the app secret ``secret_name``."""
+
+    guest_path: str | None = None
+    raw_value: str | None = Field(default=None, repr=False)
+    secret_name: str | None = None
+    mode: int | None = None
+
+
 class MachineConfig(FlyModel):
     image: str | None = None
     env: dict[str, str] | None = None
@@ -89,6 +108,8 @@ class MachineConfig(FlyModel):
     checks: dict[str, Any] | None = None
     stop_config: StopConfig | None = None
     auto_destroy: bool | None = None
+    mounts: list[MachineMount] | None = None
+    files: list[MachineFile] | None = None
 
 
 class MachineEvent(FlyModel):
@@ -146,6 +167,46 @@ class Lease(FlyModel):
     owner: str | None = None
     description: str | None = None
     version: str | None = None
+
+
+# -- volumes -------------------------------------------------------------------------------------
+
+
+class Volume(FlyModel):
+    id: str
+    name: str | None = None
+    region: str | None = None
+    state: str | None = None
+    size_gb: int | None = None
+    encrypted: bool | None = None
+    snapshot_retention: int | None = None
+    auto_backup_enabled: bool | None = None
+    attached_machine_id: str | None = None
+    attached_alloc_id: str | None = None
+    zone: str | None = None
+    created_at: str | None = None
+
+    @property
+    def live(self) -> bool:
+        """Not destroyed nor on its way there."""
+        return self.state not in ("destroyed", "destroying", "scheduling_destroy", "pending_destroy")
+
+
+class ExtendedVolume(FlyModel):
+    """The answer to an extend: the volume at its new size, and whether its machine must restart to see it."""
+
+    volume: Volume | None = None
+    needs_restart: bool | None = None
+
+
+class VolumeSnapshot(FlyModel):
+    id: str | None = None
+    created_at: str | None = None
+    digest: str | None = None
+    retention_days: int | None = None
+    size: int | None = None
+    status: str | None = None
+    volume_size: int | None = None
 
 
 # -- secrets and IPs -------------------------------------------------------------------------------

@@ -113,6 +113,32 @@ def session_log():
         client.list_ips("cw-conf")
         client.release_ip("cw-conf", ip.ip or "")
         client.unset_secrets("cw-conf", ["OTHER"])
+        # A volume mounted by a machine that also gets files (one inline, one from an app secret).
+        volume = client.create_volume("cw-conf", "data_iad_0", "iad", 1, snapshot_retention=7)
+        client.list_volumes("cw-conf")
+        client.get_volume("cw-conf", volume.id)
+        client.update_volume("cw-conf", volume.id, snapshot_retention=10)
+        client.extend_volume("cw-conf", volume.id, 2)
+        client.create_snapshot("cw-conf", volume.id)
+        client.list_snapshots("cw-conf", volume.id)
+        client.set_secrets("cw-conf", {"CATWALK_FILE_1": "c2VjcmV0"})
+        stateful = client.create_machine(
+            "cw-conf",
+            "memory-iad-1",
+            "iad",
+            {
+                **CONFIG,
+                "mounts": [{"volume": volume.id, "path": "/data"}],
+                "files": [
+                    {"guest_path": "/home/app/a.json", "raw_value": "e30=", "mode": 0o644},
+                    {"guest_path": "/home/app/b.key", "secret_name": "CATWALK_FILE_1"},
+                ],
+            },
+        )
+        with pytest.raises(FlyConflict):  # a volume held by a live machine cannot be destroyed
+            client.delete_volume("cw-conf", volume.id)
+        client.delete_machine("cw-conf", stateful.id, force=True)
+        client.delete_volume("cw-conf", volume.id)
         client.delete_machine("cw-conf", m.id, force=True)
         client.wait_machine("cw-conf", m.id, "destroyed", deadline_s=10)
         client.list_machines("cw-conf", include_deleted=True)
@@ -193,13 +219,21 @@ def test_the_scripted_session_covers_every_call_the_acceptance_names(session_log
         "App_IPAssignments_list",
         "App_IPAssignments_create",
         "App_IPAssignments_delete",
+        "Volumes_list",
+        "Volumes_create",
+        "Volumes_get_by_id",
+        "Volumes_update",
+        "Volume_delete",
+        "Volumes_extend",
+        "Volumes_list_snapshots",
+        "createVolumeSnapshot",
     }
     assert wanted <= covered, f"not validated against the spec: {sorted(wanted - covered)}"
     statuses = {
         (operation(raw, r.request.method or "", r.request.path_url.split("?")[0])["operationId"], r.status_code)
         for r in responses
     }
-    assert {("Apps_create", 422), ("Machines_update", 409), ("Machines_wait", 400)} <= statuses
+    assert {("Apps_create", 422), ("Machines_update", 409), ("Machines_wait", 400), ("Volume_delete", 409)} <= statuses
 
 
 def test_an_emulator_answer_that_breaks_the_spec_is_caught(session_log):

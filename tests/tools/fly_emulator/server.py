@@ -99,6 +99,7 @@ class Emulator:
         s = self.state
         app = r"/v1/apps/(?P<app>[^/]+)"
         mach = app + r"/machines/(?P<mid>[^/]+)"
+        vol = app + r"/volumes/(?P<vid>[^/]+)"
         table: list[tuple[str, str, Handler]] = [
             ("GET", r"/v1/apps", lambda r: (200, s.list_apps(r.query.get("org_slug")))),
             ("POST", r"/v1/apps", lambda r: (201, s.create_app(r.json()))),
@@ -129,6 +130,14 @@ class Emulator:
                 lambda r, app: (200, s.list_secrets(app, r.query.get("show_secrets", "").lower() == "true")),
             ),
             ("POST", app + r"/secrets", lambda r, app: (200, s.update_secrets(app, r.json()))),
+            ("GET", app + r"/volumes", lambda r, app: (200, s.list_volumes(app))),
+            ("POST", app + r"/volumes", lambda r, app: (200, s.create_volume(app, r.json()))),
+            ("GET", vol, lambda r, app, vid: (200, s.get_volume(app, vid))),
+            ("PUT", vol, lambda r, app, vid: (200, s.update_volume(app, vid, r.json(True)))),
+            ("DELETE", vol, lambda r, app, vid: (200, s.delete_volume(app, vid))),
+            ("PUT", vol + r"/extend", lambda r, app, vid: (200, s.extend_volume(app, vid, r.json()))),
+            ("GET", vol + r"/snapshots", lambda r, app, vid: (200, s.list_snapshots(app, vid))),
+            ("POST", vol + r"/snapshots", lambda r, app, vid: (200, s.create_snapshot(app, vid))),
             ("GET", app + r"/ip_assignments", lambda r, app: (200, s.list_ips(app))),
             ("POST", app + r"/ip_assignments", lambda r, app: (200, s.assign_ip(app, r.json()))),
             ("DELETE", app + r"/ip_assignments/(?P<ip>[^/]+)", lambda r, app, ip: (204, s.delete_ip(app, ip))),

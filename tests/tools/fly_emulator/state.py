@@ -7,6 +7,8 @@ One lock guards everything; a condition on it wakes ``wait`` calls when a machin
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import os
 import re
@@ -24,6 +26,8 @@ WAIT_STATES = frozenset({"started", "stopped", "suspended", "destroyed", "failed
 SETTLED = frozenset({"started", "stopped", "suspended", "failed", "destroyed", "created"})
 GONE = frozenset({"destroying", "destroyed"})
 IP_TYPES = frozenset({"v4", "v6", "shared_v4", "private_v6"})
+VOLUME_NAME = re.compile(r"^[a-z0-9_]{1,30}$")  # Fly: at most 30 lowercase letters, digits and underscores
+MAX_VOLUME_GB = 500
 MAX_EVENTS = 20
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -109,6 +113,46 @@ class MachineRec:
 
 
 @dataclass
+class VolumeRec:
+    id: str
+    app: str
+    name: str
+    region: str
+    size_gb: int
+    encrypted: bool
+    snapshot_retention: int
+    auto_backup_enabled: bool
+    zone: str
+    state: str = "created"
+    attached_machine_id: str | None = None
+    created_at: str = field(default_factory=now_iso)
+    snapshots: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.id,
+            "name": self.name,
+            "region": self.region,
+            "state": self.state,
+            "size_gb": self.size_gb,
+            "encrypted": self.encrypted,
+            "snapshot_retention": self.snapshot_retention,
+            "auto_backup_enabled": self.auto_backup_enabled,
+            "zone": self.zone,
+            "type": "local",
+            "fstype": "ext4",
+            "host_status": "ok",
+            "block_size": 4096,
+            "blocks": self.size_gb * 262144,
+            "created_at": self.created_at,
+        }
+        if self.attached_machine_id:
+            data["attached_machine_id"] = self.attached_machine_id
+            data["attached_alloc_id"] = self.attached_machine_id
+        return data
+
+
+@dataclass
 class AppRec:
     id: str
     name: str
@@ -119,13 +163,13 @@ class AppRec:
     secrets_version: int = 0
     ips: list[dict[str, Any]] = field(default_factory=list)
 
-    def to_json(self, machine_count: int) -> dict[str, Any]:
+    def to_json(self, machine_count: int, volume_count: int = 0) -> dict[str, Any]:
         return {
             "id": self.id,
             "name": self.name,
             "internal_numeric_id": self.internal_numeric_id,
             "machine_count": machine_count,
-            "volume_count": 0,
+            "volume_count": volume_count,
             "network": self.network,
             "status": "deployed",
             "organization": {"name": self.org_slug, "slug": self.org_slug, "internal_numeric_id": 1},
@@ -140,6 +184,15 @@ class Hooks:
 
     def stop(self, machine: MachineRec, signal_name: str | None) -> None:
         """Called (outside the lock) when a machine leaves ``started``."""
+
+    def volume_snapshot(self, volume_id: str, snapshot_id: str) -> None:
+        """Called when a snapshot of the volume is taken."""
+
+    def volume_restore(self, snapshot_id: str, volume_id: str) -> None:
+        """Called when a new volume is created from a snapshot."""
+
+    def volume_destroyed(self, volume_id: str) -> None:
+        """Called when a volume is destroyed: its data is gone."""
 
 
 class FlyState:
@@ -159,6 +212,7 @@ class FlyState:
             self.reserved: set[str] = set()  # names taken by an organization this token cannot see
             self.app_keys: dict[str, str] = {}  # idempotency_key -> app name
             self.machines: dict[str, MachineRec] = {}
+            self.volumes: dict[str, VolumeRec] = {}
             self._ip_counter = 0
             self.changed.notify_all()
 
@@ -200,15 +254,22 @@ class FlyState:
                 self.app_keys[key] = name
             return {"id": app.id, "created_at": now_ms()}
 
+    def _volume_count(self, app: str) -> int:
+        return sum(1 for v in self.volumes.values() if v.app == app and v.state != "destroyed")
+
     def get_app(self, name: str) -> dict[str, Any]:
         with self.lock:
-            return self._app(name).to_json(self._machine_count(name))
+            return self._app(name).to_json(self._machine_count(name), self._volume_count(name))
 
     def list_apps(self, org_slug: str | None) -> dict[str, Any]:
         if not org_slug:
             raise ApiError(400, "org_slug is required")
         with self.lock:
-            apps = [a.to_json(self._machine_count(a.name)) for a in self.apps.values() if a.org_slug == org_slug]
+            apps = [
+                a.to_json(self._machine_count(a.name), self._volume_count(a.name))
+                for a in self.apps.values()
+                if a.org_slug == org_slug
+            ]
         return {"apps": apps, "total_apps": len(apps)}
 
     def delete_app(self, name: str) -> None:
@@ -224,9 +285,15 @@ class FlyState:
                     m.state = "destroyed"
                     m.generation += 1
                     m.event("destroy", "destroyed")
+            gone = [v.id for v in self.volumes.values() if v.app == name and v.state != "destroyed"]
+            for vid in gone:
+                self.volumes[vid].state = "destroyed"
+                self.volumes[vid].attached_machine_id = None
             self.changed.notify_all()
         for m in running:
             self.hooks.stop(m, "SIGKILL")
+        for vid in gone:
+            self.hooks.volume_destroyed(vid)
 
     def reserve_app_name(self, name: str) -> None:
         with self.lock:
@@ -320,6 +387,188 @@ class FlyState:
                 raise ApiError(404, f"ip assignment not found: {address}")
             app.ips = kept
 
+    # -- volumes -------------------------------------------------------------------------------------
+
+    def _volume(self, app_name: str, volume_id: str, *, live: bool = True) -> VolumeRec:
+        self._app(app_name)
+        v = self.volumes.get(volume_id)
+        if v is None or v.app != app_name or (live and v.state == "destroyed"):
+            raise ApiError(404, f"volume not found: {volume_id}")
+        return v
+
+    @staticmethod
+    def _retention(value: Any, default: int) -> int:
+        if value is None:
+            return default
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 60:
+            raise ApiError(400, "snapshot_retention must be a number of days from 1 to 60")
+        return value
+
+    def list_volumes(self, app_name: str) -> list[dict[str, Any]]:
+        with self.lock:
+            self._app(app_name)
+            return [v.to_json() for v in self.volumes.values() if v.app == app_name and v.state != "destroyed"]
+
+    def create_volume(self, app_name: str, body: dict[str, Any]) -> dict[str, Any]:
+        name, region, size = body.get("name"), body.get("region"), body.get("size_gb")
+        if not isinstance(name, str) or not VOLUME_NAME.match(name):
+            raise ApiError(400, "name must be at most 30 lowercase letters, digits and underscores")
+        if not isinstance(region, str) or not region:
+            raise ApiError(400, "region is required")
+        snapshot_id = body.get("snapshot_id")
+        with self.lock:
+            self._app(app_name)
+            source = None
+            if snapshot_id is not None:
+                source = next(
+                    (v for v in self.volumes.values() for snap in v.snapshots if snap["id"] == snapshot_id), None
+                )
+                if source is None:
+                    raise ApiError(404, f"snapshot not found: {snapshot_id}")
+                size = size or source.size_gb
+            if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= MAX_VOLUME_GB:
+                raise ApiError(400, f"size_gb must be a whole number of GB from 1 to {MAX_VOLUME_GB}")
+            if source is not None and size < source.size_gb:
+                raise ApiError(400, f"size_gb {size} is smaller than the snapshot's volume ({source.size_gb} GB)")
+            encrypted = body.get("encrypted")
+            v = VolumeRec(
+                id="vol_" + "".join(_random.choice("0123456789abcdefghijklmnopqrstuvwxyz") for _ in range(16)),
+                app=app_name,
+                name=name,
+                region=region,
+                size_gb=size,
+                encrypted=True if encrypted is None else bool(encrypted),
+                snapshot_retention=self._retention(body.get("snapshot_retention"), 5),
+                auto_backup_enabled=body.get("auto_backup_enabled") is not False,
+                zone=_random.token_hex(2),
+            )
+            self.volumes[v.id] = v
+            data = v.to_json()
+        if snapshot_id is not None:
+            self.hooks.volume_restore(snapshot_id, v.id)
+        return data
+
+    def get_volume(self, app_name: str, volume_id: str) -> dict[str, Any]:
+        with self.lock:
+            return self._volume(app_name, volume_id, live=False).to_json()
+
+    def update_volume(self, app_name: str, volume_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            v = self._volume(app_name, volume_id)
+            v.snapshot_retention = self._retention(body.get("snapshot_retention"), v.snapshot_retention)
+            if "auto_backup_enabled" in body:
+                v.auto_backup_enabled = bool(body["auto_backup_enabled"])
+            return v.to_json()
+
+    def extend_volume(self, app_name: str, volume_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        size = body.get("size_gb")
+        with self.lock:
+            v = self._volume(app_name, volume_id)
+            if not isinstance(size, int) or isinstance(size, bool) or size > MAX_VOLUME_GB:
+                raise ApiError(400, f"size_gb must be a whole number of GB up to {MAX_VOLUME_GB}")
+            if size <= v.size_gb:
+                raise ApiError(400, f"size_gb {size} must exceed the volume's {v.size_gb} GB: volumes only grow")
+            v.size_gb = size
+            return {"volume": v.to_json(), "needs_restart": False}
+
+    def delete_volume(self, app_name: str, volume_id: str) -> dict[str, Any]:
+        with self.lock:
+            v = self._volume(app_name, volume_id)
+            holder = self.machines.get(v.attached_machine_id or "")
+            if holder is not None and holder.state not in GONE:
+                raise ApiError(409, f"volume {v.id} is attached to machine {holder.id}: destroy the machine first")
+            v.state = "destroyed"
+            v.attached_machine_id = None
+            data = v.to_json()
+        self.hooks.volume_destroyed(volume_id)
+        return data
+
+    def list_snapshots(self, app_name: str, volume_id: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [dict(snap) for snap in self._volume(app_name, volume_id).snapshots]
+
+    def create_snapshot(self, app_name: str, volume_id: str) -> None:
+        with self.lock:
+            v = self._volume(app_name, volume_id)
+            snap = {
+                "id": "vs_" + _random.token_hex(8),
+                "created_at": now_iso(),
+                "digest": _random.token_hex(16),
+                "retention_days": v.snapshot_retention,
+                "size": 0,
+                "status": "created",
+                "volume_size": v.size_gb * 1024**3,
+            }
+            v.snapshots.append(snap)
+        self.hooks.volume_snapshot(volume_id, snap["id"])
+
+    def _check_mounts(self, app: AppRec, region: str, config: dict[str, Any], machine_id: str | None) -> None:
+        """A machine mounts at most one volume of its app, in its region, held by no other machine."""
+        mounts = config.get("mounts")
+        if mounts is None:
+            return
+        if not isinstance(mounts, list) or len(mounts) > 1:
+            raise ApiError(400, "config.mounts: a machine can mount at most one volume")
+        for mount in mounts:
+            path = mount.get("path") if isinstance(mount, dict) else None
+            if not isinstance(path, str) or not path.startswith("/") or path.rstrip("/") == "":
+                raise ApiError(400, "config.mounts[0].path must be an absolute directory other than /")
+            v = self.volumes.get(str(mount.get("volume") or ""))
+            if v is None or v.app != app.name or v.state == "destroyed":
+                raise ApiError(400, f"config.mounts[0].volume: volume {mount.get('volume')!r} not found in app")
+            if v.region != region:
+                raise ApiError(400, f"volume {v.id} is in region {v.region}, the machine in {region}")
+            holder = self.machines.get(v.attached_machine_id or "")
+            if holder is not None and holder.id != machine_id and holder.state not in GONE:
+                raise ApiError(409, f"volume {v.id} is already attached to machine {holder.id}")
+
+    def _check_files(self, app: AppRec, config: dict[str, Any]) -> None:
+        files = config.get("files")
+        if files is None:
+            return
+        if not isinstance(files, list):
+            raise ApiError(400, "config.files must be a list")
+        for i, f in enumerate(files):
+            where = f"config.files[{i}]"
+            if not isinstance(f, dict) or not str(f.get("guest_path") or "").startswith("/"):
+                raise ApiError(400, f"{where}.guest_path must be an absolute path")
+            if f.get("image_config") is not None:
+                raise ApiError(400, f"{where}.image_config is not emulated")
+            raw, secret = f.get("raw_value"), f.get("secret_name")
+            if (raw is None) == (secret is None):
+                raise ApiError(400, f"{where}: set exactly one of raw_value or secret_name")
+            value = raw if raw is not None else (app.secrets.get(str(secret)) or {}).get("value")
+            if value is None:
+                raise ApiError(400, f"{where}.secret_name: app has no secret {secret!r}")
+            try:
+                base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise ApiError(400, f"{where}: the contents are not base64") from exc
+
+    def _attach(self, m: MachineRec) -> None:
+        """Point each volume at the machine that mounts it now; release volumes it no longer mounts."""
+        mounted = {str(mount.get("volume")) for mount in m.config.get("mounts") or []}
+        for v in self.volumes.values():
+            if v.id in mounted:
+                v.attached_machine_id = m.id
+            elif v.attached_machine_id == m.id:
+                v.attached_machine_id = None
+
+    def _decorate_mounts(self, config: dict[str, Any]) -> None:
+        """Fly answers a mount with the volume's name, size and encryption filled in."""
+        if isinstance(config.get("mounts"), list):
+            config["mounts"] = [
+                {
+                    **mount,
+                    "name": v.name,
+                    "size_gb": v.size_gb,
+                    "encrypted": v.encrypted,
+                }
+                if (v := self.volumes.get(str(mount.get("volume")))) is not None
+                else mount
+                for mount in config["mounts"]
+            ]
+
     # -- machines ------------------------------------------------------------------------------------
 
     def _machine(self, app_name: str, machine_id: str, *, live: bool = True) -> MachineRec:
@@ -400,12 +649,16 @@ class FlyState:
                 raise ApiError(400, "name must be lowercase letters, digits and dashes")
             if any(m.app == app_name and m.name == name and m.state not in GONE for m in self.machines.values()):
                 raise ApiError(409, f"a machine named {name!r} already exists in app {app_name!r}", "name_taken")
+            region = str(body.get("region") or "iad")
+            self._check_mounts(app, region, config, None)
+            self._check_files(app, config)
+            self._decorate_mounts(config)
             version = ulid()
             m = MachineRec(
                 id=_random.token_hex(7),
                 app=app_name,
                 name=name,
-                region=str(body.get("region") or "iad"),
+                region=region,
                 config=config,
                 version=version,
                 versions=[version],
@@ -416,6 +669,7 @@ class FlyState:
             if isinstance(ttl, int) and ttl > 0:
                 self._new_lease(m, ttl, "created with machine")
             self.machines[m.id] = m
+            self._attach(m)
             data = m.to_json()
             if m.lease:
                 data["nonce"] = m.lease["nonce"]
@@ -438,8 +692,12 @@ class FlyState:
             if current and current != m.version:
                 raise ApiError(409, f"machine {m.id} is at version {m.version}, not current_version {current}")
             self._check_secrets(app, body)
+            self._check_mounts(app, m.region, config, m.id)
+            self._check_files(app, config)
+            self._decorate_mounts(config)
             was_running = m.state in ("starting", "started")
             m.config = config
+            self._attach(m)
             m.version = ulid()
             m.versions.append(m.version)
             m.updated_at = now_iso()
@@ -496,7 +754,14 @@ class FlyState:
             self.changed.notify_all()
         if running:
             self.hooks.stop(m, "SIGKILL")
-        self._later(lambda: self._set_state(m, "destroyed", gen, "destroy"))
+        self._later(lambda: self._destroyed(m, gen))
+
+    def _destroyed(self, m: MachineRec, generation: int) -> None:
+        with self.lock:
+            if self._set_state(m, "destroyed", generation, "destroy"):
+                for v in self.volumes.values():
+                    if v.attached_machine_id == m.id:
+                        v.attached_machine_id = None
 
     # -- the state machine ---------------------------------------------------------------------------
 
