@@ -1,30 +1,8 @@
 """Image build and push: the unified image from `deploy/`, baked per-server images, prebuilt pass-through.
 
-Decision: a Python dynamic provider (``ImageProvider``) that runs the `docker` CLI, not pulumi-docker's
-``docker.Image`` nor pulumi-docker-build's ``Image``. What each does on the three points that matter here:
-
-- Preview. docker-build's ``Image`` builds during preview by default (``buildOnPreview`` defaults to true;
-  it skips the push but still needs a builder). pulumi-docker v4+/v5 ``Image`` skips the build in preview
-  unless ``buildOnPreview`` is set. Ours compares content hashes in ``diff`` and never builds in preview;
-  the new tag is already visible there, since it is the hash of `deploy/`.
-- Digests. pulumi-docker ``Image`` builds and pushes through the Docker *daemon's* API and reads
-  ``repoDigest`` back from the daemon's image store (``ImageInspect``) after the push. docker-build reports
-  ``digest``/``ref`` from BuildKit. Ours takes the pushed manifest digest from buildx's ``--metadata-file``
-  (``containerimage.digest``), builds with ``--provenance=false --sbom=false`` so that digest is a plain
-  single-platform manifest Fly can run, and outputs ``registry.fly.io/<app>@sha256:…``.
-- No daemon. Both vendor providers need a Docker engine or BuildKit to do anything, as does any real build;
-  what differs is what can be tested without one. Their resources run in Go provider plugins that the
-  Pulumi CLI downloads from the vendor at run time: not installable on this machine or in CI, so nothing
-  of their behaviour (preview, diff, error text) could be exercised here. Ours is plain Python: its
-  command lines, hashing, diff, digest parsing and error paths are tested against a fake `docker` on PATH
-  (tests/tools/fakes/docker) that prints what the real one prints.
-- Secrets. Both vendor resources take the registry password as a resource *input*, so it is stored in
-  state (encrypted as a secret, but present). Ours takes the Fly token when it builds (``FLY_API_TOKEN``
-  from the environment, or the ``catwalk:flyApiToken`` secret the engine hands ``configure``, as the Fly
-  providers do), gives it to ``docker login --password-stdin`` on stdin and keeps it out of inputs,
-  outputs, the pickled provider, argv, the docker processes' environment and error text.
-- Context hashing. We decide what the tag covers (`context.py`) and build from a staged copy of exactly
-  those files, so `.git`, editor files, caches and tests neither trigger rebuilds nor enter the image.
+One Python dynamic provider (``ImageProvider``) runs the `docker` CLI for all three: it never builds in a
+preview, outputs a digest-pinned reference, keeps the registry token out of the state, and is tested
+against a fake `docker`. Why this and not pulumi-docker or pulumi-docker-build: docs/image-build-provider.md.
 
 The stack calls:
 
