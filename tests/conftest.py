@@ -38,7 +38,7 @@ def cache(tmp_path):
 
 @pytest.fixture
 def default_indexes(monkeypatch):
-    """The default registries whatever this machine's environment names, so recorded responses match
+    """The default registries whatever the local environment names, so recorded responses match
     (detection tests use it through ``pytestmark``)."""
     for name in ("PIP_INDEX_URL", "UV_INDEX_URL", "UV_DEFAULT_INDEX", "NPM_CONFIG_REGISTRY", "npm_config_registry"):
         monkeypatch.delenv(name, raising=False)

@@ -1,4 +1,4 @@
-"""`run SPEC [--port 8080]`: try an MCP server on this machine before deploying it.
+"""`run SPEC [--port 8080]`: try an MCP server on your own machine before deploying it.
 
 The same detection and the same `deploy/entrypoint.sh` as on Fly, with a fresh bearer token: what
 answers here is what the stack will run. Prints the local URL, the token and a client config once the
@@ -31,7 +31,7 @@ PRIVATE_PREFIXES = ("FLY_", "PULUMI_", "CATWALK_", "MCP_", "AWS_", "GOOGLE_", "A
 
 
 class NoBrowser(RuntimeError):
-    """The server drives a browser and this machine has none that the entrypoint could use."""
+    """The server drives a browser and the local machine has none that the entrypoint could use."""
 
 
 def local_browser(spec) -> str | None:

@@ -36,7 +36,7 @@ def test_labelled_servers_needing_credentials_a_service_or_a_project_are_not_in_
 def test_extra_servers_given_a_directory_get_their_own_scratch_directory():
     by_spec = {c.spec: c for c in cases()}
     assert by_spec["@agent-infra/mcp-server-filesystem"].args == ("--allowed-directories", "{work}")
-    assert all("/tmp" not in a for c in cases() for a in c.args)  # never a shared directory of this machine
+    assert all("/tmp" not in a for c in cases() for a in c.args)  # never a directory shared with other processes
 
 
 def test_the_list_includes_servers_released_before_mcp_2():

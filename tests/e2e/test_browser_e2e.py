@@ -1,4 +1,4 @@
-"""Real browser MCP servers on this machine: detect → `entrypoint.sh install` → `serve` → a tool opens a page.
+"""Real browser MCP servers, run locally: detect → `entrypoint.sh install` → `serve` → a tool opens a page.
 
 Debian's chromium is the browser (installed here if missing, as the baked image does; skipped with the
 reason when that is impossible). Each server comes from the registries at a pinned version, installs with

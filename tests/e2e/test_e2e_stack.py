@@ -1,4 +1,4 @@
-"""End to end on this machine: the real program, real providers and real servers, against the Fly emulator.
+"""End to end, locally: the real program, real providers and real servers, against the Fly emulator.
 
 The emulator runs each started machine as a local `deploy/entrypoint.sh` process, so the MCP servers the
 stack deploys really answer (through the auth gateway) on loopback. Slow: it installs real npm and PyPI

@@ -1,4 +1,4 @@
-"""deploy/entrypoint.sh run on this machine as in the image, checked with a real MCP client.
+"""deploy/entrypoint.sh run locally as in the image, checked with a real MCP client.
 
 Installs share one MCP_HOME per module (each server installs once); servers listen on free ports; every
 wait is bounded. Tests that download are marked ``network``.

@@ -63,7 +63,7 @@ def test_npm_install_points_node_gyp_at_the_running_nodes_own_headers(tmp_path: 
         pytest.skip("node is not installed here")
     prefix = Path(os.path.realpath(node)).parents[1]
     if not (prefix / "include" / "node" / "common.gypi").is_file():
-        pytest.skip(f"this machine's node has no headers under {prefix}/include/node")
+        pytest.skip(f"the local node has no headers under {prefix}/include/node")
     nodedir, stderr = npm_install(tmp_path)
     assert nodedir == str(prefix)
     assert f"Native modules build against the Node.js headers in {prefix}/include/node" in stderr

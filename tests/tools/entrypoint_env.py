@@ -1,4 +1,4 @@
-"""Helpers to run deploy/entrypoint.sh on this machine exactly as the image does, and talk MCP to it."""
+"""Helpers to run deploy/entrypoint.sh locally exactly as the image does, and talk MCP to it."""
 
 from __future__ import annotations
 
