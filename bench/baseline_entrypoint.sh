@@ -1,6 +1,6 @@
 #!/bin/sh
 # BENCHMARK BASELINE ONLY - never use this to serve anything.
-# The original design's entrypoint (seed document, "Phase 3: Multi-Runtime Support"), kept verbatim except
+# The original design's entrypoint (its "Phase 3: Multi-Runtime Support"), kept verbatim except
 # that the port comes from PORT (default 8080, as before) so several runs can share a machine. Its known
 # defects are the point of the comparison: `pip install` into mcp-proxy's
 # own environment, `|| true`, `python -m <package name>`, `npx -y` downloads at every start, `--host=::`

@@ -1,6 +1,6 @@
 """The one Fly Machines API client: base URL, auth, timeouts, retries, rate limit and errors live here.
 
-Retry policy (STYLE.md, after superfly/fly-go): a request is retried only when repeating it cannot do
+Retry policy (after superfly/fly-go): a request is retried only when repeating it cannot do
 harm. Reads and deletes are retried on 429, 5xx and connection failures. A 429 means "not executed", so
 any request may repeat it, after ``Retry-After``. A write whose first attempt may have taken effect (a
 5xx, a timeout, a dropped connection) is retried only where it was made safe: app creation carries an
