@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from components import safety
+from components.errors import CatwalkError
 from components.fields import (
     Arg,
     EnvValue,
@@ -67,7 +68,7 @@ class Problem(BaseModel):
         return f"{where}: {self.field}: {self.error}"
 
 
-class ConfigError(ValueError):
+class ConfigError(CatwalkError, ValueError):
     """The stack config is invalid; `problems` lists every problem found, not just the first."""
 
     def __init__(self, problems: list[Problem]):

@@ -14,7 +14,7 @@ import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, UpdateResult
 from pydantic import BaseModel, Field
 
-from components.providers.base import FlyProvider
+from components.providers.base import FlyProvider, ProviderError
 
 DEFAULT_DEADLINE_S = 180.0
 
@@ -64,7 +64,7 @@ class McpCheckProvider(FlyProvider):
         token = props.get("token") or None
         result = check(props["url"], token=token, timeout=deadline, wait_until_up=True, poll_interval=2.0)
         if not result.ok:
-            raise RuntimeError(
+            raise ProviderError(
                 f"MCP server {props['server']!r} did not answer initialize + tools/list at {props['url']} "
                 f"within {deadline:g} s: {result.error}\n{_machines_report(self, props['app'])}\n"
                 f"See its logs with `fly logs -a {props['app']}`; set catwalk:verify false to skip this check."

@@ -10,11 +10,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from components.detect import browser as browser_mod
+from components.errors import CatwalkError
 
 Runtime = Literal["npm", "python", "custom"]
 
 
-class DetectError(ValueError):
+class DetectError(CatwalkError, ValueError):
     """A spec cannot be turned into something to run; the message says why and what to write instead."""
 
 

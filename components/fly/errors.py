@@ -8,8 +8,10 @@ the status code decides the class; the message text is only shown, never parsed.
 
 from __future__ import annotations
 
+from components.errors import CatwalkError
 
-class FlyApiError(Exception):
+
+class FlyApiError(CatwalkError):
     """A Fly Machines API call failed (after any retries the call was allowed)."""
 
     def __init__(
@@ -51,6 +53,8 @@ def _rebuild(cls: type[FlyApiError], message: str, state: dict) -> FlyApiError:
 
 class FlyUnauthorized(FlyApiError):
     """401/403: the token is missing, invalid, or lacks access to this app or organization."""
+
+    hint = "set the token with `pulumi config set --secret catwalk:flyApiToken …` or FLY_API_TOKEN"
 
 
 class FlyNotFound(FlyApiError):

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from components import safety
+from components.errors import CatwalkError
 
 # Where deploy/Dockerfile puts the entrypoint, the per-server environments (MCP_HOME), and its app user.
 ENTRYPOINT_PATH = "/app/entrypoint.sh"
@@ -58,7 +59,7 @@ MAX_LAUNCH_WORDS = 64
 MAX_LAUNCH_TEXT = 8192
 
 
-class BakeError(ValueError):
+class BakeError(CatwalkError, ValueError):
     """A server's values cannot be baked; the message names the field and what is wrong."""
 
 

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from components.errors import CatwalkError
+
 # Directories skipped wherever they appear in the tree.
 EXCLUDED_DIRS = frozenset(
     {
@@ -72,7 +74,7 @@ HASH_PREFIX = "ctx-"
 TAG_HEX = 16
 
 
-class ContextError(ValueError):
+class ContextError(CatwalkError, ValueError):
     """The build context cannot be used (missing, no Dockerfile, unreadable file)."""
 
 

@@ -14,6 +14,8 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from components.errors import CatwalkError
+
 REGISTRY = "registry.fly.io"
 REGISTRY_USER = "x"  # Fly's registry takes any user name; the token is the password (`fly auth docker`)
 PLATFORM = "linux/amd64"  # Fly Machines run amd64
@@ -30,7 +32,7 @@ BUILD_TIMEOUT = 45 * 60
 TAIL_LINES = 25
 
 
-class ImageBuildError(RuntimeError):
+class ImageBuildError(CatwalkError, RuntimeError):
     """A build or push failed; the message says what happened and what to do about it."""
 
 

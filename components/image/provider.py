@@ -230,9 +230,9 @@ class ImageProvider(ResourceProvider):
                     platform=inputs.get("platform", cli.PLATFORM),
                 )
         except (ContextError, bake.BakeError) as exc:
-            raise cli.ImageBuildError(f"image {repo}: {exc}") from None
+            raise cli.ImageBuildError(f"image {repo}: {exc}") from exc
         except cli.ImageBuildError as exc:
-            raise cli.ImageBuildError(f"image {repo}:{inputs.get('tag')}: {exc}") from None
+            raise cli.ImageBuildError(f"image {repo}:{inputs.get('tag')}: {exc}") from exc
         return {**inputs, "repository": repo, "digest": digest, "image_ref": cli.pinned_ref(repo, digest)}
 
 

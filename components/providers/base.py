@@ -27,13 +27,18 @@ from pulumi.output import Unknown
 from pulumi.runtime import rpc
 from pydantic import BaseModel, ValidationError
 
+from components.errors import CatwalkError, with_hint
+
 # Stack config keys that may hold the Fly token (set with `pulumi config set --secret`).
 TOKEN_CONFIG_KEYS = ("catwalk:flyApiToken", "fly:apiToken")
 URL_CONFIG_KEYS = ("catwalk:flyApiUrl",)
 
 
-class FlyProviderError(RuntimeError):
+class ProviderError(CatwalkError, RuntimeError):
     """A provider hook failed; the message names the resource and never holds a secret value."""
+
+
+FlyProviderError = ProviderError  # the name the Fly providers' callers know
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -222,12 +227,9 @@ class FlyProvider(ResourceProvider):
             stable_outputs=self.stable_outputs,
         )
 
-    def fail(self, action: str, name: str, exc: Exception) -> FlyProviderError:
-        """An error naming the resource and the action; the cause stays chained (`raise … from exc`)."""
-        hint = ""
-        if type(exc).__name__ == "FlyUnauthorized":
-            hint = " (set the token with `pulumi config set --secret catwalk:flyApiToken …` or FLY_API_TOKEN)"
-        return FlyProviderError(f"{self.kind} {name!r}: {action} failed: {exc}{hint}")
+    def fail(self, action: str, name: str, exc: Exception) -> ProviderError:
+        """An error naming the resource and the action, with the cause's hint; chain it (`raise … from exc`)."""
+        return ProviderError(with_hint(f"{self.kind} {name!r}: {action} failed: {exc}", exc))
 
 
 def as_dict(obj: Any) -> dict[str, Any]:

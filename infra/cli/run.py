@@ -20,6 +20,7 @@ from rich.console import Console
 from components import safety
 from components.detect import DetectError, detect
 from components.detect.models import custom_spec
+from components.errors import CatwalkError
 from components.mcpcheck import check
 from components.server import client_configs
 
@@ -30,7 +31,7 @@ ENTRYPOINT = Path(__file__).resolve().parents[2] / "deploy" / "entrypoint.sh"
 PRIVATE_PREFIXES = ("FLY_", "PULUMI_", "CATWALK_", "MCP_", "AWS_", "GOOGLE_", "AZURE_", "ARM_", "GITHUB_")
 
 
-class NoBrowser(RuntimeError):
+class NoBrowser(CatwalkError, RuntimeError):
     """The server drives a browser and the local machine has none that the entrypoint could use."""
 
 
