@@ -45,6 +45,49 @@ RESERVED_ENV = frozenset(
 )
 RESERVED_ENV_PREFIXES = ("MCP_", "FLY_", "LD_", "PYTHON", "UV_", "PIP_", "NPM_CONFIG_", "DYLD_")
 
+# Variables that redirect or weaken what the installers at boot fetch and trust (where from, through which
+# proxy, with which CA, with which config file), or that load code into them. A server's plain env reaches
+# the machine's environment, so one of these would steer every dependency install; the set and why each
+# is in it: docs/env-allowlists.md. Compared upper-cased (http_proxy and npm_config_* too).
+INSTALLER_ENV = frozenset(
+    {
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+        "FTP_PROXY",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "SSLKEYLOGFILE",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "NODE_EXTRA_CA_CERTS",
+        "NODE_TLS_REJECT_UNAUTHORIZED",
+        "NODE_OPTIONS",
+        "NODE_PATH",
+        "OPENSSL_CONF",
+        "XDG_CONFIG_HOME",
+        "GIT_ASKPASS",
+        "GIT_EXEC_PATH",
+        "GIT_PROXY_COMMAND",
+        "GIT_TEMPLATE_DIR",
+    }
+)
+INSTALLER_ENV_PREFIXES = (
+    "PIP_",
+    "UV_",
+    "NPM_CONFIG_",
+    "YARN_",
+    "PNPM_",
+    "COREPACK_",
+    "GIT_CONFIG",
+    "GIT_SSH",
+    "GIT_SSL_",
+    "PYTHON",
+    "LD_",
+    "DYLD_",
+)
+
 # Names that say "I am a credential": plain env would put the value in state and machine config.
 SECRET_LOOKING = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|APIKEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIALS?)$")
 
@@ -106,6 +149,11 @@ def check_env_name(name: str, *, plain: bool) -> None:
     if not ENV_NAME.match(name):
         raise ValueError(f"{name!r} is not a valid environment variable name (letters, digits, _)")
     upper = name.upper()
+    if upper in INSTALLER_ENV or upper.startswith(INSTALLER_ENV_PREFIXES):
+        raise ValueError(
+            f"{name!r} is reserved: it would redirect or weaken the package installs at boot (where they fetch "
+            "from, their proxy, CA or config); the image sets what installs need (see docs/env-allowlists.md)"
+        )
     if upper in RESERVED_ENV or upper.startswith(RESERVED_ENV_PREFIXES):
         raise ValueError(f"{name!r} is reserved: it would override the runtime or catwalk's own settings")
     if plain and SECRET_LOOKING.search(upper):

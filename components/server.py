@@ -20,6 +20,7 @@ from components.image import BakedImage
 from components.providers.app import FlyApp
 from components.providers.ip import FlyIp
 from components.providers.machine import FlyMachine
+from components.providers.machine_config import AUTH_OPT_OUT
 from components.providers.secrets import FlySecrets
 from components.verify import McpCheck
 
@@ -84,7 +85,9 @@ class McpServer(pulumi.ComponentResource):
         app = FlyApp(name, name=app_name, stack=stack_name, org=stack.org, opts=child)
         app_ref = app.app_id
 
-        env, hidden = split_env({**server.env, **spec.env()}, server.env, config_secret)
+        env, hidden = split_env(
+            {**server.env, **spec.env(), **({} if server.auth else AUTH_OPT_OUT)}, server.env, config_secret
+        )
         values: dict[str, pulumi.Input[str]] = {**hidden, **secret_values}
         token: pulumi.Output[str] | None = None
         if server.auth:

@@ -20,6 +20,10 @@ INTERNAL_PORT = 8080
 HEALTH_PATH = "/status"
 SIZE = re.compile(r"^(shared-cpu|performance)-(\d+)x$")
 MAX_ENV = 100
+# The explicit opt-out a server with `auth: false` gets in its machine env. Without a token and without
+# this, the gateway refuses to start: a token lost out of band (a failed secrets apply, an image started
+# by hand) must not leave /mcp open to the internet.
+AUTH_OPT_OUT = {"MCP_AUTH": "off"}
 
 AutoStop = Literal["off", "stop", "suspend"]
 RestartPolicy = Literal["no", "always", "on-failure"]

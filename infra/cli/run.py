@@ -22,13 +22,49 @@ from components.detect import DetectError, detect
 from components.detect.models import custom_spec
 from components.errors import CatwalkError
 from components.mcpcheck import check
+from components.providers.machine_config import AUTH_OPT_OUT
 from components.server import client_configs
 
 ENTRYPOINT = Path(__file__).resolve().parents[2] / "deploy" / "entrypoint.sh"
 
 
-# Never handed to the server or its install scripts: deploy credentials and anything named like a secret.
-PRIVATE_PREFIXES = ("FLY_", "PULUMI_", "CATWALK_", "MCP_", "AWS_", "GOOGLE_", "AZURE_", "ARM_", "GITHUB_")
+# What of this shell's environment the server and its installs see: where home and temp are, the locale,
+# a display for a browser, and how to reach the registries (proxy, CA). Nothing else: a shell holds
+# credentials under names no denylist foresees (DATABASE_URL with a password, GH_PAT, SSH_AUTH_SOCK, ...).
+# A variable the server needs is passed by name with --env. Why each one: docs/env-allowlists.md.
+INHERITED = frozenset(
+    {
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "LANG",
+        "LANGUAGE",
+        "TZ",
+        "TERM",
+        "TMPDIR",
+        "DISPLAY",
+        "WAYLAND_DISPLAY",
+        "XDG_RUNTIME_DIR",
+        "XDG_CACHE_HOME",
+        "XDG_CONFIG_HOME",
+        "XDG_DATA_HOME",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "no_proxy",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "NODE_EXTRA_CA_CERTS",
+        "UV_NATIVE_TLS",
+    }
+)
+INHERITED_PREFIXES = ("LC_",)
 
 
 class NoBrowser(CatwalkError, RuntimeError):
@@ -49,22 +85,49 @@ def local_browser(spec) -> str | None:
     return browser
 
 
-def server_env(spec, *, port: int, home: Path, token: str | None) -> dict[str, str]:
-    """The entrypoint's environment: the detected contract plus this shell's env minus credentials.
+class UsageError(ValueError):
+    """A command-line value is refused; the message names the option."""
+
+
+def passed_env(items: list[str]) -> dict[str, str]:
+    """`--env NAME=VALUE` or `--env NAME` (this shell's value): what the user hands the server on purpose.
+
+    Names are checked as a stack's `secrets` are: no variable that would override the runtime, catwalk's own
+    settings or where installs fetch from (a credential is fine here: it stays on this machine).
+    """
+    env = {}
+    for item in items:
+        name, has_value, value = item.partition("=")
+        try:
+            safety.check_env_name(name, plain=False)
+            if not has_value:
+                if name not in os.environ:
+                    raise ValueError(f"{name!r} is not set in this shell (write --env {name}=VALUE)")
+                value = os.environ[name]
+            safety.check_env_value(value)
+        except ValueError as exc:
+            raise UsageError(f"--env {name}: {exc}") from None
+        env[name] = value
+    return env
+
+
+def server_env(
+    spec, *, port: int, home: Path, token: str | None, passed: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The entrypoint's environment: the detected contract, `passed` (--env), and an allowlist of this shell's.
 
     Installers still see the proxy and CA settings (HTTPS_PROXY, SSL_CERT_FILE, ...) they need here. MCP_*
     is not inherited, except MCP_BROWSER for a server that drives a browser (see `local_browser`).
     """
-    inherited = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.upper().startswith(PRIVATE_PREFIXES) and not safety.SECRET_LOOKING.search(k.upper())
-    }
+    inherited = {k: v for k, v in os.environ.items() if k in INHERITED or k.startswith(INHERITED_PREFIXES)}
     # Loopback only: a server tried on a workstation (perhaps with --no-auth) is not for the LAN.
-    env = {**inherited, **spec.env(), "PORT": str(port), "MCP_HOME": str(home), "MCP_HOST": "loopback"}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env = {**inherited, **(passed or {}), **spec.env()}
+    env.update(PORT=str(port), MCP_HOME=str(home), MCP_HOST="loopback")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', os.defpath)}"
     if token:
         env["MCP_AUTH_TOKEN"] = token
+    else:
+        env.update(AUTH_OPT_OUT)  # --no-auth, said out loud: without it the gateway refuses to start
     browser = local_browser(spec)
     if browser:
         env["MCP_BROWSER"] = browser
@@ -90,8 +153,8 @@ def handle(args) -> int:
     home = Path(args.home).expanduser()
     console.print(f"{spec.runtime}: {spec.pinned or spec.command}  ({'; '.join(spec.evidence)})")
     try:
-        env = server_env(spec, port=args.port, home=home, token=token)
-    except NoBrowser as exc:
+        env = server_env(spec, port=args.port, home=home, token=token, passed=passed_env(args.env))
+    except (NoBrowser, UsageError) as exc:
         console.print(f"[red]error:[/] {exc}")
         return 1
     home.mkdir(parents=True, exist_ok=True)
@@ -127,6 +190,14 @@ def add_parser(commands) -> None:
     parser.add_argument("--command", action="store_true", help="SPEC is a custom command, run without a shell")
     parser.add_argument("--arg", action="append", default=[], help="extra server argument (repeatable)")
     parser.add_argument("--no-auth", action="store_true", help="serve without a bearer token")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME[=VALUE]",
+        help="hand the server this variable (NAME alone: its value in this shell); repeatable. Of this shell's "
+        "environment the server otherwise sees only home, locale, display, proxy and CA settings",
+    )
     parser.add_argument("--home", default="~/.cache/catwalk/servers", help="where server environments live")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the first answer")
     parser.set_defaults(func=handle)

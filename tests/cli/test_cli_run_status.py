@@ -161,6 +161,53 @@ def test_run_keeps_deploy_credentials_away_from_the_server(monkeypatch, tmp_path
     assert env["HTTPS_PROXY"] == "http://127.0.0.1:3128" and env["SSL_CERT_FILE"].endswith(".crt")
 
 
+def test_run_hands_the_server_only_allowlisted_shell_variables(monkeypatch, tmp_path):
+    # Credentials under names no denylist foresees stay in the shell; locale, proxy and CA settings pass.
+    from components.detect.models import custom_spec
+    from infra.cli.run import server_env
+
+    leaks = {
+        "DATABASE_URL": "postgres://app:hunter2@db/app",
+        "GH_PAT": "ghp_x",
+        "SSH_AUTH_SOCK": "/tmp/ssh-agent.sock",
+        "OPENAI_KEY": "sk-x",
+        "KUBECONFIG": "/home/me/.kube/config",
+        "NPM_CONFIG_REGISTRY": "https://user:pw@registry.example/",
+        "LD_PRELOAD": "/tmp/x.so",
+    }
+    for name, value in {**leaks, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "no_proxy": "localhost"}.items():
+        monkeypatch.setenv(name, value)
+    env = server_env(custom_spec("node s.js"), port=8123, home=tmp_path, token="fresh")
+    assert not set(leaks) & set(env), sorted(set(leaks) & set(env))
+    assert "hunter2" not in repr(env)
+    assert env["LANG"] == "C.UTF-8" and env["LC_ALL"] == "C.UTF-8" and env["no_proxy"] == "localhost"
+
+
+def test_run_passes_a_variable_named_with_env_and_refuses_one_that_would_steer_installs(monkeypatch, tmp_path):
+    from infra.cli.run import UsageError, passed_env
+
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_mine")
+    assert passed_env(["GITHUB_TOKEN", "LOG_LEVEL=debug"]) == {"GITHUB_TOKEN": "ghp_mine", "LOG_LEVEL": "debug"}
+    for item, fragment in [
+        ("HTTPS_PROXY=http://evil:3128", "redirect"),
+        ("MCP_AUTH_TOKEN=x", "reserved"),
+        ("NOT_SET_ANYWHERE_42", "not set in this shell"),
+        ("GREETING=a\nb", "control character"),
+    ]:
+        monkeypatch.delenv("NOT_SET_ANYWHERE_42", raising=False)
+        with pytest.raises(UsageError, match=fragment) as caught:
+            passed_env([item])
+        assert str(caught.value).startswith(f"--env {item.partition('=')[0]}:")
+
+
+def test_run_without_auth_says_so_to_the_gateway_and_with_a_token_does_not(tmp_path):
+    from components.detect.models import custom_spec
+    from infra.cli.run import server_env
+
+    assert server_env(custom_spec("node s.js"), port=8123, home=tmp_path, token=None)["MCP_AUTH"] == "off"
+    assert "MCP_AUTH" not in server_env(custom_spec("node s.js"), port=8123, home=tmp_path, token="fresh")
+
+
 BROWSER_SPEC = {
     "spec": "fetcher-mcp",
     "runtime": "npm",
@@ -223,6 +270,7 @@ def test_run_of_a_browser_server_without_chromium_says_how_to_get_one_and_starts
         runtime=None,
         arg=[],
         no_auth=False,
+        env=[],
         home=str(home),
         port=8123,
         timeout=5.0,

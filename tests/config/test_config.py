@@ -128,6 +128,30 @@ BAD_SERVERS = [
     ("env-mcp-owned", {"env": {"MCP_PACKAGE": "other"}}, "env.MCP_PACKAGE", "reserved"),
     ("env-auth-token", {"env": {"MCP_AUTH_TOKEN": "x"}}, "env.MCP_AUTH_TOKEN", "reserved"),
     ("env-pip-index", {"env": {"PIP_INDEX_URL": "http://evil"}}, "env.PIP_INDEX_URL", "reserved"),
+    # env that would steer the package installs at boot (proxy, CA, installer config, git transport)
+    ("env-https-proxy", {"env": {"HTTPS_PROXY": "http://evil:3128"}}, "env.HTTPS_PROXY", "redirect"),
+    ("env-lowercase-proxy", {"env": {"http_proxy": "http://evil:3128"}}, "env.http_proxy", "redirect"),
+    ("env-no-proxy", {"env": {"NO_PROXY": "*"}}, "env.NO_PROXY", "redirect"),
+    ("env-all-proxy", {"env": {"ALL_PROXY": "socks5://evil"}}, "env.ALL_PROXY", "redirect"),
+    (
+        "env-node-tls-off",
+        {"env": {"NODE_TLS_REJECT_UNAUTHORIZED": "0"}},
+        "env.NODE_TLS_REJECT_UNAUTHORIZED",
+        "redirect",
+    ),
+    ("env-ca-bundle", {"env": {"CURL_CA_BUNDLE": "/tmp/ca.pem"}}, "env.CURL_CA_BUNDLE", "redirect"),
+    ("env-git-config", {"env": {"GIT_CONFIG_COUNT": "1"}}, "env.GIT_CONFIG_COUNT", "redirect"),
+    ("env-git-ssh-command", {"env": {"GIT_SSH_COMMAND": "sh -c id"}}, "env.GIT_SSH_COMMAND", "redirect"),
+    (
+        "env-npm-config-lowercase",
+        {"env": {"npm_config_registry": "http://evil"}},
+        "env.npm_config_registry",
+        "redirect",
+    ),
+    ("env-yarn-registry", {"env": {"YARN_REGISTRY": "http://evil"}}, "env.YARN_REGISTRY", "redirect"),
+    ("env-uv-index", {"env": {"UV_INDEX_URL": "http://evil"}}, "env.UV_INDEX_URL", "redirect"),
+    ("env-xdg-config", {"env": {"XDG_CONFIG_HOME": "/tmp/cfg"}}, "env.XDG_CONFIG_HOME", "redirect"),
+    ("secret-https-proxy", {"secrets": ["HTTPS_PROXY"]}, "secrets[0]", "redirect"),
     ("env-invalid-name", {"env": {"1BAD": "x"}}, "env.1BAD", "not a valid environment variable"),
     ("env-name-with-dash", {"env": {"BAD-NAME": "x"}}, "env.BAD-NAME", "not a valid environment variable"),
     ("env-value-newline", {"env": {"GREETING": "a\nb"}}, "env.GREETING", "control character"),
@@ -340,3 +364,9 @@ def test_stack_file_with_a_whole_setting_encrypted_names_it_instead_of_reading_i
         load_stack_file(path)
     assert sorted(p.field for p in caught.value.problems) == ["appPrefix", "servers"]
     assert "cannot decrypt it offline" in caught.value.problems[0].error
+
+
+def test_env_that_only_names_a_tool_is_not_taken_for_installer_settings():
+    env = {"NODE_ENV": "production", "GIT_AUTHOR_NAME": "bot", "PROXY_MODE": "off", "LOG_LEVEL": "debug"}
+    stack = parse_stack({"servers": [good_server(env=env)]})
+    assert stack.servers[0].env == env

@@ -169,6 +169,14 @@ def test_auth_off_exports_no_token_and_plain_client_configs(monkeypatch):
     assert "Authorization" not in memory["clients"]["cursor"]
 
 
+def test_auth_off_is_an_explicit_opt_out_in_the_machine_env_and_auth_on_has_none(monkeypatch):
+    # Without a token the gateway starts only when told to: a lost token must not mean an open server.
+    mocks, _ = run_program(monkeypatch, TWO_SERVERS, secret_keys=["GITHUB_TOKEN"])
+    machines = {r[1]: r[2] for r in mocks.of(":FlyMachine")}
+    assert machines["memory-iad-0"]["env"]["MCP_AUTH"] == "off"
+    assert "MCP_AUTH" not in machines["git-iad-0"]["env"] and "MCP_AUTH" not in machines["git-ams-0"]["env"]
+
+
 def test_custom_command_runs_on_the_unified_image_without_baking(monkeypatch):
     config = {
         "image": "registry.fly.io/catwalk-base:v1",
