@@ -6,8 +6,9 @@
 
 from components.detect.cache import DiskCache
 from components.detect.core import Clients, detect, detect_many, detect_server
-from components.detect.http import RegistryError, make_session
-from components.detect.models import DetectError, RuntimeSpec
+from components.detect.errors import DetectError, RegistryError
+from components.detect.http import make_session
+from components.detect.models import RuntimeSpec
 
 __all__ = [
     "Clients",

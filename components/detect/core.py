@@ -13,19 +13,18 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import nodesemver
 import requests
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from components import spec as specs
-from components.detect import browser as browser_mod
+from components.detect import npm as npm_mod
 from components.detect import pypi as pypi_mod
 from components.detect import rules, sources
 from components.detect.cache import DiskCache
-from components.detect.http import RegistryError, make_session, scrub
-from components.detect.models import DetectError, RuntimeSpec, custom_spec, parse_time
-from components.detect.npm import Npm, registry_url
+from components.detect.errors import DetectError, RegistryError
+from components.detect.http import make_session, scrub
+from components.detect.models import RuntimeSpec, custom_spec
+from components.detect.npm import Npm
 from components.detect.pypi import PyPI
 
 MAX_WORKERS = 8
@@ -47,218 +46,6 @@ class Clients:
         return cls(session=session, cache=cache, pypi=PyPI(session, cache), npm=Npm(session, cache))
 
 
-# ---------------------------------------------------------------------------------------------- PyPI
-
-
-def _pypi_pick(project: dict, constraint: str | None, name: str) -> tuple[Version, list[dict]]:
-    """The newest release matching ``constraint`` (exact pins may be prereleases or yanked)."""
-    exact = None
-    if constraint:
-        text = constraint.strip()
-        try:
-            exact = Version(text.removeprefix("==")) if not any(c in text.lstrip("=") for c in "<>!~,*") else None
-        except InvalidVersion:
-            exact = None
-    releases = pypi_mod.versions(project, include_yanked=exact is not None)
-    if not releases:
-        raise DetectError(f"PyPI project {name} has no installable release")
-    if exact is not None:
-        match = [v for v in releases if v == exact]
-        if not match:
-            recent = ", ".join(str(v) for v in sorted(releases)[-5:])
-            raise DetectError(f"PyPI project {name} has no release {exact} (latest: {recent})")
-        return match[0], releases[match[0]]
-    try:
-        wanted = SpecifierSet(constraint or "")
-    except InvalidSpecifier:
-        raise DetectError(f"{constraint!r} is not a PEP 440 version specifier") from None
-    matching = sorted((v for v in releases if v in wanted), reverse=True)
-    stable = [v for v in matching if not v.is_prerelease]
-    chosen = (stable or matching or [None])[0]
-    if chosen is None:
-        raise DetectError(f"no release of PyPI project {name} matches {constraint!r}")
-    return chosen, releases[chosen]
-
-
-def _requires_python(files: list[dict]) -> str | None:
-    return next((f["requires_python"] for f in files if f.get("requires_python")), None)
-
-
-def _refuse_python(name: str, version: Version, requires: str, project: dict, python: str) -> DetectError:
-    older = [
-        v
-        for v, files in pypi_mod.versions(project).items()
-        if not v.is_prerelease and rules.python_supported(_requires_python(files), python)
-    ]
-    hint = (
-        f"; the newest release that supports Python {python} is {max(older)}: write pypi:{name}=={max(older)}"
-        if older
-        else f"; no release supports Python {python}"
-    )
-    return DetectError(
-        f"PyPI project {name} {version} requires Python {requires}, but the image runs Python {python}{hint}"
-    )
-
-
-def _pypi_candidate(
-    clients: Clients, name: str, constraint: str | None, with_facts: bool = False
-) -> rules.Candidate | None:
-    """PyPI's side of an auto-detection; ``with_facts`` reads the release's wheel too (for a shared name)."""
-    project = clients.pypi.project(name)
-    if project is None:
-        return None
-    try:
-        version, files = _pypi_pick(project, constraint, name)
-    except DetectError:
-        return None
-    info = project.get("info") or {}
-    facts: dict | None = None
-    if with_facts or info.get("version") != str(version):  # the JSON API describes only the latest release
-        try:
-            facts = clients.pypi.facts(project, str(version))
-        except RegistryError:
-            facts = {}
-    requires_dist = (facts or {}).get("metadata", {}).get("requires_dist")
-    if requires_dist is None and info.get("version") == str(version):
-        requires_dist = info.get("requires_dist")
-    first = min((parse_time(f["upload_time"]) for f in project["files"] if f.get("upload_time")), default=None)
-    return rules.Candidate(
-        registry="pypi",
-        name=project["name"],
-        version=str(version),
-        sdk=rules.python_sdk(requires_dist or []),
-        says_mcp=rules.mentions_mcp(name, info.get("keywords"), info.get("summary"), *info.get("classifiers", [])),
-        launchable=True if facts is None else bool(facts.get("scripts") or facts.get("main_modules")),
-        runnable=rules.python_supported(_requires_python(files)),
-        first_release=first,
-        releases=len(pypi_mod.versions(project, include_yanked=True)),
-    )
-
-
-def _pypi_spec(
-    clients: Clients, raw: str, name: str, constraint: str | None, args, evidence, browser: bool | None = None
-) -> RuntimeSpec:
-    project = clients.pypi.project(name)
-    if project is None:
-        raise DetectError(f"PyPI project {name!r} does not exist on {clients.pypi.index} (it may have been removed)")
-    python = rules.IMAGE_PYTHON
-    version, files = _pypi_pick(project, constraint, name)
-    requires = _requires_python(files)
-    if not rules.python_supported(requires, python):
-        raise _refuse_python(project["name"], version, requires, project, python)
-    facts = clients.pypi.facts(project, str(version))
-    requires = requires or facts.get("metadata", {}).get("requires_python")
-    if not rules.python_supported(requires, python):
-        raise _refuse_python(project["name"], version, requires, project, python)
-    launch, why = rules.python_launch(project["name"], facts.get("scripts", {}), facts.get("main_modules", []))
-    uploaded = [t for t in (parse_time(f.get("upload_time")) for f in files) if t]
-    sdk = rules.python_sdk(facts.get("metadata", {}).get("requires_dist", []))
-    evidence = [*evidence, f"PyPI {project['name']} {version} from {clients.pypi.index}"]
-    if sdk:
-        evidence.append(f"depends on {sdk}")
-    evidence.append(f"launch: {why} (from {facts.get('file')})")
-    driver = browser_mod.python_driver(facts.get("metadata", {}).get("requires_dist", []))
-    needs, said = browser_mod.decide(driver, browser)
-    evidence += [said] if said else []
-    return RuntimeSpec(
-        spec=raw,
-        runtime="python",
-        registry=clients.pypi.index,
-        package=project["name"],
-        version=str(version),
-        pinned=f"{project['name']}=={version}",
-        launch=launch,
-        args=list(args or []),
-        requires_python=requires,
-        resolved_at=max(uploaded) if uploaded else None,
-        browser=needs,
-        evidence=evidence,
-    )
-
-
-# ----------------------------------------------------------------------------------------------- npm
-
-
-def _npm_pick(doc: dict, constraint: str | None, name: str) -> str:
-    """The version npm would install: a dist-tag, else ``latest`` when it satisfies, else the max satisfying."""
-    tags = doc.get("dist-tags") or {}
-    versions = list(doc["versions"])
-    wanted = (constraint or "latest").strip()
-    if wanted in tags:
-        return tags[wanted]
-    if wanted in doc["versions"]:
-        return wanted
-    latest = tags.get("latest")
-    try:
-        if latest in doc["versions"] and nodesemver.satisfies(latest, wanted, loose=True):
-            return latest
-        chosen = nodesemver.max_satisfying(versions, wanted, loose=True)
-    except (ValueError, TypeError):
-        raise DetectError(f"{wanted!r} is not an npm version, range or dist-tag of {name}") from None
-    if not chosen:
-        recent = ", ".join(versions[-5:])
-        raise DetectError(f"no version of npm package {name} matches {wanted!r} (published: {recent})")
-    return chosen
-
-
-def _npm_candidate(clients: Clients, name: str, constraint: str | None) -> rules.Candidate | None:
-    doc = clients.npm.packument(name)
-    if doc is None:
-        return None
-    try:
-        version = _npm_pick(doc, constraint, name)
-    except DetectError:
-        return None
-    manifest = doc["versions"][version]
-    keywords = manifest.get("keywords") if isinstance(manifest.get("keywords"), list) else []
-    created = parse_time(doc["time"].get("created"))
-    return rules.Candidate(
-        registry="npm",
-        name=name,
-        version=version,
-        sdk=rules.npm_sdk(manifest.get("dependencies")),
-        says_mcp=rules.mentions_mcp(name, str(manifest.get("description") or ""), *[str(k) for k in keywords]),
-        launchable=bool(rules.npm_bins(manifest)),
-        first_release=created,  # only a full document's `created` tells when the name was first claimed
-        releases=len(doc["versions"]),
-    )
-
-
-def _npm_spec(
-    clients: Clients, raw: str, name: str, constraint: str | None, args, evidence, browser: bool | None = None
-) -> RuntimeSpec:
-    doc = clients.npm.packument(name)
-    registry = clients.npm.registry or registry_url(name)
-    if doc is None:
-        raise DetectError(f"npm package {name!r} does not exist on {registry} (it may have been unpublished)")
-    version = _npm_pick(doc, constraint, name)
-    manifest = {"name": name, **doc["versions"][version]}
-    launch = rules.npm_bin(manifest)
-    sdk = rules.npm_sdk(manifest.get("dependencies"))
-    engines = manifest.get("engines") if isinstance(manifest.get("engines"), dict) else {}
-    evidence = [*evidence, f"npm {name}@{version} from {registry}"]
-    evidence.append(f"depends on {sdk}" if sdk else "no MCP SDK dependency (bundled or vendored)")
-    evidence.append(f"launch: bin {launch!r}, as npx chooses it")
-    if manifest.get("deprecated"):
-        evidence.append(f"deprecated: {manifest['deprecated']}")
-    needs, said = browser_mod.decide(browser_mod.npm_driver(name, manifest), browser)
-    evidence += [said] if said else []
-    return RuntimeSpec(
-        spec=raw,
-        runtime="npm",
-        registry=registry,
-        package=name,
-        version=version,
-        pinned=f"{name}@{version}",
-        launch=[launch],
-        args=list(args or []),
-        requires_node=engines.get("node") if isinstance(engines.get("node"), str) else None,
-        resolved_at=parse_time(doc["time"].get(version)),
-        browser=needs,
-        evidence=evidence,
-    )
-
-
 # ------------------------------------------------------------------------------------------ dispatch
 
 
@@ -275,16 +62,16 @@ def _auto(clients: Clients, parsed: specs.ParsedSpec, version: str | None, args,
     lookups = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
         if "pypi" in parsed.registries:
-            lookups["pypi"] = pool.submit(_pypi_candidate, clients, name, _as_pep440(version))
+            lookups["pypi"] = pool.submit(pypi_mod.candidate, clients.pypi, name, _as_pep440(version))
         if "npm" in parsed.registries:
-            lookups["npm"] = pool.submit(_npm_candidate, clients, name, version)
+            lookups["npm"] = pool.submit(npm_mod.candidate, clients.npm, name, version)
         found = {registry: future.result() for registry, future in lookups.items()}
     if found.get("pypi") and found.get("npm"):  # a shared name: weigh PyPI's release by its own wheel too
-        found["pypi"] = _pypi_candidate(clients, name, _as_pep440(version), with_facts=True)
+        found["pypi"] = pypi_mod.candidate(clients.pypi, name, _as_pep440(version), with_facts=True)
     registry, reason = rules.choose(found.get("pypi"), found.get("npm"), name)
     if registry == "pypi":
-        return _pypi_spec(clients, parsed.raw, name, _as_pep440(version), args, [reason], browser)
-    return _npm_spec(clients, parsed.raw, name, version, args, [reason], browser)
+        return pypi_mod.runtime_spec(clients.pypi, parsed.raw, name, _as_pep440(version), args, [reason], browser)
+    return npm_mod.runtime_spec(clients.npm, parsed.raw, name, version, args, [reason], browser)
 
 
 def _as_pep440(version: str | None) -> str | None:
@@ -361,10 +148,12 @@ def _detect_parsed(
     if parsed.kind == "github":
         return sources.detect_github(parsed, clients.session, runtime=runtime, args=args)
     if parsed.kind == "pypi":
-        return _pypi_spec(clients, spec, parsed.name, _as_pep440(version), args, ["PyPI named by the spec"], browser)
+        return pypi_mod.runtime_spec(
+            clients.pypi, spec, parsed.name, _as_pep440(version), args, ["PyPI named by the spec"], browser
+        )
     if parsed.kind == "npm":
         why = "npm named by the spec" if not spec.startswith("@") else "a scoped @name exists only on npm"
-        return _npm_spec(clients, spec, parsed.name, version, args, [why], browser)
+        return npm_mod.runtime_spec(clients.npm, spec, parsed.name, version, args, [why], browser)
     return _auto(clients, parsed, version, args, browser)
 
 

@@ -12,19 +12,10 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util import Retry
 
-from components.errors import CatwalkError
+from components.detect.errors import RegistryError
 
 TIMEOUT = (5.0, 15.0)  # connect, read (seconds)
 USER_AGENT = "catwalk-detect/0.1 (+https://github.com/; runtime detection for MCP servers)"
-
-
-class RegistryError(CatwalkError, RuntimeError):
-    """A registry could not answer (after retries); carries the URL and, when there was one, the status."""
-
-    def __init__(self, message: str, *, url: str, status: int | None = None):
-        super().__init__(message)
-        self.url = url
-        self.status = status
 
 
 _USERINFO = re.compile(r"(?<=//)[^/@\s]+@")

@@ -10,13 +10,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from components.detect import browser as browser_mod
-from components.errors import CatwalkError
+from components.detect.errors import DetectError
 
 Runtime = Literal["npm", "python", "custom"]
-
-
-class DetectError(CatwalkError, ValueError):
-    """A spec cannot be turned into something to run; the message says why and what to write instead."""
 
 
 def utc_ceil(moment: datetime) -> datetime:

@@ -1,4 +1,5 @@
-"""PyPI (or a configured mirror): which releases exist, their files, and one release's launch facts.
+"""PyPI (or a configured mirror): which releases exist, their files, one release's launch facts, and which
+release to run (``pick``, ``candidate`` for auto-detection, ``runtime_spec``).
 
 The index is ``$PIP_INDEX_URL``, else ``$UV_INDEX_URL`` / ``$UV_DEFAULT_INDEX``, else PyPI. On PyPI the JSON
 API answers with metadata and upload times in one request; on any other index the Simple API (PEP 691
@@ -13,6 +14,7 @@ from html.parser import HTMLParser
 from urllib.parse import quote, urljoin, urlsplit
 
 import requests
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
@@ -22,9 +24,12 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from components.detect import wheel
+from components.detect import browser as browser_mod
+from components.detect import rules, wheel
 from components.detect.cache import DiskCache
-from components.detect.http import RegistryError, get
+from components.detect.errors import DetectError, RegistryError
+from components.detect.http import get
+from components.detect.models import RuntimeSpec, parse_time
 
 PYPI_SIMPLE = "https://pypi.org/simple/"
 SIMPLE_ACCEPT = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1"
@@ -247,3 +252,131 @@ def versions(project: dict, *, include_yanked: bool = False) -> dict[Version, li
         except InvalidVersion:
             continue
     return releases
+
+
+# ------------------------------------------------------------------------------- which release to run
+
+
+def pick(project: dict, constraint: str | None, name: str) -> tuple[Version, list[dict]]:
+    """The newest release matching ``constraint`` (exact pins may be prereleases or yanked)."""
+    exact = None
+    if constraint:
+        text = constraint.strip()
+        try:
+            exact = Version(text.removeprefix("==")) if not any(c in text.lstrip("=") for c in "<>!~,*") else None
+        except InvalidVersion:
+            exact = None
+    releases = versions(project, include_yanked=exact is not None)
+    if not releases:
+        raise DetectError(f"PyPI project {name} has no installable release")
+    if exact is not None:
+        match = [v for v in releases if v == exact]
+        if not match:
+            recent = ", ".join(str(v) for v in sorted(releases)[-5:])
+            raise DetectError(f"PyPI project {name} has no release {exact} (latest: {recent})")
+        return match[0], releases[match[0]]
+    try:
+        wanted = SpecifierSet(constraint or "")
+    except InvalidSpecifier:
+        raise DetectError(f"{constraint!r} is not a PEP 440 version specifier") from None
+    matching = sorted((v for v in releases if v in wanted), reverse=True)
+    stable = [v for v in matching if not v.is_prerelease]
+    chosen = (stable or matching or [None])[0]
+    if chosen is None:
+        raise DetectError(f"no release of PyPI project {name} matches {constraint!r}")
+    return chosen, releases[chosen]
+
+
+def requires_python(files: list[dict]) -> str | None:
+    return next((f["requires_python"] for f in files if f.get("requires_python")), None)
+
+
+def refuse_python(name: str, version: Version, requires: str, project: dict, python: str) -> DetectError:
+    older = [
+        v
+        for v, files in versions(project).items()
+        if not v.is_prerelease and rules.python_supported(requires_python(files), python)
+    ]
+    hint = (
+        f"; the newest release that supports Python {python} is {max(older)}: write pypi:{name}=={max(older)}"
+        if older
+        else f"; no release supports Python {python}"
+    )
+    return DetectError(
+        f"PyPI project {name} {version} requires Python {requires}, but the image runs Python {python}{hint}"
+    )
+
+
+def candidate(pypi: PyPI, name: str, constraint: str | None, with_facts: bool = False) -> rules.Candidate | None:
+    """PyPI's side of an auto-detection; ``with_facts`` reads the release's wheel too (for a shared name)."""
+    project = pypi.project(name)
+    if project is None:
+        return None
+    try:
+        version, files = pick(project, constraint, name)
+    except DetectError:
+        return None
+    info = project.get("info") or {}
+    facts: dict | None = None
+    if with_facts or info.get("version") != str(version):  # the JSON API describes only the latest release
+        try:
+            facts = pypi.facts(project, str(version))
+        except RegistryError:
+            facts = {}
+    requires_dist = (facts or {}).get("metadata", {}).get("requires_dist")
+    if requires_dist is None and info.get("version") == str(version):
+        requires_dist = info.get("requires_dist")
+    first = min((parse_time(f["upload_time"]) for f in project["files"] if f.get("upload_time")), default=None)
+    return rules.Candidate(
+        registry="pypi",
+        name=project["name"],
+        version=str(version),
+        sdk=rules.python_sdk(requires_dist or []),
+        says_mcp=rules.mentions_mcp(name, info.get("keywords"), info.get("summary"), *info.get("classifiers", [])),
+        launchable=True if facts is None else bool(facts.get("scripts") or facts.get("main_modules")),
+        runnable=rules.python_supported(requires_python(files)),
+        first_release=first,
+        releases=len(versions(project, include_yanked=True)),
+    )
+
+
+def runtime_spec(
+    pypi: PyPI, raw: str, name: str, constraint: str | None, args, evidence, browser: bool | None = None
+) -> RuntimeSpec:
+    """The pinned release to run for ``name``; refused when it needs a newer Python than the image's."""
+    project = pypi.project(name)
+    if project is None:
+        raise DetectError(f"PyPI project {name!r} does not exist on {pypi.index} (it may have been removed)")
+    python = rules.IMAGE_PYTHON
+    version, files = pick(project, constraint, name)
+    requires = requires_python(files)
+    if not rules.python_supported(requires, python):
+        raise refuse_python(project["name"], version, requires, project, python)
+    facts = pypi.facts(project, str(version))
+    requires = requires or facts.get("metadata", {}).get("requires_python")
+    if not rules.python_supported(requires, python):
+        raise refuse_python(project["name"], version, requires, project, python)
+    launch, why = rules.python_launch(project["name"], facts.get("scripts", {}), facts.get("main_modules", []))
+    uploaded = [t for t in (parse_time(f.get("upload_time")) for f in files) if t]
+    sdk = rules.python_sdk(facts.get("metadata", {}).get("requires_dist", []))
+    evidence = [*evidence, f"PyPI {project['name']} {version} from {pypi.index}"]
+    if sdk:
+        evidence.append(f"depends on {sdk}")
+    evidence.append(f"launch: {why} (from {facts.get('file')})")
+    driver = browser_mod.python_driver(facts.get("metadata", {}).get("requires_dist", []))
+    needs, said = browser_mod.decide(driver, browser)
+    evidence += [said] if said else []
+    return RuntimeSpec(
+        spec=raw,
+        runtime="python",
+        registry=pypi.index,
+        package=project["name"],
+        version=str(version),
+        pinned=f"{project['name']}=={version}",
+        launch=launch,
+        args=list(args or []),
+        requires_python=requires,
+        resolved_at=max(uploaded) if uploaded else None,
+        browser=needs,
+        evidence=evidence,
+    )

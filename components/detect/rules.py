@@ -17,7 +17,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel
 
-from components.detect.models import DetectError
+from components.detect.errors import DetectError
 
 IMAGE_PYTHON = "3.12"
 PYTHON_SDKS = frozenset({"mcp", "fastmcp"})

@@ -15,8 +15,9 @@ from urllib.parse import quote
 import requests
 
 from components.detect import rules
-from components.detect.http import RegistryError, get
-from components.detect.models import DetectError, RuntimeSpec, parse_time
+from components.detect.errors import DetectError, RegistryError
+from components.detect.http import get
+from components.detect.models import RuntimeSpec, parse_time
 from components.detect.wheel import load_toml as _toml
 from components.detect.wheel import source_scripts
 from components.spec import ParsedSpec

@@ -17,7 +17,8 @@ from email.parser import HeaderParser
 
 import requests
 
-from components.detect.http import TIMEOUT, RegistryError
+from components.detect.errors import RegistryError
+from components.detect.http import TIMEOUT
 
 MAX_DOWNLOAD = 64 * 1024 * 1024
 BLOCK = 64 * 1024
