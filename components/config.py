@@ -42,11 +42,8 @@ from components.fields import (
 from components.spec import parse_spec
 
 NAMESPACE = "catwalk"
-# Stack keys read as settings (or by the providers): a secret env name must not alias one of them, or the
-# shared-secret lookup `catwalk:<NAME>` would hand e.g. the Fly token to a server.
-RESERVED_CONFIG_KEYS = frozenset(
-    {"servers", "appPrefix", "org", "region", "image", "bake", "verify", "tokenRotation", "flyApiToken", "flyApiUrl"}
-)
+# The Fly token's stack key: read by the providers (handed to `configure`), never a setting of the model.
+FLY_TOKEN_KEY = "flyApiToken"
 # The stack's own app for the unified image is `<appPrefix>-images`.
 RESERVED_SERVER_NAMES = frozenset({"images"})
 Runtime = Literal["npm", "python", "custom"]
@@ -303,6 +300,12 @@ class StackConfig(BaseModel):
 
 
 STACK_KEYS = {f.alias or name for name, f in StackConfig.model_fields.items()}
+# Stack keys read as settings or by the providers: a secret env name must not alias one of them, or the
+# shared-secret lookup `catwalk:<NAME>` would hand e.g. the Fly token to a server.
+RESERVED_CONFIG_KEYS = frozenset(STACK_KEYS | {FLY_TOKEN_KEY})
+# The fully qualified keys the providers read: the Fly token (also under the Fly provider's own key), the API URL.
+TOKEN_CONFIG_KEYS = (f"{NAMESPACE}:{FLY_TOKEN_KEY}", "fly:apiToken")
+URL_CONFIG_KEYS = (f"{NAMESPACE}:{StackConfig.model_fields['fly_api_url'].alias}",)
 
 
 def _problems(exc: ValidationError, raw_servers: Any) -> list[Problem]:
@@ -336,12 +339,12 @@ def parse_stack(values: Mapping[str, Any], secret_keys: set[str] | frozenset[str
     server. Other secret keys are secret *values* for servers, not settings, so they are skipped here.
     """
     raw = {k: v for k, v in values.items() if k not in secret_keys or k in STACK_KEYS}
-    if "flyApiToken" in raw:  # read by the providers through configure(); must never be plain config
+    if FLY_TOKEN_KEY in raw:  # read by the providers through configure(); must never be plain config
         raise ConfigError(
             [
                 Problem(
                     server=None,
-                    field="flyApiToken",
+                    field=FLY_TOKEN_KEY,
                     error="must be a secret: run "
                     "`pulumi config set --secret catwalk:flyApiToken <token>` (or use FLY_API_TOKEN)",
                 )

@@ -7,7 +7,6 @@ then one McpServer per server. Runs the same under the engine and under `pulumi.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pulumi
@@ -21,8 +20,7 @@ from components.config import (
     parse_stack,
     unbaked_because,
 )
-from components.detect import Clients, DetectError, RuntimeSpec, detect
-from components.detect.models import custom_spec
+from components.detect import DetectError, RuntimeSpec, detect_many
 from components.image import UnifiedImage
 from components.providers.app import FlyApp
 from components.server import McpServer
@@ -56,37 +54,13 @@ def load_stack() -> tuple[StackConfig, set[str]]:
     return stack, secret_keys
 
 
-def detect_server(server: ServerConfig, clients: Clients) -> RuntimeSpec:
-    if server.command is not None:
-        return custom_spec(server.command, server.args)
-    return detect(
-        server.package,
-        version=server.version,
-        runtime=server.runtime,
-        args=server.args,
-        clients=clients,
-        browser=server.browser,
-    )
-
-
 def detect_all(servers: list[ServerConfig]) -> dict[str, RuntimeSpec]:
-    """Resolve every server at once (bounded threads); report every failure together."""
-    if not servers:
-        return {}
-    clients = Clients.make()
-
-    def one(server: ServerConfig) -> RuntimeSpec | DetectError:
-        try:
-            return detect_server(server, clients)
-        except DetectError as exc:
-            return exc
-
-    with ThreadPoolExecutor(max_workers=min(8, len(servers))) as pool:
-        results = dict(zip([s.name for s in servers], pool.map(one, servers), strict=True))
+    """Resolve every server at once (`detect_many`, bounded threads); report every failure together."""
+    results = dict(zip([s.name for s in servers], detect_many(servers), strict=True))
     errors = [f"server {name!r}: package: {r}" for name, r in results.items() if isinstance(r, DetectError)]
     if errors:
         raise pulumi.RunError("cannot resolve what to run:\n" + "\n".join(errors))
-    return results  # type: ignore[return-value]
+    return {name: r for name, r in results.items() if not isinstance(r, DetectError)}
 
 
 def refuse_unbaked_browsers(stack: StackConfig, specs: dict[str, RuntimeSpec]) -> None:

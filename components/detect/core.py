@@ -188,6 +188,8 @@ def detect_many(
     ``command``, ``runtime``, ``version``, ``args``), so the Pulumi program can detect a whole stack at once.
     """
     items = list(specs_)
+    if not items:
+        return []
     clients = Clients.make(session, cache)
     workers = max(1, min(max_workers or int(os.environ.get("CATWALK_DETECT_WORKERS", MAX_WORKERS)), len(items) or 1))
 

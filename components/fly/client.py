@@ -46,6 +46,7 @@ from components.fly.models import (
     Volume,
     VolumeSnapshot,
     WaitResult,
+    machine_gone,
 )
 
 log = logging.getLogger("catwalk.fly")
@@ -424,7 +425,7 @@ class FlyClient:
 
     def _find_machine(self, app: str, name: str, metadata: Mapping[str, str] | None) -> dict[str, Any] | None:
         for m in self._machines(app, metadata, False):
-            if m.get("name") == name and m.get("state") not in ("destroyed", "destroying"):
+            if m.get("name") == name and not machine_gone(m.get("state")):
                 return m
         return None
 

@@ -127,6 +127,15 @@ class MachineEvent(FlyModel):
         return f"{self.type or '?'}/{self.status or '?'}{code}"
 
 
+# A machine in one of these states is gone or going: it serves nothing and Fly will not start it again.
+MACHINE_GONE_STATES = frozenset({"destroying", "destroyed"})
+
+
+def machine_gone(state: str | None) -> bool:
+    """Whether a machine in ``state`` is destroyed or being destroyed (listings still show such machines)."""
+    return state in MACHINE_GONE_STATES
+
+
 class Machine(FlyModel):
     id: str
     name: str | None = None
@@ -142,6 +151,11 @@ class Machine(FlyModel):
     events: list[MachineEvent] = Field(default_factory=list)
     checks: list[dict[str, Any]] | None = None
     nonce: str | None = None
+
+    @property
+    def gone(self) -> bool:
+        """Destroyed or being destroyed."""
+        return machine_gone(self.state)
 
     @property
     def current_version(self) -> str | None:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from components import safety
 from components.fields import AppName
+from components.fly.models import machine_gone
 from components.providers.base import FlyProvider, FlyProviderError, as_dict, strip_engine_keys
 
 
@@ -42,7 +43,7 @@ def foreign_machines(machines: list[dict[str, Any]], stack: str) -> list[str]:
     foreign = []
     for m in machines:
         meta = (m.get("config") or {}).get("metadata") or {}
-        if meta.get("catwalk_stack") != stack and m.get("state") not in ("destroyed", "destroying"):
+        if meta.get("catwalk_stack") != stack and not machine_gone(m.get("state")):
             foreign.append(f"{m.get('name') or '?'} ({m.get('id')})")
     return sorted(foreign)
 

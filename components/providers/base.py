@@ -27,11 +27,8 @@ from pulumi.output import Unknown
 from pulumi.runtime import rpc
 from pydantic import BaseModel, ValidationError
 
+from components.config import TOKEN_CONFIG_KEYS, URL_CONFIG_KEYS
 from components.errors import CatwalkError, with_hint
-
-# Stack config keys that may hold the Fly token (set with `pulumi config set --secret`).
-TOKEN_CONFIG_KEYS = ("catwalk:flyApiToken", "fly:apiToken")
-URL_CONFIG_KEYS = ("catwalk:flyApiUrl",)
 
 
 class ProviderError(CatwalkError, RuntimeError):

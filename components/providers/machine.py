@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, UpdateResult
 
+from components.fly.models import machine_gone
 from components.providers.base import (
     FlyProvider,
     FlyProviderError,
@@ -132,7 +133,7 @@ class FlyMachineProvider(FlyProvider):
             return ReadResult(None, {})
         except Exception as exc:
             raise self.fail(f"read in app {app!r}", machine_id, exc) from exc
-        if machine.get("state") in ("destroyed", "destroying"):
+        if machine_gone(machine.get("state")):
             return ReadResult(None, {})
         live = inputs_from_machine(machine, app)
         if props.get("secrets_version") is not None:

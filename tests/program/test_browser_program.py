@@ -16,6 +16,7 @@ import pulumi
 import pytest
 
 from components.detect import DetectError, RuntimeSpec
+from components.detect import core as detect_core
 from components.detect.browser import decide
 from components.image import ImageProvider
 from components.image.baked import baked_build, render_baked_dockerfile
@@ -56,7 +57,9 @@ RELEASES = {
 }
 
 
-def fake_detect(package, *, version=None, runtime=None, args=None, clients=None, browser=None):
+def fake_detect(
+    package, *, version=None, runtime=None, args=None, clients=None, browser=None, session=None, cache=None
+):
     """What detection returns, the browser decided as detection decides it (config override included)."""
     if package not in RELEASES:
         raise DetectError(f"{package}: not found on PyPI or npm")
@@ -98,8 +101,8 @@ def run_program(monkeypatch, tmp_path: Path, config: dict, *, preview: bool = Fa
     pulumi.runtime.set_all_config(
         {f"catwalk:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}, []
     )
-    monkeypatch.setattr(program, "detect", fake_detect)
-    monkeypatch.setattr(program.Clients, "make", classmethod(lambda cls, *a, **k: None))
+    monkeypatch.setattr(detect_core, "detect", fake_detect)
+    monkeypatch.setattr(detect_core.Clients, "make", classmethod(lambda cls, *a, **k: None))
     monkeypatch.setattr(pulumi, "export", lambda name, value: None)
     pulumi.runtime.test(program.main)()
     return mocks, docker

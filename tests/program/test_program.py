@@ -10,6 +10,7 @@ import pytest
 from pulumi.runtime.sync_await import _sync_await
 
 from components.detect import DetectError, RuntimeSpec
+from components.detect import core as detect_core
 
 SPECS = {
     "mcp-server-git": RuntimeSpec(
@@ -64,7 +65,9 @@ class Mocks(pulumi.runtime.Mocks):
         return [r for r in self.resources if r[0].endswith(suffix)]
 
 
-def fake_detect(package, *, version=None, runtime=None, args=None, clients=None, browser=None):
+def fake_detect(
+    package, *, version=None, runtime=None, args=None, clients=None, browser=None, session=None, cache=None
+):
     if package not in SPECS:
         raise DetectError(f"{package}: not found on PyPI or npm")
     return SPECS[package].model_copy(update={"args": list(args or [])})
@@ -80,8 +83,8 @@ def run_program(monkeypatch, config: dict, secret_keys=()):
         {f"catwalk:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()},
         [f"catwalk:{k}" for k in secret_keys],
     )
-    monkeypatch.setattr(program, "detect", fake_detect)
-    monkeypatch.setattr(program.Clients, "make", classmethod(lambda cls, *a, **k: None))
+    monkeypatch.setattr(detect_core, "detect", fake_detect)
+    monkeypatch.setattr(detect_core.Clients, "make", classmethod(lambda cls, *a, **k: None))
     exports: dict[str, object] = {}
     monkeypatch.setattr(pulumi, "export", lambda name, value: exports.__setitem__(name, value))
     pulumi.runtime.test(program.main)()  # returns once every registration has reached the mocks
