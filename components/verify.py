@@ -11,15 +11,15 @@ import os
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, UpdateResult
+from pulumi.dynamic import CreateResult, UpdateResult
 from pydantic import BaseModel, Field
 
-from components.providers.base import FlyProvider, ProviderError
+from components.providers.base import Provider, ProviderError
 
 DEFAULT_DEADLINE_S = 180.0
 
 
-def _machines_report(provider: FlyProvider, app: str) -> str:
+def _machines_report(provider: Provider, app: str) -> str:
     """Each machine's state and last events: what Fly saw when the server did not answer."""
     try:
         with provider.client() as client:
@@ -43,19 +43,15 @@ class CheckInputs(BaseModel):
     token: str | None = None
 
 
-class McpCheckProvider(FlyProvider):
+class McpCheckProvider(Provider):
     """Handshake (initialize + tools/list) with the bearer token; fail with what Fly says otherwise.
 
-    A FlyProvider for its configured Fly client (the machines report) and its token-free pickling.
+    Re-runs when the URL or a machine's version (`revision`) changes; the Fly client is for the report.
     """
 
     inputs_model = CheckInputs
+    diff_keys = ("url", "revision")
     kind = "MCP check"
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        keys = ("url", "revision")
-        changed = [k for k in keys if olds.get(k) != news.get(k)]
-        return DiffResult(changes=bool(changed), replaces=[], stables=["url"], delete_before_replace=False)
 
     def _verify(self, props: dict[str, Any]) -> dict[str, Any]:
         from components.mcpcheck import check

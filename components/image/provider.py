@@ -21,22 +21,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pulumi.dynamic import (
-    CheckFailure,
-    CheckResult,
-    ConfigureRequest,
-    CreateResult,
-    DiffResult,
-    ReadResult,
-    ResourceProvider,
-    UpdateResult,
-)
+from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
 
 from components import safety
 from components.image import baked as bake
 from components.image import docker_cli as cli
 from components.image.context import ContextError, context_hash, stage_context, tag_for
-from components.providers.base import TOKEN_CONFIG_KEYS
+from components.providers.base import Provider, contains_unknown, diff_result, strip_engine_keys
 
 KINDS = ("context", "baked", "prebuilt")
 OUTPUT_KEYS = ("repository", "tag", "digest", "image_ref")
@@ -48,29 +39,25 @@ REPLACE_KEYS = ("kind", "app", "platform")
 # `browser` came later: check() fills False into a resource recorded without it, whose image (and hash)
 # is then exactly what it was, so existing stacks see no change.
 BAKED_FIELDS = ("base", "runtime", "package", "launch", "resolved_at", "entrypoint", "browser")
-PROVIDER_KEY = "__provider"
-
-
-def _unknown(value: Any) -> bool:
-    """Whether the engine sent this value as not yet known (preview, before a dependency is created).
-
-    `python -m pulumi.dynamic` hands unknowns to the provider as `pulumi.output.Unknown` objects (also
-    inside lists and maps); the wire sentinel string is accepted too.
-    """
-    from pulumi.output import Unknown
-    from pulumi.runtime import rpc
-
-    if isinstance(value, Unknown) or (isinstance(value, str) and value == rpc.UNKNOWN):
-        return True
-    if isinstance(value, list | tuple):
-        return any(_unknown(v) for v in value)
-    if isinstance(value, dict):
-        return any(_unknown(v) for v in value.values())
-    return False
+# Outputs and derived inputs that a new build changes: never stable across a change.
+MOVING = frozenset({"tag", "digest", "image_ref", "content_hash", "ref"})
 
 
 def _any_unknown(values: dict[str, Any], keys: tuple[str, ...]) -> bool:
-    return any(_unknown(values.get(k)) for k in keys)
+    return any(contains_unknown(values.get(k)) for k in keys)
+
+
+def kept_on_update(olds: dict[str, Any], news: dict[str, Any], compared: tuple[str, ...]) -> list[str]:
+    """What a rebuild cannot change and the new inputs do not change either (the rest of the stables)."""
+    return [
+        k
+        for k in sorted(set(olds) | set(news))
+        if k not in compared
+        and k not in MOVING
+        and k in news
+        and not contains_unknown(news[k])
+        and olds.get(k) == news[k]
+    ]
 
 
 def registry_token(configured: str | None = None) -> str:
@@ -86,19 +73,15 @@ def registry_token(configured: str | None = None) -> str:
     return token
 
 
-class ImageProvider(ResourceProvider):
-    """Builds and pushes images to registry.fly.io; see the module docstring."""
+class ImageProvider(Provider):
+    """Builds and pushes images to registry.fly.io; see the module docstring.
 
-    # A token taken from `configure` lives only in the provider host's memory: never pickled into state.
-    def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_token"}
+    On the shared provider base for the token (`configure`, kept out of the pickle) and the pure diff; its
+    `check` derives the tag and content hash, which no inputs model could.
+    """
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-
-    def configure(self, req: ConfigureRequest) -> None:
-        """Take the Fly token from the stack config the engine hands the host (as the Fly providers do)."""
-        self._token = next((str(v) for k in TOKEN_CONFIG_KEYS if (v := req.config.get(k))), None)
+    replace_keys = REPLACE_KEYS
+    kind = "image"
 
     # -- check: validate and derive (repository, tag, content hash); no I/O beyond hashing text ----------
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
@@ -114,12 +97,12 @@ class ImageProvider(ResourceProvider):
             fail("kind", f"must be one of {', '.join(KINDS)}, got {kind!r}")
             return CheckResult(inputs, failures)
         inputs.setdefault("platform", cli.PLATFORM)
-        if inputs["platform"] != cli.PLATFORM and not _unknown(inputs["platform"]):
+        if inputs["platform"] != cli.PLATFORM and not contains_unknown(inputs["platform"]):
             fail("platform", f"Fly Machines run {cli.PLATFORM}; got {inputs['platform']!r}")
 
         if kind == "prebuilt":
             ref = inputs.get("ref")
-            if not _unknown(ref):
+            if not contains_unknown(ref):
                 try:
                     safety.check_image_ref(ref if isinstance(ref, str) else "")
                 except ValueError as exc:
@@ -127,7 +110,7 @@ class ImageProvider(ResourceProvider):
             return CheckResult(inputs, failures)
 
         app = inputs.get("app")
-        if not _unknown(app):
+        if not contains_unknown(app):
             try:
                 inputs["repository"] = cli.repository(app)
             except ValueError as exc:
@@ -137,7 +120,7 @@ class ImageProvider(ResourceProvider):
             directory, digest = inputs.get("context_dir"), inputs.get("content_hash")
             if not isinstance(directory, str) or not os.path.isabs(directory):
                 fail("context_dir", f"must be an absolute path, got {directory!r}")
-            if not _unknown(digest):
+            if not contains_unknown(digest):
                 try:
                     inputs["tag"] = tag_for(digest)
                 except (TypeError, ValueError) as exc:
@@ -161,21 +144,19 @@ class ImageProvider(ResourceProvider):
 
     # -- diff: compare what the image is made of; never builds -------------------------------------------
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        olds, news = strip_engine_keys(olds), strip_engine_keys(news)
         kind = news.get("kind")
         keys = REPLACE_KEYS + CONTENT_KEYS.get(kind, ("content_hash",))
-        changed = [k for k in keys if _unknown(news.get(k)) or olds.get(k) != news.get(k)]
-        if kind != "prebuilt" and not (olds.get("digest") and olds.get("image_ref")):
-            changed.append("digest")  # the state has no pushed image (an older or broken state): build
-        replaces = [k for k in REPLACE_KEYS if k in changed]
-        all_keys = sorted((set(olds) | set(news) | set(OUTPUT_KEYS)) - {PROVIDER_KEY})
-        if not changed:
-            return DiffResult(changes=False, replaces=[], stables=all_keys, delete_before_replace=False)
-        # Stable: what this build cannot change and the new inputs do not change either.
-        moving = set(changed) | {"tag", "digest", "image_ref", "content_hash", "ref"}
-        stables = [
-            k for k in all_keys if k not in moving and k in news and not _unknown(news[k]) and olds.get(k) == news[k]
-        ]
-        return DiffResult(changes=True, replaces=replaces, stables=stables, delete_before_replace=False)
+        # A state without a pushed image (an older or broken state) is built.
+        unbuilt = kind != "prebuilt" and not (olds.get("digest") and olds.get("image_ref"))
+        return diff_result(
+            olds,
+            news,
+            keys=keys,
+            replace_keys=self.replace_keys,
+            stable_outputs=kept_on_update(olds, news, keys),
+            extra_changes=["digest"] if unbuilt else [],
+        )
 
     # -- create / update: build and push (or pass through) -----------------------------------------------
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -188,8 +169,7 @@ class ImageProvider(ResourceProvider):
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         # A tag named by a content hash is never rebuilt under that name and Fly's registry has no listing
         # to check it against without a push credential, so refresh keeps what was pushed.
-        outs = {k: v for k, v in props.items() if k != PROVIDER_KEY}
-        return ReadResult(id_=id_, outs=outs)
+        return ReadResult(id_=id_, outs=strip_engine_keys(props))
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         # Nothing to do: Fly's registry offers no tag deletion, and a running machine may still pull the
@@ -198,7 +178,7 @@ class ImageProvider(ResourceProvider):
 
     # -- the work ------------------------------------------------------------------------------------------
     def _realize(self, props: dict[str, Any]) -> dict[str, Any]:
-        inputs = {k: v for k, v in props.items() if k != PROVIDER_KEY}
+        inputs = strip_engine_keys(props)
         kind = inputs["kind"]
         if kind == "prebuilt":
             return {**inputs, **prebuilt_outputs(inputs["ref"])}
@@ -222,7 +202,7 @@ class ImageProvider(ResourceProvider):
                     (staged / "Dockerfile").write_text(build.dockerfile)
                     build_args = build.build_args
                 digest = build_and_push(
-                    token=registry_token(getattr(self, "_token", None)),
+                    token=registry_token(self.settings().token),
                     ref=f"{repo}:{inputs['tag']}",
                     context_dir=str(staged),
                     metadata_file=str(Path(work, "metadata.json")),

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from components import safety
 from components.fields import AppName
 from components.fly.models import machine_gone
-from components.providers.base import FlyProvider, FlyProviderError, as_dict, strip_engine_keys
+from components.providers.base import FlyProviderError, Provider, as_dict, strip_engine_keys
 
 
 class AppInputs(BaseModel):
@@ -48,7 +48,7 @@ def foreign_machines(machines: list[dict[str, Any]], stack: str) -> list[str]:
     return sorted(foreign)
 
 
-class FlyAppProvider(FlyProvider):
+class FlyAppProvider(Provider):
     inputs_model = AppInputs
     replace_keys = ("name", "org")
     stable_outputs = ("name", "org", "app_id")

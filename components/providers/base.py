@@ -1,9 +1,9 @@
-"""What every Fly dynamic provider shares: engine-key stripping, pure diffs, checks, the client factory.
+"""What every catwalk dynamic provider shares: engine-key stripping, pure diffs, checks, the Fly token.
 
 The engine pickles each provider instance into the state (`__provider`) and later unpickles it in
-`python -m pulumi.dynamic`. So a provider holds no client, socket or lock: each hook builds its own
-client, and the Fly token arrives through `configure()` (stack config) or `FLY_API_TOKEN` at call time,
-never as an input and never in the pickle (`__getstate__` drops it).
+`python -m pulumi.dynamic`. So a provider holds nothing: no client, socket or lock (each hook builds its
+own client), and no token: the Fly token arrives through `configure()` (stack config), kept beside the
+provider rather than in it, or `FLY_API_TOKEN` at call time; never as an input, never in the pickle.
 
 The diff helpers are pure functions of (previous outputs, new inputs): they make no Fly call, so a
 preview is free and an unchanged `up` makes no mutating call.
@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 import re
+import weakref
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from pulumi.dynamic import (
@@ -96,20 +98,19 @@ def diff_result(
 
     `changes` is set whenever anything (including a replace key) changed, `replaces` lists exactly the
     replace keys that changed, and `stables` names the inputs and outputs that this operation keeps
-    (so the engine keeps them known during a preview).
+    (so the engine keeps them known during a preview): all of them when nothing changed, the unchanged
+    keys and `stable_outputs` on an update, the unchanged keys on a replacement.
     """
     keys = list(keys)
     changed = partial_diff(olds, news, keys)
     changed += [k for k in extra_changes if k not in changed]
     replaces = [k for k in replace_keys if k in changed]
-    stables = (
-        [k for k in keys if k not in changed]
-        if replaces
-        else [
-            *(k for k in keys if k not in changed),
-            *stable_outputs,
-        ]
-    )
+    if not changed:  # nothing moves: every input and output stays as it is
+        stables = sorted({*olds, *news, *keys, *stable_outputs})
+    elif replaces:
+        stables = [k for k in keys if k not in changed]
+    else:
+        stables = [*(k for k in keys if k not in changed), *stable_outputs]
     return DiffResult(changes=bool(changed), replaces=replaces, stables=stables, delete_before_replace=False)
 
 
@@ -172,40 +173,55 @@ def make_client(token: str | None = None, base_url: str | None = None):
     return FlyClient(base_url=base_url or None, token=token or None)
 
 
-class FlyProvider(ResourceProvider):
-    """Shared hooks: `check` through the inputs model, `diff` through `diff_result`, token handling.
+@dataclass(frozen=True)
+class Settings:
+    """What `configure` read from the stack config: the Fly token and API URL (either may be absent)."""
 
-    Subclasses set `inputs_model`, `replace_keys` and `stable_outputs`, and implement create/read/
-    update/delete over `self.client()`.
+    token: str | None = field(default=None, repr=False)
+    base_url: str | None = None
+
+
+# Each configured provider's settings, kept beside the provider and not in it: the engine pickles providers
+# into the state, so no attribute of one ever holds the token. Weak keys: settings go with their provider.
+_CONFIGURED: weakref.WeakKeyDictionary[Provider, Settings] = weakref.WeakKeyDictionary()
+
+
+class Provider(ResourceProvider):
+    """The one base of catwalk's dynamic providers: `check` through the inputs model, a pure `diff` over
+    declared keys, the Fly token from the stack config or the environment, errors that name the resource.
+
+    Subclasses set `inputs_model` (or override `check`), `replace_keys`, `stable_outputs` and, when not
+    every input field counts, `diff_keys`; they implement create/read/update/delete, over `self.client()`
+    when they talk to Fly.
     """
 
     inputs_model: ClassVar[type[BaseModel]]
     replace_keys: ClassVar[tuple[str, ...]] = ()
     stable_outputs: ClassVar[tuple[str, ...]] = ()
+    diff_keys: ClassVar[tuple[str, ...] | None] = None  # None: every field of `inputs_model`
     kind: ClassVar[str] = "Fly resource"
-
-    def __init__(self) -> None:
-        super().__init__()
-
-    # The token must never be pickled into the state, even if a configured provider is pickled.
-    def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("_token", "_base_url")}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
 
     def configure(self, req: ConfigureRequest) -> None:
         """Take the token (and API URL) from the stack config the engine hands the provider host."""
-        self._token = next((str(v) for k in TOKEN_CONFIG_KEYS if (v := req.config.get(k))), None)
-        self._base_url = next((str(v) for k in URL_CONFIG_KEYS if (v := req.config.get(k))), None)
+        _CONFIGURED[self] = Settings(
+            token=next((str(v) for k in TOKEN_CONFIG_KEYS if (v := req.config.get(k))), None),
+            base_url=next((str(v) for k in URL_CONFIG_KEYS if (v := req.config.get(k))), None),
+        )
+
+    def settings(self) -> Settings:
+        """What `configure` read (empty settings when the engine did not configure this provider)."""
+        return _CONFIGURED.get(self, Settings())
+
+    def fly_token(self) -> str | None:
+        """The configured token, else `FLY_API_TOKEN` read now."""
+        return self.settings().token or os.environ.get("FLY_API_TOKEN") or None
 
     def client(self):
         """A fresh client for one hook (`with self.client() as client:` closes its session).
 
-        Token: the configured one, else `FLY_API_TOKEN`; URL: from config, else `FLY_API_URL`.
+        Token: `fly_token()`; URL: from config, else `FLY_API_URL`.
         """
-        token = getattr(self, "_token", None) or os.environ.get("FLY_API_TOKEN") or None
-        return make_client(token=token, base_url=getattr(self, "_base_url", None))
+        return make_client(token=self.fly_token(), base_url=self.settings().base_url)
 
     def inputs_of(self, props: Mapping[str, Any]) -> dict[str, Any]:
         """The input fields of a property bag (old outputs carry extra computed keys)."""
@@ -219,7 +235,7 @@ class FlyProvider(ResourceProvider):
         return diff_result(
             strip_engine_keys(olds),
             strip_engine_keys(news),
-            keys=self.inputs_model.model_fields,
+            keys=self.diff_keys if self.diff_keys is not None else tuple(self.inputs_model.model_fields),
             replace_keys=self.replace_keys,
             stable_outputs=self.stable_outputs,
         )

@@ -13,7 +13,7 @@ from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 from pydantic import BaseModel, ConfigDict
 
 from components.fields import AppName
-from components.providers.base import FlyProvider, FlyProviderError, as_dict, strip_engine_keys
+from components.providers.base import FlyProviderError, Provider, as_dict, strip_engine_keys
 
 IpType = Literal["shared_v4", "v6"]
 
@@ -38,7 +38,7 @@ def find(assignments: list[dict[str, Any]], wanted: str) -> dict[str, Any] | Non
     return next((a for a in assignments if ip_type(a) == wanted), None)
 
 
-class FlyIpProvider(FlyProvider):
+class FlyIpProvider(Provider):
     inputs_model = IpInputs
     replace_keys = ("app", "type")
     stable_outputs = ("address", "app", "type")

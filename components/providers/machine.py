@@ -21,8 +21,8 @@ from pulumi.dynamic import CreateResult, DiffResult, ReadResult, UpdateResult
 
 from components.fly.models import machine_gone
 from components.providers.base import (
-    FlyProvider,
     FlyProviderError,
+    Provider,
     as_dict,
     contains_unknown,
     diff_result,
@@ -52,7 +52,7 @@ def _events_text(machine: dict[str, Any], limit: int = 6) -> str:
     return ", ".join(parts) or "no events"
 
 
-class FlyMachineProvider(FlyProvider):
+class FlyMachineProvider(Provider):
     inputs_model = MachineInputs
     replace_keys = ("app", "server", "region", "index")
     stable_outputs = ("machine_id", "name", "app", "region")

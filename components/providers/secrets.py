@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from components import safety
 from components.fields import AppName
 from components.providers.base import (
-    FlyProvider,
+    Provider,
     as_dict,
     contains_unknown,
     diff_result,
@@ -68,7 +68,7 @@ def _version(resp: Any) -> int | None:
     return data.get("version", data.get("Version"))
 
 
-class FlySecretsProvider(FlyProvider):
+class FlySecretsProvider(Provider):
     inputs_model = SecretsInputs
     replace_keys = ("app",)
     stable_outputs = ("app", "salt")

@@ -298,11 +298,15 @@ def test_ip_type_is_read_from_the_assignment():
 # -- token handling ----------------------------------------------------------------------------------
 
 
-def test_configured_token_is_used_but_never_pickled():
+def test_configured_token_is_used_but_never_held_by_the_provider_or_pickled(monkeypatch):
+    monkeypatch.delenv("FLY_API_TOKEN", raising=False)
     provider = FlyMachineProvider()
     provider.configure(ConfigureRequest(Config({"catwalk:flyApiToken": "fo1_secret_token"}, "catwalk")))
-    assert provider._token == "fo1_secret_token"
+    assert provider.fly_token() == "fo1_secret_token"
+    assert provider.client()._token() == "fo1_secret_token"
+    assert vars(provider) == {}
     assert b"fo1_secret_token" not in pickle.dumps(provider)
+    assert FlyMachineProvider().fly_token() is None  # another provider object was not configured
 
 
 def test_ip_import_without_an_app_says_how_to_import():
