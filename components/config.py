@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from components import safety
+from components import safety, storage
 from components.errors import CatwalkError
 from components.fields import (
     Arg,
@@ -73,6 +73,87 @@ class ConfigError(CatwalkError, ValueError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
+def server_names(value: Any) -> Any:
+    """catwalk:deleteVolumes as written: a list, its JSON text (how Pulumi hands structured config over), or
+    names separated by commas (`pulumi config set catwalk:deleteVolumes memory,git`)."""
+    if isinstance(value, str):
+        if value.lstrip().startswith("["):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"is not valid JSON: {exc}") from None
+        return [name.strip() for name in value.split(",") if name.strip()]
+    return value
+
+
+class VolumeConfig(BaseModel):
+    """A Fly volume for each of the server's machines, mounted at `path`: what the server writes there stays."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    path: str
+    size: int = Field(default=1, ge=1, le=storage.MAX_VOLUME_GB, description="GB; it can grow, never shrink")
+    encrypted: bool = True
+    snapshot_retention: int | None = Field(default=None, ge=1, le=60, alias="snapshotRetention", description="days")
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        storage.check_mount_path(v)
+        return v
+
+    @field_validator("encrypted", mode="before")
+    @classmethod
+    def _encrypted(cls, v: Any) -> Any:
+        if not isinstance(v, bool):
+            raise ValueError(f"must be true or false, got {v!r}")
+        return v
+
+
+class FileConfig(BaseModel):
+    """A small file Fly writes before the server starts: inline `content` or a `source` file next to the stack
+    file; `secret` keeps its contents in Fly secrets (and out of the machine config and the plain state)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str
+    content: str | None = Field(default=None, max_length=storage.MAX_FILE_BYTES)
+    source: str | None = None
+    secret: bool = False
+    mode: int = storage.DEFAULT_FILE_MODE
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        storage.check_file_path(v, None)
+        return v
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, v: str | None) -> str | None:
+        if v is not None:
+            safety.check_no_control(v, "source")
+            if v.startswith("/") or ".." in v.replace("\\", "/").split("/"):
+                raise ValueError(f"{v!r} must be a path relative to the stack file's directory, inside it")
+        return v
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode(cls, v: Any) -> int:
+        return storage.parse_mode(v)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FileConfig:
+        if (self.content is None) == (self.source is None):
+            raise ValueError("set exactly one of 'content' or 'source'")
+        if self.secret and self.content is not None:
+            raise ValueError(
+                "secret: true needs 'source': inline content is plain text in the stack file; keep the secret in "
+                "a file next to it (out of version control) and name it in 'source'"
+            )
+        return self
+
+
 class ServerConfig(BaseModel):
     """One MCP server: what to run (package or command) and how to host it on Fly."""
 
@@ -101,6 +182,10 @@ class ServerConfig(BaseModel):
     # Whether the server drives a browser (Debian's Chromium goes into its baked image); None: detected from
     # the pinned release's dependencies (playwright, puppeteer…).
     browser: bool | None = None
+    # Data that survives stops, starts and deploys: a Fly volume per machine, mounted at volume.path.
+    volume: VolumeConfig | None = None
+    # Files written into the machine before the server starts (relative paths: its working directory).
+    files: list[FileConfig] = Field(default_factory=list, max_length=20)
     # Whether the config set `memory` (else it is the size's default, which a browser server raises).
     _memory_given: bool = PrivateAttr(default=False)
 
@@ -230,6 +315,16 @@ class ServerConfig(BaseModel):
         overlap = sorted(set(self.env) & set(self.secrets))
         if overlap:
             raise ValueError(f"{', '.join(overlap)} is both in 'env' and 'secrets'")
+        mount = self.volume.path if self.volume else None
+        paths = [storage.guest_path(f.path) for f in self.files]
+        for f in self.files:
+            try:
+                storage.check_file_path(f.path, mount)
+            except ValueError as exc:
+                raise ValueError(f"files: {exc}") from None
+        repeated = sorted({p for p in paths if paths.count(p) > 1})
+        if repeated:
+            raise ValueError(f"files: {', '.join(repeated)} is written more than once")
         return self
 
     def memory_for(self, browser: bool) -> int:
@@ -268,7 +363,15 @@ class StackConfig(BaseModel):
     bake: bool = True
     verify: bool = True
     token_rotation: str = Field(default="1", alias="tokenRotation")
+    # Servers whose volumes `up` may destroy (a volume removed from config, or a removed server's). Without
+    # this, `up` refuses: data is never deleted by a config slip.
+    delete_volumes: list[ServerName] = Field(default_factory=list, alias="deleteVolumes")
     servers: list[ServerConfig] = Field(default_factory=list, max_length=100)
+
+    @field_validator("delete_volumes", mode="before")
+    @classmethod
+    def _delete_volumes(cls, v: Any) -> Any:
+        return server_names(v)
 
     @field_validator("token_rotation", mode="before")
     @classmethod
@@ -306,6 +409,18 @@ RESERVED_CONFIG_KEYS = frozenset(STACK_KEYS | {FLY_TOKEN_KEY})
 # The fully qualified keys the providers read: the Fly token (also under the Fly provider's own key), the API URL.
 TOKEN_CONFIG_KEYS = (f"{NAMESPACE}:{FLY_TOKEN_KEY}", "fly:apiToken")
 URL_CONFIG_KEYS = (f"{NAMESPACE}:{StackConfig.model_fields['fly_api_url'].alias}",)
+# Read by the volume and machine providers at delete / unmount time: a removed server is no longer in the program.
+DELETE_VOLUMES_KEY = f"{NAMESPACE}:{StackConfig.model_fields['delete_volumes'].alias}"
+
+
+def _field_names(loc: list[Any]) -> list[str]:
+    """The keys valid where an unknown one was found (a server, its volume or one of its files)."""
+    model: type[BaseModel] = ServerConfig
+    if loc[:1] == ["volume"]:
+        model = VolumeConfig
+    elif loc[:1] == ["files"]:
+        model = FileConfig
+    return [f.alias or name for name, f in model.model_fields.items()]
 
 
 def _problems(exc: ValidationError, raw_servers: Any) -> list[Problem]:
@@ -323,7 +438,7 @@ def _problems(exc: ValidationError, raw_servers: Any) -> list[Problem]:
         field = field.lstrip(".") or "(server)"
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            valid = ServerConfig.model_fields if server else STACK_KEYS
+            valid = _field_names(loc) if server else STACK_KEYS
             close = difflib.get_close_matches(str(loc[-1]), list(valid), n=1)
             message = "unknown field" + (f"; did you mean {close[0]!r}?" if close else "")
         problems.append(Problem(server=server, field=field, error=message))
@@ -434,6 +549,8 @@ def load_stack_file(path: str | Path) -> StackConfig:
         raise ConfigError(encrypted)
     stack = parse_stack(values, secret_keys)
     problems = missing_secrets(stack, secret_keys)
+    _, unreadable = storage.read_sources(stack.servers, path.parent)
+    problems += [Problem(server=server, field=field, error=error) for server, field, error in unreadable]
     if problems:
         raise ConfigError(problems)
     return stack

@@ -1,8 +1,9 @@
 """McpServer: one MCP server from stack config to an authenticated URL.
 
 server config → detection result → image (baked or shared) → Fly app, secrets (bearer token included),
-public IPs, one machine per (region, index) → an MCP handshake through the public URL. Every child is
-parented to the component, so `pulumi preview` groups a server's changes under its name.
+public IPs, one machine (and with `volume`, one Fly volume it mounts) per (region, index) → an MCP handshake
+through the public URL. Every child is parented to the component, so `pulumi preview` groups a server's
+changes under its name.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from components.providers.ip import FlyIp
 from components.providers.machine import FlyMachine
 from components.providers.machine_config import AUTH_OPT_OUT
 from components.providers.secrets import FlySecrets
+from components.providers.volume import FlyVolume
+from components.storage import render_files
 from components.verify import McpCheck
 
 BADGES = {"npm": "📦 npm", "python": "🐍 python", "custom": "⚙️ custom"}
@@ -76,6 +79,7 @@ class McpServer(pulumi.ComponentResource):
         base_image: pulumi.Input[str],
         secret_values: Mapping[str, pulumi.Input[str]],
         config_secret: bool = False,
+        file_contents: Mapping[int, bytes] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("catwalk:index:McpServer", name, None, opts)
@@ -88,7 +92,8 @@ class McpServer(pulumi.ComponentResource):
         env, hidden = split_env(
             {**server.env, **spec.env(), **({} if server.auth else AUTH_OPT_OUT)}, server.env, config_secret
         )
-        values: dict[str, pulumi.Input[str]] = {**hidden, **secret_values}
+        files, file_secrets = render_files(server.files, file_contents or {}, all_secret=config_secret)
+        values: dict[str, pulumi.Input[str]] = {**hidden, **file_secrets, **secret_values}
         token: pulumi.Output[str] | None = None
         if server.auth:
             password = pulumi_random.RandomPassword(
@@ -122,6 +127,24 @@ class McpServer(pulumi.ComponentResource):
             )
             image = baked.image_ref
 
+        volumes: dict[tuple[str, int], FlyVolume] = {}
+        if server.volume is not None:
+            for region in stack.regions_of(server):
+                for index in range(server.count):
+                    volumes[region, index] = FlyVolume(
+                        f"{name}-volume-{region}-{index}",
+                        app=app_ref,
+                        stack=stack_name,
+                        server=server.name,
+                        region=region,
+                        index=index,
+                        size_gb=server.volume.size,
+                        encrypted=server.volume.encrypted,
+                        snapshot_retention=server.volume.snapshot_retention,
+                        opts=child,
+                    )
+        mount_path = server.volume.path if server.volume is not None else ""
+
         machines = [
             FlyMachine(
                 f"{name}-{region}-{index}",
@@ -137,6 +160,10 @@ class McpServer(pulumi.ComponentResource):
                 autostop=server.autostop,
                 autostart=server.autostart,
                 secrets_version=secrets.version,
+                mounts=[{"volume": volumes[region, index].volume_id, "path": mount_path}]
+                if (region, index) in volumes
+                else [],
+                files=files,
                 opts=child,
             )
             for region in stack.regions_of(server)
@@ -178,6 +205,7 @@ class McpServer(pulumi.ComponentResource):
             "launch": hide(spec.launch),
             "regions": stack.regions_of(server),
             "machines": [m.machine_id for m in machines],
+            "volumes": [v.volume_id for v in volumes.values()],
             "auth": server.auth,
             "token": token,
             "clients": configs,

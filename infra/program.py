@@ -7,10 +7,12 @@ then one McpServer per server. Runs the same under the engine and under `pulumi.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pulumi
 
+from components import storage
 from components.config import (
     NAMESPACE,
     ConfigError,
@@ -95,6 +97,16 @@ def secret_values(server: ServerConfig, secret_keys: set[str]) -> dict[str, pulu
     return values
 
 
+def read_files(stack: StackConfig) -> storage.Contents:
+    """Every server's `files`, read before any resource; a `source` is next to the stack file (the project
+    directory, where Pulumi.yaml and the stack files are)."""
+    contents, problems = storage.read_sources(stack.servers, Path(pulumi.get_root_directory()))
+    if problems:
+        lines = "\n".join(f"server {server!r}: {field}: {error}" for server, field, error in problems)
+        raise pulumi.RunError(f"invalid catwalk stack config:\n{lines}")
+    return contents
+
+
 def main() -> None:
     stack_name = pulumi.get_stack()
     stack, secret_keys = load_stack()
@@ -107,6 +119,10 @@ def main() -> None:
         what = spec.pinned or ("a custom command" if servers_secret else spec.command)
         pulumi.log.info(f"{server.name}: {spec.runtime} {what} ({'; '.join(spec.evidence)})")
     refuse_unbaked_browsers(stack, specs)
+    contents = read_files(stack)
+    for server in stack.servers:
+        for field, warning in storage.warnings(server):
+            pulumi.log.warn(f"server {server.name!r}: {field}: {warning}")
 
     if stack.image is not None:
         base_image: pulumi.Input[str] = stack.image
@@ -125,5 +141,6 @@ def main() -> None:
             base_image=base_image,
             secret_values=secret_values(server, secret_keys),
             config_secret=servers_secret,
+            file_contents=contents[server.name],
         )
         pulumi.export(server.name, component.outputs)

@@ -29,8 +29,13 @@ from pulumi.output import Unknown
 from pulumi.runtime import rpc
 from pydantic import BaseModel, ValidationError
 
-from components.config import TOKEN_CONFIG_KEYS, URL_CONFIG_KEYS
+from components.config import DELETE_VOLUMES_KEY, TOKEN_CONFIG_KEYS, URL_CONFIG_KEYS, server_names
 from components.errors import CatwalkError, with_hint
+
+DELETE_VOLUMES_HINT = (
+    "list the server in catwalk:deleteVolumes (`pulumi config set catwalk:deleteVolumes {server}`) and run `up` "
+    "again to delete it; to keep it, restore the server's `volume` setting"
+)
 
 
 class ProviderError(CatwalkError, RuntimeError):
@@ -175,10 +180,20 @@ def make_client(token: str | None = None, base_url: str | None = None):
 
 @dataclass(frozen=True)
 class Settings:
-    """What `configure` read from the stack config: the Fly token and API URL (either may be absent)."""
+    """What `configure` read from the stack config: the Fly token and API URL (either may be absent), and the
+    servers whose volumes may be deleted."""
 
     token: str | None = field(default=None, repr=False)
     base_url: str | None = None
+    # Servers whose volumes may be destroyed: read at call time, since a removed server is no longer in the program.
+    delete_volumes: frozenset[str] = frozenset()
+
+
+def _delete_volumes(value: Any) -> frozenset[str]:
+    try:
+        return frozenset(str(n) for n in server_names(value or []))
+    except (TypeError, ValueError):  # the program refuses a malformed value before any provider runs
+        return frozenset()
 
 
 # Each configured provider's settings, kept beside the provider and not in it: the engine pickles providers
@@ -206,11 +221,16 @@ class Provider(ResourceProvider):
         _CONFIGURED[self] = Settings(
             token=next((str(v) for k in TOKEN_CONFIG_KEYS if (v := req.config.get(k))), None),
             base_url=next((str(v) for k in URL_CONFIG_KEYS if (v := req.config.get(k))), None),
+            delete_volumes=_delete_volumes(req.config.get(DELETE_VOLUMES_KEY)),
         )
 
     def settings(self) -> Settings:
         """What `configure` read (empty settings when the engine did not configure this provider)."""
         return _CONFIGURED.get(self, Settings())
+
+    def volume_delete_allowed(self, server: str) -> bool:
+        """Whether this run's stack config (catwalk:deleteVolumes) lets `up` destroy the server's volumes."""
+        return server in self.settings().delete_volumes
 
     def fly_token(self) -> str | None:
         """The configured token, else `FLY_API_TOKEN` read now."""

@@ -21,6 +21,7 @@ from pulumi.dynamic import CreateResult, DiffResult, ReadResult, UpdateResult
 
 from components.fly.models import machine_gone
 from components.providers.base import (
+    DELETE_VOLUMES_HINT,
     FlyProviderError,
     Provider,
     as_dict,
@@ -149,8 +150,21 @@ class FlyMachineProvider(Provider):
     # -- update -------------------------------------------------------------------------------------
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        """In place: the same machine id, a new version (see `_update_in_place`)."""
+        """In place: the same machine id, a new version (see `_update_in_place`).
+
+        An update that unmounts a volume is refused, before any Fly call, unless catwalk:deleteVolumes lists
+        the server: the volume's delete follows it, and the server would meanwhile run without its data.
+        """
         inp = MachineInputs.model_validate(self.inputs_of(news))
+        unmounted = sorted(
+            {str(m.get("volume")) for m in strip_engine_keys(olds).get("mounts") or []} - {m.volume for m in inp.mounts}
+        )
+        if unmounted and not self.volume_delete_allowed(inp.server):
+            raise FlyProviderError(
+                f"Fly machine {inp.machine_name!r} ({id_}) in app {inp.app!r}: not unmounting volume "
+                f"{', '.join(unmounted)}, which holds server {inp.server!r}'s data; "
+                + DELETE_VOLUMES_HINT.format(server=inp.server)
+            )
         with self.client() as client:
             return UpdateResult(self._outputs(inp, self._update_in_place(client, inp, id_)))
 
@@ -290,6 +304,8 @@ class FlyMachine(pulumi.dynamic.Resource, module="catwalk", name="FlyMachine"):
         min_machines_running: int = 0,
         restart_policy: str = "on-failure",
         secrets_version: pulumi.Input[int] | None = None,
+        mounts: pulumi.Input[list[dict[str, Any]]] | None = None,
+        files: list[dict[str, Any]] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props: dict[str, Any] = {
@@ -307,6 +323,8 @@ class FlyMachine(pulumi.dynamic.Resource, module="catwalk", name="FlyMachine"):
             "min_machines_running": min_machines_running,
             "restart_policy": restart_policy,
             "secrets_version": secrets_version,
+            "mounts": mounts or [],
+            "files": files or [],
         }
         props.update({k: None for k in COMPUTED if k != "name"})
         super().__init__(FlyMachineProvider(), resource_name, props, opts)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from components import safety
+from components import safety, storage
 from components.fields import AppName, FlySize, ImageRef, Region, ServerName
 
 INTERNAL_PORT = 8080
@@ -45,6 +45,46 @@ def check_env(env: Mapping[str, str]) -> None:
         safety.check_length(value, safety.MAX_ENV_VALUE, f"value of {name}")
 
 
+class MountInput(BaseModel):
+    """The volume (by id) a machine mounts, and where."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    volume: str = Field(pattern=r"^[A-Za-z0-9_]{1,64}$")
+    path: str
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        storage.check_mount_path(v)
+        return v
+
+
+class FileInput(BaseModel):
+    """A file Fly writes before the machine starts: base64 `raw_value`, or the app secret `secret_name`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    guest_path: str
+    raw_value: str | None = Field(default=None, max_length=storage.MAX_FILE_BYTES * 4 // 3 + 4)
+    secret_name: str | None = Field(default=None, pattern=r"^[A-Z][A-Z0-9_]{0,63}$")
+    mode: int = Field(default=storage.DEFAULT_FILE_MODE, ge=0, le=0o777)
+
+    @field_validator("guest_path")
+    @classmethod
+    def _guest_path(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError(f"{v!r} must be absolute")
+        storage.check_file_path(v, None)
+        return v
+
+    @model_validator(mode="after")
+    def _one_value(self) -> FileInput:
+        if (self.raw_value is None) == (self.secret_name is None):
+            raise ValueError("set exactly one of raw_value or secret_name")
+        return self
+
+
 class MachineInputs(BaseModel):
     """One machine of a server: (app, server, region, index) is its identity; the rest updates in place."""
 
@@ -64,6 +104,8 @@ class MachineInputs(BaseModel):
     min_machines_running: int = Field(default=0, ge=0, le=10)
     restart_policy: RestartPolicy = "on-failure"
     secrets_version: int | None = Field(default=None, ge=0)
+    mounts: list[MountInput] = Field(default_factory=list, max_length=1)  # Fly: one volume per machine
+    files: list[FileInput] = Field(default_factory=list, max_length=20)
 
     @field_validator("stack")
     @classmethod
@@ -83,6 +125,10 @@ class MachineInputs(BaseModel):
             safety.check_memory_fits(self.size, self.memory)
         except ValueError as exc:
             raise ValueError(f"memory: {exc}") from None
+        for f in self.files:
+            for mount in self.mounts:
+                if storage.under(f.guest_path, mount.path):
+                    raise ValueError(f"files: {f.guest_path} is inside the volume mounted at {mount.path}")
         return self
 
     @property
@@ -126,7 +172,7 @@ def restart_policy(policy: str) -> dict[str, Any]:
 def render_config(inp: MachineInputs) -> dict[str, Any]:
     """The machine config we own. Secrets are not here: Fly injects app secrets at boot."""
     kind, cpus = parse_size(inp.size)
-    return {
+    config = {
         "image": inp.image,
         "env": dict(sorted(inp.env.items())),
         "guest": {"cpu_kind": kind, "cpus": cpus, "memory_mb": inp.memory},
@@ -157,6 +203,11 @@ def render_config(inp: MachineInputs) -> dict[str, Any]:
         "restart": restart_policy(inp.restart_policy),
         "metadata": metadata(inp),
     }
+    if inp.mounts:
+        config["mounts"] = [{"volume": m.volume, "path": m.path} for m in inp.mounts]
+    if inp.files:
+        config["files"] = [f.model_dump(exclude_none=True) for f in inp.files]
+    return config
 
 
 def _normalize(value: Any) -> Any:
@@ -229,5 +280,10 @@ def inputs_from_machine(machine: Mapping[str, Any], app: str) -> dict[str, Any]:
         "autostart": bool(service.get("autostart", False)),
         "min_machines_running": service.get("min_machines_running", 0),
         "restart_policy": restart.get("policy", "on-failure"),
+        "mounts": [{"volume": m.get("volume", ""), "path": m.get("path", "")} for m in config.get("mounts") or []],
+        "files": [
+            {k: f[k] for k in ("guest_path", "raw_value", "secret_name", "mode") if k in f}
+            for f in config.get("files") or []
+        ],
     }
     return found

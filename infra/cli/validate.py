@@ -1,6 +1,7 @@
 """`validate [FILE] [--json]`: check a stack file through the config model, offline.
 
-No registry, Fly or Pulumi engine is touched: this is the fast check to run before `pulumi preview`.
+No registry, Fly or Pulumi engine is touched: this is the fast check to run before `pulumi preview`. A valid
+config may still get warnings (on stderr): a server whose data would be lost or split between machines.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+from components import storage
 from components.config import ConfigError, Problem, load_stack_file
 
 
@@ -36,9 +38,16 @@ def handle(args) -> int:
             for problem in exc.problems:
                 print(problem, file=sys.stderr)
         return 1
+    warnings = [
+        Problem(server=server.name, field=field, error=warning)
+        for server in stack.servers
+        for field, warning in storage.warnings(server)
+    ]
     if args.json:
         print("[]")
     else:
+        for warning in warnings:
+            print(f"warning: {warning}", file=sys.stderr)
         listed = ", ".join(f"{s.name} ({s.package or 'custom command'})" for s in stack.servers) or "no servers"
         print(f"{path}: valid: {len(stack.servers)} server(s): {listed}")
     return 0
