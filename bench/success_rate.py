@@ -466,6 +466,17 @@ def widened_cutoff(install_output: str) -> str | None:
     return "none" if without else later
 
 
+def without_local_paths(row: dict, cache_dir: Path, home: Path | None = None) -> dict:
+    """The row with the bench cache directory shown as ``<cache>`` and the home directory as ``~`` in the
+    quoted output, so committed results name no directory of the machine they ran on."""
+    home = home or Path.home()
+
+    def scrub(text: str) -> str:
+        return text.replace(str(cache_dir), "<cache>").replace(str(home), "~")
+
+    return {k: scrub(v) if k in ("detail", "output_tail") and isinstance(v, str) else v for k, v in row.items()}
+
+
 def _failed(row: dict, phase: str, output: str, error: str | None = None) -> dict:
     why = classify(phase, output, error)
     row.update(
@@ -764,12 +775,12 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     def one(case: Case) -> None:
-        row = run_case(case, clients, opts.cache_dir, opts)
+        row = without_local_paths(run_case(case, clients, opts.cache_dir, opts), opts.cache_dir)
         record(row)
         pre_mcp2 = case.runtime == "python" and row.get("resolved_at") and row["resolved_at"] < mcp2
         unresolved = row["phase"] == "install" and row["reason"] == "no dependency resolution"
         if opts.compare_plain and (pre_mcp2 or unresolved):
-            record(run_case(case, clients, opts.cache_dir, opts, plain=True))
+            record(without_local_paths(run_case(case, clients, opts.cache_dir, opts, plain=True), opts.cache_dir))
 
     with ThreadPoolExecutor(opts.parallel) as pool:
         list(pool.map(one, chosen))

@@ -7,6 +7,7 @@ their bookkeeping says the right thing about what they measured.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -359,3 +360,16 @@ def test_benchmarks_build_the_gateway_venv_with_what_the_image_installs_and_the_
     allowed = next(Requirement(line) for line in lines if line.startswith("h11"))
     pinned = next(iter(specs[0].specifier)).version
     assert allowed.specifier.contains(pinned), f"requirements.txt {allowed} excludes the image's h11 {pinned}"
+
+
+def test_success_rate_rows_name_no_local_directory():
+    row = {
+        "server": "x",
+        "detail": "cannot import (/srv/bench-cache/home/python/x/lib/site.py)",
+        "output_tail": 'File "/home/me/.pyenv/versions/3.12.1/lib/python3.12/asyncio/runners.py"\n',
+        "result": "failed",
+    }
+    clean = success_rate.without_local_paths(row, Path("/srv/bench-cache"), home=Path("/home/me"))
+    assert clean["detail"] == "cannot import (<cache>/home/python/x/lib/site.py)"
+    assert clean["output_tail"] == 'File "~/.pyenv/versions/3.12.1/lib/python3.12/asyncio/runners.py"\n'
+    assert clean["server"] == "x" and clean["result"] == "failed"
