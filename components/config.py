@@ -29,6 +29,7 @@ from pydantic import (
 from components import safety, storage
 from components.errors import CatwalkError
 from components.fields import (
+    AppName,
     Arg,
     EnvValue,
     FlySize,
@@ -356,6 +357,8 @@ class StackConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     app_prefix: ServerName | None = Field(default=None, alias="appPrefix")
+    # Existing Fly apps this stack may take over (they are then managed, and deleted on destroy, by it).
+    adopt_apps: list[AppName] = Field(default_factory=list, alias="adoptApps", max_length=200)
     org: OrgSlug = "personal"
     region: Region = "iad"
     image: ImageRef | None = None
@@ -397,9 +400,27 @@ class StackConfig(BaseModel):
     def regions_of(self, server: ServerConfig) -> list[str]:
         return list(server.regions or [self.region])
 
-    def app_name(self, server: ServerConfig, stack: str = "dev") -> str:
-        """The Fly app of a server: `<appPrefix>-<server>`; the prefix defaults to `catwalk-<stack>`."""
-        return f"{self.app_prefix or f'catwalk-{stack}'}-{server.name}"
+    def prefix(self, stack: str, stack_id: str) -> str:
+        """`appPrefix` as written, else `catwalk-<stack>-<stack id>`: Fly app names are global, so the
+        default carries the stack's random id (kept in its state) and a copied stack file works for anyone."""
+        return self.app_prefix or f"catwalk-{stack}-{stack_id}"
+
+    def app_name(self, server: ServerConfig, stack: str, stack_id: str) -> str:
+        """The Fly app of a server: `<prefix>-<server>`."""
+        return f"{self.prefix(stack, stack_id)}-{server.name}"
+
+    def long_app_names(self, stack: str, id_length: int) -> list[Problem]:
+        """App names that would exceed Fly's limit once the stack id is known (checked before anything exists)."""
+        problems = []
+        for name in [*(s.name for s in self.servers), *RESERVED_SERVER_NAMES]:
+            app = f"{self.prefix(stack, 'x' * id_length)}-{name}"
+            try:
+                safety.check_app_name(app)
+            except ValueError as exc:
+                shown = str(exc).replace("x" * id_length, "<stack id>")
+                server = None if name in RESERVED_SERVER_NAMES else name
+                problems.append(Problem(server=server, field="appPrefix" if self.app_prefix else "name", error=shown))
+        return problems
 
 
 STACK_KEYS = {f.alias or name for name, f in StackConfig.model_fields.items()}
@@ -465,7 +486,7 @@ def parse_stack(values: Mapping[str, Any], secret_keys: set[str] | frozenset[str
                 )
             ]
         )
-    for key in ("servers",):
+    for key in ("servers", "adoptApps"):
         if isinstance(raw.get(key), str):  # Pulumi hands structured config to programs as JSON text
             try:
                 raw[key] = json.loads(raw[key])

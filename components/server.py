@@ -75,6 +75,8 @@ class McpServer(pulumi.ComponentResource):
         server: ServerConfig,
         stack: StackConfig,
         stack_name: str,
+        owner: pulumi.Input[str],
+        app_name: pulumi.Output[str],
         spec: RuntimeSpec,
         base_image: pulumi.Input[str],
         secret_values: Mapping[str, pulumi.Input[str]],
@@ -84,9 +86,8 @@ class McpServer(pulumi.ComponentResource):
     ) -> None:
         super().__init__("catwalk:index:McpServer", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        app_name = stack.app_name(server, stack_name)
-
-        app = FlyApp(name, name=app_name, stack=stack_name, org=stack.org, opts=child)
+        adopt = app_name.apply(lambda n: n in stack.adopt_apps)
+        app = FlyApp(name, name=app_name, stack=stack_name, owner=owner, org=stack.org, adopt=adopt, opts=child)
         app_ref = app.app_id
 
         env, hidden = split_env(
@@ -150,6 +151,7 @@ class McpServer(pulumi.ComponentResource):
                 f"{name}-{region}-{index}",
                 app=app_ref,
                 stack=stack_name,
+                owner=owner,
                 server=server.name,
                 region=region,
                 index=index,
@@ -170,7 +172,7 @@ class McpServer(pulumi.ComponentResource):
             for index in range(server.count)
         ]
 
-        url = public_url(app_name)
+        url = app_name.apply(public_url)
         if stack.verify:
             revision = pulumi.Output.all(*[m.version for m in machines]).apply(
                 lambda versions: ",".join(str(v) for v in versions)
@@ -190,14 +192,14 @@ class McpServer(pulumi.ComponentResource):
             return pulumi.Output.secret(value) if config_secret and spec.runtime == "custom" else value
 
         configs = (
-            token.apply(lambda t: client_configs(server.name, url, t))
+            pulumi.Output.all(url, token).apply(lambda ut: client_configs(server.name, ut[0], ut[1]))
             if token is not None
-            else client_configs(server.name, url, None)
+            else url.apply(lambda u: client_configs(server.name, u, None))
         )
         self.outputs: dict[str, object] = {
             "app": app_ref,
             "url": url,
-            "sse_url": public_url(app_name, "/sse"),
+            "sse_url": app_name.apply(lambda n: public_url(n, "/sse")),
             "runtime": spec.runtime,
             "badge": BADGES[spec.runtime],
             "package": hide(spec.package or spec.command),

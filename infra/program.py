@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+import pulumi_random
 
 from components import storage
 from components.config import (
@@ -26,6 +27,8 @@ from components.detect import DetectError, RuntimeSpec, detect_many
 from components.image import UnifiedImage
 from components.providers.app import FlyApp
 from components.server import McpServer
+
+STACK_ID_LENGTH = 8
 
 
 def read_config() -> tuple[dict[str, Any], set[str]]:
@@ -48,7 +51,7 @@ def load_stack() -> tuple[StackConfig, set[str]]:
     values, secret_keys = read_config()
     try:
         stack = parse_stack(values, secret_keys)
-        problems = missing_secrets(stack, secret_keys)
+        problems = missing_secrets(stack, secret_keys) + stack.long_app_names(pulumi.get_stack(), STACK_ID_LENGTH)
         if problems:
             raise ConfigError(problems)
     except ConfigError as exc:
@@ -124,11 +127,20 @@ def main() -> None:
         for field, warning in storage.warnings(server):
             pulumi.log.warn(f"server {server.name!r}: {field}: {warning}")
 
+    # The stack's identity on Fly (components.providers.ownership): random, kept in the state, never replaced.
+    owner = pulumi_random.RandomString("stack-id", length=STACK_ID_LENGTH, upper=False, special=False).result
+
+    def app_name(name: str) -> pulumi.Output[str]:
+        if stack.app_prefix:  # known at the first preview, so it can check who holds the name
+            return pulumi.Output.from_input(f"{stack.app_prefix}-{name}")
+        return owner.apply(lambda stack_id: f"{stack.prefix(stack_name, stack_id)}-{name}")
+
     if stack.image is not None:
         base_image: pulumi.Input[str] = stack.image
     elif stack.servers:
-        prefix = stack.app_prefix or f"catwalk-{stack_name}"
-        images_app = FlyApp("images", name=f"{prefix}-images", stack=stack_name, org=stack.org)
+        name = app_name("images")
+        adopt = name.apply(lambda n: n in stack.adopt_apps)
+        images_app = FlyApp("images", name=name, stack=stack_name, owner=owner, org=stack.org, adopt=adopt)
         base_image = UnifiedImage("unified", app=images_app.app_id).image_ref
 
     for server in stack.servers:
@@ -137,6 +149,8 @@ def main() -> None:
             server=server,
             stack=stack,
             stack_name=stack_name,
+            owner=owner,
+            app_name=app_name(server.name),
             spec=specs[server.name],
             base_image=base_image,
             secret_values=secret_values(server, secret_keys),

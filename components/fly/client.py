@@ -337,17 +337,20 @@ class FlyClient:
 
     # -- apps ----------------------------------------------------------------------------------------
 
-    def create_app(self, name: str, org_slug: str, network: str | None = None) -> App:
+    def create_app(self, name: str, org_slug: str, network: str | None = None, *, adopt: bool = True) -> App:
         """Create the app, or adopt it when it already exists and this token can read it.
 
         The request carries a fresh ``idempotency_key``, so a retry after a lost response returns the app
         the first attempt made instead of failing on its own name. A 422 ``name_taken`` for an app we can
-        read in the same organization (made by an earlier run) adopts it.
+        read in the same organization (made by an earlier run) adopts it, unless ``adopt`` is false: then
+        the conflict is raised, for a caller that decides itself whose the app is.
         """
         body = _fields(name=name, org_slug=org_slug, network=network or None, idempotency_key=uuid.uuid4().hex)
         try:
             self._request("POST", "/v1/apps", body=body, idempotent=True)
         except FlyConflict as exc:
+            if not adopt:
+                raise
             try:
                 app = self.get_app(name)
             except FlyNotFound:

@@ -1,9 +1,9 @@
 """Pulumi dynamic providers for Fly: app, secrets, IP and machines (one resource per module).
 
-    app = FlyApp("memory", name="catwalk-dev-memory", stack="dev", org="personal")
+    app = FlyApp("memory", name="catwalk-dev-memory", stack="dev", owner=stack_id, org="personal", adopt=False)
     secrets = FlySecrets("memory-secrets", app=app.app_id, values={"API_KEY": secret})   # values: secret
     FlyIp("memory-ipv4", app=app.app_id, type="shared_v4")                              # or "v6"
-    FlyMachine("memory-iad-0", app=app.app_id, stack="dev", server="memory", region="iad", index=0,
+    FlyMachine("memory-iad-0", app=app.app_id, stack="dev", owner=stack_id, server="memory", region="iad", index=0,
                image=ref, env={...}, size="shared-cpu-1x", memory=512, autostop="stop", autostart=True,
                min_machines_running=0, restart_policy="on-failure", secrets_version=secrets.version,
                mounts=[{"volume": volume.volume_id, "path": "/data"}], files=[{"guest_path": …, "raw_value": …}])

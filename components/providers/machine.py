@@ -94,7 +94,7 @@ class FlyMachineProvider(Provider):
                     )
                 )
             except Exception as exc:
-                raise self.fail(f"create in app {inp.app!r}", name, exc) from exc
+                raise self._create_failed(client, inp, exc) from exc
             machine_id = created["id"]
             if config_drift(created.get("config") or {}, inp):
                 # The client adopted a machine an earlier, failed run made with other inputs: bring it up to date.
@@ -114,6 +114,23 @@ class FlyMachineProvider(Provider):
                     f"Fly machine {name!r} ({machine_id}) in app {inp.app!r} did not start: {exc}; events: {events}"
                 ) from exc
             return CreateResult(machine_id, self._outputs(inp, machine))
+
+    def _create_failed(self, client: Any, inp: MachineInputs, exc: Exception) -> FlyProviderError:
+        """A name held by a machine this stack did not make (in an adopted app) is named, with its way out."""
+        from components.fly import FlyConflict
+
+        if isinstance(exc, FlyConflict):
+            try:
+                other = client.find_machine(inp.app, inp.machine_name)
+            except Exception:
+                other = None
+            if other is not None:
+                return FlyProviderError(
+                    f"Fly machine {inp.machine_name!r}: app {inp.app!r} already holds a machine of that name that "
+                    f"this stack did not create ({other.id}); nothing was changed. Remove it "
+                    f"(`fly machine destroy {other.id} --app {inp.app} --force`) and run again"
+                )
+        return self.fail(f"create in app {inp.app!r}", inp.machine_name, exc)
 
     # -- read ---------------------------------------------------------------------------------------
 
@@ -293,6 +310,7 @@ class FlyMachine(pulumi.dynamic.Resource, module="catwalk", name="FlyMachine"):
         app: pulumi.Input[str],
         stack: str,
         server: str,
+        owner: pulumi.Input[str] = "",
         region: str,
         image: pulumi.Input[str],
         index: int = 0,
@@ -311,6 +329,7 @@ class FlyMachine(pulumi.dynamic.Resource, module="catwalk", name="FlyMachine"):
         props: dict[str, Any] = {
             "app": app,
             "stack": stack,
+            "owner": owner,
             "server": server,
             "region": region,
             "index": index,

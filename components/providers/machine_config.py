@@ -92,6 +92,8 @@ class MachineInputs(BaseModel):
 
     app: AppName
     stack: str
+    # The stack id (components.providers.ownership); empty only in state from before stack ids.
+    owner: str = Field(default="", pattern=r"^([a-z0-9]{8,32})?$")
     server: ServerName
     region: Region
     index: int = Field(default=0, ge=0, le=99)
@@ -154,8 +156,11 @@ def size_of(guest: Mapping[str, Any]) -> str:
 
 
 def metadata(inp: MachineInputs) -> dict[str, str]:
-    """Marks the machine as ours, and as a v2 `app` process so the `fly` CLI lists and manages it."""
+    """Marks the machine as ours (the stack id), and as a v2 `app` process so the `fly` CLI lists and manages it.
+
+    A lost or interrupted create is found again only by a machine carrying all of these, so only ours."""
     return {
+        **({"catwalk_owner": inp.owner} if inp.owner else {}),
         "catwalk_stack": inp.stack,
         "catwalk_server": inp.server,
         "catwalk_index": str(inp.index),
@@ -269,6 +274,7 @@ def inputs_from_machine(machine: Mapping[str, Any], app: str) -> dict[str, Any]:
     found: dict[str, Any] = {
         "app": app,
         "stack": meta.get("catwalk_stack", ""),
+        "owner": meta.get("catwalk_owner", ""),
         "server": meta.get("catwalk_server", ""),
         "region": machine.get("region", ""),
         "index": int(meta["catwalk_index"]) if str(meta.get("catwalk_index", "")).isdigit() else 0,

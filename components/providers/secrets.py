@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from components import safety
 from components.fields import AppName
+from components.providers import ownership
 from components.providers.base import (
     Provider,
     as_dict,
@@ -126,7 +127,8 @@ class FlySecretsProvider(Provider):
         except Exception as exc:
             raise self.fail("read", app, exc) from exc
         items = listed if isinstance(listed, list) else as_dict(listed).get("secrets") or []
-        names = sorted(as_dict(s)["name"] if not isinstance(s, str) else s for s in items)
+        listed = [s if isinstance(s, str) else as_dict(s)["name"] for s in items]
+        names = sorted(n for n in listed if not ownership.is_marker(n))  # the app's owner mark is not ours to set
         outs = {
             "app": app,
             "names": names,

@@ -54,7 +54,7 @@ def test_full_server_config_is_accepted_with_defaults_filled():
     git, tool = stack.servers
     assert git.env == {"LOG_LEVEL": "debug", "RETRIES": "3", "VERBOSE": "true"}
     assert stack.regions_of(git) == ["fra"]
-    assert stack.app_name(git) == "acme-mcp-git"
+    assert stack.app_name(git, "dev", "k3x9a2b1") == "acme-mcp-git", "an explicit appPrefix is honoured as written"
     assert tool.effective_runtime == "custom" and git.effective_runtime is None
 
 
@@ -68,9 +68,17 @@ def test_structured_config_arrives_as_json_text_from_pulumi():
     assert stack.servers[0].package == "mcp-server-git"
 
 
-def test_app_prefix_defaults_to_the_stack_name():
+def test_app_prefix_defaults_to_the_stack_name_and_the_stack_id():
     stack = parse_stack({"servers": [good_server()]})
-    assert stack.app_name(stack.servers[0], "prod") == "catwalk-prod-git"
+    assert stack.app_name(stack.servers[0], "prod", "k3x9a2b1") == "catwalk-prod-k3x9a2b1-git"
+
+
+def test_app_names_too_long_once_the_stack_id_is_added_are_named_before_anything_exists():
+    stack = parse_stack({"servers": [good_server(name="knowledge-graph-memory")]})
+    problems = stack.long_app_names("production-europe-west-one", 8)
+    assert [(p.server, p.field) for p in problems] == [("knowledge-graph-memory", "name")]
+    assert "<stack id>" in problems[0].error
+    assert parse_stack({"appPrefix": "acme", "servers": [good_server()]}).long_app_names("production-europe", 8) == []
 
 
 BAD_SERVERS = [

@@ -12,6 +12,7 @@ from pulumi.runtime.sync_await import _sync_await
 from components.detect import DetectError, RuntimeSpec
 from components.detect import core as detect_core
 
+STACK_ID = "k3x9a2b1"
 SPECS = {
     "mcp-server-git": RuntimeSpec(
         spec="mcp-server-git",
@@ -56,6 +57,8 @@ class Mocks(pulumi.runtime.Mocks):
             outputs["image_ref"] = f"registry.fly.io/{inputs.get('app', 'x')}@sha256:{'a' * 64}"
         if args.typ == "random:index/randomPassword:RandomPassword":
             outputs["result"] = "tok-" + args.name
+        if args.typ == "random:index/randomString:RandomString":
+            outputs["result"] = STACK_ID
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs):

@@ -20,6 +20,8 @@ from tests.providers.test_providers_emulator import TOKEN, Emu
 from tests.tools.fly_emulator.fixture import emulator_process
 from tests.tools.provider_host import ProviderHost, host_env, props_of, struct
 
+OWNER = "k3x9a2b1"  # the stack id every app of these tests carries
+
 MACHINE = {
     "app": "catwalk-dev-memory",
     "stack": "dev",
@@ -57,7 +59,7 @@ def test_host_runs_configure_check_create_diff_update_read_delete_against_the_em
     try:
         host.configure({"catwalk:flyApiToken": TOKEN})
         app_p = serialize_provider(FlyAppProvider())
-        app_in = {"name": "catwalk-dev-memory", "org": "personal", "stack": "dev", "__provider": app_p}
+        app_in = {"name": "catwalk-dev-memory", "org": "personal", "stack": "dev", "owner": OWNER, "__provider": app_p}
         app = host.create(props_of(host.check({}, app_in).inputs) | {"__provider": app_p})
         assert app.id == "catwalk-dev-memory"
 
@@ -118,7 +120,15 @@ def test_host_without_a_token_fails_with_a_clear_error_and_creates_nothing():
         host.configure({})
         provider = serialize_provider(FlyAppProvider())
         with pytest.raises(grpc.RpcError) as err:
-            host.create({"name": "catwalk-dev-memory", "org": "personal", "stack": "dev", "__provider": provider})
+            host.create(
+                {
+                    "name": "catwalk-dev-memory",
+                    "org": "personal",
+                    "stack": "dev",
+                    "owner": OWNER,
+                    "__provider": provider,
+                }
+            )
         assert "Fly app 'catwalk-dev-memory': create failed" in err.value.details()
         assert "catwalk:flyApiToken" in err.value.details()
         assert emu.client().list_apps("personal") == []
@@ -187,7 +197,11 @@ def deploy(engine: HostEngine, extra_env: dict[str, str]) -> list[str]:
     for s in SERVERS:
         app = f"catwalk-dev-{s}"
         steps = [
-            (f"app-{s}", FlyAppProvider, lambda app=app: {"name": app, "org": "personal", "stack": "dev"}),
+            (
+                f"app-{s}",
+                FlyAppProvider,
+                lambda app=app: {"name": app, "org": "personal", "stack": "dev", "owner": OWNER},
+            ),
             (f"sec-{s}", FlySecretsProvider, lambda app=app, s=s: {"app": app, "values": {"API_KEY": f"v-{s}-0001"}}),
             (f"ip-{s}", FlyIpProvider, lambda app=app: {"app": app, "type": "shared_v4"}),
             (

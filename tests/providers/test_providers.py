@@ -23,6 +23,8 @@ from components.providers.machine_config import (
 )
 from components.providers.secrets import FlySecretsProvider
 
+OWNER = "k3x9a2b1"  # the stack id every app of these tests carries
+
 MACHINE = {
     "app": "catwalk-dev-memory",
     "stack": "dev",
@@ -148,7 +150,9 @@ def test_secrets_check_errors_name_the_variable_but_never_show_its_value():
 
 
 def test_app_and_ip_checks_reject_bad_names_and_types():
-    assert [f.property for f in checked(FlyAppProvider(), {"name": "x--y", "stack": "dev"}).failures] == ["name"]
+    assert [
+        f.property for f in checked(FlyAppProvider(), {"name": "x--y", "stack": "dev", "owner": OWNER}).failures
+    ] == ["name"]
     failures = checked(FlyIpProvider(), {"app": "catwalk-dev-x", "type": "v5"}).failures
     assert [f.property for f in failures] == ["type"]
 
@@ -272,10 +276,21 @@ def test_secrets_diff_replaces_on_app_change():
 
 def test_app_diff_replaces_on_rename_and_not_on_no_change():
     provider = FlyAppProvider()
-    olds = {"name": "catwalk-dev-a", "org": "personal", "stack": "dev", "app_id": "x", "__provider": "p"}
-    same = provider.diff("catwalk-dev-a", olds, {"name": "catwalk-dev-a", "org": "personal", "stack": "dev"})
+    olds = {
+        "name": "catwalk-dev-a",
+        "org": "personal",
+        "stack": "dev",
+        "owner": OWNER,
+        "app_id": "x",
+        "__provider": "p",
+    }
+    same = provider.diff(
+        "catwalk-dev-a", olds, {"name": "catwalk-dev-a", "org": "personal", "stack": "dev", "owner": OWNER}
+    )
     assert same.changes is False and same.replaces == []
-    renamed = provider.diff("catwalk-dev-a", olds, {"name": "catwalk-dev-b", "org": "personal", "stack": "dev"})
+    renamed = provider.diff(
+        "catwalk-dev-a", olds, {"name": "catwalk-dev-b", "org": "personal", "stack": "dev", "owner": OWNER}
+    )
     assert renamed.changes is True and renamed.replaces == ["name"]
 
 

@@ -26,9 +26,12 @@ from components.providers import (
     FlyMachineProvider,
     FlyProviderError,
     FlySecretsProvider,
+    ownership,
 )
 from components.providers import base as provider_base
 from tests.tools.fly_emulator.server import Emulator, Faults
+
+OWNER = "k3x9a2b1"  # the stack id every app of these tests carries
 
 TOKEN = "fo1_emulator_token_for_tests"
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
@@ -143,8 +146,18 @@ class Engine:
         del self.state[key]
 
 
+def server_secret_names(emu) -> set[str]:
+    """The app's secrets but the stack's owner mark, which the app provider sets."""
+    return {s.name for s in emu.client().list_secrets("catwalk-dev-memory") if not ownership.is_marker(s.name)}
+
+
+def server_secret_env(emu) -> dict[str, str]:
+    env = emu.emulator.state.secret_env("catwalk-dev-memory")
+    return {k: v for k, v in env.items() if not ownership.is_marker(k)}
+
+
 def app_inputs(server: str) -> dict[str, Any]:
-    return {"name": f"catwalk-dev-{server}", "org": "personal", "stack": "dev"}
+    return {"name": f"catwalk-dev-{server}", "org": "personal", "stack": "dev", "owner": OWNER}
 
 
 def machine_inputs(server: str, **extra: Any) -> dict[str, Any]:
@@ -215,6 +228,72 @@ def test_app_import_by_name(emu):
     assert read.inputs["name"] == "catwalk-dev-memory" and read.inputs["org"] == "personal"
 
 
+def test_app_of_the_same_name_not_made_by_this_stack_stops_check_and_create_before_any_write(emu):
+    emu.client().create_app("catwalk-dev-memory", "personal")  # the user's own app, or another checkout's
+    emu.clear_calls()
+    _, provider = host_copy(FlyAppProvider())
+    checked = provider.check({}, app_inputs("memory"))  # what a preview runs
+    [failure] = checked.failures
+    assert failure.property == "name"
+    assert "Fly app 'catwalk-dev-memory' already exists" in failure.reason
+    assert "catwalk:appPrefix" in failure.reason and "catwalk:adoptApps" in failure.reason
+    with pytest.raises(FlyProviderError, match=r"'catwalk-dev-memory' already exists .*nothing was changed"):
+        provider.create(app_inputs("memory"))
+    refused = [(c["method"], c["path"], c["status"]) for c in emu.mutating_calls()]
+    assert refused == [("POST", "/v1/apps", 422)], "the one write tried was the create Fly refused"
+    assert emu.client().list_secrets("catwalk-dev-memory") == []
+
+
+def test_app_marked_by_another_stack_is_named_with_that_stacks_id(emu):
+    Engine().up("app", FlyAppProvider, {**app_inputs("memory"), "owner": "other000"})
+    _, provider = host_copy(FlyAppProvider())
+    [failure] = provider.check({}, app_inputs("memory")).failures
+    assert "another catwalk stack (id other000)" in failure.reason and f"this stack (id {OWNER})" in failure.reason
+
+
+def test_a_preview_before_the_stack_id_exists_treats_any_existing_app_as_foreign(emu):
+    emu.client().create_app("catwalk-dev-memory", "personal")
+    _, provider = host_copy(FlyAppProvider())
+    unknown = provider_base.rpc.UNKNOWN
+    assert [f.property for f in provider.check({}, {**app_inputs("memory"), "owner": unknown}).failures] == ["name"]
+    assert provider.check({}, {**app_inputs("other"), "owner": unknown}).failures == []
+
+
+def test_app_this_stack_made_in_an_interrupted_run_is_taken_back(emu):
+    Engine().up("app", FlyAppProvider, app_inputs("memory"))  # created and marked, then the state was lost
+    engine = Engine()
+    assert engine.up("app", FlyAppProvider, app_inputs("memory")) == "create"
+    assert ownership.owners(n.name for n in emu.client().list_secrets("catwalk-dev-memory")) == [OWNER]
+
+
+def test_adopting_an_app_deliberately_marks_it_as_ours_only(emu):
+    Engine().up("app", FlyAppProvider, {**app_inputs("memory"), "owner": "other000"})
+    engine = Engine()
+    assert engine.up("app", FlyAppProvider, {**app_inputs("memory"), "adopt": True}) == "create"
+    assert ownership.owners(n.name for n in emu.client().list_secrets("catwalk-dev-memory")) == [OWNER]
+
+
+def test_app_delete_refuses_an_app_another_stack_has_taken_over(emu):
+    engine = Engine()
+    engine.up("app", FlyAppProvider, app_inputs("memory"))
+    Engine().up("app", FlyAppProvider, {**app_inputs("memory"), "owner": "other000", "adopt": True})
+    with pytest.raises(FlyProviderError, match=r"not deleting it, it is marked as another stack's \(id other000\)"):
+        engine.destroy("app")
+    assert emu.client().get_app("catwalk-dev-memory").name == "catwalk-dev-memory"
+
+
+def test_app_from_state_before_stack_ids_is_marked_on_its_next_up(emu):
+    emu.client().create_app("catwalk-dev-memory", "personal")
+    pickled, provider = host_copy(FlyAppProvider())
+    legacy = {"name": "catwalk-dev-memory", "org": "personal", "stack": "dev", "__provider": pickled}
+    engine = Engine()
+    engine.state["app"] = Res(
+        provider, pickled, "catwalk-dev-memory", legacy, {**legacy, "app_id": "catwalk-dev-memory"}
+    )
+    assert engine.up("app", FlyAppProvider, app_inputs("memory")) == "update"
+    assert ownership.owners(n.name for n in emu.client().list_secrets("catwalk-dev-memory")) == [OWNER]
+
+
 # -- FlySecrets --------------------------------------------------------------------------------------
 
 
@@ -225,7 +304,7 @@ def test_secrets_create_update_unset_removed_names_and_delete(emu):
     assert engine.up("sec", FlySecretsProvider, {"app": "catwalk-dev-memory", "values": values}) == "create"
     first = engine.state["sec"].outputs
     assert first["names"] == ["API_KEY", "OTHER_KEY"] and isinstance(first["version"], int)
-    assert {s.name for s in emu.client().list_secrets("catwalk-dev-memory")} == {"API_KEY", "OTHER_KEY"}
+    assert server_secret_names(emu) == {"API_KEY", "OTHER_KEY"}
 
     emu.clear_calls()
     assert engine.up("sec", FlySecretsProvider, {"app": "catwalk-dev-memory", "values": values}) == "same"
@@ -236,11 +315,11 @@ def test_secrets_create_update_unset_removed_names_and_delete(emu):
     assert engine.up("sec", FlySecretsProvider, {"app": "catwalk-dev-memory", "values": news}) == "update"
     after = engine.state["sec"].outputs
     assert after["version"] > first["version"] and after["names"] == ["API_KEY"]
-    assert {s.name for s in emu.client().list_secrets("catwalk-dev-memory")} == {"API_KEY"}
-    assert emu.emulator.state.secret_env("catwalk-dev-memory") == news
+    assert server_secret_names(emu) == {"API_KEY"}
+    assert server_secret_env(emu) == news
 
     engine.destroy("sec")
-    assert emu.client().list_secrets("catwalk-dev-memory") == []
+    assert server_secret_names(emu) == set()
 
 
 def test_secrets_refresh_sees_a_name_removed_out_of_band_and_up_restores_it(emu):
@@ -252,7 +331,7 @@ def test_secrets_refresh_sees_a_name_removed_out_of_band_and_up_restores_it(emu)
     engine.refresh("sec")
     assert engine.state["sec"].outputs["names"] == ["A_KEY"]
     assert engine.up("sec", FlySecretsProvider, inputs) == "update"
-    assert emu.emulator.state.secret_env("catwalk-dev-memory") == inputs["values"]
+    assert server_secret_env(emu) == inputs["values"]
 
 
 # -- FlyIp -------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from pulumi.dynamic.dynamic import serialize_provider
 from components.providers import FlyAppProvider, FlyIpProvider, FlyMachineProvider, FlySecretsProvider
 
 GOOD = {
-    FlyAppProvider: {"name": "catwalk-dev-memory", "org": "personal", "stack": "dev"},
+    FlyAppProvider: {"name": "catwalk-dev-memory", "org": "personal", "stack": "dev", "owner": "k3x9a2b1"},
     FlySecretsProvider: {"app": "catwalk-dev-memory", "values": {"API_KEY": "v"}},
     FlyIpProvider: {"app": "catwalk-dev-memory", "type": "v6"},
     FlyMachineProvider: {
@@ -36,8 +36,9 @@ import base64, json, sys
 import dill
 provider = dill.loads(base64.b64decode(sys.stdin.read()))
 news = json.loads(sys.argv[1])
-good = provider.check({}, dict(news))
-bad = provider.check({}, {**news, "bogus": 1})
+# As for a resource already in the state: a check before a create may read Fly (an app's owner), not here.
+good = provider.check(dict(news), dict(news))
+bad = provider.check(dict(news), {**news, "bogus": 1})
 print(json.dumps({
     "type": f"{type(provider).__module__}.{type(provider).__qualname__}",
     "good_failures": [f.property for f in good.failures],
