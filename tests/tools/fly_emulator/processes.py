@@ -12,6 +12,14 @@ what the emulator owns: ``PORT`` (a free loopback port, replacing any PORT in th
 (``loopback``: a machine here answers only on 127.0.0.1 and [::1]), ``MCP_HOME`` (one directory per
 emulator) and ``PATH`` with the repo's ``.venv/bin`` first.
 
+Its disk, as on Fly: the machine's own filesystem is fresh at every start (``<workdir>/machines/<id>/root``,
+emptied each time), its volume is not (``<workdir>/volumes/<volume_id>``, kept until the volume is destroyed).
+Guest paths map onto them: a path under the mount path into the volume's directory, any other into the
+machine's root. Before the process starts, ``config.files`` are written there (``raw_value``, or the app secret
+``secret_name``, base64) with their mode; the process starts in the image's working directory (mapped the same
+way); env values that are paths under the mount, the working directory or /tmp are rewritten to where they map.
+Snapshots copy the volume's directory; a volume created from one starts as that copy.
+
 Stop sends the signal from the stop request or ``config.stop_config`` (default SIGTERM) to the process
 group and SIGKILLs it after ``stop_grace_s``; destroy and update kill it. A process that exits by itself
 makes the machine ``stopped`` with an ``exit`` event carrying its exit code. Output goes to
@@ -20,8 +28,10 @@ makes the machine ``stopped`` with an ``exit`` event carrying its exit code. Out
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from components.storage import WORKDIR, under
 from tests.tools.fly_emulator.state import FlyState, Hooks, MachineRec
 
 REPO = Path(__file__).resolve().parents[3]
@@ -63,6 +74,8 @@ class ProcessRunner(Hooks):
         self.stop_grace_s = stop_grace_s
         self.mcp_home = workdir / "mcp-home"
         self.logs = workdir / "logs"
+        self.volumes = workdir / "volumes"
+        self.snapshots = workdir / "snapshots"
         self.mcp_home.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
@@ -96,10 +109,67 @@ class ProcessRunner(Hooks):
             "PATH": venv_bin + os.pathsep + base.get("PATH", "/usr/bin:/bin"),
         }
 
+    # -- the machine's disk ------------------------------------------------------------------------------
+
+    def mounts(self, m: MachineRec) -> dict[str, Path]:
+        """Guest mount path → the volume's directory on this host."""
+        return {
+            str(mount["path"]).rstrip("/"): self.volumes / str(mount["volume"])
+            for mount in m.config.get("mounts") or []
+            if isinstance(mount, dict) and mount.get("path") and mount.get("volume")
+        }
+
+    def host_path(self, m: MachineRec, guest: str, mounts: dict[str, Path]) -> Path:
+        for path, directory in mounts.items():
+            if under(guest, path):
+                return directory / guest[len(path) :].lstrip("/")
+        return self.workdir / "machines" / m.id / "root" / guest.lstrip("/")
+
+    def prepare_disk(self, m: MachineRec, env: dict[str, str]) -> tuple[Path, dict[str, str]]:
+        """A fresh root, the volume, the files; returns the working directory and the env with paths mapped."""
+        root = self.workdir / "machines" / m.id / "root"
+        shutil.rmtree(root, ignore_errors=True)
+        (root / "tmp").mkdir(parents=True)  # the image has an empty /tmp
+        mounts = self.mounts(m)
+        for directory in mounts.values():
+            directory.mkdir(parents=True, exist_ok=True)
+        for f in m.config.get("files") or []:
+            value = f.get("raw_value") if f.get("raw_value") is not None else env.get(str(f.get("secret_name")))
+            if value is None:
+                raise RuntimeError(f"file {f.get('guest_path')}: secret {f.get('secret_name')!r} is not set")
+            target = self.host_path(m, str(f["guest_path"]), mounts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(base64.b64decode(value))
+            target.chmod(int(f.get("mode") or 0o644))
+        cwd = self.host_path(m, WORKDIR, mounts)
+        cwd.mkdir(parents=True, exist_ok=True)
+        mapped = {}
+        for name, value in env.items():
+            if value.startswith("/") and any(under(value, p) for p in (*mounts, WORKDIR, "/tmp")):
+                value = str(self.host_path(m, value, mounts))
+            mapped[name] = value
+        return cwd, mapped
+
+    def volume_snapshot(self, volume_id: str, snapshot_id: str) -> None:
+        source = self.volumes / volume_id
+        if source.is_dir():
+            shutil.copytree(source, self.snapshots / snapshot_id)
+
+    def volume_restore(self, snapshot_id: str, volume_id: str) -> None:
+        source = self.snapshots / snapshot_id
+        if source.is_dir():
+            shutil.copytree(source, self.volumes / volume_id)
+
+    def volume_destroyed(self, volume_id: str) -> None:
+        shutil.rmtree(self.volumes / volume_id, ignore_errors=True)
+
+    # -- processes ---------------------------------------------------------------------------------
+
     def start(self, m: MachineRec, env: dict[str, str]) -> None:
         self.stop(m, "SIGKILL")  # an update replaces whatever ran before
         port = free_port()
         argv = self.argv(m)
+        cwd, env = self.prepare_disk(m, env)
         log_path = self.logs / f"{m.app}-{m.id}.log"
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
@@ -108,8 +178,8 @@ class ProcessRunner(Hooks):
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                cwd=self.workdir,
                 start_new_session=True,
+                cwd=cwd,
             )
         run = Running(proc, port, log_path, argv)
         with self._lock:
