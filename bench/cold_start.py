@@ -133,15 +133,19 @@ def make_venv(venv: Path, specs: list[str], *, seed_pip: bool = False) -> Path:
     return python
 
 
-def gateway_venv(venv: Path) -> Path:
-    """catwalk's gateway venv as deploy/Dockerfile builds /opt/gateway (built before any clock starts)."""
-    return make_venv(venv, gateway_specs())
-
-
-def compile_gateway(gateway_python: Path, deploy: Path = ENTRYPOINT.parent) -> None:
-    """Bytecode for the gateway and its modules, as deploy/Dockerfile compiles /app (the entrypoint loads the
-    gateway as a module)."""
-    subprocess.run([str(gateway_python), "-m", "compileall", "-q", str(deploy)], check=True)
+def gateway_venv(venv: Path, deploy: Path = ENTRYPOINT.parent, specs: list[str] | None = None) -> Path:
+    """catwalk's gateway venv as deploy/Dockerfile builds /opt/gateway (built before any clock starts): h11, and
+    ``deploy``'s catwalk_runtime importable through a .pth file, its bytecode compiled as the image's /app."""
+    python = make_venv(venv, specs or gateway_specs())
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    Path(purelib, "catwalk_runtime.pth").write_text(str(deploy))
+    subprocess.run([str(python), "-m", "compileall", "-q", str(deploy)], check=True)
+    return python
 
 
 def run_original(server: dict, workdir: Path) -> dict:
@@ -183,7 +187,7 @@ def server_env(server: dict, home: Path, gateway_python: Path, **extra: str) -> 
 
 
 def run_ours(
-    server: dict, home: Path, action: str, workdir: Path, gateway_python: Path, gateway: Path | None = None
+    server: dict, home: Path, action: str, workdir: Path, gateway_python: Path, entrypoint: Path = ENTRYPOINT
 ) -> dict:
     env = server_env(
         server,
@@ -191,9 +195,8 @@ def run_ours(
         gateway_python,
         UV_CACHE_DIR=str(workdir / "uv-cache"),
         npm_config_cache=str(workdir / "npm-cache"),
-        **({"MCP_GATEWAY": str(gateway)} if gateway else {}),
     )
-    return measure([str(ENTRYPOINT), action], env, "127.0.0.1")
+    return measure([str(entrypoint), action], env, "127.0.0.1")
 
 
 def install_baked(server: dict, home: Path, gateway_python: Path) -> Path:
@@ -204,25 +207,20 @@ def install_baked(server: dict, home: Path, gateway_python: Path) -> Path:
 
 
 def compare_gateways(revision: str, repeats: int) -> int:
-    """Baked starts with the gateway (deploy/*.py) as of ``revision`` and as in the work tree, alternately (same
-    load for both), everything else equal. Writes results/cold_start_gateway.{md,json}."""
+    """Baked starts with deploy/ (entrypoint and runtime) as of ``revision`` and as in the work tree, alternately
+    (same load for both), everything else equal. Writes results/cold_start_gateway.{md,json}."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="cold-compare-") as work:
-        before_dir = Path(work) / "deploy-before"  # gateway.py and the modules beside it, as of the revision
+        before_dir = Path(work) / "before"  # the revision's deploy/, whole
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "deploy"], capture_output=True)
+        if archive.returncode != 0:
+            raise SystemExit(f"--compare-gateway: no deploy/ at {revision!r}: {archive.stderr.decode().strip()}")
         before_dir.mkdir()
-        listing = subprocess.run(
-            ["git", "-C", str(ROOT), "ls-tree", "--name-only", f"{revision}:deploy"], capture_output=True, text=True
-        )
-        if listing.returncode != 0 or "gateway.py" not in listing.stdout.split():
-            raise SystemExit(f"--compare-gateway: no deploy/gateway.py at {revision!r}: {listing.stderr.strip()}")
-        for name in (n for n in listing.stdout.split() if n.endswith(".py")):
-            blob = subprocess.run(["git", "-C", str(ROOT), "show", f"{revision}:deploy/{name}"], capture_output=True)
-            (before_dir / name).write_bytes(blob.stdout)
-        before = before_dir / "gateway.py"
-        # One venv for both: what the gateway needs now, plus mcp-proxy for revisions that embedded it.
-        gateway_python = make_venv(Path(work) / "gateway", [*gateway_specs(), *BASELINE_SPECS])
-        compile_gateway(gateway_python, before_dir)
-        compile_gateway(gateway_python)
+        subprocess.run(["tar", "-x", "-C", str(before_dir)], input=archive.stdout, check=True)
+        before = before_dir / "deploy" / "entrypoint.sh"
+        # A venv each (the runtime package is found through a .pth), plus mcp-proxy for revisions that embedded it.
+        before_python = gateway_venv(Path(work) / "gateway-before", before.parent, [*gateway_specs(), *BASELINE_SPECS])
+        gateway_python = gateway_venv(Path(work) / "gateway")
         report: dict = {
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": versions(gateway_python),
@@ -232,7 +230,7 @@ def compare_gateways(revision: str, repeats: int) -> int:
             home = install_baked(spec, Path(work) / "home", gateway_python)
             runs: dict[str, list[dict]] = {"before": [], "after": []}
             for _ in range(repeats):
-                runs["before"].append(run_ours(spec, home, "serve", Path(work), gateway_python, before))
+                runs["before"].append(run_ours(spec, home, "serve", Path(work), before_python, before))
                 runs["after"].append(run_ours(spec, home, "serve", Path(work), gateway_python))
             rows.append({**spec, "summary": {k: summarize(v) for k, v in runs.items()}, "runs": runs})
             print(f"== {spec['package']}: {rows[-1]['summary']}", flush=True)
@@ -241,7 +239,7 @@ def compare_gateways(revision: str, repeats: int) -> int:
     lines = [
         "# Cold start, baked: gateway before vs after",
         "",
-        f"Run {report['date']}: `deploy/entrypoint.sh serve` with `deploy/gateway.py` as of {revision} (before) "
+        f"Run {report['date']}: `deploy/entrypoint.sh serve` with `deploy/` as of {revision} (before) "
         f"and as in catwalk {report['versions']['commit']} (after), alternately, {repeats} starts each, everything "
         f"else equal (image-like gateway venv, Python {report['versions']['python']}). 1-min load "
         f"{report['versions']['load_avg_at_start']:.2f} at start, {report['load_avg_at_end']:.2f} at end. "
@@ -348,7 +346,6 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="cold-gateway-") as built:
         # catwalk's gateway venv, built once as the image builds /opt/gateway (not part of any start).
         gateway_python = gateway_venv(Path(built) / "gateway")
-        compile_gateway(gateway_python)
         date = datetime.now(timezone.utc).isoformat(timespec="seconds")
         report: dict = {"date": date, "versions": versions(gateway_python)}
         for spec in SERVERS:

@@ -19,9 +19,9 @@
 #   PORT             default 8080, IPv4 and IPv6
 #   MCP_HOST         where to listen: all interfaces (default, as Fly needs), `loopback`, or IP addresses
 #   MCP_HOME         per-server environments root (default /opt/mcp)
-#   MCP_GATEWAY_PYTHON  Python of the gateway's own venv, which needs h11 (default /opt/gateway/bin/python,
-#                    else python3 on PATH); MCP_GATEWAY: gateway.py, with relay.py and mcp_http.py beside it
-#                    (default: next to this script); MCP_PYTHON: interpreter for Python servers' venvs (default python3)
+#   MCP_GATEWAY_PYTHON  Python of the gateway's own venv, which imports h11 and catwalk_runtime (this
+#                    directory's package; default /opt/gateway/bin/python, else python3 on PATH)
+#   MCP_PYTHON       interpreter for Python servers' venvs (default python3)
 #   UV, NPM          installer executables (default: found on PATH)
 #   MCP_NEEDS_BROWSER  `chromium` when the server drives a browser (set by detection): install refuses to run
 #                    without MCP_BROWSER rather than leave a server whose tools cannot launch one
@@ -109,9 +109,6 @@ custom)
 esac
 
 home=${MCP_HOME:-/opt/mcp}
-case $0 in */*) here=${0%/*} ;; *) here=. ;; esac
-here=$(cd "${here:-/}" && pwd)
-gateway=${MCP_GATEWAY:-$here/gateway.py}
 if [ -n "${MCP_GATEWAY_PYTHON-}" ]; then
     gateway_python=$MCP_GATEWAY_PYTHON
 elif [ -x /opt/gateway/bin/python ]; then
@@ -120,7 +117,6 @@ else
     gateway_python=$(command -v python3) || die "the gateway's Python was not found: set MCP_GATEWAY_PYTHON"
 fi
 [ -x "$gateway_python" ] || die "MCP_GATEWAY_PYTHON=$(show "$gateway_python") is not executable"
-[ -f "$gateway" ] || die "gateway not found at $(show "$gateway") (set MCP_GATEWAY)"
 
 # Environment directory of this server: one per package spec, never the gateway's own venv.
 key='' rest=$package # the spec with every '/' turned into '+'
@@ -169,7 +165,7 @@ compute_cutoff() {
     if [ -n "${MCP_EXCLUDE_NEWER-}" ]; then
         [ "$MCP_EXCLUDE_NEWER" = none ] || cutoff=$MCP_EXCLUDE_NEWER
     elif [ -n "${MCP_RESOLVED_AT-}" ]; then
-        cutoff=$("$gateway_python" "$gateway" cutoff "$MCP_RESOLVED_AT") || exit 1
+        cutoff=$("$gateway_python" -m catwalk_runtime.cutoff "$MCP_RESOLVED_AT") || exit 1
         widen=yes
     else
         printf 'Warning: neither MCP_RESOLVED_AT nor MCP_EXCLUDE_NEWER is set: dependencies resolve to' >&2
@@ -192,7 +188,7 @@ pending='' pending_known='' # widened cutoffs not tried yet; computed at the fir
 unresolved=             # set by run_installer: nothing resolved as of $cutoff and a later cutoff may help
 widen_cutoff() {
     if [ -z "$pending_known" ]; then
-        pending=$("$gateway_python" "$gateway" cutoff --widened "$MCP_RESOLVED_AT") || exit 1
+        pending=$("$gateway_python" -m catwalk_runtime.cutoff --widened "$MCP_RESOLVED_AT") || exit 1
         pending_known=yes
     fi
     tried=$cutoff
@@ -561,19 +557,8 @@ ensure_node() {
     node_version=$version
 }
 
-# `python gateway.py` compiles the whole gateway at every start (~11 ms): a script's bytecode is never cached.
-# Loaded as a module instead, it uses gateway's cached bytecode (__pycache__, compiled in the image at build).
-# shellcheck disable=SC2016 # Python, not shell
-serve_py='import sys, importlib.util as u
-sys.argv[0] = sys.argv.pop(1)
-s = u.spec_from_file_location("catwalk_gateway", sys.argv[0])
-m = u.module_from_spec(s)
-sys.modules[s.name] = m
-s.loader.exec_module(m)
-sys.exit(m.main())'
-
 resolve() {
-    "$gateway_python" "$gateway" resolve --runtime "$runtime" --env-dir "$env_dir" --package "$package" -- "$@"
+    "$gateway_python" -m catwalk_runtime.launch --runtime "$runtime" --env-dir "$env_dir" --package "$package" -- "$@"
 }
 
 if [ "$runtime" = custom ]; then
@@ -586,7 +571,7 @@ if [ "$runtime" = custom ]; then
         printf 'Nothing to install for a custom command: %s\n' "$command_line" >&2
         exit 0
     fi
-    exec "$gateway_python" -c "$serve_py" "$gateway" serve --runtime custom --port "$port" \
+    exec "$gateway_python" -m catwalk_runtime.serve --runtime custom --port "$port" \
         --banner "Starting custom command: $command_line" -- "$@"
 fi
 
@@ -635,5 +620,5 @@ fi
 
 # The gateway prints the banner once MCP_LAUNCH and MCP_ARGS have passed validation, then serves.
 if [ "$runtime" = python ]; then banner="Starting Python module: $package"; else banner="Starting npm package: $package"; fi
-exec "$gateway_python" -c "$serve_py" "$gateway" serve --runtime "$runtime" --env-dir "$env_dir" --package "$package" --port "$port" \
+exec "$gateway_python" -m catwalk_runtime.serve --runtime "$runtime" --env-dir "$env_dir" --package "$package" --port "$port" \
     --banner "$banner"

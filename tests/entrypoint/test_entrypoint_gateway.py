@@ -1,23 +1,21 @@
-"""The gateway's pure parts: install cutoff, launch resolution and the bearer check (no processes)."""
+"""The runtime's pure parts: install cutoff, launch resolution, listen addresses and the bearer check."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-from tests.tools.entrypoint_env import DEPLOY
-
-_spec = importlib.util.spec_from_file_location("catwalk_gateway", DEPLOY / "gateway.py")
-assert _spec and _spec.loader
-gateway = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(gateway)
+from catwalk_runtime import cutoff
+from catwalk_runtime.auth import BearerAuth
+from catwalk_runtime.errors import UsageError
+from catwalk_runtime.launch import parse_json_argv, resolve_argv
+from catwalk_runtime.serve import listen_hosts
 
 
 @pytest.mark.parametrize(
-    ("resolved_at", "cutoff"),
+    ("resolved_at", "expected"),
     [
         ("2025-04-25T08:27:27.459457Z", "2025-04-25T09:27:27Z"),
         ("2026-09-01T22:46:36.382Z", "2026-09-01T23:46:36Z"),
@@ -26,20 +24,20 @@ _spec.loader.exec_module(gateway)
         ("2025-04-25", "2025-04-25T01:00:00Z"),
     ],
 )
-def test_cutoff_is_the_release_time_plus_one_hour_in_utc(resolved_at: str, cutoff: str) -> None:
-    assert gateway.install_cutoff(resolved_at) == cutoff
+def test_cutoff_is_the_release_time_plus_one_hour_in_utc(resolved_at: str, expected: str) -> None:
+    assert cutoff.install_cutoff(resolved_at) == expected
 
 
 def test_widened_cutoffs_are_a_day_a_week_and_a_month_after_the_release(capsys: pytest.CaptureFixture) -> None:
     """markitdown-mcp 0.0.1a8 needs a certifi uploaded 3 h after it: the installer retries with these."""
-    assert gateway.main(["cutoff", "--widened", "2026-10-21T20:41:13.5Z"]) == 0
+    assert cutoff.main(["--widened", "2026-10-21T20:41:13.5Z"]) == 0
     assert capsys.readouterr().out.split() == ["2026-10-22T20:41:13Z", "2026-10-28T20:41:13Z", "2026-11-20T20:41:13Z"]
 
 
 @pytest.mark.parametrize("bad", ["yesterday", "2025-04-25; rm -rf /", "--exclude-newer", ""])
 def test_cutoff_refuses_what_is_not_a_time(bad: str) -> None:
-    with pytest.raises(gateway.UsageError, match="MCP_RESOLVED_AT"):
-        gateway.install_cutoff(bad)
+    with pytest.raises(UsageError, match="MCP_RESOLVED_AT"):
+        cutoff.install_cutoff(bad)
 
 
 def _python_env(tmp_path: Path, dist: str, scripts: list[str], modules: tuple[str, ...] = ()) -> Path:
@@ -61,18 +59,18 @@ def _python_env(tmp_path: Path, dist: str, scripts: list[str], modules: tuple[st
 
 def test_python_launch_prefers_the_console_script_named_after_the_package(tmp_path: Path) -> None:
     env = _python_env(tmp_path, "mcp_server_git", ["git-helper", "mcp-server-git"])
-    argv = gateway.resolve_argv("python", env, "mcp-server-git==1.0", [], {"MCP_ARGS": '["-r", "/repo"]'})
+    argv = resolve_argv("python", env, "mcp-server-git==1.0", [], {"MCP_ARGS": '["-r", "/repo"]'})
     assert argv == [str(env / "bin" / "mcp-server-git"), "-r", "/repo"]
 
 
 def test_python_launch_uses_the_only_console_script(tmp_path: Path) -> None:
     env = _python_env(tmp_path, "word_document_server", ["word_mcp_server"])
-    assert gateway.resolve_argv("python", env, "word-document-server", [], {}) == [str(env / "bin" / "word_mcp_server")]
+    assert resolve_argv("python", env, "word-document-server", [], {}) == [str(env / "bin" / "word_mcp_server")]
 
 
 def test_python_launch_falls_back_to_python_m_module(tmp_path: Path) -> None:
     env = _python_env(tmp_path, "some_server", [], modules=("some_server",))
-    assert gateway.resolve_argv("python", env, "some-server", [], {}) == [
+    assert resolve_argv("python", env, "some-server", [], {}) == [
         str(env / "bin" / "python"),
         "-m",
         "some_server",
@@ -81,28 +79,28 @@ def test_python_launch_falls_back_to_python_m_module(tmp_path: Path) -> None:
 
 def test_python_launch_picks_the_one_mcp_script_among_several(tmp_path: Path) -> None:
     env = _python_env(tmp_path, "office_tools", ["office-cli", "office-mcp"])
-    assert gateway.resolve_argv("python", env, "office-tools", [], {}) == [str(env / "bin" / "office-mcp")]
+    assert resolve_argv("python", env, "office-tools", [], {}) == [str(env / "bin" / "office-mcp")]
 
 
 def test_empty_launch_falls_back_like_an_absent_one(tmp_path: Path) -> None:
     env = _python_env(tmp_path, "mcp_server_git", ["mcp-server-git"])
-    argv = gateway.resolve_argv("python", env, "mcp-server-git", [], {"MCP_LAUNCH": "[]"})
+    argv = resolve_argv("python", env, "mcp-server-git", [], {"MCP_LAUNCH": "[]"})
     assert argv == [str(env / "bin" / "mcp-server-git")]
 
 
 def test_python_launch_with_ambiguous_scripts_asks_for_mcp_launch(tmp_path: Path) -> None:
     env = _python_env(tmp_path, "tools", ["a", "b"])
-    with pytest.raises(gateway.UsageError, match="set MCP_LAUNCH"):
-        gateway.resolve_argv("python", env, "tools", [], {})
+    with pytest.raises(UsageError, match="set MCP_LAUNCH"):
+        resolve_argv("python", env, "tools", [], {})
 
 
 def test_explicit_launch_resolves_inside_the_server_env(tmp_path: Path) -> None:
     env = _python_env(tmp_path, "word_document_server", ["word_mcp_server"])
     launch = json.dumps(["python", "-m", "word_mcp_server"])
-    argv = gateway.resolve_argv("python", env, "word-document-server", [], {"MCP_LAUNCH": launch})
+    argv = resolve_argv("python", env, "word-document-server", [], {"MCP_LAUNCH": launch})
     assert argv == [str(env / "bin" / "python"), "-m", "word_mcp_server"]
-    with pytest.raises(gateway.UsageError, match="was not found"):
-        gateway.resolve_argv("python", env, "x", [], {"MCP_LAUNCH": '["sh"]'})
+    with pytest.raises(UsageError, match="was not found"):
+        resolve_argv("python", env, "x", [], {"MCP_LAUNCH": '["sh"]'})
 
 
 def _npm_env(tmp_path: Path, name: str, bins: object) -> Path:
@@ -120,21 +118,19 @@ def _npm_env(tmp_path: Path, name: str, bins: object) -> Path:
 
 def test_npm_launch_uses_the_single_bin_even_with_another_name(tmp_path: Path) -> None:
     env = _npm_env(tmp_path, "@modelcontextprotocol/server-memory", {"mcp-server-memory": "dist/index.js"})
-    argv = gateway.resolve_argv("npm", env, "@modelcontextprotocol/server-memory@2026.8.31", [], {})
+    argv = resolve_argv("npm", env, "@modelcontextprotocol/server-memory@2026.8.31", [], {})
     assert argv == [str(env / "node_modules" / ".bin" / "mcp-server-memory")]
 
 
 def test_npm_launch_uses_a_string_bin_under_the_unscoped_name(tmp_path: Path) -> None:
     env = _npm_env(tmp_path, "@scope/tool", "cli.js")
-    assert gateway.resolve_argv("npm", env, "@scope/tool@1.0.0", [], {}) == [
-        str(env / "node_modules" / ".bin" / "tool")
-    ]
+    assert resolve_argv("npm", env, "@scope/tool@1.0.0", [], {}) == [str(env / "node_modules" / ".bin" / "tool")]
 
 
 def test_npm_launch_with_several_bins_asks_for_mcp_launch(tmp_path: Path) -> None:
     env = _npm_env(tmp_path, "multi", {"one": "a.js", "two": "b.js"})
-    with pytest.raises(gateway.UsageError, match="several bins"):
-        gateway.resolve_argv("npm", env, "multi", [], {})
+    with pytest.raises(UsageError, match="several bins"):
+        resolve_argv("npm", env, "multi", [], {})
 
 
 @pytest.mark.parametrize(
@@ -147,8 +143,8 @@ def test_npm_launch_with_several_bins_asks_for_mcp_launch(tmp_path: Path) -> Non
     ],
 )
 def test_args_must_be_a_bounded_array_of_plain_strings(raw: str, message: str) -> None:
-    with pytest.raises(gateway.UsageError, match=message):
-        gateway.parse_json_argv(raw, "MCP_ARGS", allow_empty=True)
+    with pytest.raises(UsageError, match=message):
+        parse_json_argv(raw, "MCP_ARGS", allow_empty=True)
 
 
 @pytest.mark.parametrize(
@@ -166,7 +162,7 @@ def test_args_must_be_a_bounded_array_of_plain_strings(raw: str, message: str) -
     ],
 )
 def test_bearer_auth_guards_everything_but_status(path: str, headers: list, allowed: bool) -> None:
-    assert gateway.BearerAuth("s3cret").allows(path, headers) is allowed
+    assert BearerAuth("s3cret").allows(path, headers) is allowed
 
 
 @pytest.mark.parametrize(
@@ -179,9 +175,9 @@ def test_bearer_auth_guards_everything_but_status(path: str, headers: list, allo
     ],
 )
 def test_listen_hosts_default_to_all_interfaces_and_loopback_on_request(value, hosts) -> None:
-    assert gateway.listen_hosts(value) == hosts
+    assert listen_hosts(value) == hosts
 
 
 def test_listen_hosts_refuse_names_that_are_not_addresses() -> None:
-    with pytest.raises(gateway.UsageError, match="not an IP address"):
-        gateway.listen_hosts("example.com")
+    with pytest.raises(UsageError, match="not an IP address"):
+        listen_hosts("example.com")

@@ -1,21 +1,13 @@
-"""The gateway's HTTP routing (deploy/mcp_http.py) without processes or sockets: sessions that outlive use."""
+"""The gateway's HTTP routing (catwalk_runtime.mcp_http) without processes or sockets: sessions that outlive use."""
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 
 import h11
 
-from tests.tools.entrypoint_env import DEPLOY
-
-_spec = importlib.util.spec_from_file_location("catwalk_gateway_for_http", DEPLOY / "gateway.py")
-assert _spec and _spec.loader
-gateway = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(gateway)
-mcp_http = gateway._sibling("mcp_http")  # as the gateway loads it
-relay = gateway._relay()
+from catwalk_runtime import mcp_http, relay
 
 INIT = {"protocolVersion": "2025-06-18", "capabilities": {}, "serverInfo": {"name": "up", "version": "1"}}
 ACCEPT = [("accept", "application/json, text/event-stream"), ("content-type", "application/json")]
@@ -29,7 +21,7 @@ def request(method: str, headers: list[tuple[str, str]], body: object = None) ->
 def test_an_unused_session_ends_after_the_idle_limit_but_not_one_in_use() -> None:
     async def scenario() -> None:
         upstream: list[dict] = []
-        routes = mcp_http.Gateway(relay.Relay(INIT), upstream.append, None)
+        routes = mcp_http.Router(relay.Relay(INIT), upstream.append, None)
         init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18"}}
         idle = dict(routes.mcp_post(request("POST", ACCEPT, init)).headers)["mcp-session-id"]
         busy = dict(routes.mcp_post(request("POST", ACCEPT, init)).headers)["mcp-session-id"]
@@ -56,7 +48,7 @@ def test_a_stream_whose_client_stops_reading_is_cut_off_at_the_buffer_limit(monk
     monkeypatch.setattr(mcp_http, "MAX_STREAM_BUFFER", 10_000)
 
     async def scenario() -> None:
-        routes = mcp_http.Gateway(relay.Relay(INIT), [].append, None)
+        routes = mcp_http.Router(relay.Relay(INIT), [].append, None)
         init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18"}}
         sid = dict(routes.mcp_post(request("POST", ACCEPT, init)).headers)["mcp-session-id"]
         stalled = routes.route(request("GET", [("accept", "text/event-stream"), ("mcp-session-id", sid)])).stream
@@ -78,7 +70,7 @@ def test_without_a_token_a_loopback_gateway_refuses_other_hosts_and_origins_dns_
         event = h11.Request(method="GET", target="/status", headers=headers)
         return routes.route(mcp_http.Request(event, b"")).status
 
-    local = mcp_http.Gateway(relay.Relay(INIT), [].append, None, local_only=True)
+    local = mcp_http.Router(relay.Relay(INIT), [].append, None, local_only=True)
     assert status(local, [("host", "127.0.0.1:8080")]) == 200
     assert status(local, [("host", "[::1]:8080")]) == 200
     assert status(local, [("host", "localhost"), ("origin", "http://localhost:6274")]) == 200  # e.g. the Inspector
@@ -86,14 +78,14 @@ def test_without_a_token_a_loopback_gateway_refuses_other_hosts_and_origins_dns_
     assert status(local, [("host", "127.0.0.1:8080"), ("origin", "https://attacker.example")]) == 403
     assert status(local, [("host", "127.0.0.1:8080"), ("origin", "null")]) == 403
     # Behind Fly's proxy (or with a token) the Host is the app's name and the token is what guards.
-    public = mcp_http.Gateway(relay.Relay(INIT), [].append, None)
+    public = mcp_http.Router(relay.Relay(INIT), [].append, None)
     assert status(public, [("host", "my-app.fly.dev"), ("origin", "https://app.example")]) == 200
 
 
 def test_while_the_server_reads_nothing_of_a_large_backlog_new_messages_get_503() -> None:
     async def scenario() -> None:
         backlog = [0]
-        routes = mcp_http.Gateway(relay.Relay(INIT), [].append, None, backlog=lambda: backlog[0])
+        routes = mcp_http.Router(relay.Relay(INIT), [].append, None, backlog=lambda: backlog[0])
         init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18"}}
         sid = dict(routes.mcp_post(request("POST", ACCEPT, init)).headers)["mcp-session-id"]
         call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "x"}}

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.tools.entrypoint_env import DEPLOY, base_env, pid_alive, serving, wait_for_file
+from tests.tools.entrypoint_env import ROOT, base_env, pid_alive, serving, wait_for_file
 
 # A "server" that is up at once (it writes its pid first) and never answers initialize: the gateway is
 # still starting (importing, then waiting for initialize) for as long as the test needs.
@@ -46,7 +46,7 @@ REPLACED = ("mcp", "mcp_proxy", "pydantic", "pydantic_core", "starlette", "sse_s
 
 
 def test_serving_imports_nothing_of_the_replaced_stack(tmp_path: Path) -> None:
-    fixture = DEPLOY.parent / "tests" / "fixtures" / "relay_server.py"
+    fixture = ROOT / "tests" / "fixtures" / "relay_server.py"
     env = base_env(tmp_path / "home", MCP_RUNTIME="custom", MCP_COMMAND=f"{sys.executable} {fixture}")
     env["PYTHONPROFILEIMPORTTIME"] = "1"  # the gateway's Python reports every import on stderr
     with serving(env) as served:

@@ -1,17 +1,10 @@
-"""The gateway's multiplexing (deploy/relay.py), pure: many client sessions onto one upstream server."""
+"""The gateway's multiplexing (catwalk_runtime.relay), pure: many client sessions onto one upstream server."""
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
-from tests.tools.entrypoint_env import DEPLOY
-
-_spec = importlib.util.spec_from_file_location("catwalk_relay", DEPLOY / "relay.py")
-assert _spec and _spec.loader
-relay = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(relay)
+from catwalk_runtime import relay
 
 SERVER_INIT = {
     "protocolVersion": "2025-11-25",

@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SHELL_SCRIPTS = sorted([*ROOT.glob("deploy/*.sh"), *ROOT.glob("bench/*.sh")])
-DEPLOY_FILES = sorted(p for p in (ROOT / "deploy").iterdir() if p.is_file())
+DEPLOY_FILES = sorted(p for p in (ROOT / "deploy").rglob("*") if p.is_file() and "__pycache__" not in p.parts)
 
 
 def _tool(name: str) -> str:
@@ -49,12 +49,12 @@ def test_dockerfile_passes_hadolint() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("path", DEPLOY_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", DEPLOY_FILES, ids=lambda p: p.relative_to(ROOT / "deploy").as_posix())
 def test_deploy_files_have_lf_endings(path: Path) -> None:
     assert b"\r" not in path.read_bytes(), f"{path} has CR characters (CRLF endings break sh in the image)"
 
 
-@pytest.mark.parametrize("path", ["deploy/entrypoint.sh", "deploy/Dockerfile", "deploy/gateway.py"])
+@pytest.mark.parametrize("path", ["deploy/entrypoint.sh", "deploy/Dockerfile", "deploy/catwalk_runtime/gateway.py"])
 def test_gitattributes_force_lf_for_deploy_files(path: str) -> None:
     result = subprocess.run(
         ["git", "check-attr", "eol", "--", path], cwd=ROOT, capture_output=True, text=True, check=True

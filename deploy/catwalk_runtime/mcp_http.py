@@ -9,7 +9,7 @@
   status codes and error bodies follow the spec and the ``mcp`` SDK's server transport.
 * ``/sse`` + ``/messages/?session_id=`` is the HTTP+SSE transport (2024-11-05) as the SDK serves it: an
   ``endpoint`` event first, 202 for each POST, every answer on the stream.
-* ``/status`` is open; everything else needs what ``auth.allows`` accepts (the gateway's ``BearerAuth``).
+* ``/status`` is open; everything else needs what ``auth.allows`` accepts (``auth.BearerAuth``).
 * Host and Origin (the spec's DNS-rebinding guard) are checked only without a token on a loopback-only
   gateway (``local_only``: a server tried on a workstation with auth off): a page whose name was rebound to
   127.0.0.1 still sends its own Host and Origin, so anything but a loopback name gets 421 / 403 as in the
@@ -31,7 +31,8 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import h11
-from relay import DEFAULT_HEADER_VERSION, KNOWN_VERSIONS, Relay, Session, encode, kind
+
+from .relay import DEFAULT_HEADER_VERSION, KNOWN_VERSIONS, Relay, Session, encode, kind
 
 log = logging.getLogger("catwalk.http")
 
@@ -178,7 +179,7 @@ def _accepts(request: Request) -> tuple[bool, bool]:
     return any(t.startswith("application/json") for t in types), any(t.startswith("text/event-stream") for t in types)
 
 
-class Gateway:
+class Router:
     """Routes HTTP requests to the two MCP transports over one :class:`Relay`."""
 
     def __init__(
@@ -407,8 +408,8 @@ class _Closed(Exception):
 class Connection:
     """One client connection: requests in turn (keep-alive), each answered whole or as a stream."""
 
-    def __init__(self, gateway: Gateway, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.gateway = gateway
+    def __init__(self, router: Router, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.router = router
         self.reader, self.writer = reader, writer
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADERS)
         peer = writer.get_extra_info("peername") or ("?", 0)
@@ -450,7 +451,7 @@ class Connection:
                     return
                 request = Request(event, body)
                 try:
-                    response = self.gateway.route(request)
+                    response = self.router.route(request)
                 except Exception:
                     log.exception("error handling %s %s", request.method, request.path)
                     response = rpc_error(500, "Internal Server Error", -32603)
@@ -552,5 +553,5 @@ class Connection:
             stream.ended()
 
 
-async def serve_connection(gateway: Gateway, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await Connection(gateway, reader, writer).run()
+async def serve_connection(router: Router, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await Connection(router, reader, writer).run()
