@@ -109,6 +109,9 @@ custom)
 esac
 
 home=${MCP_HOME:-/opt/mcp}
+case $0 in */*) here=${0%/*} ;; *) here=. ;; esac
+here=$(cd "${here:-/}" && pwd)
+js=$here/catwalk_runtime/js # the Node.js programs the install runs (beside this script, in the image as here)
 if [ -n "${MCP_GATEWAY_PYTHON-}" ]; then
     gateway_python=$MCP_GATEWAY_PYTHON
 elif [ -x /opt/gateway/bin/python ]; then
@@ -240,52 +243,6 @@ run_installer() { # what, command...
 }
 
 # --- browsers: a server that drives Chromium gets the system's (MCP_BROWSER), never a download ------------
-# Playwright looks for its own build of Chromium under PLAYWRIGHT_BROWSERS_PATH, at paths that change with each
-# playwright-core release: its own registry prints them (argv: the playwright-core directory), and a link from
-# each leads to the system browser. The `link` line is Playwright's record that this playwright-core uses those
-# directories (<browsers>/.links/<sha1>), so a later `playwright install` never deletes them as stale.
-# shellcheck disable=SC2016 # JavaScript, not shell
-browser_paths_js='
-const fs = require("fs"), path = require("path"), crypto = require("crypto");
-const dir = process.argv[1];
-let registry;
-for (const rel of ["lib/coreBundle.js", "lib/server/registry/index.js", "lib/server/registry.js", "lib/utils/registry.js"]) {
-    const file = path.join(dir, rel);
-    if (!fs.existsSync(file)) continue;
-    const loaded = require(file).registry;
-    registry = [loaded, loaded && loaded.registry].find((r) => r && typeof r.findExecutable === "function");
-    if (registry) break;
-}
-if (!registry) { console.error("no browser registry in " + dir); process.exit(2); }
-for (const name of ["chromium", "chromium-headless-shell"]) {
-    const found = registry.findExecutable(name);
-    const exe = found && found.executablePath("javascript");
-    if (exe && found.directory) console.log([name, found.directory, exe].join("\t"));
-}
-console.log(["link", crypto.createHash("sha1").update(dir).digest("hex"), dir].join("\t"));
-'
-# npm packages whose install scripts must run after an --ignore-scripts install (argv: prefix, server name),
-# one per line; the server's own script that installs a browser is printed as `skip<TAB>script` instead.
-# shellcheck disable=SC2016 # JavaScript, not shell
-browser_scripts_js='
-const fs = require("fs"), path = require("path");
-const [prefix, server] = process.argv.slice(1);
-const lock = JSON.parse(fs.readFileSync(path.join(prefix, "node_modules", ".package-lock.json"), "utf8"));
-const download = /(^|[\s;&|(])(npx\s+(-y\s+|--yes\s+)?)?(playwright|playwright-core|patchright)(@\S+)?\s+install\b|puppeteer\s+browsers\s+install|@puppeteer\/browsers(@\S+)?\s+install/;
-const names = new Set();
-for (const [where, meta] of Object.entries(lock.packages || {})) {
-    if (!where || !meta.hasInstallScript) continue;
-    const name = meta.name || where.slice(where.lastIndexOf("node_modules/") + "node_modules/".length);
-    if (where === "node_modules/" + server) {
-        const scripts = JSON.parse(fs.readFileSync(path.join(prefix, where, "package.json"), "utf8")).scripts || {};
-        const own = ["preinstall", "install", "postinstall"].map((k) => scripts[k]).filter((s) => typeof s === "string");
-        const browserInstall = own.filter((s) => download.test(s));
-        if (browserInstall.length) { for (const s of browserInstall) console.log("skip\t" + s); continue; }
-    }
-    names.add(name);
-}
-for (const name of names) console.log(name);
-'
 tab=$(printf '\t')
 
 # A server that needs a browser and has none configured is refused before anything is installed.
@@ -324,7 +281,7 @@ link_browsers() {
     fi
     for core in $cores; do
         core=${core%/package.json}
-        paths=$(PLAYWRIGHT_BROWSERS_PATH=$browsers_dir node -e "$browser_paths_js" "$core") ||
+        paths=$(PLAYWRIGHT_BROWSERS_PATH=$browsers_dir node "$js/playwright_paths.js" "$core") ||
             install_failed "Playwright's browser paths could not be read from $core (see above)"
         while IFS=$tab read -r kind dir exe; do
             if [ "$kind" = link ]; then
@@ -347,7 +304,7 @@ PATHS
 # `--with-deps` would run apt-get as root). The dependencies' install scripts (native modules…) run here, with
 # browser downloads skipped, and so does the server's own unless it installs a browser.
 run_install_scripts() {
-    list=$(node -e "$browser_scripts_js" "$env_dir" "$npm_name") ||
+    list=$(node "$js/install_scripts.js" "$env_dir" "$npm_name") ||
         install_failed "the packages with install scripts could not be listed (see above)"
     set --
     while IFS= read -r line; do
@@ -461,46 +418,11 @@ install_npm() {
 node_supported_major=22
 node_dir=$env_dir/.node
 node_version= # set when a Node.js is installed for the server
-# Prints engines.node of the installed package when the running Node does not satisfy it; nothing otherwise.
-# argv: npm's executable, package.json; npm's bundled semver is found from npm's real path.
-# shellcheck disable=SC2016 # JavaScript, not shell
-node_check_js='
-const fs = require("fs"), path = require("path");
-let range;
-try { range = (JSON.parse(fs.readFileSync(process.argv[2], "utf8")).engines || {}).node; } catch (e) { process.exit(0); }
-if (typeof range !== "string" || range.trim() === "") process.exit(0);
-let dir = path.dirname(fs.realpathSync(process.argv[1]));
-for (;;) {
-    const meta = path.join(dir, "package.json");
-    if (fs.existsSync(meta) && JSON.parse(fs.readFileSync(meta, "utf8")).name === "npm") break;
-    const up = path.dirname(dir);
-    if (up === dir) { console.error("npm'"'"'s own directory (and its semver) was not found from " + process.argv[1]); process.exit(2); }
-    dir = up;
-}
-const semver = require(path.join(dir, "node_modules", "semver"));
-if (semver.validRange(range) === null) { console.error("engines.node \"" + range + "\" is not a semver range"); process.exit(3); }
-if (!semver.satisfies(process.version, range)) {
-    const versions = process.env.CATWALK_NODE_VERSIONS;
-    if (!versions) { process.stdout.write(range); process.exit(0); }
-    // Second call: the registry'"'"'s versions are known; print the newest release of the lowest supported LTS
-    // major that fits, else of the newest end-of-life LTS major (18 at the oldest) that fits.
-    const all = JSON.parse(versions).filter((v) => semver.valid(v) && !semver.prerelease(v));
-    const floor = Number(process.env.CATWALK_NODE_SUPPORTED);
-    const lts = [...new Set(all.map((v) => semver.major(v)))].filter((m) => m % 2 === 0 && m >= 18);
-    const supported = lts.filter((m) => m >= floor).sort((a, b) => a - b);
-    const ended = lts.filter((m) => m < floor).sort((a, b) => b - a);
-    for (const major of [...supported, ...ended]) {
-        const newest = semver.maxSatisfying(all, major + ".x");
-        if (newest && semver.satisfies(newest, range)) { process.stdout.write(newest); process.exit(0); }
-    }
-    process.exit(4);
-}
-'
 ensure_node() {
     package_json=$env_dir/node_modules/$npm_name/package.json
     # No "engines" at all (most packages): nothing to check, no Node started.
     [ -f "$package_json" ] && grep -q '"engines"' "$package_json" || return 0
-    range=$(node -e "$node_check_js" "$npm" "$package_json") || {
+    range=$(node "$js/node_check.js" "$npm" "$package_json") || {
         install_failed "its engines.node could not be checked (see above)"
     }
     [ -n "$range" ] || return 0
@@ -516,7 +438,7 @@ ensure_node() {
     }
     status=0
     version=$(CATWALK_NODE_VERSIONS=$versions CATWALK_NODE_SUPPORTED=$node_supported_major \
-        node -e "$node_check_js" "$npm" "$package_json") ||
+        node "$js/node_check.js" "$npm" "$package_json") ||
         status=$?
     if [ "$status" -ne 0 ] || [ -z "$version" ]; then
         install_failed "it needs Node $range (engines.node), which no Node.js LTS release satisfies" \

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +39,24 @@ def test_shell_scripts_pass_shellcheck_as_posix_sh(script: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+JS_FILES = sorted((ROOT / "deploy").rglob("*.js"))
+
+
+def test_the_installers_javascript_lives_in_js_files() -> None:
+    assert {p.name for p in JS_FILES} >= {"playwright_paths.js", "install_scripts.js", "node_check.js"}
+    assert "node -e" not in (ROOT / "deploy" / "entrypoint.sh").read_text()
+
+
+@pytest.mark.parametrize("script", JS_FILES, ids=lambda p: p.name)
+def test_javascript_files_parse_and_run_strict(script: Path) -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is not on PATH: the entrypoint's JavaScript cannot be checked")
+    result = subprocess.run([node, "--check", str(script)], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '"use strict";' in script.read_text().splitlines()[:12]
+
+
 def test_dockerfile_passes_hadolint() -> None:
     result = subprocess.run(
         [_tool("hadolint"), str(ROOT / "deploy" / "Dockerfile")],
@@ -54,7 +73,15 @@ def test_deploy_files_have_lf_endings(path: Path) -> None:
     assert b"\r" not in path.read_bytes(), f"{path} has CR characters (CRLF endings break sh in the image)"
 
 
-@pytest.mark.parametrize("path", ["deploy/entrypoint.sh", "deploy/Dockerfile", "deploy/catwalk_runtime/gateway.py"])
+LF_FILES = [
+    "deploy/entrypoint.sh",
+    "deploy/Dockerfile",
+    "deploy/catwalk_runtime/gateway.py",
+    "deploy/catwalk_runtime/js/node_check.js",
+]
+
+
+@pytest.mark.parametrize("path", LF_FILES)
 def test_gitattributes_force_lf_for_deploy_files(path: str) -> None:
     result = subprocess.run(
         ["git", "check-attr", "eol", "--", path], cwd=ROOT, capture_output=True, text=True, check=True
