@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-# Tools installed with the project (mcp-proxy, uv, ruff, shellcheck, hadolint) live beside this
+# Tools installed with the project (uv, ruff, shellcheck, hadolint) live beside this
 # interpreter; put them first on PATH even when pytest is started as `.venv/bin/pytest` directly.
 _BIN = str(Path(sys.executable).parent)
 if os.environ.get("PATH", "").split(os.pathsep)[0] != _BIN:

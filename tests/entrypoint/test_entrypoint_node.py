@@ -3,7 +3,7 @@
 Offline: npm is a fake (through NPM) laid out like npm's own directory, so the entrypoint finds npm's real bundled
 semver next to it. The fake installs a package with a chosen engines.node, answers `npm view node-linux-<arch>
 versions` from a chosen list and `npm pack` with a tarball whose bin/node is a script printing its version, and
-logs every call. The real case (@kubb/mcp on Node 22) is the network test in tests/test_entrypoint.py.
+logs every call. The real case (@kubb/mcp on Node 22) is the network test in tests/entrypoint/test_entrypoint.py.
 """
 
 from __future__ import annotations

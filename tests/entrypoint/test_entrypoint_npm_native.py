@@ -2,7 +2,7 @@
 
 Offline: npm is the fake installer (through NPM), which records the npm_config_nodedir it was given. The real
 case (mcp-server-sqlite and its better-sqlite3 compiled from source) is the network test in
-tests/test_entrypoint.py.
+tests/entrypoint/test_entrypoint.py.
 """
 
 from __future__ import annotations

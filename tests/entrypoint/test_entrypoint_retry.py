@@ -2,7 +2,7 @@
 
 Offline: uv and npm are replaced (through the UV and NPM env vars the entrypoint honours) by one fake
 installer that records every cutoff it is given and resolves only as of one chosen cutoff. The real case
-(markitdown-mcp 0.0.1a8) is the network test in tests/test_entrypoint.py.
+(markitdown-mcp 0.0.1a8) is the network test in tests/entrypoint/test_entrypoint.py.
 """
 
 from __future__ import annotations
