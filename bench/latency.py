@@ -216,12 +216,17 @@ def markdown(report: dict) -> str:
             timed = " (timed out)" if w["timed_out"] else ""
             lines.append(f"| {row['mode']} | {w['clients']} | {w['p50_ms']} | {w['p99_ms']} | {w['calls_per_s']}"
                          f"{timed} | {w['errors']} | {rss} |")  # fmt: skip
-    native = next((r for r in report["modes"] if r["mode"] == "native"), None)
-    if native:
-        lines += ["", "p50 over native, one client: "]
-        base = native["waves"][0]["p50_ms"]
-        for row in report["modes"]:
-            lines.append(f"- {row['mode']}: {row['waves'][0]['p50_ms'] - base:+.3f} ms")
+    first = {row["mode"]: row["waves"][0] for row in report["modes"] if row["waves"] and row["waves"][0]["p50_ms"]}
+    if "native" in first:
+        lines += ["", "p50 over the server's own streamable HTTP, one client:"]
+        base = first["native"]["p50_ms"]
+        lines += [f"- {mode}: {wave['p50_ms'] - base:+.3f} ms" for mode, wave in first.items() if mode != "native"]
+    if "catwalk" in first:
+        ours = first["catwalk"]
+        lines += ["", "catwalk against each, one client (p50 ratio, < 1 is faster; calls/s ratio, > 1 is more):"]
+        lines += [f"- {mode}: p50 {ours['p50_ms'] / wave['p50_ms']:.2f}×, calls/s "
+                  f"{ours['calls_per_s'] / wave['calls_per_s']:.2f}×" for mode, wave in first.items()
+                  if mode != "catwalk"]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

@@ -373,3 +373,22 @@ def test_success_rate_rows_name_no_local_directory():
     assert clean["detail"] == "cannot import (<cache>/home/python/x/lib/site.py)"
     assert clean["output_tail"] == 'File "~/.pyenv/versions/3.12.1/lib/python3.12/asyncio/runners.py"\n'
     assert clean["server"] == "x" and clean["result"] == "failed"
+
+
+def test_the_latency_table_gives_each_modes_overhead_over_the_servers_own_http() -> None:
+    from bench import latency
+
+    def wave(clients: int, p50: float) -> dict:
+        return {"clients": clients, "calls": 200, "errors": 0, "timed_out": False, "p50_ms": p50, "p99_ms": p50 * 2,
+                "calls_per_s": round(1000 / p50, 1)}  # fmt: skip
+
+    report = {"date": "d", "rev": "r", "calls": 200, "modes": [
+        {"mode": "native", "waves": [wave(1, 1.5)], "rss_kb": 102400},
+        {"mode": "catwalk", "waves": [wave(1, 1.75)], "rss_kb": 24576},
+        {"mode": "mcp-proxy", "waves": [wave(1, 2.5)], "rss_kb": None},
+    ]}  # fmt: skip
+    text = latency.markdown(report)
+    assert "| catwalk | 1 | 1.75 | 3.5 | 571.4 | 0 | 24.0 |" in text
+    assert "| mcp-proxy | 1 | 2.5 | 5.0 | 400.0 | 0 | ? |" in text
+    assert "- catwalk: +0.250 ms" in text and "- mcp-proxy: +1.000 ms" in text
+    assert "- mcp-proxy: p50 0.70×, calls/s 1.43×" in text

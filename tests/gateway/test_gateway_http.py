@@ -97,3 +97,29 @@ def test_while_the_server_reads_nothing_of_a_large_backlog_new_messages_get_503(
         assert routes.route(request("POST", [*ACCEPT, ("mcp-session-id", sid)], call)).status == 200
 
     asyncio.run(scenario())
+
+
+def test_every_connection_the_gateway_accepts_has_nagle_off() -> None:
+    """Small answers go out at once: with Nagle's algorithm on, each waited for the client's delayed ACK."""
+    import asyncio
+    import socket
+
+    from catwalk_runtime.serve import bind_sockets
+
+    async def main() -> int:
+        [listening] = bind_sockets(["127.0.0.1"], 0)
+        accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            sock = writer.get_extra_info("socket")
+            accepted.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(handle, sock=listening)
+        async with server:
+            _, writer = await asyncio.open_connection(*listening.getsockname()[:2])
+            value = await asyncio.wait_for(accepted, 5)
+            writer.close()
+        return value
+
+    assert asyncio.run(main()) != 0

@@ -71,12 +71,14 @@ def npm_prefix(spec: str) -> Path:
     return home
 
 
-def py_client(spec: str, url: str, token: str, mode: str, timeout: float = 90) -> dict:
-    """Run ``py_sdk_client.py`` with the pinned ``mcp`` ``spec``; its JSON report (``error`` set on failure)."""
-    return _report([str(python_env(spec)), str(CLIENTS / "py_sdk_client.py"), url, token, mode], timeout)
+def py_client(spec: str, url: str, token: str, mode: str, timeout: float = 180, clients: int = 0) -> dict:
+    """Run ``py_sdk_client.py`` with the pinned ``mcp`` ``spec``; its JSON report (``error`` set on failure).
+    ``clients``: that many basic clients at once in one process (the report's ``clients`` lists theirs)."""
+    many = ["basic", str(clients)] if clients else []
+    return _report([str(python_env(spec)), str(CLIENTS / "py_sdk_client.py"), url, token, mode, *many], timeout)
 
 
-def ts_client(url: str, token: str, mode: str, timeout: float = 90) -> dict:
+def ts_client(url: str, token: str, mode: str, timeout: float = 180) -> dict:
     """Run ``ts_sdk_client.mjs`` from the pinned TypeScript client's prefix (ES modules resolve from there)."""
     prefix = npm_prefix(TS_CLIENT)
     script = prefix / "ts_sdk_client.mjs"
