@@ -46,6 +46,7 @@ import anyio
 from bench.image_runtime import image_node_bin, image_python
 from bench.served import first_answer, stop
 from bench.servers_success import Case, cases
+from catwalk_runtime import contract
 from components.detect import Clients, DetectError, DiskCache, detect
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -372,8 +373,8 @@ def run_case(case: Case, clients: Clients, cache: Path, opts, plain: bool = Fals
 
 
 def server_env_dir(home: Path, runtime: str, package: str) -> Path:
-    """Where ``entrypoint.sh install`` puts a server: MCP_HOME/<runtime>/<pinned spec, '/' as '+'>."""
-    return home / runtime / package.replace("/", "+")
+    """Where ``entrypoint.sh install`` puts a server (the image's layout: ``catwalk_runtime.contract``)."""
+    return Path(contract.env_dir(home, runtime, package))
 
 
 def _install_and_serve(row: dict, case: Case, env: dict[str, str], env_dir: Path, work: Path, opts) -> dict:

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import re
 
+from catwalk_runtime import contract
+
 MAX_NAME = 30
 MAX_TEXT = 256
-MAX_ARG = 1024
+MAX_ARG = contract.MAX_ARG
 MAX_ENV_VALUE = 4096
 
 # Shell metacharacters and quoting: none of these belong in a package spec, version or name.
 SHELL_META = set(";|&$`<>(){}[]*?!~\\'\"#") | {" ", "\t"}
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL = contract.CONTROL
 
 FLY_APP_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 SERVER_NAME = re.compile(r"^[a-z](?:[a-z0-9-]*[a-z0-9])?$")
@@ -194,7 +196,7 @@ def check_region(region: str) -> None:
 
 
 # Exactly the set deploy/entrypoint.sh refuses in MCP_COMMAND: what a shell would interpret.
-COMMAND_META = set("[];|&$`<>(){}*?!~\\'\"#")
+COMMAND_META = contract.COMMAND_META
 
 
 def parse_command(command: str | list[str]) -> list[str]:

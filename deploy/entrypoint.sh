@@ -72,7 +72,8 @@ esac
 port=${PORT:-8080}
 case $port in '' | *[!0-9]* | ??????*) false ;; esac || die "PORT must be a number 1-65535, got '$(show "$port")'"
 
-# --- validation: the same refusals as the stack config -----------------------------------------------
+# --- validation: the rules of catwalk_runtime/contract.py, which the deployer imports (tied to these lines by
+# tests/entrypoint/test_contract_parity.py) ------------------------------------------------------------
 package=${MCP_PACKAGE-}
 command_line=${MCP_COMMAND-}
 for var in MCP_PACKAGE MCP_COMMAND MCP_ARGS MCP_LAUNCH MCP_RESOLVED_AT MCP_EXCLUDE_NEWER \

@@ -28,12 +28,13 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from catwalk_runtime import contract
 from components import safety
 from components.errors import CatwalkError
 
 # Where deploy/Dockerfile puts the entrypoint, the per-server environments (MCP_HOME), and its app user.
 ENTRYPOINT_PATH = "/app/entrypoint.sh"
-MCP_HOME = "/opt/mcp"
+MCP_HOME = contract.IMAGE_HOME
 APP_HOME = "/home/app"
 APP_USER = "10001:10001"
 # Compilers for the build stage only: native npm modules (node-gyp: make, g++, python3, already in the
@@ -44,18 +45,17 @@ BROWSER_PACKAGES = ("chromium", "fonts-liberation")
 BROWSER_PATH = "/usr/bin/chromium"
 # Google Chrome's path (Playwright's and Puppeteer's "chrome" channel) and the entrypoint's wrapper it leads to.
 CHROME_CHANNEL_PATH = "/opt/google/chrome/chrome"
-BROWSER_WRAPPER = f"{MCP_HOME}/.browser/chromium"
-SERVER_ARGS = ("MCP_RUNTIME", "MCP_PACKAGE", "MCP_LAUNCH", "MCP_RESOLVED_AT")
+BROWSER_WRAPPER = f"{MCP_HOME}/{contract.BROWSER_WRAPPER}"
+SERVER_ARGS = contract.BAKED_ARGS
 BAKE_TAG_PREFIX = "bake-"
 BAKEABLE = ("npm", "python")
 
-# Pinned specs only: a baked image must name one exact version (the same shapes the entrypoint accepts).
-_VERSION = r"[0-9][A-Za-z0-9.+_-]{0,63}"
-PYTHON_PINNED = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,200}[A-Za-z0-9])?==" + _VERSION + "$")
-NPM_PINNED = re.compile(r"^(?:@[A-Za-z0-9][A-Za-z0-9._-]{0,100}/)?[A-Za-z0-9][A-Za-z0-9._-]{0,150}@" + _VERSION + "$")
-RESOLVED_AT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})$")
+# Pinned specs only: a baked image must name one exact version (a subset of what the entrypoint accepts).
+PYTHON_PINNED = contract.PYTHON_PINNED
+NPM_PINNED = contract.NPM_PINNED
+RESOLVED_AT = contract.RESOLVED_AT_FORMAT
 ABS_PATH = re.compile(r"^/[A-Za-z0-9._/-]{1,255}$")
-MAX_LAUNCH_WORDS = 64
+MAX_LAUNCH_WORDS = contract.MAX_ARGS
 MAX_LAUNCH_TEXT = 8192
 
 

@@ -14,11 +14,9 @@ import re
 import sys
 from pathlib import Path
 
+from .contract import ARGS, CONTROL, LAUNCH, MAX_ARG, MAX_ARGS
 from .errors import UsageError, show
 
-MAX_ARGS = 64
-MAX_ARG = 1024
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # A launch executable is a bare name looked up inside the server's own environment, never a path.
 BARE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}$")
 
@@ -158,7 +156,7 @@ def resolve_argv(
     runtime: str, env_dir: Path | None, package: str, custom: list[str], environ: dict[str, str]
 ) -> list[str]:
     """The server's full argv: the launch (MCP_LAUNCH or a fallback) resolved in its env, then MCP_ARGS."""
-    extra = parse_json_argv(environ.get("MCP_ARGS"), "MCP_ARGS", allow_empty=True)
+    extra = parse_json_argv(environ.get(ARGS), ARGS, allow_empty=True)
     if runtime == "custom":
         if not custom:
             raise UsageError("MCP_COMMAND is required when MCP_RUNTIME=custom")
@@ -170,7 +168,7 @@ def resolve_argv(
     if env_dir is None:
         raise UsageError("--env-dir is required for the npm and python runtimes")
     # Absent or [] (detection found nothing better): the package's own console script / bin.
-    launch = parse_json_argv(environ.get("MCP_LAUNCH"), "MCP_LAUNCH", allow_empty=True)
+    launch = parse_json_argv(environ.get(LAUNCH), LAUNCH, allow_empty=True)
     if not launch:
         launch = python_fallback(env_dir, package) if runtime == "python" else npm_fallback(env_dir, package)
     return [_locate(runtime, env_dir, launch[0]), *launch[1:], *extra]

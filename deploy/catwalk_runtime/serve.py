@@ -14,9 +14,9 @@ import signal
 import socket
 import sys
 
-from . import relay
+from . import contract, relay
 from .errors import UsageError
-from .launch import CONTROL, add_server_arguments, resolve_argv
+from .launch import add_server_arguments, resolve_argv
 from .supervisor import EarlyStops, ServerProcess, child_env, kill_group
 
 LOG_FORMAT = "[%(levelname).1s %(asctime)s %(name)s] %(message)s"
@@ -85,8 +85,8 @@ def bind_sockets(hosts: list[str], port: int) -> list[socket.socket]:
 
 def start(argv: list[str], hosts: list[str], port: int, environ: dict[str, str]) -> int:
     """Validate, bind, spawn the server and ask it to initialize; only then import the event loop and serve."""
-    token = environ.get("MCP_AUTH_TOKEN")
-    if token is not None and (not token.strip() or CONTROL.search(token)):
+    token = environ.get(contract.AUTH_TOKEN)
+    if token is not None and (not token.strip() or contract.CONTROL.search(token)):
         raise UsageError("MCP_AUTH_TOKEN is set but empty or contains control characters; refusing to start")
     try:
         start_timeout = float(environ.get("MCP_START_TIMEOUT", "120"))
@@ -128,7 +128,7 @@ def main(args: list[str] | None = None) -> int:
             raise UsageError(f"PORT must be 1-65535, got {opts.port}")
         if opts.banner:
             print(opts.banner, flush=True)
-        return start(argv, opts.hosts or listen_hosts(environ.get("MCP_HOST")), opts.port, environ)
+        return start(argv, opts.hosts or listen_hosts(environ.get(contract.HOST)), opts.port, environ)
     except UsageError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1

@@ -11,6 +11,8 @@ import contextlib
 import os
 import signal
 
+from .contract import AUTH_TOKEN
+
 TYPE_CHECKING = False  # typing is not imported on the way to the spawn
 if TYPE_CHECKING:
     from typing import Any
@@ -22,7 +24,7 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 def child_env(environ: dict[str, str]) -> dict[str, str]:
     """The whole environment minus the gateway's own credential: a third-party server has no business
     reading it."""
-    return {k: v for k, v in environ.items() if k != "MCP_AUTH_TOKEN"}
+    return {k: v for k, v in environ.items() if k != AUTH_TOKEN}
 
 
 def kill_group(pid: int, sig: int) -> None:

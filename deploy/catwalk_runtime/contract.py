@@ -1,0 +1,79 @@
+"""What the deployer (``components``) and the image (``entrypoint.sh`` and this package) must agree on.
+
+Stated once, here: the environment the stack gives a machine, the package-spec grammar, the characters a
+custom command may not hold, the argv limits, and where a server's environment lives in the image.
+Standard library only, and nothing else of the runtime is imported: ``components`` imports this module.
+``entrypoint.sh`` checks the same rules in shell; ``tests/entrypoint/test_contract_parity.py`` runs it
+against this module so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+
+RUNTIMES = ("npm", "python", "custom")
+
+# --- the environment the stack sets on a machine and a baked image's build ---------------------------------
+RUNTIME = "MCP_RUNTIME"
+PACKAGE = "MCP_PACKAGE"  # npm / python: the pinned spec
+COMMAND = "MCP_COMMAND"  # custom: the command line, split on spaces
+ARGS = "MCP_ARGS"  # JSON array of extra arguments
+LAUNCH = "MCP_LAUNCH"  # JSON array: the server's argv inside its environment
+RESOLVED_AT = "MCP_RESOLVED_AT"  # upload time of the pinned version: the install cutoff's origin
+EXCLUDE_NEWER = "MCP_EXCLUDE_NEWER"  # an explicit cutoff (RFC 3339), or `none`
+NEEDS_BROWSER = "MCP_NEEDS_BROWSER"  # `chromium` when detection found a browser-driving server
+BROWSER = "MCP_BROWSER"  # absolute path of the system Chromium
+AUTH_TOKEN = "MCP_AUTH_TOKEN"  # the gateway's bearer token (never passed to the server)
+HOST = "MCP_HOST"  # where to listen: all (default), loopback, or IP addresses
+HOME = "MCP_HOME"  # root of the per-server environments
+# What a baked image's build takes as build arguments: enough to install the server, nothing secret.
+BAKED_ARGS = (RUNTIME, PACKAGE, LAUNCH, RESOLVED_AT)
+# Checked for control characters by the entrypoint before anything else.
+CHECKED_VARS = (PACKAGE, COMMAND, ARGS, LAUNCH, RESOLVED_AT, EXCLUDE_NEWER, BROWSER, NEEDS_BROWSER)
+
+# --- package specs -------------------------------------------------------------------------------------------
+PYTHON_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,200}[A-Za-z0-9])?"
+NPM_NAME = r"(?:@[A-Za-z0-9][A-Za-z0-9._-]{0,100}/)?[A-Za-z0-9][A-Za-z0-9._-]{0,150}"
+VERSION = r"[A-Za-z0-9][A-Za-z0-9.+_-]{0,63}"  # what the image accepts after == or @ (a version or a tag)
+EXACT_VERSION = r"[0-9][A-Za-z0-9.+_-]{0,63}"  # what a baked image pins: a release number
+# What MCP_PACKAGE may be at run time (name, or name and version)...
+PYTHON_SPEC = re.compile(rf"^{PYTHON_NAME}(?:=={VERSION})?$")
+NPM_SPEC = re.compile(rf"^{NPM_NAME}(?:@{VERSION})?$")
+# ...and what a baked image takes: pinned to one release, a subset of the above.
+PYTHON_PINNED = re.compile(rf"^{PYTHON_NAME}=={EXACT_VERSION}$")
+NPM_PINNED = re.compile(rf"^{NPM_NAME}@{EXACT_VERSION}$")
+SPEC_EXAMPLES = {"python": "mcp-server-git==2026.10.19", "npm": "@modelcontextprotocol/server-memory@2026.8.31"}
+
+
+def spec_pattern(runtime: str, *, pinned: bool = False) -> re.Pattern[str]:
+    """The grammar of ``runtime``'s package specs (npm or python)."""
+    if runtime == "python":
+        return PYTHON_PINNED if pinned else PYTHON_SPEC
+    if runtime == "npm":
+        return NPM_PINNED if pinned else NPM_SPEC
+    raise ValueError(f"{runtime!r} servers have no package spec")
+
+
+# --- custom commands and argv ------------------------------------------------------------------------------
+# What a shell would interpret: refused in MCP_COMMAND, which is split on spaces and never evaluated.
+COMMAND_META = frozenset("[];|&$`<>(){}*?!~\\'\"#")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # refused in every value the image reads
+MAX_ARGS = 64  # words in MCP_LAUNCH, MCP_ARGS
+MAX_ARG = 1024  # characters in one of them
+
+# --- the install cutoff ----------------------------------------------------------------------------------
+# What the stack writes into MCP_RESOLVED_AT (the image also takes a date alone, or a time without a zone).
+RESOLVED_AT_FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})$")
+
+# --- where things live in the image --------------------------------------------------------------------------
+IMAGE_HOME = "/opt/mcp"  # MCP_HOME in the unified image
+INSTALLED_MARKER = ".catwalk-installed"  # written last in a server's environment: `spec=<spec>` first
+BROWSER_WRAPPER = ".browser/chromium"  # under MCP_HOME: what every expected browser path leads to
+NODE_DIR = ".node"  # under a server's environment: the Node.js installed for its engines.node
+BROWSERS_DIR = ".browsers"  # under a server's environment: its PLAYWRIGHT_BROWSERS_PATH
+
+
+def env_dir(home: str | PurePosixPath, runtime: str, spec: str) -> PurePosixPath:
+    """A server's own environment: one per runtime and spec (a scope's ``/`` becomes ``+``)."""
+    return PurePosixPath(home) / runtime / spec.replace("/", "+")
