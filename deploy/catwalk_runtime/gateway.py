@@ -2,8 +2,9 @@
 
 Imported by ``serve`` only once the server is spawned and asked to initialize, so the server boots while
 asyncio and h11 load. The gateway initializes the server once, itself, and answers each client's
-``initialize`` from that result; its death ends the gateway with a non-zero code (Fly then restarts the
-machine), and each request still in flight is answered with a JSON-RPC error saying why.
+``initialize`` from that result. The server's death ends the gateway with a non-zero code (Fly then restarts the
+machine), and each request still in flight is answered with a JSON-RPC error saying why. Why catwalk has
+its own gateway: docs/gateway-replaces-mcp-proxy.md.
 """
 
 from __future__ import annotations

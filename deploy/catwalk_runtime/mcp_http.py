@@ -11,10 +11,7 @@
   ``endpoint`` event first, 202 for each POST, every answer on the stream.
 * ``/status`` is open; everything else needs what ``auth.allows`` accepts (``auth.BearerAuth``).
 * Host and Origin (the spec's DNS-rebinding guard) are checked only without a token on a loopback-only
-  gateway (``local_only``: a server tried on a workstation with auth off): a page whose name was rebound to
-  127.0.0.1 still sends its own Host and Origin, so anything but a loopback name gets 421 / 403 as in the
-  SDK's ``TransportSecurityMiddleware``. With a token, the token guards (a browser never adds it by itself)
-  and Host is whatever Fly's proxy forwards (the app's or a custom domain), so neither is checked.
+  gateway (``local_only``); with a token, the token guards (docs/dns-rebinding-guard.md).
 
 Messages go to and come from :class:`relay.Relay` (the multiplexing), unchanged otherwise.
 """
