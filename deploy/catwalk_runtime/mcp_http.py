@@ -7,6 +7,15 @@
   response(s) as JSON instead, without progress. GET opens the session's stream for server-initiated
   messages (one per session), DELETE ends the session. ``Mcp-Session-Id`` is issued on initialize;
   status codes and error bodies follow the spec and the ``mcp`` SDK's server transport.
+* The same ``/mcp`` serves the stateless revision (2026-07-28, ``modern``): a POST whose
+  ``MCP-Protocol-Version`` names it (or, without that header and a session, whose body carries its
+  per-request ``_meta``) is one request, checked as that revision says (envelope, ``Mcp-Method``/``Mcp-Name``
+  against the body, version served: 400 with the supported list) and answered on its own: ``server/discover``
+  from the server's initialize result, ``subscriptions/listen`` as a stream of the notifications it asked for,
+  anything else relayed in a session of its own. Its answer is JSON with the revision's status (404 for an
+  unknown method) unless a notification comes first, which makes it an event stream; a client that goes away
+  cancels it. GET and DELETE of that revision get 405. Handshake-era clients are served as before, on the same
+  URL at the same time.
 * ``/sse`` + ``/messages/?session_id=`` is the HTTP+SSE transport (2024-11-05) as the SDK serves it: an
   ``endpoint`` event first, 202 for each POST, every answer on the stream.
 * ``/status`` is open; everything else needs what ``auth.allows`` accepts (``auth.BearerAuth``).
@@ -29,7 +38,8 @@ from urllib.parse import parse_qs
 
 import h11
 
-from .relay import DEFAULT_HEADER_VERSION, KNOWN_VERSIONS, Relay, Session, encode, kind
+from . import modern
+from .relay import DEFAULT_HEADER_VERSION, KNOWN_VERSIONS, Relay, Session, encode, kind, result
 
 log = logging.getLogger("catwalk.http")
 
@@ -92,6 +102,7 @@ class Stream:
     def __init__(
         self, expected: int = 0, on_close: Callable[[Stream], None] | None = None, collect: bool = False
     ) -> None:
+        self.answer: dict[str, Any] | None = None  # the last response put (a stateless request's only one)
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.buffered = 0  # bytes in the queue
         self.expected = expected  # responses to write before the stream ends (0: until closed)
@@ -104,6 +115,8 @@ class Stream:
         """Write ``message``; None: one answer this stream waits for will not come (see ``relay.Send``)."""
         if self.closed:
             return
+        if message is not None and kind(message) == "response":
+            self.answer = message
         if message is not None and self.answers is not None:
             if kind(message) == "response":
                 self.answers.append(message)
@@ -113,6 +126,13 @@ class Stream:
             self.expected -= 1
             if not self.expected:
                 self.close()
+
+    @property
+    def carries_requests(self) -> bool:
+        """Whether a server request (or a notification) can be written on it: not on a JSON-only answer."""
+        return self.answers is None
+
+    carries_notifications = carries_requests
 
     def event(self, name: str, data: str) -> None:
         self._queue(f"event: {name}\r\ndata: {data}\r\n\r\n".encode())
@@ -152,10 +172,12 @@ class Stream:
 class Streaming:
     """A response whose body is ``stream``'s events (or, when it collects, its answers as one JSON body)."""
 
-    def __init__(self, stream: Stream, batch: bool = False, **headers: str) -> None:
+    def __init__(self, stream: Stream, batch: bool = False, defer: bool = False, **headers: str) -> None:
         self.status = 200
         self.stream = stream
         self.batch = batch  # a collected answer is a JSON array (the request was a batch)
+        # A stateless request's answer: JSON with the revision's status unless a notification comes before it.
+        self.defer = defer
         self.extra = [(k.replace("_", "-"), v) for k, v in headers.items()]
         self.headers = [("content-type", "text/event-stream"), ("cache-control", "no-cache, no-transform"), *self.extra]
 
@@ -229,6 +251,9 @@ class Router:
     def mcp(self, request: Request) -> Reply | Streaming:
         if request.method == "POST":
             return self.mcp_post(request)
+        stateless = request.headers.get("mcp-protocol-version") in modern.MODERN_VERSIONS
+        if request.method in ("GET", "DELETE") and stateless:
+            return Reply(405, b"", allow="POST")  # the stateless revision has no session stream nor session
         if request.method == "GET":
             return self.mcp_get(request)
         if request.method == "DELETE":
@@ -263,6 +288,8 @@ class Router:
             body = json.loads(request.body)
         except (ValueError, UnicodeDecodeError) as exc:
             return rpc_error(400, f"Parse error: {exc}", PARSE_ERROR)
+        if modern.is_modern(request.headers, body):
+            return self.modern_post(request, body, has_sse)
         messages = body if isinstance(body, list) else [body]
         if not messages or any(kind(m) is None for m in messages):
             return rpc_error(400, "Validation error: not a JSON-RPC 2.0 message or batch")
@@ -295,6 +322,48 @@ class Router:
         for message in messages:
             self.deliver(self.relay.from_client(session, message, stream))
         return Streaming(stream, batch=isinstance(body, list), **headers)
+
+    def modern_post(self, request: Request, body: Any, has_sse: bool) -> Reply | Streaming:
+        """One request of the stateless revision: checked, then answered here or relayed in a session of its own."""
+        what = kind(body) if isinstance(body, dict) else None
+        if what not in ("request", "notification"):
+            error = {"code": INVALID_REQUEST, "message": "Body must be a single JSON-RPC request or notification"}
+            return json_reply(400, {"jsonrpc": "2.0", "id": None, "error": error})
+        try:
+            if what == "notification":  # none is defined on this transport: acknowledged, dropped
+                modern.check_notification(request.headers)
+                return Reply(202)
+            duplicated = modern.duplicated_header(request.raw_headers)
+            if duplicated:
+                raise modern.Rejected(modern.HEADER_MISMATCH, f"{duplicated} header appears more than once")
+            modern.check(body, request.headers)
+        except modern.Rejected as rejected:
+            return json_reply(rejected.status, rejected.error(body.get("id")))
+        if body["method"] == "server/discover":
+            return json_reply(200, result(body["id"], modern.discover(self.relay.init_result)))
+        if body["method"] == "subscriptions/listen" and not has_sse:
+            return rpc_error(406, "Not Acceptable: subscriptions/listen answers with text/event-stream")
+        if self.backlog() > MAX_BACKLOG:
+            return rpc_error(503, "Service Unavailable: the MCP server is not reading its input", retry_after="5")
+        sid = new_session_id()
+        session = self.relay.open(sid, modern=True)
+        session.log_level = modern.log_level(body)
+
+        def done(stream: Stream) -> None:
+            self.streams.discard(stream)
+            self.end(sid)  # still in flight: the client went away, which cancels it
+
+        if body["method"] == "subscriptions/listen":
+            stream = Stream(on_close=done)
+            self.streams.add(stream)
+            params = body.get("params") if isinstance(body.get("params"), dict) else {}
+            wanted = params.get("notifications") if isinstance(params.get("notifications"), dict) else {}
+            self.deliver(self.relay.listen(session, body["id"], wanted, stream))
+            return Streaming(stream, x_accel_buffering="no")
+        stream = Stream(expected=1, on_close=done, collect=not has_sse)
+        self.streams.add(stream)
+        self.deliver(self.relay.from_client(session, modern.upstream(body), stream))
+        return Streaming(stream, defer=True, x_accel_buffering="no")
 
     def mcp_get(self, request: Request) -> Reply | Streaming:
         if not _accepts(request)[1]:
@@ -398,6 +467,12 @@ def _reason(status: int) -> bytes:
     return REASONS.get(status, b"")
 
 
+def _status(answer: dict[str, Any]) -> int:
+    """The HTTP status of a stateless request's answer: the revision's for its error code, else 200."""
+    error = answer.get("error")
+    return modern.ERROR_STATUS.get(error.get("code"), 200) if isinstance(error, dict) else 200
+
+
 class _Closed(Exception):
     pass
 
@@ -480,6 +555,8 @@ class Connection:
         if declared.isdigit() and int(declared) > 4 * MAX_BODY:  # not worth reading to the end to say so
             await self._reply(Reply(413, b"Request body too large", "text/plain", connection="close"))
             return None
+        if self.conn.they_are_waiting_for_100_continue:  # curl waits 1 s for this before sending a large body
+            await self._send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue"))
         chunks, size = [], 0
         while True:
             event = await self._next_event(KEEP_ALIVE_S * 6)
@@ -515,7 +592,8 @@ class Connection:
         if not answers:  # every request was cancelled: nothing to answer
             reply = Reply(202)
         else:
-            reply = Reply(200, encode(answers if response.batch else answers[0]), "application/json")
+            status = _status(answers[0]) if response.defer else 200
+            reply = Reply(status, encode(answers if response.batch else answers[0]), "application/json")
         reply.headers.extend(response.extra)
         return reply
 
@@ -523,8 +601,10 @@ class Connection:
         stream = response.stream
         stream.abort = self.writer.transport.abort  # the next write or drain fails: the connection ends
         early = 0  # bytes of the next request(s) received meanwhile, which h11 holds until this one ends
+        head = not response.defer  # the head is not written yet (deferred: until an event or a ping is due)
         try:
-            await self._send(h11.Response(status_code=200, headers=response.headers, reason=b"OK"))
+            if head:
+                await self._send(h11.Response(status_code=200, headers=response.headers, reason=b"OK"))
             while True:
                 get = asyncio.ensure_future(stream.take())
                 if self._read is None:
@@ -538,6 +618,14 @@ class Connection:
                     if not data or early > MAX_HEADERS + MAX_BODY:  # gone, or more than any one request
                         raise _Closed
                     self.conn.receive_data(data)
+                if not head and (not done or get in done):
+                    item = get.result() if get in done else b""
+                    if item and stream.closed and stream.queue.qsize() == 1 and stream.answer is not None:
+                        # A stateless request answered before anything else: one JSON body, with its status.
+                        reply = Reply(_status(stream.answer), encode(stream.answer), "application/json")
+                        return await self._reply(reply)
+                    await self._send(h11.Response(status_code=200, headers=response.headers, reason=b"OK"))
+                    head = True
                 if not done:
                     await self._send(h11.Data(data=b": ping\r\n\r\n"))
                 if get in done:

@@ -11,10 +11,19 @@ one upstream requires:
   cancels its requests still in flight;
 * ``initialize`` is answered from the server's cached result (version negotiated per client, see
   :func:`negotiate`), ``notifications/initialized`` is not forwarded again and ``ping`` is answered here;
-* a server notification that concerns no single request (list_changed, resources/updated, logging) goes
-  to every session's standalone stream; a server ``ping`` is answered here; sampling, roots and
-  elicitation requests are refused with the errors mcp-proxy's client session gave (it declares none of
-  those capabilities, nor does the gateway), since no single client can be asked on behalf of all.
+* a request of the stateless revision (2026-07-28) comes in a session of its own (``Session.modern``) that lives
+  as long as its one request; its answer gets the ``resultType`` that revision requires;
+* resource subscriptions are per session: the server is subscribed to a URI once, while any session wants it,
+  and ``notifications/resources/updated`` goes to the sessions subscribed to that URI only; one session's
+  unsubscribe never ends another's updates;
+* ``notifications/message`` goes on the stream of the request that caused it when the gateway can tell which
+  (exactly one request in flight), else to every handshake-era session's standalone stream; a stateless
+  request gets it only if it asked for that level (``io.modelcontextprotocol/logLevel``). list_changed goes to
+  every standalone stream and to the ``subscriptions/listen`` streams that asked for it;
+* a server request for sampling, elicitation or roots goes to the client whose call caused it when the gateway
+  can tell which (exactly one call in flight, from a handshake-era client that declared the capability and can be
+  written to), its answer back with the server's id; otherwise it is refused with the reason. A server ``ping``
+  is answered here.
 
 A *channel* is opaque here: whatever the HTTP side writes a message to (one POST's SSE response, a GET
 stream, a legacy SSE stream). The relay returns :class:`Send` actions; the caller performs them.
@@ -40,15 +49,32 @@ INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INTERNAL_ERROR = -32603
 CONNECTION_CLOSED = -32000  # the code the SDKs' sessions give a request whose connection ended
-# What mcp 1.x's ClientSession (mcp-proxy's upstream client) answers for requests it has no callback for.
+# What mcp 1.x's ClientSession answers for requests it has no callback for, and the client capability each needs.
 REFUSED_SERVER_REQUESTS = {
     "sampling/createMessage": "Sampling not supported",
     "roots/list": "List roots not supported",
     "elicitation/create": "Elicitation not supported",
 }
-# Server notifications for every session (anything else unroutable is dropped with a reason).
-BROADCAST_PREFIXES = ("notifications/message", "notifications/resources/", "notifications/tools/",
+CLIENT_CAPABILITY = {"sampling/createMessage": "sampling", "roots/list": "roots", "elicitation/create": "elicitation"}
+# What the gateway declares upstream: it can pass sampling and elicitation to the client that caused them. Not
+# roots: servers ask for roots right after initialize, when no client's call is in flight to route it to.
+GATEWAY_CAPABILITIES = {"sampling": {}, "elicitation": {"form": {}, "url": {}}}
+# Server notifications for every handshake-era standalone stream (anything else unroutable is dropped).
+BROADCAST_PREFIXES = ("notifications/message", "notifications/resources/list_changed", "notifications/tools/",
                       "notifications/prompts/")  # fmt: skip
+# A list_changed notification and the subscriptions/listen filter field that asks for it.
+LISTEN_FLAGS = {
+    "notifications/tools/list_changed": "toolsListChanged",
+    "notifications/prompts/list_changed": "promptsListChanged",
+    "notifications/resources/list_changed": "resourcesListChanged",
+}
+LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
+SUBSCRIPTION_ID_KEY = "io.modelcontextprotocol/subscriptionId"
+# Results the stateless revision requires caching hints on. The gateway cannot know how long the server's answer
+# holds, nor whether it depends on who asks: immediately stale, for the same caller only.
+CACHEABLE = ("server/discover", "tools/list", "prompts/list", "resources/list", "resources/templates/list",
+             "resources/read")  # fmt: skip
+CACHE_HINTS = {"ttlMs": 0, "cacheScope": "private"}
 
 
 def initialize_request(request_id: int = 0) -> dict[str, Any]:
@@ -57,7 +83,7 @@ def initialize_request(request_id: int = 0) -> dict[str, Any]:
         "jsonrpc": "2.0",
         "id": request_id,
         "method": "initialize",
-        "params": {"protocolVersion": LATEST_VERSION, "capabilities": {}, "clientInfo": GATEWAY_INFO},
+        "params": {"protocolVersion": LATEST_VERSION, "capabilities": GATEWAY_CAPABILITIES, "clientInfo": GATEWAY_INFO},
     }
 
 
@@ -195,23 +221,33 @@ class Send:
 
 
 class Session:
-    """One client's view: its standalone stream (GET /mcp or /sse) and its requests in flight."""
+    """One client's view: its standalone stream (GET /mcp or /sse) and its requests in flight.
 
-    __slots__ = ("pending", "sid", "stream")
+    ``modern``: a request of the stateless revision, alone in its session; ``log_level`` the least level of log
+    message it asked for (None: none); ``listen`` its ``subscriptions/listen`` filter (with ``stream`` the
+    listen response) and ``listen_id`` that request's id. ``capabilities``: what a handshake-era client declared.
+    """
 
-    def __init__(self, sid: str) -> None:
+    __slots__ = ("capabilities", "listen", "listen_id", "log_level", "modern", "pending", "sid", "stream")
+
+    def __init__(self, sid: str, modern: bool = False) -> None:
         self.sid = sid
+        self.modern = modern
         self.stream: Any = None
         self.pending: dict[Any, int] = {}  # client request id -> upstream id
+        self.capabilities: dict[str, Any] = {}
+        self.log_level: str | None = None
+        self.listen: dict[str, Any] | None = None
+        self.listen_id: Any = None
 
 
 class _Route:
     """Where the answer (and progress) of one upstream request goes."""
 
-    __slots__ = ("channel", "client_id", "client_token", "session", "upstream_token")
+    __slots__ = ("channel", "client_id", "client_token", "method", "session", "upstream_token")
 
-    def __init__(self, session: Session, client_id: Any, channel: Any) -> None:
-        self.session, self.client_id, self.channel = session, client_id, channel
+    def __init__(self, session: Session, client_id: Any, channel: Any, method: str = "") -> None:
+        self.session, self.client_id, self.channel, self.method = session, client_id, channel, method
         self.client_token: Any = None
         self.upstream_token: Any = None
 
@@ -225,22 +261,31 @@ class Relay:
         self.sessions: dict[str, Session] = {}
         self._routes: dict[int, _Route] = {}  # upstream request id -> where its answer goes
         self._tokens: dict[str, int] = {}  # upstream progress token -> upstream request id
+        self._subscribers: dict[str, set[Session]] = {}  # resource URI -> sessions subscribed to it
+        self._asked: dict[int, tuple[Any, Session]] = {}  # id a client was asked under -> (server's id, session)
         self._next = 1  # 0 is the gateway's own initialize
 
     def _upstream_id(self) -> int:
         self._next += 1
         return self._next
 
-    def open(self, sid: str) -> Session:
-        session = self.sessions[sid] = Session(sid)
+    def open(self, sid: str, modern: bool = False) -> Session:
+        session = self.sessions[sid] = Session(sid, modern)
         return session
 
     def close(self, sid: str) -> list[Send]:
-        """End a session: its requests still in flight are cancelled upstream."""
+        """End a session: its requests still in flight are cancelled upstream, its subscriptions dropped (the
+        server's ended when no other session wants the URI) and server requests it was asked answered."""
         session = self.sessions.pop(sid, None)
         if session is None:
             return []
         out = []
+        for uri in [uri for uri, subscribed in self._subscribers.items() if session in subscribed]:
+            out += self._unsubscribe(session, uri)
+        for asked_id, (server_id, asked) in list(self._asked.items()):
+            if asked is session:
+                del self._asked[asked_id]
+                out.append(Send(None, error(server_id, INTERNAL_ERROR, "the client's session ended")))
         for upstream_id in list(session.pending.values()):
             route = self._forget(upstream_id)
             params = {"requestId": upstream_id, "reason": "client session ended"}
@@ -286,8 +331,12 @@ class Relay:
         """Route one valid JSON-RPC message from a client; answers for requests go to ``channel``."""
         method = message.get("method")
         what = kind(message)
-        if what == "response":
-            return []  # the gateway forwards no server request to clients: nothing can be awaiting this
+        if what == "response":  # a client's answer to a server request the gateway passed on
+            asked = self._asked.get(message["id"]) if isinstance(message["id"], int) else None
+            if asked is None or asked[1] is not session:
+                return []
+            del self._asked[message["id"]]
+            return [Send(None, {**message, "id": asked[0]})]
         if what == "notification":
             if method == "notifications/initialized":
                 return []
@@ -295,16 +344,29 @@ class Relay:
                 return self._cancel(session, message)
             return [Send(None, message)]
         client_id = message["id"]
+        params = message.get("params") if isinstance(message.get("params"), dict) else {}
         if method == "initialize":
-            params = message.get("params") if isinstance(message.get("params"), dict) else {}
             version = negotiate(params.get("protocolVersion"), self.server_version)
+            if isinstance(params.get("capabilities"), dict):
+                session.capabilities = params["capabilities"]
             return [Send(channel, result(client_id, {**self.init_result, "protocolVersion": version}))]
         if method == "ping":
-            return [Send(channel, result(client_id, {}))]
+            return [Send(channel, self._answer(session, result(client_id, {})))]
+        if method in ("resources/subscribe", "resources/unsubscribe") and isinstance(params.get("uri"), str):
+            subscribed = self._subscribers.get(params["uri"], set())
+            first, last = not subscribed, subscribed == {session}
+            if method == "resources/subscribe":
+                self._subscribers.setdefault(params["uri"], set()).add(session)
+            elif session in subscribed:
+                subscribed.discard(session)
+                if not subscribed:
+                    del self._subscribers[params["uri"]]
+            if not (first if method == "resources/subscribe" else last):  # the server's state does not change
+                return [Send(channel, self._answer(session, result(client_id, {})))]
         if client_id in session.pending:  # the spec forbids reusing an id; its answer and cancel would be ambiguous
             return [Send(channel, error(client_id, INVALID_REQUEST, f"Request id {client_id!r} is already in use"))]
         upstream_id = self._upstream_id()
-        route = _Route(session, client_id, channel)
+        route = _Route(session, client_id, channel, method)
         forwarded = {**message, "id": upstream_id}
         params = message.get("params")
         meta = params.get("_meta") if isinstance(params, dict) else None
@@ -316,6 +378,47 @@ class Relay:
         self._routes[upstream_id] = route
         session.pending[client_id] = upstream_id
         return [Send(None, forwarded)]
+
+    def _answer(self, session: Session, message: dict[str, Any], method: str = "") -> dict[str, Any]:
+        """An answer as the session's revision wants it: the stateless one requires ``resultType`` and, on lists
+        and reads, caching hints (:data:`CACHE_HINTS` unless the server gave its own)."""
+        value = message.get("result")
+        if not session.modern or not isinstance(value, dict):
+            return message
+        hints = CACHE_HINTS if method in CACHEABLE and "resultType" not in value else {}
+        return {**message, "result": {"resultType": "complete", **hints, **value}}
+
+    def listen(self, session: Session, listen_id: Any, wanted: dict[str, Any], channel: Any) -> list[Send]:
+        """Open a ``subscriptions/listen`` stream: the acknowledgement (the filter the server's capabilities can
+        honour) goes first; the server is subscribed to each URI no other session wanted yet."""
+        caps = self.init_result.get("capabilities") if isinstance(self.init_result.get("capabilities"), dict) else {}
+        agreed: dict[str, Any] = {}
+        for field, cap in (("toolsListChanged", "tools"), ("promptsListChanged", "prompts"),
+                           ("resourcesListChanged", "resources")):  # fmt: skip
+            if wanted.get(field) is True and isinstance(caps.get(cap), dict) and caps[cap].get("listChanged"):
+                agreed[field] = True
+        resources = caps.get("resources") if isinstance(caps.get("resources"), dict) else {}
+        uris = wanted.get("resourceSubscriptions")
+        if isinstance(uris, list) and resources.get("subscribe"):
+            agreed["resourceSubscriptions"] = [uri for uri in uris if isinstance(uri, str)]
+        session.listen, session.listen_id, session.stream = agreed, listen_id, channel
+        ack = {"_meta": {SUBSCRIPTION_ID_KEY: listen_id}, "notifications": agreed}
+        out = [Send(channel, {"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged", "params": ack})]
+        for uri in agreed.get("resourceSubscriptions", []):
+            if not self._subscribers.get(uri):
+                subscribe = {"jsonrpc": "2.0", "id": self._upstream_id(), "method": "resources/subscribe"}
+                out.append(Send(None, {**subscribe, "params": {"uri": uri}}))  # its answer is dropped
+            self._subscribers.setdefault(uri, set()).add(session)
+        return out
+
+    def _unsubscribe(self, session: Session, uri: str) -> list[Send]:
+        subscribed = self._subscribers.get(uri, set())
+        subscribed.discard(session)
+        if subscribed:
+            return []
+        self._subscribers.pop(uri, None)
+        unsubscribe = {"jsonrpc": "2.0", "id": self._upstream_id(), "method": "resources/unsubscribe"}
+        return [Send(None, {**unsubscribe, "params": {"uri": uri}})]  # its answer is dropped
 
     def _cancel(self, session: Session, message: dict[str, Any]) -> list[Send]:
         params = message.get("params")
@@ -336,13 +439,12 @@ class Relay:
             route = self._forget(message["id"]) if isinstance(message["id"], int) else None
             if route is None:
                 return []  # cancelled, or for a session gone
-            return [Send(route.channel, {**message, "id": route.client_id})]
+            answer = self._answer(route.session, {**message, "id": route.client_id}, route.method)
+            return [Send(route.channel, answer)]
         if what == "request":
             if method == "ping":
                 return [Send(None, result(message["id"], {}))]
-            text = REFUSED_SERVER_REQUESTS.get(method)
-            code = INVALID_REQUEST if text else METHOD_NOT_FOUND
-            return [Send(None, error(message["id"], code, text or f"Method not found: {method}"))]
+            return self._server_request(message)
         if method == "notifications/progress":
             params = message.get("params") if isinstance(message.get("params"), dict) else {}
             upstream_id = self._tokens.get(params.get("progressToken"))
@@ -351,7 +453,77 @@ class Relay:
                 return []
             return [Send(route.channel, {**message, "params": {**params, "progressToken": route.client_token}})]
         if method == "notifications/cancelled":
-            return []  # the server gave up on a request of its own: the gateway answered those at once
-        if isinstance(method, str) and method.startswith(BROADCAST_PREFIXES):
-            return [Send(s.stream, message) for s in self.sessions.values() if s.stream is not None]
+            return self._server_cancelled(message)
+        if method == "notifications/message":
+            route = self._only_route()
+            if route is not None and route.session.modern:
+                return [Send(route.channel, message)] if _at_least(route.session.log_level, message) else []
+            if route is not None and getattr(route.channel, "carries_notifications", True):
+                return [Send(route.channel, message)]
+        if method == "notifications/resources/updated":
+            params = message.get("params") if isinstance(message.get("params"), dict) else {}
+            subscribed = self._subscribers.get(params.get("uri"), set())  # type: ignore[arg-type]
+            return [self._to_stream(s, message) for s in subscribed if s.stream is not None]
+        if not isinstance(method, str):
+            return []
+        out = []
+        for session in self.sessions.values():
+            if session.stream is None:
+                continue
+            if session.listen is not None and session.listen.get(LISTEN_FLAGS.get(method, "")):
+                out.append(self._to_stream(session, message))
+            elif session.listen is None and not session.modern and method.startswith(BROADCAST_PREFIXES):
+                out.append(Send(session.stream, message))
+        return out
+
+    def _only_route(self) -> _Route | None:
+        """The one request in flight, when there is exactly one: what caused a message the server sent now."""
+        return next(iter(self._routes.values())) if len(self._routes) == 1 else None
+
+    def _to_stream(self, session: Session, message: dict[str, Any]) -> Send:
+        """A notification for a session's stream; on a ``subscriptions/listen`` stream it names the subscription."""
+        if session.listen is None:
+            return Send(session.stream, message)
+        params = message.get("params") if isinstance(message.get("params"), dict) else {}
+        meta = params.get("_meta") if isinstance(params.get("_meta"), dict) else {}  # type: ignore[union-attr]
+        tagged = {**params, "_meta": {**meta, SUBSCRIPTION_ID_KEY: session.listen_id}}
+        return Send(session.stream, {**message, "params": tagged})
+
+    def _server_request(self, message: dict[str, Any]) -> list[Send]:
+        """Pass a sampling, elicitation or roots request to the client whose call caused it, or refuse it,
+        saying why, when the gateway cannot tell which client that is or that client cannot answer."""
+        method = message["method"]
+        refused = REFUSED_SERVER_REQUESTS.get(method)
+        if refused is None:
+            return [Send(None, error(message["id"], METHOD_NOT_FOUND, f"Method not found: {method}"))]
+        route = self._only_route()
+        if route is None:
+            reason = f"the gateway cannot tell which client's call caused it ({len(self._routes)} calls in flight)"
+        elif route.session.modern:
+            reason = "the calling client uses the stateless revision (2026-07-28), which takes no server requests"
+        elif CLIENT_CAPABILITY[method] not in route.session.capabilities:
+            reason = f"the calling client did not declare the {CLIENT_CAPABILITY[method]} capability"
+        else:
+            channel = route.channel if getattr(route.channel, "carries_requests", True) else route.session.stream
+            if channel is not None:
+                asked_id = self._upstream_id()
+                self._asked[asked_id] = (message["id"], route.session)
+                return [Send(channel, {**message, "id": asked_id})]
+            reason = "the calling client has no open stream to carry it"
+        return [Send(None, error(message["id"], INVALID_REQUEST, f"{refused}: {reason}"))]
+
+    def _server_cancelled(self, message: dict[str, Any]) -> list[Send]:
+        """The server gave up on a request it asked a client: that client is told, under the id it was asked."""
+        params = message.get("params") if isinstance(message.get("params"), dict) else {}
+        for asked_id, (server_id, session) in list(self._asked.items()):
+            if server_id == params.get("requestId") and session.stream is not None:  # type: ignore[union-attr]
+                del self._asked[asked_id]
+                return [Send(session.stream, {**message, "params": {**params, "requestId": asked_id}})]
         return []
+
+
+def _at_least(level: str | None, notification: dict[str, Any]) -> bool:
+    """Whether a ``notifications/message`` is at or above the least level a request asked for."""
+    params = notification.get("params") if isinstance(notification.get("params"), dict) else {}
+    got = params.get("level")  # type: ignore[union-attr]
+    return level in LOG_LEVELS and got in LOG_LEVELS and LOG_LEVELS.index(got) >= LOG_LEVELS.index(level)

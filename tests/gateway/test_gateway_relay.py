@@ -122,11 +122,12 @@ def test_concurrent_clients_get_their_own_answers_and_only_their_own_progress(tm
         assert methods.count("tools/call") == 3
 
 
-def test_a_notification_for_everyone_reaches_each_clients_stream(tmp_path: Path) -> None:
+def test_a_list_change_reaches_every_stream_and_a_log_message_only_its_callers(tmp_path: Path) -> None:
     with gateway(tmp_path) as (served, _received):
         listening: dict[str, list] = {}
         ready = anyio.Event()
         done = anyio.Event()
+        caller: list = []
 
         async def listener(name: str, url: str, transport) -> None:
             async def work(session: ClientSession, notes: list) -> None:
@@ -141,13 +142,15 @@ def test_a_notification_for_everyone_reaches_each_clients_stream(tmp_path: Path)
             await ready.wait()
             await anyio.sleep(0.3)  # the streamable HTTP client opens its GET stream just after initialize
 
-            async def work(session: ClientSession, _notes: list) -> None:
+            async def work(session: ClientSession, notes: list) -> None:
                 assert (await session.call_tool("announce", {})).content[0].text == "announced"
+                caller.extend(notes)
 
             await _session_with(served.url(), streamablehttp_client, work)
             with anyio.fail_after(5):
-                while not all(len(n) >= 2 for n in listening.values()):
+                while not all(len(n) >= 1 for n in listening.values()):
                     await anyio.sleep(0.05)
+            await anyio.sleep(0.3)  # a log message sent to everyone would have arrived by now
             done.set()
 
         async def main() -> None:
@@ -158,9 +161,12 @@ def test_a_notification_for_everyone_reaches_each_clients_stream(tmp_path: Path)
                     tg.start_soon(announcer)
 
         anyio.run(main)
+        # The list change concerns everyone; the log message was caused by the announcer's call (the only one in
+        # flight), so it goes on that call's stream and nowhere else.
         for notes in listening.values():
-            assert [type(n) for n in notes] == [types.ToolListChangedNotification, types.LoggingMessageNotification]
-            assert notes[1].params.data == "hello all"
+            assert [type(n) for n in notes] == [types.ToolListChangedNotification]
+        logs = [n for n in caller if isinstance(n, types.LoggingMessageNotification)]
+        assert [n.params.data for n in logs] == ["hello all"]
 
 
 def test_fields_unknown_to_the_sdk_reach_the_client_unchanged(tmp_path: Path) -> None:

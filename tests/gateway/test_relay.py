@@ -121,9 +121,7 @@ def test_a_session_that_ends_cancels_its_requests_in_flight(hub) -> None:
     assert "a" not in hub.sessions and hub.from_server({"jsonrpc": "2.0", "id": to_a["id"], "result": {}}) == []
 
 
-@pytest.mark.parametrize(
-    "method", ["notifications/tools/list_changed", "notifications/resources/updated", "notifications/message"]
-)
+@pytest.mark.parametrize("method", ["notifications/tools/list_changed", "notifications/message"])
 def test_notifications_for_everyone_reach_every_open_stream(hub, method: str) -> None:
     for sid in ("a", "b", "c"):
         hub.open(sid)
@@ -139,10 +137,12 @@ def test_gateway_answers_pings_and_does_not_forward_initialized_twice(hub) -> No
     assert hub.from_client(session, initialized, None) == []
     other = {"jsonrpc": "2.0", "method": "notifications/roots/list_changed"}
     assert upstream(hub.from_client(session, other, None)) == [other]
-    # A server ping is answered here; sampling is refused as mcp-proxy's client session refused it.
+    # A server ping is answered here; sampling with no call in flight is refused, saying why.
     assert upstream(hub.from_server(request(3, "ping"))) == [relay.result(3, {})]
     [refusal] = upstream(hub.from_server(request(4, "sampling/createMessage", {})))
-    assert refusal["id"] == 4 and refusal["error"]["message"] == "Sampling not supported"
+    assert refusal["id"] == 4 and refusal["error"]["message"] == (
+        "Sampling not supported: the gateway cannot tell which client's call caused it (0 calls in flight)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -225,3 +225,133 @@ def test_a_request_reusing_an_id_still_in_flight_is_refused_and_the_first_keeps_
     [forwarded] = upstream(hub.from_client(session, cancel, None))
     assert forwarded["params"]["requestId"] == first["id"]  # the first request is still the one id 1 names
     assert hub.in_flight() == 0 and session.pending == {}
+
+
+# --- per-session state on a shared server ------------------------------------------------------------------
+
+
+def subscribe(hub, session, request_id, uri: str, method: str = "resources/subscribe") -> list:
+    return hub.from_client(session, request(request_id, method, {"uri": uri}), f"post-{session.sid}")
+
+
+def test_resource_subscriptions_are_per_session_and_one_unsubscribe_never_ends_anothers(hub) -> None:
+    a, b = hub.open("a"), hub.open("b")
+    a.stream, b.stream = "stream-a", "stream-b"
+    [first] = upstream(subscribe(hub, a, 1, "x://doc"))  # the server is subscribed once...
+    assert first["method"] == "resources/subscribe" and first["params"] == {"uri": "x://doc"}
+    assert to_clients(subscribe(hub, b, 1, "x://doc")) == [("post-b", relay.result(1, {}))]  # ...not twice
+    updated = {"jsonrpc": "2.0", "method": "notifications/resources/updated", "params": {"uri": "x://doc"}}
+    assert to_clients(hub.from_server(updated)) == [("stream-a", updated), ("stream-b", updated)] or to_clients(
+        hub.from_server(updated)
+    ) == [("stream-b", updated), ("stream-a", updated)]
+    # b leaves: a still gets its updates and the server stays subscribed.
+    assert to_clients(subscribe(hub, b, 2, "x://doc", "resources/unsubscribe")) == [("post-b", relay.result(2, {}))]
+    assert to_clients(hub.from_server(updated)) == [("stream-a", updated)]
+    # A session that never subscribed unsubscribing changes nothing upstream either.
+    c = hub.open("c")
+    assert upstream(subscribe(hub, c, 1, "x://doc", "resources/unsubscribe")) == []
+    # The last subscriber's unsubscribe is the server's.
+    [last] = upstream(subscribe(hub, a, 3, "x://doc", "resources/unsubscribe"))
+    assert last["method"] == "resources/unsubscribe"
+    assert to_clients(hub.from_server(updated)) == []
+
+
+def test_a_session_that_ends_drops_its_subscriptions_and_the_server_is_unsubscribed_when_nobody_is_left(hub) -> None:
+    a, b = hub.open("a"), hub.open("b")
+    subscribe(hub, a, 1, "x://one")
+    subscribe(hub, b, 1, "x://one")
+    subscribe(hub, a, 2, "x://two")
+    sent = upstream(hub.close("a"))
+    # x://one is still b's: only x://two is given up (a's subscribe requests, never answered, are cancelled).
+    assert [m["params"] for m in sent if m.get("method") == "resources/unsubscribe"] == [{"uri": "x://two"}]
+
+
+def call(hub, session, request_id, channel: str = "post") -> int:
+    [forwarded] = upstream(hub.from_client(session, request(request_id, "tools/call", {"name": "t"}), channel))
+    return forwarded["id"]
+
+
+def test_a_log_message_goes_on_the_stream_of_the_one_call_in_flight_else_to_everyone(hub) -> None:
+    a, b = hub.open("a"), hub.open("b")
+    a.stream, b.stream = "stream-a", "stream-b"
+    log = {"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": "hi"}}
+    call(hub, a, 1, "post-a")
+    assert to_clients(hub.from_server(log)) == [("post-a", log)]  # caused by a's call, the only one
+    call(hub, b, 1, "post-b")
+    assert sorted(to_clients(hub.from_server(log))) == [("stream-a", log), ("stream-b", log)]  # cannot tell
+
+
+def test_a_stateless_request_gets_log_messages_only_at_the_level_it_asked_for(hub) -> None:
+    quiet, chatty = hub.open("q", modern=True), hub.open("c", modern=True)
+    chatty.log_level = "warning"
+    info = {"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": "i"}}
+    error = {"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "error", "data": "e"}}
+    upstream_id = call(hub, quiet, 1, "post-q")
+    assert hub.from_server(error) == []  # it asked for none
+    hub.from_server({"jsonrpc": "2.0", "id": upstream_id, "result": {}})
+    call(hub, chatty, 1, "post-c")
+    assert hub.from_server(info) == [] and to_clients(hub.from_server(error)) == [("post-c", error)]
+
+
+def test_a_stateless_requests_answer_says_it_is_complete(hub) -> None:
+    session = hub.open("m", modern=True)
+    upstream_id = call(hub, session, "r1")
+    [(_, answer)] = to_clients(hub.from_server({"jsonrpc": "2.0", "id": upstream_id, "result": {"content": []}}))
+    assert answer == {"jsonrpc": "2.0", "id": "r1", "result": {"content": [], "resultType": "complete"}}
+
+
+def test_sampling_goes_to_the_client_whose_call_caused_it_and_its_answer_back_to_the_server(hub) -> None:
+    caller = hub.open("a")
+    hub.from_client(caller, request(0, "initialize", {"capabilities": {"sampling": {}}}), "init")
+    call(hub, caller, 1, "post-a")
+    ask = request(42, "sampling/createMessage", {"messages": []})
+    [(channel, asked)] = to_clients(hub.from_server(ask))
+    assert channel == "post-a" and asked["method"] == "sampling/createMessage" and asked["id"] != 42
+    answer = {"jsonrpc": "2.0", "id": asked["id"], "result": {"role": "assistant"}}
+    assert hub.from_client(hub.open("other"), answer, None) == []  # only the client asked can answer
+    assert upstream(hub.from_client(caller, answer, None)) == [{**answer, "id": 42}]
+
+
+@pytest.mark.parametrize(
+    ("setup", "reason"),
+    [
+        ("two-calls", "the gateway cannot tell which client's call caused it (2 calls in flight)"),
+        ("no-capability", "the calling client did not declare the elicitation capability"),
+        ("stateless", "the calling client uses the stateless revision (2026-07-28), which takes no server requests"),
+    ],
+)
+def test_elicitation_is_refused_with_the_reason_when_the_gateway_cannot_route_it(hub, setup: str, reason: str) -> None:
+    session = hub.open("a", modern=setup == "stateless")
+    if setup != "no-capability":
+        session.capabilities = {"elicitation": {}}
+    call(hub, session, 1)
+    if setup == "two-calls":
+        call(hub, hub.open("b"), 1)
+    [refusal] = upstream(hub.from_server(request(9, "elicitation/create", {})))
+    assert refusal["error"] == {"code": -32600, "message": f"Elicitation not supported: {reason}"}
+
+
+def test_a_subscriptions_listen_stream_is_acknowledged_and_gets_only_what_it_asked_for(hub) -> None:
+    hub.init_result = {**SERVER_INIT, "capabilities": {"tools": {"listChanged": True},
+                                                       "resources": {"subscribe": True}}}  # fmt: skip
+    session = hub.open("l", modern=True)
+    wanted = {"toolsListChanged": True, "promptsListChanged": True, "resourceSubscriptions": ["x://doc"]}
+    sends = hub.listen(session, 7, wanted, "listen")
+    [(channel, ack)] = to_clients(sends)
+    assert channel == "listen" and ack["method"] == "notifications/subscriptions/acknowledged"
+    # Prompts: the server cannot say they changed, so it is not agreed.
+    assert ack["params"] == {
+        "_meta": {"io.modelcontextprotocol/subscriptionId": 7},
+        "notifications": {"toolsListChanged": True, "resourceSubscriptions": ["x://doc"]},
+    }
+    assert [m["method"] for m in upstream(sends)] == ["resources/subscribe"]
+    changed = {"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}
+    [(_, tagged)] = to_clients(hub.from_server(changed))
+    assert tagged["params"]["_meta"] == {"io.modelcontextprotocol/subscriptionId": 7}
+    assert to_clients(hub.from_server({"jsonrpc": "2.0", "method": "notifications/prompts/list_changed"})) == []
+    assert [m["method"] for m in upstream(hub.close("l"))] == ["resources/unsubscribe"]
+
+
+def test_the_gateway_declares_upstream_only_what_it_can_route() -> None:
+    capabilities = relay.initialize_request()["params"]["capabilities"]
+    assert set(capabilities) == {"sampling", "elicitation"}  # not roots: asked before any call is in flight
