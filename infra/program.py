@@ -135,9 +135,11 @@ def main() -> None:
             return pulumi.Output.from_input(f"{stack.app_prefix}-{name}")
         return owner.apply(lambda stack_id: f"{stack.prefix(stack_name, stack_id)}-{name}")
 
+    if not stack.servers:
+        return
     if stack.image is not None:
         base_image: pulumi.Input[str] = stack.image
-    elif stack.servers:
+    else:
         name = app_name("images")
         adopt = name.apply(lambda n: n in stack.adopt_apps)
         images_app = FlyApp("images", name=name, stack=stack_name, owner=owner, org=stack.org, adopt=adopt)

@@ -10,11 +10,14 @@ The stack config's ``browser: true|false`` overrides the decision either way.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from packaging.utils import canonicalize_name
 
 from components.detect.rules import unconditional_requirements
 
-BROWSER = "chromium"
+Browser = Literal["chromium"]
+BROWSER: Browser = "chromium"
 # How detection results show the need: what the baked image installs for it.
 SHOWN = "chromium (Debian)"
 # npm packages that launch Chromium (directly, or by downloading one at install).
@@ -69,7 +72,7 @@ def python_driver(requires_dist: list[str]) -> str | None:
     return None
 
 
-def decide(detected: str | None, override: bool | None) -> tuple[str | None, str | None]:
+def decide(detected: str | None, override: bool | None) -> tuple[Browser | None, str | None]:
     """The browser a server gets (``chromium`` or None) and the evidence line that says why."""
     if override is True:
         why = f"; detection: {detected}" if detected else ""

@@ -149,11 +149,11 @@ def _detect_parsed(
         return sources.detect_github(parsed, clients.session, runtime=runtime, args=args)
     if parsed.kind == "pypi":
         return pypi_mod.runtime_spec(
-            clients.pypi, spec, parsed.name, _as_pep440(version), args, ["PyPI named by the spec"], browser
+            clients.pypi, spec, parsed.name or "", _as_pep440(version), args, ["PyPI named by the spec"], browser
         )
     if parsed.kind == "npm":
         why = "npm named by the spec" if not spec.startswith("@") else "a scoped @name exists only on npm"
-        return npm_mod.runtime_spec(clients.npm, spec, parsed.name, version, args, [why], browser)
+        return npm_mod.runtime_spec(clients.npm, spec, parsed.name or "", version, args, [why], browser)
     return _auto(clients, parsed, version, args, browser)
 
 

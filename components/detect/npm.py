@@ -125,7 +125,7 @@ def pick(doc: dict, constraint: str | None, name: str) -> str:
         return wanted
     latest = tags.get("latest")
     try:
-        if latest in doc["versions"] and nodesemver.satisfies(latest, wanted, loose=True):
+        if isinstance(latest, str) and latest in doc["versions"] and nodesemver.satisfies(latest, wanted, loose=True):
             return latest
         chosen = nodesemver.max_satisfying(versions, wanted, loose=True)
     except (ValueError, TypeError):
@@ -172,7 +172,8 @@ def runtime_spec(
     manifest = {"name": name, **doc["versions"][version]}
     launch = rules.npm_bin(manifest)
     sdk = rules.npm_sdk(manifest.get("dependencies"))
-    engines = manifest.get("engines") if isinstance(manifest.get("engines"), dict) else {}
+    engines = manifest.get("engines")
+    node = engines.get("node") if isinstance(engines, dict) else None
     evidence = [*evidence, f"npm {name}@{version} from {registry}"]
     evidence.append(f"depends on {sdk}" if sdk else "no MCP SDK dependency (bundled or vendored)")
     evidence.append(f"launch: bin {launch!r}, as npx chooses it")
@@ -189,7 +190,7 @@ def runtime_spec(
         pinned=f"{name}@{version}",
         launch=[launch],
         args=list(args or []),
-        requires_node=engines.get("node") if isinstance(engines.get("node"), str) else None,
+        requires_node=node if isinstance(node, str) else None,
         resolved_at=parse_time(doc["time"].get(version)),
         browser=needs,
         evidence=evidence,

@@ -291,7 +291,7 @@ def requires_python(files: list[dict]) -> str | None:
     return next((f["requires_python"] for f in files if f.get("requires_python")), None)
 
 
-def refuse_python(name: str, version: Version, requires: str, project: dict, python: str) -> DetectError:
+def refuse_python(name: str, version: Version, requires: str | None, project: dict, python: str) -> DetectError:
     older = [
         v
         for v, files in versions(project).items()
@@ -326,7 +326,7 @@ def candidate(pypi: PyPI, name: str, constraint: str | None, with_facts: bool = 
     requires_dist = (facts or {}).get("metadata", {}).get("requires_dist")
     if requires_dist is None and info.get("version") == str(version):
         requires_dist = info.get("requires_dist")
-    first = min((parse_time(f["upload_time"]) for f in project["files"] if f.get("upload_time")), default=None)
+    first = min((t for f in project["files"] if (t := parse_time(f.get("upload_time")))), default=None)
     return rules.Candidate(
         registry="pypi",
         name=project["name"],

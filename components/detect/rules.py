@@ -102,9 +102,9 @@ def npm_sdk(dependencies: dict | None) -> str | None:
 
 def choose(pypi: Candidate | None, npm: Candidate | None, name: str) -> tuple[str, str]:
     """Pick the registry for an auto-detected name; returns (registry, reason) or raises ``DetectError``."""
-    if pypi is None and npm is None:
-        raise DetectError(f"{name!r} is published neither on PyPI nor on npm (it may have been removed)")
     if npm is None:
+        if pypi is None:
+            raise DetectError(f"{name!r} is published neither on PyPI nor on npm (it may have been removed)")
         return "pypi", f"only on PyPI: {pypi.describe()}"
     if pypi is None:
         return "npm", f"only on npm: {npm.describe()}"
@@ -122,12 +122,14 @@ def choose(pypi: Candidate | None, npm: Candidate | None, name: str) -> tuple[st
         winner = pypi if pypi.launchable else npm
         return pick(winner, f"only {winner.registry}'s has an executable to launch")
     if pypi.first_release and npm.first_release:
-        older, newer = sorted((pypi, npm), key=lambda c: c.first_release)
-        if newer.first_release - older.first_release > FIRST_CLAIM_MARGIN:
+        (older, first), (newer, then) = sorted(
+            ((pypi, pypi.first_release), (npm, npm.first_release)), key=lambda pair: pair[1]
+        )
+        if then - first > FIRST_CLAIM_MARGIN:
             return pick(
                 older,
-                f"{older.registry}'s was published first ({older.first_release:%Y-%m-%d}, "
-                f"{newer.registry}'s only on {newer.first_release:%Y-%m-%d})",
+                f"{older.registry}'s was published first ({first:%Y-%m-%d}, "
+                f"{newer.registry}'s only on {then:%Y-%m-%d})",
             )
     busier, quieter = sorted((pypi, npm), key=lambda c: c.releases, reverse=True)
     if busier.releases >= 2 * quieter.releases and busier.releases - quieter.releases >= 3:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 from urllib.parse import quote
 
 import requests
@@ -27,7 +28,7 @@ GITHUB_RAW = "https://raw.githubusercontent.com/"
 GITHUB_API = "https://api.github.com/"
 
 
-def decide(files: dict[str, str], runtime: str | None, where: str) -> tuple[str, str]:
+def decide(files: dict[str, str], runtime: str | None, where: str) -> tuple[Literal["npm", "python"], str]:
     """(runtime, reason) from a source tree's build files."""
     python = any(f in files for f in ("pyproject.toml", "setup.cfg", "setup.py"))
     node = "package.json" in files
@@ -35,7 +36,7 @@ def decide(files: dict[str, str], runtime: str | None, where: str) -> tuple[str,
         if (runtime == "npm" and not node) or (runtime == "python" and not python):
             need = "package.json" if runtime == "npm" else "pyproject.toml or setup.py"
             raise DetectError(f"{where} has no {need} for runtime {runtime}")
-        return runtime, f"runtime {runtime} as configured"
+        return ("npm" if runtime == "npm" else "python"), f"runtime {runtime} as configured"
     if python and not node:
         return "python", "Python build files (pyproject.toml/setup.py), no package.json"
     if node and not python:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import configparser
 import io
 import re
+import sys
 import tarfile
 import zipfile
 from email.parser import HeaderParser
@@ -111,7 +112,7 @@ class RemoteZip(io.RawIOBase):
 def parse_entry_points(text: str) -> dict[str, str]:
     """``console_scripts`` of an ``entry_points.txt`` as {script: "module:attr"}."""
     parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
-    parser.optionxform = str  # script names are case-sensitive
+    parser.optionxform = str  # pyright: ignore[reportAttributeAccessIssue]  (script names are case-sensitive)
     try:
         parser.read_string(text)
     except configparser.Error:
@@ -166,11 +167,11 @@ def wheel_facts(session: requests.Session, url: str) -> dict:
 
 def load_toml(text: str) -> dict:
     """Parse TOML (``tomllib``, or ``tomli`` on Python 3.10); unparseable text reads as empty."""
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10
+    else:
         try:
-            import tomli as tomllib  # type: ignore[no-redef]
+            import tomli as tomllib  # pyright: ignore[reportMissingImports]
         except ModuleNotFoundError:
             return {}
     try:

@@ -238,7 +238,7 @@ def baked_build(
         raise BakeError(f"browser: must be true or false, got {browser!r}")
     browser = bool(browser)
     dockerfile = render_baked_dockerfile(base=base, entrypoint=entrypoint, browser=browser)
-    args = dict(zip(SERVER_ARGS, (runtime, package, launch_text, resolved_at), strict=True))
+    args: dict[str, str] = dict(zip(SERVER_ARGS, (runtime, package, launch_text, resolved_at), strict=True))
     digest = hashlib.sha256(b"catwalk-baked-v1\n")
     digest.update(dockerfile.encode())
     digest.update(json.dumps(args, sort_keys=True).encode())

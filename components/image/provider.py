@@ -47,6 +47,11 @@ def _any_unknown(values: dict[str, Any], keys: tuple[str, ...]) -> bool:
     return any(contains_unknown(values.get(k)) for k in keys)
 
 
+def baked_fields(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The inputs a baked image is made of, as `baked_build` takes them (absent ones as None)."""
+    return {k: inputs.get(k) for k in BAKED_FIELDS}
+
+
 def kept_on_update(olds: dict[str, Any], news: dict[str, Any], compared: tuple[str, ...]) -> list[str]:
     """What a rebuild cannot change and the new inputs do not change either (the rest of the stables)."""
     return [
@@ -109,7 +114,7 @@ class ImageProvider(Provider):
                     fail("ref", str(exc))
             return CheckResult(inputs, failures)
 
-        app = inputs.get("app")
+        app: Any = inputs.get("app")
         if not contains_unknown(app):
             try:
                 inputs["repository"] = cli.repository(app)
@@ -117,7 +122,8 @@ class ImageProvider(Provider):
                 fail("app", str(exc))
 
         if kind == "context":
-            directory, digest = inputs.get("context_dir"), inputs.get("content_hash")
+            directory: Any = inputs.get("context_dir")
+            digest: Any = inputs.get("content_hash")
             if not isinstance(directory, str) or not os.path.isabs(directory):
                 fail("context_dir", f"must be an absolute path, got {directory!r}")
             if not contains_unknown(digest):
@@ -132,7 +138,7 @@ class ImageProvider(Provider):
             inputs.pop("tag", None)
             if not _any_unknown(inputs, BAKED_FIELDS):
                 try:
-                    build = bake.baked_build(**{k: inputs.get(k) for k in BAKED_FIELDS})
+                    build = bake.baked_build(**baked_fields(inputs))
                 except bake.BakeError as exc:
                     field, _, reason = str(exc).partition(": ")
                     fail(field.split("[")[0], reason or str(exc))
@@ -145,7 +151,7 @@ class ImageProvider(Provider):
     # -- diff: compare what the image is made of; never builds -------------------------------------------
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         olds, news = strip_engine_keys(olds), strip_engine_keys(news)
-        kind = news.get("kind")
+        kind = str(news.get("kind"))
         keys = REPLACE_KEYS + CONTENT_KEYS.get(kind, ("content_hash",))
         # A state without a pushed image (an older or broken state) is built.
         unbuilt = kind != "prebuilt" and not (olds.get("digest") and olds.get("image_ref"))
@@ -196,7 +202,7 @@ class ImageProvider(Provider):
                             f"{tag_for(actual)}, the plan was {inputs['tag']}): run `pulumi up` again"
                         )
                 else:
-                    build = bake.baked_build(**{k: inputs.get(k) for k in BAKED_FIELDS})
+                    build = bake.baked_build(**baked_fields(inputs))
                     if build.content_hash != inputs["content_hash"]:
                         raise cli.ImageBuildError("baked image inputs changed between check and build")
                     (staged / "Dockerfile").write_text(build.dockerfile)

@@ -100,7 +100,7 @@ class FlyIpProvider(Provider):
         app = strip_engine_keys(props).get("app")
         try:
             with self.client() as client:
-                client.release_ip(app, id_)
+                client.release_ip(str(app), id_)
         except FlyNotFound:
             return
         except Exception as exc:

@@ -242,7 +242,7 @@ class FlyMachineProvider(Provider):
         app = strip_engine_keys(props).get("app")
         try:
             with self.client() as client:
-                client.delete_machine(app, id_, force=True)
+                client.delete_machine(str(app), id_, force=True)
         except FlyNotFound:
             return
         except Exception as exc:

@@ -52,17 +52,19 @@ def test_ci_runs_exactly_the_readme_test_command():
     assert f"exec {test_command}\n" in ci
 
 
-def _run_test_script(tmp_path: Path, pytest_exit: int) -> subprocess.CompletedProcess[str]:
-    """scripts/test in a copy of the tree whose venv tools are stand-ins: pip and the linters succeed,
-    pytest exits with ``pytest_exit``."""
+def _run_test_script(
+    tmp_path: Path, pytest_exit: int, failing_tool: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """scripts/test in a copy of the tree whose venv tools are stand-ins: pip and the linters succeed
+    (but ``failing_tool``, which exits 3), pytest exits with ``pytest_exit`` and leaves a mark."""
     (tmp_path / "scripts").mkdir(parents=True)
     (tmp_path / "scripts" / "test").write_text((ROOT / "scripts" / "test").read_text())
     (tmp_path / "scripts" / "test").chmod(0o755)
     bin_dir = tmp_path / ".venv" / "bin"
     bin_dir.mkdir(parents=True)
-    stand_in = f'#!/bin/sh\nif [ "$1 $2" = "-m pytest" ]; then exit {pytest_exit}; fi\nexit 0\n'
+    stand_in = f'#!/bin/sh\nif [ "$1 $2" = "-m pytest" ]; then touch pytest-ran; exit {pytest_exit}; fi\nexit 0\n'
     for tool in ("python", "ruff", "pyright", "mypy"):
-        (bin_dir / tool).write_text(stand_in)
+        (bin_dir / tool).write_text(stand_in if tool != failing_tool else "#!/bin/sh\nexit 3\n")
         (bin_dir / tool).chmod(0o755)
     return subprocess.run(
         ["bash", str(tmp_path / "scripts" / "test")], capture_output=True, text=True, timeout=60, check=False
@@ -78,3 +80,11 @@ def test_test_command_fails_when_pytest_collects_nothing(tmp_path):
 def test_test_command_passes_on_pytests_own_exit_status(tmp_path):
     assert _run_test_script(tmp_path / "ok", pytest_exit=0).returncode == 0
     assert _run_test_script(tmp_path / "failed", pytest_exit=1).returncode == 1
+
+
+def test_a_type_error_fails_the_test_command_before_pytest_runs(tmp_path):
+    done = _run_test_script(tmp_path / "type-error", pytest_exit=0, failing_tool="pyright")
+    assert done.returncode == 3
+    assert not (tmp_path / "type-error" / "pytest-ran").exists()
+    assert _run_test_script(tmp_path / "ok", pytest_exit=0).returncode == 0
+    assert (tmp_path / "ok" / "pytest-ran").exists()
