@@ -170,16 +170,13 @@ class FlyClient:
         self.backoff, self.backoff_max, self.max_retry_after = backoff, backoff_max, max_retry_after
         self.mutation_rate = _rate_from_env() if mutation_rate is None else mutation_rate
         self.mutation_burst = mutation_burst
-        self._session = session
         self._own_session = session is None
+        self._session: requests.Session = session if session is not None else requests.Session()
         self._setup()
 
     def _setup(self) -> None:
         self._bucket = TokenBucket(self.mutation_rate, self.mutation_burst) if self.mutation_rate > 0 else None
         self._sleep: Callable[[float], None] = time.sleep
-        if self._session is None:
-            self._session = requests.Session()
-            self._own_session = True
 
     # The token and the live session stay out of pickles (Pulumi stores pickled providers in its state).
     def __getstate__(self) -> dict[str, Any]:
@@ -187,14 +184,15 @@ class FlyClient:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._session = None
+        self._session = requests.Session()
+        self._own_session = True
         self._setup()
 
     def __repr__(self) -> str:
         return f"FlyClient(base_url={self.base_url!r})"
 
     def close(self) -> None:
-        if self._own_session and self._session is not None:
+        if self._own_session:
             self._session.close()
 
     def __enter__(self) -> FlyClient:

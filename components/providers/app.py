@@ -162,7 +162,7 @@ class FlyAppProvider(Provider):
         if ownership.marker(inp.owner) not in names:
             client.set_secrets(inp.name, {ownership.marker(inp.owner): inp.owner})
         if others and (inp.adopt or previous is not None):
-            client.unset_secrets(inp.name, others if inp.adopt else [ownership.marker(previous)])
+            client.unset_secrets(inp.name, others if inp.adopt or previous is None else [ownership.marker(previous)])
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """Refresh, or import by app name."""
@@ -265,7 +265,7 @@ class FlyApp(pulumi.dynamic.Resource, module="catwalk", name="FlyApp"):
         stack: str,
         owner: pulumi.Input[str],
         org: pulumi.Input[str] = "personal",
-        adopt: bool = False,
+        adopt: pulumi.Input[bool] = False,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props = {

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeGuard
 
 import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, ReadResult, UpdateResult
@@ -56,7 +56,7 @@ class VolumeInputs(BaseModel):
         return storage.volume_name(self.region, self.index)
 
 
-def _number(value: Any) -> bool:
+def _number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -206,7 +206,7 @@ class FlyVolumeProvider(Provider):
             with self.client() as client:
                 while True:
                     try:
-                        client.delete_volume(app, id_)
+                        client.delete_volume(str(app), id_)
                         return
                     except FlyConflict:  # its machine was just destroyed: Fly releases the volume shortly
                         if time.monotonic() > deadline:
