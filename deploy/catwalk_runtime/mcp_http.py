@@ -188,7 +188,7 @@ def new_session_id() -> str:
 
 
 def _loopback(authority: str) -> bool:
-    """Whether a Host header's or an origin's ``host[:port]`` names this machine's loopback."""
+    """Whether a Host header's or an origin's ``host[:port]`` is loopback (localhost, 127.0.0.1, [::1])."""
     host = authority if authority.endswith("]") else authority.rsplit(":", 1)[0]
     return host.lower() in ("localhost", "127.0.0.1", "[::1]")
 

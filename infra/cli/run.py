@@ -93,7 +93,7 @@ def passed_env(items: list[str]) -> dict[str, str]:
     """`--env NAME=VALUE` or `--env NAME` (this shell's value): what the user hands the server on purpose.
 
     Names are checked as a stack's `secrets` are: no variable that would override the runtime, catwalk's own
-    settings or where installs fetch from (a credential is fine here: it stays on this machine).
+    settings or where installs fetch from (a credential is fine here: it stays on the local machine).
     """
     env = {}
     for item in items:
