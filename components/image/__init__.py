@@ -2,7 +2,9 @@
 
 One Python dynamic provider (``ImageProvider``) runs the `docker` CLI for all three: it never builds in a
 preview, outputs a digest-pinned reference, keeps the registry token out of the state, and is tested
-against a fake `docker`. Why this and not pulumi-docker or pulumi-docker-build: docs/image-build-provider.md.
+against a fake `docker` and, in the image tier, a real engine. A client without buildx (Debian's and
+Ubuntu's ``docker.io``) builds with BuildKit through ``docker build`` and pushes with ``docker push``. Why
+this and not pulumi-docker or pulumi-docker-build: docs/image-build-provider.md.
 
 The stack calls:
 

@@ -1,5 +1,15 @@
 """The `docker` command lines catwalk runs, the digest they report, and what their failures mean.
 
+Two ways to build, both BuildKit: `docker buildx build --push` where the buildx plugin is installed, else
+`docker build` followed by `docker push` (the `docker.io` packages of Debian and Ubuntu ship no buildx; their
+client drives the engine's BuildKit itself with ``DOCKER_BUILDKIT=1``). Either way the digest is the one the
+push reported.
+
+Two settings from the environment, for engines and registries other than Fly's: ``CATWALK_REGISTRY``
+(host[:port], default registry.fly.io) is where images are pushed and what machines pull, and
+``CATWALK_BUILD_NETWORK`` (`host` or `none`) the network of build steps, for engines that have no default
+bridge network (rootless or `dockerd --bridge=none`).
+
 Command construction and output parsing are pure; `run` is the one place a process is started. The Fly
 token is the registry password: it goes to `docker login --password-stdin` on stdin, is removed from the
 environment of every docker process, and is scrubbed from any output quoted in an error.
@@ -20,9 +30,13 @@ REGISTRY = "registry.fly.io"
 REGISTRY_USER = "x"  # Fly's registry takes any user name; the token is the password (`fly auth docker`)
 PLATFORM = "linux/amd64"  # Fly Machines run amd64
 TOKEN_ENV = "FLY_API_TOKEN"
+REGISTRY_ENV = "CATWALK_REGISTRY"
+BUILD_NETWORK_ENV = "CATWALK_BUILD_NETWORK"
+BUILD_NETWORKS = ("host", "none")
 _TOKEN_ENVS = ("FLY_API_TOKEN", "FLY_ACCESS_TOKEN")
 
 FLY_APP = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+REGISTRY_HOST = re.compile(r"^[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?(?::[0-9]{1,5})?$")
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _PUSHED = re.compile(r"pushing manifest for \S+@(sha256:[0-9a-f]{64})")
 _PUSH_LINE = re.compile(r"digest: (sha256:[0-9a-f]{64}) size: \d+")
@@ -43,10 +57,30 @@ def check_app(app: str) -> None:
         )
 
 
+def registry() -> str:
+    """Where images are pushed: ``CATWALK_REGISTRY`` (host[:port]) if set, else Fly's registry."""
+    value = os.environ.get(REGISTRY_ENV, "").strip()
+    if not value:
+        return REGISTRY
+    if not REGISTRY_HOST.match(value) or ".." in value:
+        raise ValueError(f"{REGISTRY_ENV}: {value!r} is not a registry host[:port] (like registry.fly.io)")
+    return value
+
+
+def build_network() -> str | None:
+    """The network of build steps from ``CATWALK_BUILD_NETWORK``; None leaves the builder's default."""
+    value = os.environ.get(BUILD_NETWORK_ENV, "").strip()
+    if not value:
+        return None
+    if value not in BUILD_NETWORKS:
+        raise ValueError(f"{BUILD_NETWORK_ENV}: {value!r} is not one of {', '.join(BUILD_NETWORKS)}")
+    return value
+
+
 def repository(app: str) -> str:
-    """The Fly registry repository of an app: images pushed there can run on that org's machines."""
+    """The registry repository of an app: pushed to Fly's registry, images there run on that org's machines."""
     check_app(app)
-    return f"{REGISTRY}/{app}"
+    return f"{registry()}/{app}"
 
 
 def login_command(registry: str = REGISTRY) -> list[str]:
@@ -65,6 +99,7 @@ def build_command(
     dockerfile: str | None = None,
     platform: str = PLATFORM,
     build_args: Mapping[str, str] | None = None,
+    network: str | None = None,
 ) -> list[str]:
     """`docker buildx build … --push`: one platform, no attestations (Fly pulls a plain manifest)."""
     argv = [
@@ -82,12 +117,44 @@ def build_command(
         "--tag",
         ref,
     ]
+    return argv + _build_tail(context_dir=context_dir, dockerfile=dockerfile, build_args=build_args, network=network)
+
+
+def docker_build_command(
+    *,
+    ref: str,
+    context_dir: str,
+    dockerfile: str | None = None,
+    platform: str = PLATFORM,
+    build_args: Mapping[str, str] | None = None,
+    network: str | None = None,
+) -> list[str]:
+    """`docker build` without buildx (BuildKit through the client, ``DOCKER_BUILDKIT=1``); `push_command` pushes."""
+    argv = ["docker", "build", "--platform", platform, "--progress=plain", "--tag", ref]
+    return argv + _build_tail(context_dir=context_dir, dockerfile=dockerfile, build_args=build_args, network=network)
+
+
+def push_command(ref: str) -> list[str]:
+    return ["docker", "push", ref]
+
+
+def _build_tail(
+    *, context_dir: str, dockerfile: str | None, build_args: Mapping[str, str] | None, network: str | None
+) -> list[str]:
+    argv: list[str] = []
+    if network:
+        argv += ["--network", network]
     for key, value in sorted((build_args or {}).items()):
         argv += ["--build-arg", f"{key}={value}"]
     if dockerfile:
         argv += ["--file", dockerfile]
     argv.append(context_dir)
     return argv
+
+
+def lacks_buildx(output: str) -> bool:
+    """Whether a failed docker command failed because the client has no buildx plugin."""
+    return any(s in output.lower() for s in NO_BUILDX)
 
 
 def parse_digest(metadata: str | None, output: str = "") -> str:
@@ -135,7 +202,12 @@ def split_ref(ref: str) -> tuple[str, str | None, str | None]:
 # --- failures ---------------------------------------------------------------------------------------
 
 NO_DAEMON = ("cannot connect to the docker daemon", "is the docker daemon running", "error during connect")
-NO_BUILDX = ("unknown command: docker buildx", "'buildx' is not a docker command", "unknown flag: --platform")
+NO_BUILDX = (
+    "unknown command: docker buildx",
+    "'buildx' is not a docker command",
+    "unknown flag: --platform",
+    "buildx component is missing",
+)
 AUTH = (
     "401 unauthorized",
     "unauthorized",
@@ -241,6 +313,7 @@ def docker_env() -> dict[str, str]:
     """The environment of docker processes: ours, without the Fly tokens (docker needs none of them)."""
     env = {k: v for k, v in os.environ.items() if k not in _TOKEN_ENVS}
     env.setdefault("BUILDX_NO_DEFAULT_ATTESTATIONS", "1")
+    env["DOCKER_BUILDKIT"] = "1"  # `docker build` without buildx: BuildKit (COPY --chmod), not the legacy builder
     return env
 
 

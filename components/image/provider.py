@@ -9,7 +9,8 @@ Three kinds share it:
 The engine calls `diff` in preview and in `up`; it compares content hashes only, so preview never builds
 and an unchanged context does nothing. `create`/`update` stage the context, log in to the Fly registry
 with the Fly token (stack config `catwalk:flyApiToken` handed to `configure`, else `FLY_API_TOKEN` read at
-that moment), run `docker buildx build --push`, and return the pushed digest. The provider holds no
+that moment), run `docker buildx build --push` (or `docker build` + `docker push` where the client has no
+buildx), and return the pushed digest. The provider holds no
 state worth keeping (no session or client; a configured token is dropped from its pickle) because the
 engine pickles it into the stack state; it is pickled by reference, since this module is importable.
 """
@@ -36,6 +37,8 @@ OUTPUT_KEYS = ("repository", "tag", "digest", "image_ref")
 CONTENT_KEYS = {"context": ("content_hash",), "baked": ("content_hash",), "prebuilt": ("ref",)}
 # A change of these is a different image resource altogether (a replacement).
 REPLACE_KEYS = ("kind", "app", "platform")
+# Where a built image is pushed (the registry + app): another registry is another image.
+BUILT_REPLACE_KEYS = ("repository",)
 # `browser` came later: check() fills False into a resource recorded without it, whose image (and hash)
 # is then exactly what it was, so existing stacks see no change.
 BAKED_FIELDS = ("base", "runtime", "package", "launch", "resolved_at", "entrypoint", "browser")
@@ -114,6 +117,12 @@ class ImageProvider(Provider):
                     fail("ref", str(exc))
             return CheckResult(inputs, failures)
 
+        try:  # the environment's registry and build network, checked before anything is built
+            cli.registry()
+            cli.build_network()
+        except ValueError as exc:
+            fail("repository", str(exc))
+            return CheckResult(inputs, failures)
         app: Any = inputs.get("app")
         if not contains_unknown(app):
             try:
@@ -152,14 +161,18 @@ class ImageProvider(Provider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         olds, news = strip_engine_keys(olds), strip_engine_keys(news)
         kind = str(news.get("kind"))
-        keys = REPLACE_KEYS + CONTENT_KEYS.get(kind, ("content_hash",))
+        built = kind != "prebuilt"
+        replace_keys = self.replace_keys + (BUILT_REPLACE_KEYS if built else ())
+        keys = replace_keys + CONTENT_KEYS.get(kind, ("content_hash",))
+        if olds.get("app") != news.get("app"):
+            replace_keys = self.replace_keys  # a new app names a new repository too: the app is the cause
         # A state without a pushed image (an older or broken state) is built.
-        unbuilt = kind != "prebuilt" and not (olds.get("digest") and olds.get("image_ref"))
+        unbuilt = built and not (olds.get("digest") and olds.get("image_ref"))
         return diff_result(
             olds,
             news,
             keys=keys,
-            replace_keys=self.replace_keys,
+            replace_keys=replace_keys,
             stable_outputs=kept_on_update(olds, news, keys),
             extra_changes=["digest"] if unbuilt else [],
         )
@@ -231,28 +244,49 @@ def prebuilt_outputs(ref: str) -> dict[str, Any]:
 def build_and_push(
     *, token: str, ref: str, context_dir: str, metadata_file: str, build_args: dict[str, str], platform: str
 ) -> str:
-    """Check for buildx, log in to the Fly registry, build and push; return the pushed digest."""
+    """Log in to the registry, build and push (buildx where it is installed, else `docker build` and
+    `docker push`); return the pushed digest."""
     repo = cli.split_ref(ref)[0]
     registry = repo.split("/", 1)[0]
+    network = cli.build_network()
+
+    def fail(step: str, result: cli.Result) -> cli.ImageBuildError:
+        return cli.ImageBuildError(cli.explain_failure(step, result.output, repo=repo, secrets=[token]))
 
     result = cli.run(cli.buildx_version_command(), timeout=cli.LOGIN_TIMEOUT, step="docker buildx")
-    if result.returncode != 0:
-        raise cli.ImageBuildError(cli.explain_failure("docker buildx", result.output, repo=repo, secrets=[token]))
+    buildx = result.returncode == 0
+    if not buildx and not cli.lacks_buildx(result.output):
+        raise fail("docker buildx", result)
 
     result = cli.run(cli.login_command(registry), stdin=token + "\n", timeout=cli.LOGIN_TIMEOUT, step="docker login")
     if result.returncode != 0:
-        step = f"docker login {registry}"
-        raise cli.ImageBuildError(cli.explain_failure(step, result.output, repo=repo, secrets=[token]))
+        raise fail(f"docker login {registry}", result)
 
-    argv = cli.build_command(
-        ref=ref, context_dir=context_dir, metadata_file=metadata_file, platform=platform, build_args=build_args
+    if buildx:
+        argv = cli.build_command(
+            ref=ref,
+            context_dir=context_dir,
+            metadata_file=metadata_file,
+            platform=platform,
+            build_args=build_args,
+            network=network,
+        )
+        result = cli.run(argv, timeout=cli.BUILD_TIMEOUT, step="docker buildx build")
+        if result.returncode != 0:
+            raise fail("docker buildx build --push", result)
+        metadata = Path(metadata_file).read_text() if Path(metadata_file).is_file() else None
+        return cli.parse_digest(metadata, result.output)
+
+    argv = cli.docker_build_command(
+        ref=ref, context_dir=context_dir, platform=platform, build_args=build_args, network=network
     )
-    result = cli.run(argv, timeout=cli.BUILD_TIMEOUT, step="docker buildx build")
+    result = cli.run(argv, timeout=cli.BUILD_TIMEOUT, step="docker build")
     if result.returncode != 0:
-        step = "docker buildx build --push"
-        raise cli.ImageBuildError(cli.explain_failure(step, result.output, repo=repo, secrets=[token]))
-    metadata = Path(metadata_file).read_text() if Path(metadata_file).is_file() else None
-    return cli.parse_digest(metadata, result.output)
+        raise fail("docker build", result)
+    result = cli.run(cli.push_command(ref), timeout=cli.BUILD_TIMEOUT, step="docker push")
+    if result.returncode != 0:
+        raise fail("docker push", result)
+    return cli.parse_digest(None, result.output)
 
 
 def context_inputs(*, app: Any, context_dir: str | os.PathLike[str]) -> dict[str, Any]:

@@ -277,7 +277,8 @@ def test_without_a_fly_token_nothing_runs_and_the_error_says_how_to_set_it(docke
 @pytest.mark.parametrize(
     ("mode", "expected", "ran"),
     [
-        ("no-buildx", r"no buildx plugin: install it .*docker-buildx.*catwalk:image", ["version"]),
+        # docker 28 without buildx: `docker build` refuses BuildKit, so the build fails with the install advice.
+        ("no-buildx", r"no buildx plugin: install it .*docker-buildx.*catwalk:image", ["version", "login", "build"]),
         ("no-daemon", r"no Docker engine is reachable: start Docker.*catwalk:image", ["version", "login", "build"]),
         (
             "login-auth",
@@ -309,7 +310,7 @@ def test_docker_failures_fail_the_update_with_what_to_do(docker, deploy: Path, m
     message = str(caught.value)
     assert message.startswith(f"image registry.fly.io/{APP}:ctx-")
     assert TOKEN not in message
-    assert [c["argv"][0] if c["argv"][0] == "login" else c["argv"][1] for c in docker.calls()] == ran
+    assert [c["argv"][0] if c["argv"][0] in ("login", "build") else c["argv"][1] for c in docker.calls()] == ran
     assert engine.outputs is None  # a failed create leaves nothing in state
 
 
@@ -473,3 +474,67 @@ def test_read_keeps_what_was_pushed(docker, deploy: Path):
 
 def test_fake_docker_is_on_path_for_these_tests(docker):
     assert os.environ["PATH"].split(os.pathsep)[0] == str(fake_docker.FAKES)
+
+
+# --- a docker without buildx (Debian's and Ubuntu's docker.io) -------------------------------------------
+
+
+def test_without_buildx_it_builds_with_docker_build_and_reports_the_digest_docker_push_printed(docker, deploy: Path):
+    docker.mode("docker-io")
+    engine = Engine()
+    assert engine.up(unified(deploy)) == "create"
+    calls = docker.calls()
+    assert [c["argv"][0] for c in calls] == ["buildx", "login", "build", "push"]
+    build, push = calls[2], calls[3]
+    ref = f"registry.fly.io/{APP}:{engine.outputs['tag']}"
+    assert build["build"]["tags"] == [ref] and build["build"]["platform"] == "linux/amd64"
+    assert push["argv"] == ["push", ref]
+    assert engine.outputs["digest"] == push["digest"]
+    assert engine.outputs["image_ref"] == f"registry.fly.io/{APP}@{push['digest']}"
+    assert all(c["token_in_env"] is False and TOKEN not in json.dumps(c["argv"]) for c in calls)
+
+
+def test_without_buildx_a_baked_image_gets_its_values_as_build_args(docker):
+    docker.mode("docker-io")
+    engine = Engine()
+    engine.up(baked())
+    [build] = [c for c in docker.calls() if c["argv"][0] == "build"]
+    assert build["build"]["build_args"]["MCP_PACKAGE"] == "mcp-server-git==2025.1.14"
+    assert "MCP_PACKAGE" in build["context_files"] or "Dockerfile" in build["context_files"]
+
+
+def test_the_registry_and_build_network_come_from_the_environment(docker, deploy: Path, monkeypatch):
+    docker.mode("docker-io")
+    monkeypatch.setenv("CATWALK_REGISTRY", "127.0.0.1:5000")
+    monkeypatch.setenv("CATWALK_BUILD_NETWORK", "host")
+    engine = Engine()
+    engine.up(unified(deploy))
+    login, build, push = docker.calls()[1:]
+    assert login["argv"][:2] == ["login", "127.0.0.1:5000"]
+    assert build["build"]["network"] == "host"
+    assert push["argv"] == ["push", f"127.0.0.1:5000/{APP}:{engine.outputs['tag']}"]
+    assert engine.outputs["image_ref"].startswith(f"127.0.0.1:5000/{APP}@sha256:")
+
+
+def test_another_registry_replaces_the_image(docker, deploy: Path, monkeypatch):
+    engine = Engine()
+    engine.up(unified(deploy))
+    monkeypatch.setenv("CATWALK_REGISTRY", "127.0.0.1:5000")
+    diff = engine.provider.diff(engine.id, engine.outputs, engine._check(unified(deploy)))
+    assert diff.changes is True and diff.replaces == ["repository"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("CATWALK_REGISTRY", "https://registry.example", "CATWALK_REGISTRY: 'https://registry.example' is not"),
+        ("CATWALK_BUILD_NETWORK", "bridge0", "CATWALK_BUILD_NETWORK: 'bridge0' is not one of host, none"),
+    ],
+)
+def test_bad_registry_or_build_network_settings_fail_the_check_naming_the_variable(
+    docker, deploy: Path, monkeypatch, name, value, expected
+):
+    monkeypatch.setenv(name, value)
+    result = ImageProvider().check({}, unified(deploy))
+    assert [(f.property, f.reason[: len(expected)]) for f in result.failures] == [("repository", expected)]
+    assert docker.calls() == []
