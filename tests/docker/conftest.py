@@ -1,0 +1,59 @@
+"""The image tier: a real Docker engine, a registry on loopback and stand-in bases (tests/tools/docker_engine).
+
+The engine is started once per session (or taken from CATWALK_TEST_DOCKER_HOST); where none can be had,
+every test here skips with the reason, which `scripts/test` shows in its summary. What each stand-in base
+replaces, and how long the cold parts took, is written to the terminal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.tools.docker_engine import standins
+from tests.tools.docker_engine.engine import Engine, Unavailable, engine
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+RUNTIME_TAG = "catwalk-runtime:test"
+
+
+def say(config: pytest.Config, line: str) -> None:
+    """A line in the test output, outside pytest's capture (what the tier substituted and what it cost)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        return
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        reporter.write_line(f"[image tier] {line}")
+
+
+@pytest.fixture(scope="session")
+def docker_engine(request: pytest.FixtureRequest):
+    started = time.monotonic()
+    try:
+        with engine() as eng:
+            for note in eng.notes:
+                say(request.config, note)
+            for line in standins.ensure(
+                eng, standins.base_images(DEPLOY / "Dockerfile"), lambda m: say(request.config, m)
+            ):
+                say(request.config, line)
+            say(request.config, f"engine and stand-ins ready in {time.monotonic() - started:.0f} s")
+            yield eng
+    except Unavailable as exc:
+        pytest.skip(f"no Docker engine for the image tier: {exc}")
+
+
+@pytest.fixture(scope="session")
+def runtime_image(docker_engine: Engine, request: pytest.FixtureRequest) -> str:
+    """`deploy/` built as it is, with Debian's client (BuildKit through `docker build`, no buildx)."""
+    started = time.monotonic()
+    docker_engine.docker(
+        "build", "--network", docker_engine.build_network, "--tag", RUNTIME_TAG, str(DEPLOY), timeout=3600
+    )
+    say(request.config, f"deploy/ built unchanged as {RUNTIME_TAG} in {time.monotonic() - started:.0f} s")
+    return RUNTIME_TAG

@@ -1,0 +1,87 @@
+"""The unified image built from `deploy/` as it is, on a real engine: what a Fly machine would run.
+
+Each server installs at start from the registries (the stand-in base carries this machine's CA, see
+tests/tools/docker_engine/standins.py), is served by the gateway as user 10001 behind the bearer token, and
+the container stops promptly on `docker stop`.
+"""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from components.mcpcheck import check
+from tests.tools.docker_engine.containers import running
+
+pytestmark = [pytest.mark.network, pytest.mark.slow, pytest.mark.timeout(3600)]
+
+TOKEN = "image-tier-token-5d1e"
+START_TIMEOUT = 300  # install at start over the network on a vfs engine; a bound, not a speed target
+SERVERS = {
+    "npm": {
+        "MCP_RUNTIME": "npm",
+        "MCP_PACKAGE": "@modelcontextprotocol/server-memory@2026.8.31",
+        "MCP_RESOLVED_AT": "2026-09-01T22:46:36.382Z",
+    },
+    "python": {
+        "MCP_RUNTIME": "python",
+        "MCP_PACKAGE": "mcp-server-time==2026.10.19",
+        "MCP_RESOLVED_AT": "2026-10-19T06:48:51Z",
+        "MCP_ARGS": '["--local-timezone", "UTC"]',
+    },
+}
+TOOLS = {"npm": "read_graph", "python": "get_current_time"}
+
+
+def test_the_image_runs_as_user_10001_under_tini_and_owns_only_its_server_directory(docker_engine, runtime_image):
+    config = docker_engine.docker("image", "inspect", "--format", "{{json .Config}}", runtime_image).stdout
+    assert '"User":"10001:10001"' in config
+    assert '"Entrypoint":["/usr/bin/tini","--","/app/entrypoint.sh"]' in config
+    owners = docker_engine.docker(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--entrypoint",
+        "stat",
+        runtime_image,
+        "-c",
+        "%n %u %a",
+        "/opt/mcp",
+        "/app/entrypoint.sh",
+        "/app/gateway.py",
+        "/home/app",
+    ).stdout.split("\n")
+    found = {line.split()[0]: line.split()[1:] for line in owners if line.strip()}
+    assert found["/opt/mcp"][0] == "10001" and found["/home/app"][0] == "10001"
+    assert found["/app/entrypoint.sh"] == ["0", "755"]  # the app user runs the code but cannot change it
+    assert found["/app/gateway.py"] == ["0", "755"]
+
+
+@pytest.mark.parametrize("runtime", ["npm", "python"])
+def test_a_container_serves_the_server_as_user_10001_only_with_the_token(docker_engine, runtime_image, runtime):
+    with running(docker_engine, runtime_image, env={**SERVERS[runtime], "MCP_AUTH_TOKEN": TOKEN}) as box:
+        answer = check(f"{box.url}/mcp", token=TOKEN, timeout=START_TIMEOUT, wait_until_up=True, poll_interval=1)
+        assert answer.ok, f"{answer.error}\n{box.logs()[-3000:]}"
+        assert TOOLS[runtime] in answer.tools
+        assert box.uids() == {10001}, box.engine.docker("top", box.id).stdout
+
+        refused = httpx.post(f"{box.url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, timeout=10)
+        assert refused.status_code == 401
+        wrong = httpx.post(
+            f"{box.url}/mcp",
+            json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+            headers={"Authorization": "Bearer not-the-token"},
+            timeout=10,
+        )
+        assert wrong.status_code == 401
+        assert TOKEN not in box.logs()
+
+        started = time.monotonic()
+        docker_engine.docker("stop", "--time", "10", box.id, timeout=60)
+        took = time.monotonic() - started
+        assert took < 2.0, f"docker stop took {took:.1f} s (SIGTERM must end the gateway and the server)"
+        state = box.inspect()["State"]
+        assert state["Running"] is False
