@@ -29,6 +29,7 @@ from components.verify import McpCheck
 
 BADGES = {"npm": "📦 npm", "python": "🐍 python", "custom": "⚙️ custom"}
 TOKEN_ENV = "MCP_AUTH_TOKEN"
+VOLUME_ENV = "MCP_VOLUME_PATH"
 # The machine env that comes from what the user wrote (besides `env`): kept out of the machine config when
 # the server's config is secret.
 USER_ENV = ("MCP_ARGS", "MCP_COMMAND")
@@ -145,6 +146,8 @@ class McpServer(pulumi.ComponentResource):
                         opts=child,
                     )
         mount_path = server.volume.path if server.volume is not None else ""
+        if mount_path:
+            env[VOLUME_ENV] = mount_path  # the entrypoint makes it writable by the image's user
 
         machines = [
             FlyMachine(

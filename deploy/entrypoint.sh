@@ -25,6 +25,10 @@
 #   UV, NPM          installer executables (default: found on PATH)
 #   MCP_NEEDS_BROWSER  `chromium` when the server drives a browser (set by detection): install refuses to run
 #                    without MCP_BROWSER rather than leave a server whose tools cannot launch one
+#   MCP_VOLUME_PATH  where the server's Fly volume is mounted (set by the stack for a server with `volume`)
+#   MCP_RUN_AS       UID:GID the server runs as (the image: 10001:10001). Fly mounts a volume owned by root
+#                    and takes no owner for it, so a machine with a volume starts this script as root (its
+#                    process `user` override): it hands the mount point to MCP_RUN_AS, then runs as that user
 #   MCP_BROWSER      absolute path of the system Chromium (the baked image: Debian's /usr/bin/chromium). Installs
 #                    then download no browser; the paths where Playwright, Puppeteer and pyppeteer look for one
 #                    lead to it (through $MCP_HOME/.browser/chromium: headless without a display)
@@ -52,6 +56,25 @@ has_control() {
 matches() { # value, extended regex
     printf '%s\n' "$1" | grep -Eq -- "$2"
 }
+
+# --- a volume: root only to hand its mount point to the image's user --------------------------------
+if [ -n "${MCP_VOLUME_PATH-}" ]; then
+    case $MCP_VOLUME_PATH in
+    /?*) ;;
+    *) die "MCP_VOLUME_PATH must be an absolute path, got '$(show "$MCP_VOLUME_PATH")'" ;;
+    esac
+    if [ -n "${MCP_RUN_AS-}" ] && [ "$(id -u)" = 0 ]; then
+        case $MCP_RUN_AS in [0-9]*:[0-9]*) ;; *) die "MCP_RUN_AS must be UID:GID, got '$(show "$MCP_RUN_AS")'" ;; esac
+        case ${MCP_RUN_AS#*:} in *[!0-9]*) die "MCP_RUN_AS must be UID:GID, got '$(show "$MCP_RUN_AS")'" ;; esac
+        uid=${MCP_RUN_AS%%:*}
+        [ -d "$MCP_VOLUME_PATH" ] || die "the volume is not mounted at MCP_VOLUME_PATH=$(show "$MCP_VOLUME_PATH")"
+        chown "$MCP_RUN_AS" "$MCP_VOLUME_PATH" # the mount point only: what the server wrote is its own already
+        run_home=$(getent passwd "$uid" | cut -d: -f6) || run_home=
+        HOME=${run_home:-$HOME} exec setpriv --reuid="$uid" --regid="${MCP_RUN_AS#*:}" --clear-groups -- "$0" "$@"
+    fi
+    [ -w "$MCP_VOLUME_PATH" ] || die "the volume at MCP_VOLUME_PATH=$(show "$MCP_VOLUME_PATH") is not writable" \
+        "by uid $(id -u): start the machine as root with MCP_RUN_AS set, or fix the mount's owner"
+fi
 
 action=${1:-run}
 case $action in

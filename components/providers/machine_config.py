@@ -210,6 +210,9 @@ def render_config(inp: MachineInputs) -> dict[str, Any]:
     }
     if inp.mounts:
         config["mounts"] = [{"volume": m.volume, "path": m.path} for m in inp.mounts]
+        # Fly mounts a volume owned by root and takes no owner for it: the image's entrypoint starts as root
+        # (Fly's per-process user override), hands the mount point to the image's user, and drops to it.
+        config["processes"] = [{"user": "root"}]
     if inp.files:
         config["files"] = [f.model_dump(exclude_none=True) for f in inp.files]
     return config

@@ -129,6 +129,7 @@ def session_log():
             {
                 **CONFIG,
                 "mounts": [{"volume": volume.id, "path": "/data"}],
+                "processes": [{"user": "root"}],
                 "files": [
                     {"guest_path": "/home/app/a.json", "raw_value": "e30=", "mode": 0o644},
                     {"guest_path": "/home/app/b.key", "secret_name": "CATWALK_FILE_1"},
