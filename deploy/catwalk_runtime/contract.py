@@ -25,6 +25,10 @@ EXCLUDE_NEWER = "MCP_EXCLUDE_NEWER"  # an explicit cutoff (RFC 3339), or `none`
 NEEDS_BROWSER = "MCP_NEEDS_BROWSER"  # `chromium` when detection found a browser-driving server
 BROWSER = "MCP_BROWSER"  # absolute path of the system Chromium
 AUTH_TOKEN = "MCP_AUTH_TOKEN"  # the gateway's bearer token (never passed to the server)
+AUTH_FD = "MCP_AUTH_FD"  # the descriptor the entrypoint hands the token over on (docs/token-delivery.md)
+AUTH = "MCP_AUTH"  # `off`: serve without a token, on purpose; without a token and this, nothing starts
+AUTH_OFF = "off"
+CUTOFF_FALLBACK = "MCP_CUTOFF_FALLBACK"  # `none`: the install's last resort is no cutoff (opt-in)
 HOST = "MCP_HOST"  # where to listen: all (default), loopback, or IP addresses
 HOME = "MCP_HOME"  # root of the per-server environments
 # What a baked image's build takes as build arguments: enough to install the server, nothing secret.

@@ -55,6 +55,7 @@ class Gateway:
         self.initialized = loop.create_future()  # the server's initialize result
         for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, self.stop_requested, sig)
+        mcp_http.quiet_repeats(loop)
         for signum in self.early_stops:  # noted while starting, before the loop took the signals over
             self.stop_requested(signum)
         loop.add_reader(self.process.stdout, self.on_stdout)
@@ -98,7 +99,7 @@ class Gateway:
             for sock in self.sockets
         ]
         if self.token is None:
-            log.warning("MCP_AUTH_TOKEN is not set: /mcp and /sse are open to anyone who can connect")
+            log.warning("MCP_AUTH=off: /mcp and /sse are open to anyone who can connect")
         info = answer["result"].get("serverInfo") or {}
         names = ", ".join(f"{h}:{self.port}" if ":" not in h else f"[{h}]:{self.port}" for h in self.hosts)
         log.info(

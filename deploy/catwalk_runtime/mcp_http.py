@@ -55,6 +55,22 @@ MAX_STREAM_BUFFER = 32 * 1024 * 1024
 # server must not make the gateway hold every POST in memory).
 MAX_BACKLOG = 64 * 1024 * 1024
 DENIED = b'{"error":"unauthorized","detail":"send Authorization: Bearer <token>"}'
+# Abuse bounds (figures in the README). A request's head and body must arrive within REQUEST_DEADLINE_S of
+# its first byte, however slowly they trickle; an idle keep-alive connection waits KEEP_ALIVE_S for one.
+REQUEST_DEADLINE_S = 30.0
+# Concurrent connections: overall (also kept under the descriptor limit, see `connection_cap`), and of those
+# that have not shown a valid token yet. A newcomer past either cap displaces the oldest connection still
+# without one (a slow head, an idle probe), so Fly's /status check and token holders keep getting in.
+MAX_CONNECTIONS = 1024
+MAX_UNAUTHENTICATED = 256
+# Sessions (streamable HTTP + legacy SSE) and open streams. When full, the oldest idle one (no request in
+# flight) is ended for a new one; with none idle, the new one gets 503 saying which limit was reached.
+MAX_SESSIONS = 1000
+MAX_STREAMS = 512
+# After a refusal on the head, what the client still sends is read and dropped for this long (at most this
+# much), so our close does not reset the connection before it read the answer.
+LINGER_S = 1.0
+LINGER_BYTES = 256 * 1024
 
 INVALID_REQUEST = -32600
 PARSE_ERROR = -32700
@@ -110,6 +126,8 @@ class Stream:
         self._on_close = on_close
         self.answers: list[dict[str, Any]] | None = [] if collect else None
         self.abort: Callable[[], None] | None = None  # set by the connection writing it: drop the client
+        self.used = asyncio.get_running_loop().time()  # last message written (eviction: oldest idle first)
+        self.session: Session | None = None  # set on a listening stream (GET /mcp, /sse): it may be evicted
 
     def put(self, message: dict[str, Any] | None) -> None:
         """Write ``message``; None: one answer this stream waits for will not come (see ``relay.Send``)."""
@@ -147,6 +165,7 @@ class Stream:
                 self.abort()
             return
         self.buffered += len(data)
+        self.used = asyncio.get_running_loop().time()
         self.queue.put_nowait(data)
 
     async def take(self) -> bytes | None:
@@ -211,6 +230,10 @@ class Router:
         self.auth = auth
         self.local_only = local_only  # no token, loopback only: refuse other Hosts and Origins (see above)
         self.streamable: dict[str, float] = {}  # session id -> last use (loop time)
+        # Open connections, oldest first; those that have not shown a valid token yet, oldest first.
+        self.connections: dict[Connection, None] = {}
+        self.unauthenticated: dict[Connection, None] = {}
+        self.max_connections = connection_cap()
         self.legacy: set[str] = set()
         self.streams: set[Stream] = set()
 
@@ -224,14 +247,25 @@ class Router:
     def from_server(self, message: dict[str, Any]) -> None:
         self.deliver(self.relay.from_server(message))
 
-    def route(self, request: Request) -> Reply | Streaming:
+    def admit(self, request: Request) -> Reply | None:
+        """The refusal a request gets on its head alone (Host, Origin, token), else None.
+
+        The connection asks before reading any body byte, so an unauthenticated client costs no more than
+        its head; a refusal closes the connection (the unread body would otherwise be taken for a request).
+        """
         if self.local_only and not _loopback(request.headers.get("host", "")):
-            return Reply(421, b"Invalid Host header", "text/plain")
+            return Reply(421, b"Invalid Host header", "text/plain", connection="close")
         origin = request.headers.get("origin")
         if self.local_only and origin is not None and not _loopback(origin.partition("://")[2] or "-"):
-            return Reply(403, b"Invalid Origin header", "text/plain")
+            return Reply(403, b"Invalid Origin header", "text/plain", connection="close")
         if self.auth is not None and not self.auth.allows(request.path, request.raw_headers):
-            return Reply(401, DENIED, "application/json", www_authenticate='Bearer realm="mcp"')
+            return Reply(401, DENIED, "application/json", www_authenticate='Bearer realm="mcp"', connection="close")
+        return None
+
+    def route(self, request: Request) -> Reply | Streaming:
+        refused = self.admit(request)
+        if refused is not None:
+            return refused
         if request.path == "/status":
             if request.method in ("GET", "HEAD"):
                 return json_reply(200, {"status": "ok"})
@@ -303,6 +337,9 @@ class Router:
                 if isinstance(session, Reply):
                     return session
             else:
+                full = self._room_for_session()
+                if full is not None:
+                    return full
                 sid = new_session_id()
                 session = self.relay.open(sid)
                 self.streamable[sid] = asyncio.get_running_loop().time()
@@ -317,6 +354,9 @@ class Router:
             for message in messages:
                 self.deliver(self.relay.from_client(session, message, None))
             return Reply(202, **headers)
+        full = self._room_for_stream()
+        if full is not None:
+            return full
         stream = Stream(expected=len(requests), on_close=self.streams.discard, collect=not has_sse)
         self.streams.add(stream)
         for message in messages:
@@ -373,6 +413,9 @@ class Router:
             return session
         if session.stream is not None:
             return rpc_error(409, "Conflict: Only one SSE stream is allowed per session")
+        full = self._room_for_stream()
+        if full is not None:
+            return full
 
         def detach(stream: Stream) -> None:
             self.streams.discard(stream)
@@ -380,6 +423,7 @@ class Router:
                 session.stream = None
 
         session.stream = Stream(on_close=detach)
+        session.stream.session = session
         self.streams.add(session.stream)
         return Streaming(session.stream, mcp_session_id=session.sid)
 
@@ -407,9 +451,65 @@ class Router:
                 log.info("session %s unused for %d s: ended", sid[:8], SESSION_IDLE_S)
                 self.end(sid)
 
+    # --- limits ----------------------------------------------------------------------------------------
+
+    def welcome(self, connection: Connection) -> bool:
+        """Count a new connection in; past a cap, the oldest one without a token makes room (False: none can)."""
+        while len(self.connections) >= self.max_connections or len(self.unauthenticated) >= MAX_UNAUTHENTICATED:
+            if not self.unauthenticated:
+                return False
+            self.farewell(next(iter(self.unauthenticated)), drop=True)
+        self.connections[connection] = None
+        self.unauthenticated[connection] = None
+        return True
+
+    def farewell(self, connection: Connection, drop: bool = False) -> None:
+        self.connections.pop(connection, None)
+        self.unauthenticated.pop(connection, None)
+        if drop:
+            connection.drop()
+
+    def _room_for_session(self) -> Reply | None:
+        """Room for one more session: the oldest idle one (no stream, nothing in flight) ends if need be."""
+        if len(self.relay.sessions) < MAX_SESSIONS:
+            return None
+        idle = [
+            (used, sid)
+            for sid, used in self.streamable.items()
+            if (session := self.relay.sessions.get(sid)) is None or (session.stream is None and not session.pending)
+        ]
+        if not idle:
+            log.warning("%d sessions, none idle: a new one is refused", MAX_SESSIONS)
+            return rpc_error(503, f"Service Unavailable: {MAX_SESSIONS} sessions are open, none idle", retry_after="5")
+        used, sid = min(idle)
+        log.info("session limit (%d) reached: the oldest idle session %s ends", MAX_SESSIONS, sid[:8])
+        self.end(sid)
+        return None
+
+    def _room_for_stream(self) -> Reply | None:
+        """Room for one more stream: the oldest idle listening stream (GET /mcp, /sse) closes if need be."""
+        if len(self.streams) < MAX_STREAMS:
+            return None
+        idle = [
+            (stream.used, id(stream), stream)
+            for stream in self.streams
+            if stream.session is not None and not (stream.session.sid in self.legacy and stream.session.pending)
+        ]
+        if not idle:
+            log.warning("%d streams open, none idle: a new one is refused", MAX_STREAMS)
+            return rpc_error(503, f"Service Unavailable: {MAX_STREAMS} streams are open, none idle", retry_after="5")
+        stream = min(idle, key=lambda item: item[:2])[2]
+        log.info("stream limit (%d) reached: the oldest idle stream closes", MAX_STREAMS)
+        stream.close()
+        self.streams.discard(stream)
+        return None
+
     # --- HTTP+SSE (2024-11-05) -----------------------------------------------------------------------------
 
-    def sse_open(self) -> Streaming:
+    def sse_open(self) -> Reply | Streaming:
+        full = self._room_for_session() or self._room_for_stream()
+        if full is not None:
+            return full
         sid = new_session_id()
         session = self.relay.open(sid)
         self.legacy.add(sid)
@@ -420,6 +520,7 @@ class Router:
                 self.end(sid)
 
         session.stream = Stream(on_close=gone)
+        session.stream.session = session
         self.streams.add(session.stream)
         session.stream.event("endpoint", f"/messages/?session_id={sid}")
         return Streaming(session.stream)
@@ -477,6 +578,44 @@ class _Closed(Exception):
     pass
 
 
+def connection_cap() -> int:
+    """MAX_CONNECTIONS, kept 64 under the descriptor limit (the server's pipes, logs, accept itself)."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):
+        return MAX_CONNECTIONS
+    return MAX_CONNECTIONS if soft == resource.RLIM_INFINITY else max(8, min(MAX_CONNECTIONS, soft - 64))
+
+
+ACCEPT_LOG_INTERVAL_S = 10.0  # the same loop error (EMFILE on accept, ...) is logged once per interval
+
+
+def quiet_repeats(loop: asyncio.AbstractEventLoop) -> None:
+    """Log each kind of event-loop error once per ACCEPT_LOG_INTERVAL_S, with how many were left out.
+
+    With the descriptors exhausted, asyncio reports every failed accept; the same line tens of thousands of
+    times helps no one and fills the disk.
+    """
+    seen: dict[str, tuple[float, int]] = {}
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        key = f"{context.get('message')}|{type(exc).__name__}|{getattr(exc, 'errno', '')}"
+        now = loop.time()
+        last, skipped = seen.get(key, (float("-inf"), 0))
+        if now - last < ACCEPT_LOG_INTERVAL_S:
+            seen[key] = (last, skipped + 1)
+            return
+        seen[key] = (now, 0)
+        if skipped:
+            context = {**context, "message": f"{context.get('message')} ({skipped} more like it not logged)"}
+        loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handle)
+
+
 class Connection:
     """One client connection: requests in turn (keep-alive), each answered whole or as a stream."""
 
@@ -487,13 +626,24 @@ class Connection:
         peer = writer.get_extra_info("peername") or ("?", 0)
         self.peer = f"[{peer[0]}]:{peer[1]}" if ":" in str(peer[0]) else f"{peer[0]}:{peer[1]}"
         self._read: asyncio.Task[bytes] | None = None
+        self.deadline: float | None = None  # the current request's head and body must arrive by then
 
-    async def _next_event(self, timeout: float | None) -> Any:
+    def drop(self) -> None:
+        """End the connection now (a cap needs its place)."""
+        self.writer.transport.abort()
+
+    async def _next_event(self, timeout: float) -> Any:
         while True:
             event = self.conn.next_event()
             if event is not h11.NEED_DATA:
                 return event
-            data = await self._receive(timeout)
+            now = asyncio.get_running_loop().time()
+            wait = timeout if self.deadline is None else min(timeout, self.deadline - now)
+            if wait <= 0:
+                raise _Closed
+            data = await self._receive(wait)
+            if self.deadline is None and data:
+                self.deadline = now + REQUEST_DEADLINE_S
             self.conn.receive_data(data)
 
     async def _receive(self, timeout: float | None) -> bytes:
@@ -505,6 +655,30 @@ class Connection:
         task, self._read = self._read, None
         return task.result()
 
+    async def _refuse(self, reply: Reply, request: Request | None = None) -> None:
+        """Answer on the head alone and close, letting the client read the answer before the close.
+
+        The body is never read: after our answer the write side is shut (the client sees the end) and what
+        it still sends is discarded for a moment, so the close does not reset the connection under its read.
+        """
+        if request is not None:
+            log.info('%s - "%s %s" %d (on the head)', self.peer, request.method, request.path, reply.status)
+        if ("connection", "close") not in reply.headers:
+            reply.headers.append(("connection", "close"))
+        await self._reply(reply)
+        self.router.farewell(self)  # done with: a lingering close holds no place under the caps
+        with contextlib.suppress(Exception):
+            if self._read is not None:
+                self._read.cancel()
+                self._read = None
+            self.writer.write_eof()
+            await asyncio.wait_for(self._discard(), LINGER_S)
+
+    async def _discard(self) -> None:
+        left = LINGER_BYTES
+        while left > 0 and (data := await self.reader.read(65536)):
+            left -= len(data)
+
     async def _send(self, *events: Any) -> None:
         for event in events:
             data = self.conn.send(event)
@@ -515,9 +689,22 @@ class Connection:
     async def run(self) -> None:
         try:
             while True:
+                self.deadline = None
                 event = await self._next_event(KEEP_ALIVE_S)
                 if not isinstance(event, h11.Request):  # ConnectionClosed: the client is done
                     return
+                names = {key.lower() for key, _ in event.headers}
+                if b"transfer-encoding" in names and b"content-length" in names:
+                    # Framed by one, perhaps by another hop by the other (request smuggling): RFC 9112 6.1.
+                    await self._refuse(Reply(400, b"Both Content-Length and Transfer-Encoding", "text/plain"))
+                    return
+                head = Request(event, b"")
+                refused = self.router.admit(head)
+                if refused is not None:
+                    await self._refuse(refused, head)
+                    return
+                if self.router.auth is not None and self.router.auth.authorized(head.raw_headers):
+                    self.router.unauthenticated.pop(self, None)  # it showed the token: no longer displaceable
                 body = await self._body(event)
                 if body is None:
                     return
@@ -545,6 +732,7 @@ class Connection:
         except Exception:  # a bug here must end this connection only, never the gateway
             log.exception("error on the connection from %s", self.peer)
         finally:
+            self.router.farewell(self)
             if self._read is not None:
                 self._read.cancel()
             self.writer.close()
@@ -639,4 +827,8 @@ class Connection:
 
 
 async def serve_connection(router: Router, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await Connection(router, reader, writer).run()
+    connection = Connection(router, reader, writer)
+    if not router.welcome(connection):  # every place is held by a client that showed the token
+        writer.transport.abort()
+        return
+    await connection.run()

@@ -18,6 +18,7 @@ from . import contract, relay
 from .errors import UsageError
 from .launch import add_server_arguments, resolve_argv
 from .supervisor import EarlyStops, ServerProcess, child_env, kill_group
+from .token_delivery import make_non_dumpable, read_token
 
 LOG_FORMAT = "[%(levelname).1s %(asctime)s %(name)s] %(message)s"
 ALL_INTERFACES = ["0.0.0.0", "::"]
@@ -85,9 +86,9 @@ def bind_sockets(hosts: list[str], port: int) -> list[socket.socket]:
 
 def start(argv: list[str], hosts: list[str], port: int, environ: dict[str, str]) -> int:
     """Validate, bind, spawn the server and ask it to initialize; only then import the event loop and serve."""
-    token = environ.get(contract.AUTH_TOKEN)
-    if token is not None and (not token.strip() or contract.CONTROL.search(token)):
-        raise UsageError("MCP_AUTH_TOKEN is set but empty or contains control characters; refusing to start")
+    token = read_token(environ)  # before anything binds: no token and no opt-out, nothing listens
+    if token is not None:
+        make_non_dumpable()
     try:
         start_timeout = float(environ.get("MCP_START_TIMEOUT", "120"))
     except ValueError:

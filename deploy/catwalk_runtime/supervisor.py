@@ -11,7 +11,7 @@ import contextlib
 import os
 import signal
 
-from .contract import AUTH_TOKEN
+from .contract import AUTH_FD, AUTH_TOKEN
 
 TYPE_CHECKING = False  # typing is not imported on the way to the spawn
 if TYPE_CHECKING:
@@ -22,9 +22,9 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def child_env(environ: dict[str, str]) -> dict[str, str]:
-    """The whole environment minus the gateway's own credential: a third-party server has no business
-    reading it."""
-    return {k: v for k, v in environ.items() if k != AUTH_TOKEN}
+    """The whole environment minus the gateway's own credential and its handle: a third-party server has no
+    business reading it."""
+    return {k: v for k, v in environ.items() if k not in (AUTH_TOKEN, AUTH_FD)}
 
 
 def kill_group(pid: int, sig: int) -> None:

@@ -106,11 +106,17 @@ def free_port() -> int:
 
 
 def base_env(home: Path, **extra: str) -> dict[str, str]:
-    """The caller's env (CA bundle etc.), the project venv first on PATH, a private MCP_HOME and port."""
+    """The caller's env (CA bundle etc.), the project venv first on PATH, a private MCP_HOME and port.
+
+    Without an MCP_AUTH_TOKEN in ``extra`` it says MCP_AUTH=off, as a server with `auth: false` is deployed
+    (the gateway refuses to start with neither).
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_") and k != "PORT"}
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     env["MCP_HOME"] = str(home)
     env["PORT"] = str(free_port())
+    if "MCP_AUTH_TOKEN" not in extra:
+        env["MCP_AUTH"] = "off"
     env.update(extra)
     return env
 
