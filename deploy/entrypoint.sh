@@ -82,6 +82,34 @@ install | serve | run) ;;
 *) die "unknown action '$(show "$action")' (expected install, serve or run)" ;;
 esac
 
+# The bearer token leaves every environment before anything else runs (docs/token-delivery.md): it moves to a
+# pipe on fd 3 (a here-document: dash writes it to a pipe, nothing on disk) and this script starts again
+# without it, so no shell, tini or installer keeps it in its /proc/<pid>/environ. The gateway reads it from
+# MCP_AUTH_FD. As PID 1 (a container without Fly's init), tini takes PID 1 to reap zombies.
+tini=
+[ "$$" != 1 ] || tini=$(command -v tini) || tini=
+if [ -n "${MCP_AUTH_TOKEN+set}" ]; then
+    token=$MCP_AUTH_TOKEN
+    unset MCP_AUTH_TOKEN
+    MCP_AUTH_FD=3
+    export MCP_AUTH_FD
+    if [ -n "$tini" ]; then
+        exec "$tini" -- "$0" "$@" 3<<EOF
+$token
+EOF
+    fi
+    exec "$0" "$@" 3<<EOF
+$token
+EOF
+elif [ -n "$tini" ]; then
+    exec "$tini" -- "$0" "$@"
+fi
+# Fail closed, before any install: without a token the gateway serves only on the explicit opt-out.
+if [ "$action" != install ] && [ -z "${MCP_AUTH_FD-}" ] && [ "${MCP_AUTH-}" != off ]; then
+    die "the secret MCP_AUTH_TOKEN is not set, so /mcp and /sse would be open to anyone: refusing to start." \
+        "Set it (the stack does, as a Fly secret), or set MCP_AUTH=off to serve without auth on purpose"
+fi
+
 runtime=${MCP_RUNTIME-}
 case $runtime in
 npm | python | custom) ;;
@@ -521,25 +549,48 @@ if [ "$runtime" = custom ]; then
         --banner "Starting custom command: $command_line" -- "$@"
 fi
 
+# What an install at boot runs with (never the app's secrets, never the token's descriptor): how to reach the
+# registries (proxy, CA), where home and temp are, the locale, and the install's own contract. An image may
+# name more in MCP_INSTALL_ENV (e.g. a private index's settings). docs/env-allowlists.md says why each.
+INSTALL_ENV='PATH HOME USER LOGNAME LANG LANGUAGE LC_ALL LC_CTYPE LC_MESSAGES TZ TMPDIR
+HTTP_PROXY HTTPS_PROXY ALL_PROXY NO_PROXY http_proxy https_proxy all_proxy no_proxy
+SSL_CERT_FILE SSL_CERT_DIR REQUESTS_CA_BUNDLE CURL_CA_BUNDLE NODE_EXTRA_CA_CERTS GIT_SSL_CAINFO UV_NATIVE_TLS
+UV_PYTHON_DOWNLOADS UV_NO_CACHE npm_config_cache NO_UPDATE_NOTIFIER PYTHONUNBUFFERED UV NPM
+npm_config_nodedir NPM_CONFIG_NODEDIR MCP_RUNTIME MCP_PACKAGE MCP_LAUNCH MCP_RESOLVED_AT MCP_EXCLUDE_NEWER
+MCP_HOME MCP_PYTHON MCP_GATEWAY MCP_GATEWAY_PYTHON MCP_BROWSER MCP_NEEDS_BROWSER MCP_LOG_LEVEL MCP_INSTALL_ENV'
+install_clean() {
+    set --
+    for name in $INSTALL_ENV ${MCP_INSTALL_ENV-}; do
+        case $name in '' | [0-9]* | *[!A-Za-z0-9_]*) die "MCP_INSTALL_ENV: '$(show "$name")' is not a variable name" ;; esac
+        eval "given=\${$name+set}"
+        # shellcheck disable=SC2154 # assigned by the eval above
+        [ -z "$given" ] || { eval "value=\$$name" && set -- "$@" "$name=$value"; }
+    done
+    env -i "$@" "$0" install 3<&-
+}
+
 case $action in
-install | run)
-    if [ "$action" = install ] || ! installed; then
-        require_browser
-        compute_cutoff
-        while :; do
-            unresolved=
-            if [ "$runtime" = python ]; then install_python; else install_npm; fi
-            [ -n "$unresolved" ] || break
-            widen_cutoff
-        done
-        install_browser
-        resolve >/dev/null || {
-            rm -rf "$env_dir"
-            exit 1
-        }
-        printf 'spec=%s\ncutoff=%s\n%s' "$package" "$cutoff" "${node_version:+node=$node_version$newline}" >"$marker"
+run)
+    if ! installed; then
+        install_clean || exit 1 # in a child with only the install's environment
     fi
-    [ "$action" = install ] && exit 0
+    ;;
+install)
+    require_browser
+    compute_cutoff
+    while :; do
+        unresolved=
+        if [ "$runtime" = python ]; then install_python; else install_npm; fi
+        [ -n "$unresolved" ] || break
+        widen_cutoff
+    done
+    install_browser
+    resolve >/dev/null || {
+        rm -rf "$env_dir"
+        exit 1
+    }
+    printf 'spec=%s\ncutoff=%s\n%s' "$package" "$cutoff" "${node_version:+node=$node_version$newline}" >"$marker"
+    exit 0
     ;;
 serve)
     installed || die "$package is not installed under $home (run \`entrypoint.sh install\` first)"
