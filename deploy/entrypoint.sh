@@ -13,8 +13,10 @@
 #   MCP_LAUNCH       JSON array: the server's argv inside its own environment (e.g. ["mcp-server-git"]);
 #                    absent: the package's console script / npm bin named after it, else `python -m`
 #   MCP_RESOLVED_AT  upload time of the pinned version: dependencies resolve as of then (+1 h margin); when
-#                    nothing resolves, install retries as of release + 1 day, 7 days, 30 days, then no cutoff
+#                    nothing resolves, install retries as of release + 1 day, 7 days, 30 days, then fails
 #   MCP_EXCLUDE_NEWER  overrides that cutoff verbatim (RFC 3339); `none` disables it
+#   MCP_CUTOFF_FALLBACK  `none`: when nothing resolves even at the last widened cutoff, install without one
+#                    (the newest dependencies: not reproducible); otherwise that install fails naming the dependency
 #   MCP_AUTH_TOKEN   bearer token required on /mcp and /sse (never logged, not passed to the server)
 #   PORT             default 8080, IPv4 and IPv6
 #   MCP_HOST         where to listen: all interfaces (default, as Fly needs), `loopback`, or IP addresses
@@ -241,6 +243,7 @@ newline='
 '
 pending='' pending_known='' # widened cutoffs not tried yet; computed at the first "no resolution" only
 unresolved=             # set by run_installer: nothing resolved as of $cutoff and a later cutoff may help
+blocking=               # the dependency the installer named as having no release that fits
 widen_cutoff() {
     if [ -z "$pending_known" ]; then
         pending=$("$gateway_python" -m catwalk_runtime.cutoff --widened "$MCP_RESOLVED_AT") || exit 1
@@ -251,12 +254,23 @@ widen_cutoff() {
         cutoff=${pending%%"$newline"*}
         case $pending in *"$newline"*) pending=${pending#*"$newline"} ;; *) pending= ;; esac
         printf 'No resolution of %s as of %s; retrying with dependencies as of %s\n' "$package" "$tried" "$cutoff" >&2
-    else
+    elif [ "${MCP_CUTOFF_FALLBACK-}" = none ]; then # the user's opt-in to the newest dependencies
         cutoff=
         printf 'WARNING: no resolution of %s even as of %s: retrying WITHOUT a cutoff, with the newest\n' \
             "$package" "$tried" >&2
         printf 'WARNING: versions of every dependency (not reproducible; pin the fixed versions upstream)\n' >&2
+    else
+        install_failed "nothing resolves even as of $tried: ${blocking:-a dependency} has no release that fits" \
+            "by then (see the installer output above). Pin a release of $package whose dependencies were out by" \
+            "then, or opt in to the newest dependencies with MCP_CUTOFF_FALLBACK=none (not reproducible)"
     fi
+}
+
+# The dependency an installer says has no fitting release (uv: "Because there is no version of X" / "only X
+# ... is available"; npm: "No matching version found for X"); empty when it does not say.
+blocking_dependency() { # log
+    sed -n -E -e 's/.*Because (there is no version of|there are no versions of|only) ([A-Za-z0-9@][A-Za-z0-9_.\/@=<>!~-]*).*/\2/p' \
+        -e 's/.*No matching version found for ([^ ]*[^ .]).*/\1/p' "$1" | head -n 1 | tr -c '[:print:]\n' '?' | cut -c1-200
 }
 
 # A failed install leaves nothing behind: the next start must not find a half-made environment.
@@ -280,6 +294,7 @@ run_installer() { # what, command...
             reason="$package was not found on the Python package index"
         elif grep -Eq 'No matching version|No solution found|ETARGET' "$log"; then
             if [ "$widen" = yes ] && [ -n "$cutoff" ]; then
+                blocking=$(blocking_dependency "$log")
                 rm -f "$log"
                 unresolved=yes
                 return 0
@@ -557,7 +572,8 @@ HTTP_PROXY HTTPS_PROXY ALL_PROXY NO_PROXY http_proxy https_proxy all_proxy no_pr
 SSL_CERT_FILE SSL_CERT_DIR REQUESTS_CA_BUNDLE CURL_CA_BUNDLE NODE_EXTRA_CA_CERTS GIT_SSL_CAINFO UV_NATIVE_TLS
 UV_PYTHON_DOWNLOADS UV_NO_CACHE npm_config_cache NO_UPDATE_NOTIFIER PYTHONUNBUFFERED UV NPM
 npm_config_nodedir NPM_CONFIG_NODEDIR MCP_RUNTIME MCP_PACKAGE MCP_LAUNCH MCP_RESOLVED_AT MCP_EXCLUDE_NEWER
-MCP_HOME MCP_PYTHON MCP_GATEWAY MCP_GATEWAY_PYTHON MCP_BROWSER MCP_NEEDS_BROWSER MCP_LOG_LEVEL MCP_INSTALL_ENV'
+MCP_CUTOFF_FALLBACK MCP_HOME MCP_PYTHON MCP_GATEWAY MCP_GATEWAY_PYTHON MCP_BROWSER MCP_NEEDS_BROWSER MCP_LOG_LEVEL
+MCP_INSTALL_ENV'
 install_clean() {
     set --
     for name in $INSTALL_ENV ${MCP_INSTALL_ENV-}; do

@@ -82,9 +82,24 @@ def test_no_resolution_retries_each_widened_cutoff_in_turn_until_one_resolves(
     assert marker(tmp_path, runtime) == f"spec={package}\ncutoff={WIDENED[1]}\n"
 
 
+@pytest.mark.parametrize(("runtime", "dependency"), [("python", "certifi==2099.1.1"), ("npm", "dep@>=2")])
+def test_without_the_opt_in_nothing_resolving_at_the_last_cutoff_fails_naming_the_dependency(
+    tmp_path: Path, fake_installer: Path, runtime: str, dependency: str
+):
+    result, tried = install(tmp_path, fake_installer, runtime, NO_CUTOFF, MCP_RESOLVED_AT=RESOLVED_AT)
+    assert result.returncode == 1
+    assert tried == [FIRST, *WIDENED], "never without a cutoff unless the user opts in"
+    assert f"nothing resolves even as of {WIDENED[-1]}: {dependency} has no release that fits" in result.stderr
+    assert "MCP_CUTOFF_FALLBACK=none" in result.stderr and "WITHOUT a cutoff" not in result.stderr
+    assert not env_dir(tmp_path, runtime).exists()
+
+
+# The last resort is taken only on the opt-in (MCP_CUTOFF_FALLBACK=none): these tests opt in.
 @pytest.mark.parametrize("runtime", ["python", "npm"])
 def test_last_resort_is_no_cutoff_with_a_loud_warning(tmp_path: Path, fake_installer: Path, runtime: str):
-    result, tried = install(tmp_path, fake_installer, runtime, NO_CUTOFF, MCP_RESOLVED_AT=RESOLVED_AT)
+    result, tried = install(
+        tmp_path, fake_installer, runtime, NO_CUTOFF, MCP_RESOLVED_AT=RESOLVED_AT, MCP_CUTOFF_FALLBACK="none"
+    )
     assert result.returncode == 0, result.stderr
     assert tried == [FIRST, *WIDENED, NO_CUTOFF]
     assert f"WARNING: no resolution of {PACKAGES[runtime]} even as of {WIDENED[-1]}: retrying WITHOUT a cutoff" in (
@@ -95,7 +110,9 @@ def test_last_resort_is_no_cutoff_with_a_loud_warning(tmp_path: Path, fake_insta
 
 
 def test_nothing_resolving_even_without_a_cutoff_fails_and_leaves_nothing(tmp_path: Path, fake_installer: Path):
-    result, tried = install(tmp_path, fake_installer, "python", "never", MCP_RESOLVED_AT=RESOLVED_AT)
+    result, tried = install(
+        tmp_path, fake_installer, "python", "never", MCP_RESOLVED_AT=RESOLVED_AT, MCP_CUTOFF_FALLBACK="none"
+    )
     assert result.returncode == 1
     assert tried == [FIRST, *WIDENED, NO_CUTOFF]
     assert f"Error: install of {PACKAGES['python']} failed: no version of {PACKAGES['python']} matches (see" in (
