@@ -481,7 +481,7 @@ class Router:
         if not idle:
             log.warning("%d sessions, none idle: a new one is refused", MAX_SESSIONS)
             return rpc_error(503, f"Service Unavailable: {MAX_SESSIONS} sessions are open, none idle", retry_after="5")
-        used, sid = min(idle)
+        _, sid = min(idle)
         log.info("session limit (%d) reached: the oldest idle session %s ends", MAX_SESSIONS, sid[:8])
         self.end(sid)
         return None

@@ -27,8 +27,9 @@ RELAY_SERVER = FIXTURES / "relay_server.py"
 TOKEN = "abuse-token-" + "7" * 31
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+CLIENT = {"name": "t", "version": "0"}
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}  # fmt: skip
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": CLIENT}}  # fmt: skip
 HEAD_4MB = (
     b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
     b"Accept: application/json, text/event-stream\r\nContent-Length: 4000000\r\n\r\n"

@@ -184,4 +184,3 @@ def test_the_connection_cap_stays_under_the_descriptor_limit(monkeypatch) -> Non
     assert mcp_http.connection_cap() == 192
     monkeypatch.setattr(resource, "getrlimit", lambda _which: (1 << 20, 1 << 20))
     assert mcp_http.connection_cap() == mcp_http.MAX_CONNECTIONS
-

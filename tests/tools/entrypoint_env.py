@@ -77,7 +77,8 @@ if os.environ.get("FAKE_FAILURE"):
 if cutoff != os.environ["FAKE_SOLVES_AT"]:
     if python:
         print("error: No solution found when resolving dependencies:", file=sys.stderr)
-        print("  Because there is no version of certifi==2099.1.1 and fake-mcp==1.0.0 depends on it, ...", file=sys.stderr)
+        because = "Because there is no version of certifi==2099.1.1 and fake-mcp==1.0.0 depends on it"
+        print("  " + because + ", ...", file=sys.stderr)
     else:
         print("npm error code ETARGET\\nnpm error notarget No matching version found for dep@>=2", file=sys.stderr)
     sys.exit(1)
