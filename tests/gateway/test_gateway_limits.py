@@ -9,6 +9,7 @@ import logging
 import time
 
 import h11
+
 from catwalk_runtime import mcp_http, relay
 
 INIT = {"protocolVersion": "2025-06-18", "capabilities": {}, "serverInfo": {"name": "up", "version": "1"}}
