@@ -211,7 +211,8 @@ def test_a_server_under_the_gateway_cannot_find_the_token_anywhere() -> None:
         if python != sys.executable:  # the project venv's interpreter may sit where the other user cannot go
             import h11
 
-            env.update(MCP_GATEWAY_PYTHON=python, PYTHONPATH=str(Path(h11.__file__).parents[1]))
+            paths = os.pathsep.join([str(Path(h11.__file__).parents[1]), str(DEPLOY)])  # as the image's .pth does
+            env.update(MCP_GATEWAY_PYTHON=python, PYTHONPATH=paths)
         unprivileged = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
         process = subprocess.Popen(
             [*unprivileged, *image_entrypoint()], env=env, cwd=home,
