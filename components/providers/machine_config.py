@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from catwalk_runtime import contract
 from components import safety, storage
 from components.fields import AppName, FlySize, ImageRef, Region, ServerName
 
@@ -23,7 +24,7 @@ MAX_ENV = 100
 # The explicit opt-out a server with `auth: false` gets in its machine env. Without a token and without
 # this, the gateway refuses to start: a token lost out of band (a failed secrets apply, an image started
 # by hand) must not leave /mcp open to the internet.
-AUTH_OPT_OUT = {"MCP_AUTH": "off"}
+AUTH_OPT_OUT = {contract.AUTH: contract.AUTH_OFF}
 
 AutoStop = Literal["off", "stop", "suspend"]
 RestartPolicy = Literal["no", "always", "on-failure"]
