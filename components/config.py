@@ -11,7 +11,7 @@ import difflib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import yaml
 from pydantic import (
@@ -186,7 +186,7 @@ class ServerConfig(BaseModel):
     # Data that survives stops, starts and deploys: a Fly volume per machine, mounted at volume.path.
     volume: VolumeConfig | None = None
     # Files written into the machine before the server starts (relative paths: its working directory).
-    files: list[FileConfig] = Field(default_factory=list, max_length=20)
+    files: list[FileConfig] = Field(default_factory=list[FileConfig], max_length=20)
     # Whether the config set `memory` (else it is the size's default, which a browser server raises).
     _memory_given: bool = PrivateAttr(default=False)
 
@@ -247,7 +247,9 @@ class ServerConfig(BaseModel):
         # YAML turns `LOG_LEVEL: 1` or `DEBUG: true` into numbers and bools; env values are strings.
         if not isinstance(v, Mapping):
             return v
-        return {k: json.dumps(x) if isinstance(x, bool | int | float) else x for k, x in v.items()}
+        return {
+            k: json.dumps(x) if isinstance(x, bool | int | float) else x for k, x in cast(Mapping[str, Any], v).items()
+        }
 
     @field_validator("secrets")
     @classmethod
@@ -279,8 +281,10 @@ class ServerConfig(BaseModel):
         if isinstance(data, ServerConfig):
             return handler(data)
         given = not isinstance(data, Mapping) or "memory" in data
-        if not given and data.get("size") in safety.FLY_SIZES:
-            data = {**data, "memory": max(DEFAULT_MEMORY, safety.memory_range(data["size"])[0])}
+        if not given:
+            fields = cast(Mapping[str, Any], data)
+            if fields.get("size") in safety.FLY_SIZES:
+                data = {**fields, "memory": max(DEFAULT_MEMORY, safety.memory_range(fields["size"])[0])}
         server = handler(data)
         server._memory_given = given
         return server
@@ -343,7 +347,7 @@ class ServerConfig(BaseModel):
 
 def unbaked_because(bake: bool, image: str | None) -> list[tuple[str, str]]:
     """Why a stack's servers get no baked image of their own, each reason with its fix; empty when they do."""
-    reasons = []
+    reasons: list[tuple[str, str]] = []
     if not bake:
         reasons.append(("catwalk:bake is false", "set catwalk:bake to true"))
     if image is not None:
@@ -369,7 +373,7 @@ class StackConfig(BaseModel):
     # Servers whose volumes `up` may destroy (a volume removed from config, or a removed server's). Without
     # this, `up` refuses: data is never deleted by a config slip.
     delete_volumes: list[ServerName] = Field(default_factory=list, alias="deleteVolumes")
-    servers: list[ServerConfig] = Field(default_factory=list, max_length=100)
+    servers: list[ServerConfig] = Field(default_factory=list[ServerConfig], max_length=100)
 
     @field_validator("delete_volumes", mode="before")
     @classmethod
@@ -411,7 +415,7 @@ class StackConfig(BaseModel):
 
     def long_app_names(self, stack: str, id_length: int) -> list[Problem]:
         """App names that would exceed Fly's limit once the stack id is known (checked before anything exists)."""
-        problems = []
+        problems: list[Problem] = []
         for name in [*(s.name for s in self.servers), *RESERVED_SERVER_NAMES]:
             app = f"{self.prefix(stack, 'x' * id_length)}-{name}"
             try:
@@ -445,14 +449,15 @@ def _field_names(loc: list[Any]) -> list[str]:
 
 
 def _problems(exc: ValidationError, raw_servers: Any) -> list[Problem]:
-    problems = []
+    problems: list[Problem] = []
     for err in exc.errors():
         loc = list(err["loc"])
         server = None
         if loc[:1] == ["servers"] and len(loc) > 1 and isinstance(loc[1], int):
             index = loc[1]
-            entry = raw_servers[index] if isinstance(raw_servers, list) and index < len(raw_servers) else None
-            name = entry.get("name") if isinstance(entry, dict) else None
+            entries = cast(list[Any], raw_servers) if isinstance(raw_servers, list) else []
+            entry = entries[index] if index < len(entries) else None
+            name = cast(dict[str, Any], entry).get("name") if isinstance(entry, dict) else None
             server = name if isinstance(name, str) and name else f"#{index + 1}"
             loc = loc[2:]
         field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc if p != "[key]")
@@ -501,7 +506,7 @@ def parse_stack(values: Mapping[str, Any], secret_keys: set[str] | frozenset[str
 
 def missing_secrets(stack: StackConfig, secret_keys: set[str] | frozenset[str]) -> list[Problem]:
     """Secrets a server lists whose value is not set (as `<server>.<NAME>` or `<NAME>`)."""
-    problems = []
+    problems: list[Problem] = []
     for server in stack.servers:
         for name in server.secrets:
             if f"{server.name}.{name}" not in secret_keys and name not in secret_keys:
@@ -525,7 +530,7 @@ ENCRYPTED_SETTING = (
 
 
 def _is_secure(value: Any) -> bool:
-    return isinstance(value, dict) and set(value) == {"secure"}
+    return isinstance(value, dict) and set(cast(dict[str, Any], value)) == {"secure"}
 
 
 def _without_secure(value: Any) -> Any:
@@ -533,9 +538,9 @@ def _without_secure(value: Any) -> Any:
     if _is_secure(value):
         return SECURE_PLACEHOLDER
     if isinstance(value, dict):
-        return {k: _without_secure(v) for k, v in value.items()}
+        return {k: _without_secure(v) for k, v in cast(dict[str, Any], value).items()}
     if isinstance(value, list):
-        return [_without_secure(v) for v in value]
+        return [_without_secure(v) for v in cast(list[Any], value)]
     return value
 
 
@@ -543,12 +548,13 @@ def load_stack_file(path: str | Path) -> StackConfig:
     """Read `Pulumi.<stack>.yaml` and validate its `catwalk:` keys; secrets must have values set."""
     path = Path(path)
     try:
-        document = yaml.safe_load(path.read_text()) or {}
+        document: Any = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError([Problem(server=None, field=str(path), error=f"cannot be read: {exc}")]) from None
-    config = document.get("config") or {} if isinstance(document, dict) else {}
+    config: Any = cast(dict[str, Any], document).get("config") or {} if isinstance(document, dict) else {}
     if not isinstance(config, dict):
         raise ConfigError([Problem(server=None, field="config", error="is not a map")])
+    config = cast(dict[str, Any], config)
     values: dict[str, Any] = {}
     secret_keys: set[str] = set()
     encrypted: list[Problem] = []

@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import requests
@@ -130,17 +130,29 @@ def _seg(value: str) -> str:
 EXACT_KEYS = frozenset({"env", "metadata"})  # maps where a key we left out is a difference, not a default
 
 
+def _items(data: Mapping[str, Any], key: str) -> list[Any]:
+    """The array under ``key`` of a JSON object from Fly (empty when absent or null)."""
+    items: list[Any] = data.get(key) or []
+    return items
+
+
 def _is_subset(want: Any, have: Any) -> bool:
     """``have`` carries everything we sent; Fly may add defaults around it, except in ``EXACT_KEYS`` maps."""
     if isinstance(want, Mapping):
         if not isinstance(have, Mapping):
             return False
+        wanted, had = cast(Mapping[str, Any], want), cast(Mapping[str, Any], have)
         return all(
-            dict(v or {}) == dict(have.get(k) or {}) if k in EXACT_KEYS else _is_subset(v, have.get(k))
-            for k, v in want.items()
+            dict(v or {}) == dict(had.get(k) or {}) if k in EXACT_KEYS else _is_subset(v, had.get(k))
+            for k, v in wanted.items()
         )
     if isinstance(want, list):
-        return isinstance(have, list) and len(want) == len(have) and all(map(_is_subset, want, have))
+        wanted_items, had_items = cast(list[Any], want), cast(list[Any], have)
+        return (
+            isinstance(have, list)
+            and len(wanted_items) == len(had_items)
+            and all(map(_is_subset, wanted_items, had_items))
+        )
     if isinstance(want, str) and isinstance(have, bool) and want in ("off", "stop"):
         return have == (want == "stop")  # Fly answers service autostop "off"/"stop" as false/true
     return want == have
@@ -318,8 +330,10 @@ class FlyClient:
         except ValueError:
             data = None
         if isinstance(data, Mapping):
-            message = str(data.get("error") or data.get("message") or "")
-            code = data.get("status") if isinstance(data.get("status"), str) else None
+            fields = cast(Mapping[str, Any], data)
+            message = str(fields.get("error") or fields.get("message") or "")
+            status = fields.get("status")
+            code = status if isinstance(status, str) else None
         if not message:
             message = resp.text.strip()[:500] or resp.reason or "error"
         cls = error_class(resp.status_code, code)
@@ -378,8 +392,8 @@ class FlyClient:
         return App.model_validate(self._request("GET", f"/v1/apps/{_seg(name)}"))
 
     def list_apps(self, org_slug: str) -> list[App]:
-        data = self._request("GET", "/v1/apps", params={"org_slug": org_slug}) or {}
-        return [App.model_validate(a) for a in data.get("apps") or []]
+        data: dict[str, Any] = self._request("GET", "/v1/apps", params={"org_slug": org_slug}) or {}
+        return [App.model_validate(a) for a in _items(data, "apps")]
 
     def delete_app(self, name: str) -> None:
         """Destroy the app and everything in it; an app that is already gone is not an error."""
@@ -614,8 +628,8 @@ class FlyClient:
 
     @staticmethod
     def _lease(data: Any) -> Lease:
-        if isinstance(data, Mapping) and isinstance(data.get("data"), Mapping):  # flaps' older envelope
-            data = data["data"]
+        if isinstance(data, Mapping) and isinstance(cast(Mapping[str, Any], data).get("data"), Mapping):
+            data = cast(Mapping[str, Any], data)["data"]  # flaps' older envelope
         return Lease.model_validate(data or {})
 
     def get_lease(self, app: str, machine_id: str) -> Lease | None:
@@ -663,13 +677,13 @@ class FlyClient:
 
     def list_secrets(self, app: str) -> list[Secret]:
         """The app's secrets: names and digests, never values."""
-        data = self._request("GET", f"/v1/apps/{_seg(app)}/secrets") or {}
-        return [Secret.model_validate(s) for s in data.get("secrets") or []]
+        data: dict[str, Any] = self._request("GET", f"/v1/apps/{_seg(app)}/secrets") or {}
+        return [Secret.model_validate(s) for s in _items(data, "secrets")]
 
     def _update_secrets(self, app: str, values: Mapping[str, str | None]) -> int:
         # Setting absolute values is idempotent: repeating it after a lost response changes nothing.
-        data = self._request("POST", f"/v1/apps/{_seg(app)}/secrets", body={"values": dict(values)}, idempotent=True)
-        data = data or {}
+        answer = self._request("POST", f"/v1/apps/{_seg(app)}/secrets", body={"values": dict(values)}, idempotent=True)
+        data: dict[str, Any] = answer or {}
         version = data.get("version", data.get("Version"))
         if not isinstance(version, int):
             raise FlyApiError("Fly did not return a secrets version", method="POST", path=f"/v1/apps/{app}/secrets")
@@ -677,7 +691,8 @@ class FlyClient:
 
     def set_secrets(self, app: str, values: Mapping[str, str]) -> int:
         """Set app secrets; returns the secrets version to pass machines as ``min_secrets_version``."""
-        bad = sorted(k for k, v in values.items() if not isinstance(v, str))
+        # Callers across the engine boundary are not type-checked: refuse anything but text.
+        bad = sorted(k for k, v in values.items() if not isinstance(v, str))  # pyright: ignore[reportUnnecessaryIsInstance]
         if bad:
             raise TypeError(f"secret values must be strings: {', '.join(bad)}")
         return self._update_secrets(app, values)
@@ -690,7 +705,7 @@ class FlyClient:
 
     def list_volumes(self, app: str) -> list[Volume]:
         """The app's volumes that are not destroyed (Fly lists volumes on their way out too)."""
-        data = self._request("GET", f"/v1/apps/{_seg(app)}/volumes") or []
+        data: list[Any] = self._request("GET", f"/v1/apps/{_seg(app)}/volumes") or []
         return [v for v in (Volume.model_validate(d) for d in data) if v.live]
 
     def find_volume(self, app: str, name: str, region: str) -> Volume | None:
@@ -759,7 +774,7 @@ class FlyClient:
         path = f"/v1/apps/{_seg(app)}/volumes/{_seg(volume_id)}"
 
         def grown() -> dict[str, Any] | None:
-            live = self._request("GET", path) or {}
+            live: dict[str, Any] = self._request("GET", path) or {}
             return {"volume": live, "needs_restart": False} if (live.get("size_gb") or 0) >= size_gb else None
 
         data = self._request("PUT", path + "/extend", body={"size_gb": size_gb}, idempotent=False, recover=grown)
@@ -773,7 +788,7 @@ class FlyClient:
             log.info("fly volume %s of %s was already gone", volume_id, app)
 
     def list_snapshots(self, app: str, volume_id: str) -> list[VolumeSnapshot]:
-        data = self._request("GET", f"/v1/apps/{_seg(app)}/volumes/{_seg(volume_id)}/snapshots") or []
+        data: list[Any] = self._request("GET", f"/v1/apps/{_seg(app)}/volumes/{_seg(volume_id)}/snapshots") or []
         return [VolumeSnapshot.model_validate(s) for s in data]
 
     def create_snapshot(self, app: str, volume_id: str) -> None:
@@ -784,8 +799,8 @@ class FlyClient:
     # -- IP assignments ------------------------------------------------------------------------------
 
     def list_ips(self, app: str) -> list[IPAssignment]:
-        data = self._request("GET", f"/v1/apps/{_seg(app)}/ip_assignments") or {}
-        return [IPAssignment.model_validate(i) for i in data.get("ips") or []]
+        data: dict[str, Any] = self._request("GET", f"/v1/apps/{_seg(app)}/ip_assignments") or {}
+        return [IPAssignment.model_validate(i) for i in _items(data, "ips")]
 
     def allocate_ip(
         self,

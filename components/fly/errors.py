@@ -8,6 +8,8 @@ the status code decides the class; the message text is only shown, never parsed.
 
 from __future__ import annotations
 
+from typing import Any
+
 from components.errors import CatwalkError
 
 
@@ -40,11 +42,11 @@ class FlyApiError(CatwalkError):
         rid = f" (fly-request-id {self.request_id})" if self.request_id else ""
         return f"Fly API {where}: {status}: {self.message}{rid}"
 
-    def __reduce__(self):  # keep keyword-only fields through pickling (Pulumi ships errors across processes)
+    def __reduce__(self) -> tuple[Any, ...]:  # keyword-only fields survive pickling (errors cross processes)
         return (_rebuild, (type(self), self.message, self.__dict__.copy()))
 
 
-def _rebuild(cls: type[FlyApiError], message: str, state: dict) -> FlyApiError:
+def _rebuild(cls: type[FlyApiError], message: str, state: dict[str, Any]) -> FlyApiError:
     err = cls.__new__(cls)
     Exception.__init__(err, message)
     err.__dict__.update(state)

@@ -122,7 +122,7 @@ class MachineEvent(FlyModel):
 
     def describe(self) -> str:
         """``type/status`` plus an exit code when the event carries one, e.g. ``exit/stopped exit_code=1``."""
-        exit_event = (self.request or {}).get("exit_event") or {}
+        exit_event: dict[str, Any] = (self.request or {}).get("exit_event") or {}
         code = f" exit_code={exit_event['exit_code']}" if "exit_code" in exit_event else ""
         return f"{self.type or '?'}/{self.status or '?'}{code}"
 
@@ -148,7 +148,7 @@ class Machine(FlyModel):
     image_ref: dict[str, Any] | None = None
     created_at: str | None = None
     updated_at: str | None = None
-    events: list[MachineEvent] = Field(default_factory=list)
+    events: list[MachineEvent] = Field(default_factory=list[MachineEvent])
     checks: list[dict[str, Any]] | None = None
     nonce: str | None = None
 
