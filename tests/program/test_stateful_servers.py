@@ -142,3 +142,15 @@ def test_files_reach_the_machine_config_and_secret_ones_only_through_fly_secrets
     assert base64.b64decode(stored) == b"-----BEGIN KEY-----\nsupersecretbytes\n"
     assert "supersecretbytes" not in (tmp / "state.json").read_text()
     assert base64.b64encode(b"-----BEGIN KEY-----\nsupersecretbytes\n").decode() not in (tmp / "state.json").read_text()
+
+
+def test_destroy_keeps_volumes_unless_delete_volumes_lists_their_server(stack):
+    emulator, harness, tmp = stack
+    assert harness("up", stack_file(tmp / "s.yaml")).ok
+    refused = harness("destroy", stack_file(tmp / "s.yaml"))
+    assert not refused.ok and "catwalk:deleteVolumes" in refused.error
+    assert len(live_volumes(emulator)) == 1 and APP in emulator.emulator.state.apps
+
+    destroyed = harness("destroy", stack_file(tmp / "s.yaml", deleteVolumes=["tool"]))
+    assert destroyed.ok, destroyed.error
+    assert live_volumes(emulator) == [] and emulator.emulator.state.apps == {}
