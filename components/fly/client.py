@@ -708,6 +708,18 @@ class FlyClient:
         data: list[Any] = self._request("GET", f"/v1/apps/{_seg(app)}/volumes") or []
         return [v for v in (Volume.model_validate(d) for d in data) if v.live]
 
+    def list_org_volumes(self, org_slug: str, *, region: str | None = None, page_size: int = 1000) -> list[Volume]:
+        """Every live volume of the organization's apps (``app_name`` set on each), following Fly's pages."""
+        params: dict[str, Any] = {"limit": page_size, **({"region": region} if region else {})}
+        found: list[Volume] = []
+        for _ in range(1000):  # bounded: Fly's pages end with no next_cursor
+            data = self._request("GET", f"/v1/orgs/{_seg(org_slug)}/volumes", params=params) or {}
+            found += [v for v in (Volume.model_validate(d) for d in data.get("volumes") or []) if v.live]
+            if not data.get("next_cursor"):
+                break
+            params["cursor"] = data["next_cursor"]
+        return found
+
     def find_volume(self, app: str, name: str, region: str) -> Volume | None:
         """The live volume called ``name`` in ``region``, if any (the oldest when Fly holds several)."""
         found = [v for v in self.list_volumes(app) if v.name == name and v.region == region]

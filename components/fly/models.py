@@ -189,6 +189,7 @@ class Lease(FlyModel):
 class Volume(FlyModel):
     id: str
     name: str | None = None
+    app_name: str | None = None  # only in the organization-wide list
     region: str | None = None
     state: str | None = None
     size_gb: int | None = None

@@ -116,6 +116,7 @@ def session_log():
         # A volume mounted by a machine that also gets files (one inline, one from an app secret).
         volume = client.create_volume("cw-conf", "data_iad_0", "iad", 1, snapshot_retention=7)
         client.list_volumes("cw-conf")
+        client.list_org_volumes("personal", page_size=1)
         client.get_volume("cw-conf", volume.id)
         client.update_volume("cw-conf", volume.id, snapshot_retention=10)
         client.extend_volume("cw-conf", volume.id, 2)
@@ -228,6 +229,7 @@ def test_the_scripted_session_covers_every_call_the_acceptance_names(session_log
         "Volumes_extend",
         "Volumes_list_snapshots",
         "createVolumeSnapshot",
+        "Volumes_org_list",
     }
     assert wanted <= covered, f"not validated against the spec: {sorted(wanted - covered)}"
     statuses = {

@@ -143,3 +143,14 @@ def test_deleting_the_app_destroys_its_volumes(client):
     client.delete_app(APP)
     with pytest.raises(FlyNotFound):
         client.get_volume(APP, v.id)
+
+
+def test_the_organization_wide_list_names_each_volumes_app_and_follows_pages(client, emu):
+    client.create_app("cw-other", "personal")
+    ours = client.create_volume(APP, "data_iad_0", "iad", 1)
+    theirs = client.create_volume("cw-other", "data_ams_0", "ams", 1)
+    listed = client.list_org_volumes("personal", page_size=1)
+    assert [(v.id, v.app_name) for v in listed] == [(ours.id, APP), (theirs.id, "cw-other")]
+    assert len([c for c in emu.calls() if c["path"] == "/v1/orgs/personal/volumes"]) == 2
+    assert [v.id for v in client.list_org_volumes("personal", region="ams")] == [theirs.id]
+    assert client.list_org_volumes("someone-else") == []

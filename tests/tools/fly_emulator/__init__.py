@@ -21,14 +21,14 @@ wait → 200, or 408 at its ≤60 s timeout; events), leases (``fly-machine-leas
 machine without its nonce → 409), app secrets (a version per update, null unsets, ``min_secrets_version``
 checked on create/update → 400 when ahead), IP assignments and volumes (list, create — also from a
 ``snapshot_id`` —, get, update snapshot settings, extend: only larger, destroy: 409 while a live machine
-mounts it; snapshots: list, create). A machine's ``mounts`` take at most one volume of its app, in its region,
-not held by another live machine; its ``files`` need an absolute ``guest_path`` and base64 contents in
-``raw_value`` or in the app secret ``secret_name``. Every ``/v1`` request needs ``Authorization: Bearer
-<token>`` (or ``FlyV1 <token>``), any non-empty token unless ``--token`` fixes one; else 401. Machines move
-created → starting → started → stopping → stopped → destroying → destroyed, each step after ``--transition-s``
-seconds; a machine whose process fails to launch is ``failed``. As Fly does, answers fill in config defaults
-(``guest``, ``restart``, ``init``) and spell a service's ``autostop`` "off"/"stop" as false/true; events come
-newest first.
+mounts it; snapshots: list, create; the organization-wide list, filtered and paged). A machine's ``mounts``
+take at most one volume of its app, in its region, not held by another live machine; its ``files`` need an
+absolute ``guest_path`` and base64 contents in ``raw_value`` or in the app secret ``secret_name``. Every
+``/v1`` request needs ``Authorization: Bearer <token>`` (or ``FlyV1 <token>``), any non-empty token unless
+``--token`` fixes one; else 401. Machines move created → starting → started → stopping → stopped → destroying
+→ destroyed, each step after ``--transition-s`` seconds; a machine whose process fails to launch is
+``failed``. As Fly does, answers fill in config defaults (``guest``, ``restart``, ``init``) and spell a
+service's ``autostop`` "off"/"stop" as false/true; events come newest first.
 
 Fault injection (``--fault-rate R --seed S``, ``--retry-after N``): see ``server.Faults``; 429 with
 Retry-After, 500/502/503 before acting, and ``lost``/``drop`` (mutations only): the request is carried out

@@ -131,6 +131,7 @@ class Emulator:
             ),
             ("POST", app + r"/secrets", lambda r, app: (200, s.update_secrets(app, r.json()))),
             ("GET", app + r"/volumes", lambda r, app: (200, s.list_volumes(app))),
+            ("GET", r"/v1/orgs/(?P<org>[^/]+)/volumes", lambda r, org: (200, s.list_org_volumes(org, r.query))),
             ("POST", app + r"/volumes", lambda r, app: (200, s.create_volume(app, r.json()))),
             ("GET", vol, lambda r, app, vid: (200, s.get_volume(app, vid))),
             ("PUT", vol, lambda r, app, vid: (200, s.update_volume(app, vid, r.json(True)))),

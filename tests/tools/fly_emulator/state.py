@@ -409,6 +409,39 @@ class FlyState:
             self._app(app_name)
             return [v.to_json() for v in self.volumes.values() if v.app == app_name and v.state != "destroyed"]
 
+    def list_org_volumes(self, org_slug: str, query: dict[str, str]) -> dict[str, Any]:
+        """Every volume of the org's apps, oldest first, in pages of ``limit`` (``next_cursor`` is an offset)."""
+        include_deleted = query.get("include_deleted", "").lower() == "true"
+        states = {s for s in query.get("state", "").split(",") if s}
+        try:
+            limit = min(1000, max(1, int(query.get("limit") or 1000)))
+            start = int(query.get("cursor") or 0)
+        except ValueError as exc:
+            raise ApiError(400, "limit and cursor must be integers") from exc
+        with self.lock:
+            rows = []
+            for v in self.volumes.values():
+                app = self.apps.get(v.app)
+                if app is None or app.org_slug != org_slug:  # a deleted app's volumes went with it
+                    continue
+                if (v.state == "destroyed" and not include_deleted) or (states and v.state not in states):
+                    continue
+                if query.get("region") and v.region != query["region"]:
+                    continue
+                row = {**v.to_json(), "app_name": v.app, "updated_at": v.created_at}
+                if query.get("summary", "").lower() == "true":
+                    for key in ("block_size", "blocks", "fstype", "host_status"):
+                        row.pop(key, None)
+                rows.append(row)
+        page = rows[start : start + limit]
+        data: dict[str, Any] = {"volumes": page}
+        if start + limit < len(rows):
+            data["next_cursor"] = str(start + limit)
+        if page:
+            data["last_volume_id"] = page[-1]["id"]
+            data["last_updated_at"] = page[-1]["updated_at"]
+        return data
+
     def create_volume(self, app_name: str, body: dict[str, Any]) -> dict[str, Any]:
         name, region, size = body.get("name"), body.get("region"), body.get("size_gb")
         if not isinstance(name, str) or not VOLUME_NAME.match(name):
