@@ -154,3 +154,19 @@ def test_destroy_keeps_volumes_unless_delete_volumes_lists_their_server(stack):
     destroyed = harness("destroy", stack_file(tmp / "s.yaml", deleteVolumes=["tool"]))
     assert destroyed.ok, destroyed.error
     assert live_volumes(emulator) == [] and emulator.emulator.state.apps == {}
+
+
+def test_preview_warns_when_each_machine_would_keep_its_own_copy_of_the_data(stack, tmp_path, caplog, monkeypatch):
+    from tests.tools import harness
+
+    emulator = stack[0]
+    monkeypatch.setenv("FLY_API_URL", emulator.base_url)
+    monkeypatch.setenv("FLY_API_TOKEN", emulator.token)
+    monkeypatch.setenv("CATWALK_FLY_RATE", "off")
+    servers = [{"name": "tool", "command": "node /srv/tool.js", "count": 2, "volume": VOLUME}]
+    config = stack_file(tmp_path / "s.yaml", servers=servers)
+    with caplog.at_level("WARNING"):
+        result = harness.run("preview", "vol", project_dir=ROOT, config_file=config, state=tmp_path / "state.json")
+    assert result.ok, result.error
+    assert ("tool-volume-iad-1", "create") in [(o["name"], o["op"]) for o in result.operations]
+    assert "server 'tool': count: 2 machines per region each get their own volume" in caplog.text
