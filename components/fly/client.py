@@ -1,16 +1,9 @@
 """The one Fly Machines API client: base URL, auth, timeouts, retries, rate limit and errors live here.
 
-Retry policy (after superfly/fly-go): a request is retried only when repeating it cannot do
-harm. Reads and deletes are retried on 429, 5xx and connection failures. A 429 means "not executed", so
-any request may repeat it, after ``Retry-After``. A write whose first attempt may have taken effect (a
-5xx, a timeout, a dropped connection) is retried only where it was made safe: app creation carries an
-``idempotency_key``; secrets are set to absolute values; every other write first *looks* for its own
-effect (the machine by its unique name and metadata, the new config, the new state, the new IP, the
-lease by its description) and returns that instead of repeating itself. The retry loop is ours rather
-than urllib3's ``Retry`` because that lookup sits between attempts; urllib3 still parses ``Retry-After``.
-
-Mutations pass a token bucket (Fly: about 1 request/s per action, burst 3). ``mutation_rate`` or the
-``CATWALK_FLY_RATE`` env var sets its rate in requests per second; ``0``/``off`` disables it (tests).
+A request is repeated only when that cannot do harm: reads, deletes and 429s are retried; a write that may
+have taken effect is retried only where it was made safe (an idempotency key, absolute values, or a
+look-up for its own effect first). Why, and why not urllib3's ``Retry``: docs/fly-client-retries.md.
+Writes pass a token bucket (``mutation_rate`` or ``CATWALK_FLY_RATE``, requests/s; ``0``/``off``: none).
 
 The token is read from ``FLY_API_TOKEN`` at call time unless passed in. It is sent only in the
 ``Authorization`` header, never logged, left out of ``repr`` and pickles, and redacted from any text
