@@ -136,6 +136,15 @@ def machine_gone(state: str | None) -> bool:
     return state in MACHINE_GONE_STATES
 
 
+# A volume in one of these states is destroyed or on its way there (Fly lists such volumes too).
+VOLUME_GONE_STATES = frozenset({"destroyed", "destroying", "scheduling_destroy", "pending_destroy"})
+
+
+def volume_gone(state: str | None) -> bool:
+    """Whether a volume in ``state`` is destroyed or being destroyed."""
+    return state in VOLUME_GONE_STATES
+
+
 class Machine(FlyModel):
     id: str
     name: str | None = None
@@ -204,7 +213,7 @@ class Volume(FlyModel):
     @property
     def live(self) -> bool:
         """Not destroyed nor on its way there."""
-        return self.state not in ("destroyed", "destroying", "scheduling_destroy", "pending_destroy")
+        return not volume_gone(self.state)
 
 
 class ExtendedVolume(FlyModel):

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from components import safety, storage
 from components.fields import AppName, Region, ServerName
+from components.fly.models import volume_gone
 from components.providers.base import (
     DELETE_VOLUMES_HINT,
     FlyProviderError,
@@ -172,7 +173,7 @@ class FlyVolumeProvider(Provider):
             return ReadResult(None, {})
         except Exception as exc:
             raise self.fail(f"read in app {app!r}", volume_id, exc) from exc
-        if volume.get("state") in ("destroyed", "destroying", "scheduling_destroy", "pending_destroy"):
+        if volume_gone(volume.get("state")):
             return ReadResult(None, {})
         region, _, index = str(volume.get("name") or "").removeprefix("data_").rpartition("_")
         inputs = {
