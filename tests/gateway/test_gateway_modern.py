@@ -201,3 +201,25 @@ def test_expect_100_continue_is_answered_before_the_body(served) -> None:
         while b"supportedVersions" not in answer:
             answer += client.recv(65536)
         assert answer.startswith(b"HTTP/1.1 200 ")
+
+
+def test_a_listen_stream_is_acknowledged_then_gets_the_list_changes_it_asked_for(served) -> None:
+    body = {"jsonrpc": "2.0", "id": "sub-1", "method": "subscriptions/listen",
+            "params": {"notifications": {"toolsListChanged": True}, "_meta": ENVELOPE}}  # fmt: skip
+    headers = {**AUTH, **ACCEPT, "MCP-Protocol-Version": MODERN, "Mcp-Method": "subscriptions/listen"}
+    with httpx.Client(timeout=10) as http, http.stream("POST", served.url(), json=body, headers=headers) as stream:
+        assert stream.status_code == 200 and stream.headers["content-type"] == "text/event-stream"
+        lines = stream.iter_lines()
+        events = []
+        while len(events) < 2:
+            line = next(lines)
+            if line.startswith("data:"):
+                events.append(json.loads(line[5:]))
+                if len(events) == 1:  # acknowledged: now another client's call changes the tool list
+                    modern(served, "tools/call", {"name": "announce", "arguments": {}}, request_id=2)
+    ack, changed = events
+    assert ack["method"] == "notifications/subscriptions/acknowledged"
+    assert ack["params"] == {"_meta": {"io.modelcontextprotocol/subscriptionId": "sub-1"},
+                             "notifications": {"toolsListChanged": True}}  # fmt: skip
+    assert changed["method"] == "notifications/tools/list_changed"
+    assert changed["params"]["_meta"] == {"io.modelcontextprotocol/subscriptionId": "sub-1"}
