@@ -180,6 +180,9 @@ class ServerConfig(BaseModel):
     autostop: AutoStop = "stop"
     autostart: bool = True
     auth: bool = True
+    # What an install does when nothing resolves even at the last widened cutoff (release + 30 days): fail
+    # naming the dependency, or take the newest dependencies (not reproducible). See entrypoint.sh.
+    fallback: Literal["fail", "newest"] = "fail"
     # Whether the server drives a browser (Debian's Chromium goes into its baked image); None: detected from
     # the pinned release's dependencies (playwright, puppeteer…).
     browser: bool | None = None

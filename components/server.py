@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 import pulumi
 import pulumi_random
 
+from catwalk_runtime import contract
 from components.config import ServerConfig, StackConfig
 from components.detect.models import RuntimeSpec, iso_utc
 from components.image import BakedImage
@@ -45,6 +46,11 @@ def split_env(env: Mapping[str, str], user_names: Iterable[str], config_secret: 
         return dict(env), {}
     moved = set(user_names) | set(USER_ENV)
     return {k: v for k, v in env.items() if k not in moved}, {k: v for k, v in env.items() if k in moved}
+
+
+def newest_fallback_env(server: ServerConfig) -> dict[str, str]:
+    """`fallback: newest` said to an install at boot (a baked image's build gets it in its Dockerfile)."""
+    return {contract.CUTOFF_FALLBACK: contract.CUTOFF_FALLBACK_NONE} if server.fallback == "newest" else {}
 
 
 def public_url(app: str, path: str = "/mcp") -> str:
@@ -92,7 +98,9 @@ class McpServer(pulumi.ComponentResource):
         app_ref = app.app_id
 
         env, hidden = split_env(
-            {**server.env, **spec.env(), **({} if server.auth else AUTH_OPT_OUT)}, server.env, config_secret
+            {**server.env, **spec.env(), **({} if server.auth else AUTH_OPT_OUT), **newest_fallback_env(server)},
+            server.env,
+            config_secret,
         )
         files, file_secrets = render_files(server.files, file_contents or {}, all_secret=config_secret)
         values: dict[str, pulumi.Input[str]] = {**hidden, **file_secrets, **secret_values}
@@ -125,6 +133,7 @@ class McpServer(pulumi.ComponentResource):
                 launch=spec.launch,
                 resolved_at=iso_utc(spec.resolved_at) if spec.resolved_at else "",
                 browser=spec.browser is not None,
+                newest_fallback=server.fallback == "newest",
                 opts=child,
             )
             image = baked.image_ref

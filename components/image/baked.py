@@ -176,7 +176,9 @@ def _browser_layer() -> list[str]:
     ]
 
 
-def render_baked_dockerfile(*, base: str, entrypoint: str = ENTRYPOINT_PATH, browser: bool = False) -> str:
+def render_baked_dockerfile(
+    *, base: str, entrypoint: str = ENTRYPOINT_PATH, browser: bool = False, newest_fallback: bool = False
+) -> str:
     """The Dockerfile of a baked server: generic text; the server itself arrives as build args.
 
     `base` must be digest-pinned, so a baked image is rebuilt exactly when its base changes. The compiler
@@ -201,6 +203,7 @@ def render_baked_dockerfile(*, base: str, entrypoint: str = ENTRYPOINT_PATH, bro
             "    && rm -rf /var/lib/apt/lists/*",
             f"USER {APP_USER}",
             *([_browser_env()] if browser else []),
+            *([f"ENV {contract.CUTOFF_FALLBACK}={contract.CUTOFF_FALLBACK_NONE}"] if newest_fallback else []),
             *_server_values(),
             f'RUN ["{entrypoint}", "install"]',
             "",
@@ -224,6 +227,7 @@ def baked_build(
     resolved_at: str,
     entrypoint: str = ENTRYPOINT_PATH,
     browser: bool | None = False,
+    newest_fallback: bool | None = False,
 ) -> BakedBuild:
     """Validate one server's values and return its Dockerfile, build args and content hash.
 
@@ -237,7 +241,11 @@ def baked_build(
     if browser is not None and not isinstance(browser, bool):
         raise BakeError(f"browser: must be true or false, got {browser!r}")
     browser = bool(browser)
-    dockerfile = render_baked_dockerfile(base=base, entrypoint=entrypoint, browser=browser)
+    if newest_fallback is not None and not isinstance(newest_fallback, bool):
+        raise BakeError(f"newest_fallback: must be true or false, got {newest_fallback!r}")
+    dockerfile = render_baked_dockerfile(
+        base=base, entrypoint=entrypoint, browser=browser, newest_fallback=bool(newest_fallback)
+    )
     args: dict[str, str] = dict(zip(SERVER_ARGS, (runtime, package, launch_text, resolved_at), strict=True))
     digest = hashlib.sha256(b"catwalk-baked-v1\n")
     digest.update(dockerfile.encode())

@@ -41,7 +41,7 @@ REPLACE_KEYS = ("kind", "app", "platform")
 BUILT_REPLACE_KEYS = ("repository",)
 # `browser` came later: check() fills False into a resource recorded without it, whose image (and hash)
 # is then exactly what it was, so existing stacks see no change.
-BAKED_FIELDS = ("base", "runtime", "package", "launch", "resolved_at", "entrypoint", "browser")
+BAKED_FIELDS = ("base", "runtime", "package", "launch", "resolved_at", "entrypoint", "browser", "newest_fallback")
 # Outputs and derived inputs that a new build changes: never stable across a change.
 MOVING = frozenset({"tag", "digest", "image_ref", "content_hash", "ref"})
 
@@ -143,6 +143,7 @@ class ImageProvider(Provider):
         else:  # baked
             inputs.setdefault("entrypoint", bake.ENTRYPOINT_PATH)
             inputs.setdefault("browser", False)
+            inputs.setdefault("newest_fallback", False)  # came later still, as `browser` did
             inputs.pop("content_hash", None)
             inputs.pop("tag", None)
             if not _any_unknown(inputs, BAKED_FIELDS):

@@ -78,6 +78,7 @@ class BakedImage(dynamic.Resource, module="catwalk/image", name="BakedImage"):
         resolved_at: pulumi.Input[str],
         entrypoint: str = ENTRYPOINT_PATH,
         browser: bool = False,
+        newest_fallback: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props = {
@@ -90,5 +91,6 @@ class BakedImage(dynamic.Resource, module="catwalk/image", name="BakedImage"):
             "resolved_at": resolved_at,
             "entrypoint": entrypoint,
             "browser": browser,
+            "newest_fallback": newest_fallback,
         }
         super().__init__(ImageProvider(), name, {**_OUTPUTS, **props}, opts)

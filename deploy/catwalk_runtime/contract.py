@@ -29,6 +29,7 @@ AUTH_FD = "MCP_AUTH_FD"  # the descriptor the entrypoint hands the token over on
 AUTH = "MCP_AUTH"  # `off`: serve without a token, on purpose; without a token and this, nothing starts
 AUTH_OFF = "off"
 CUTOFF_FALLBACK = "MCP_CUTOFF_FALLBACK"  # `none`: the install's last resort is no cutoff (opt-in)
+CUTOFF_FALLBACK_NONE = "none"
 HOST = "MCP_HOST"  # where to listen: all (default), loopback, or IP addresses
 HOME = "MCP_HOME"  # root of the per-server environments
 # What a baked image's build takes as build arguments: enough to install the server, nothing secret.

@@ -185,6 +185,7 @@ BAD_SERVERS = [
     ("memory-too-small-for-size", {"size": "performance-1x", "memory": 1024}, "memory", "from 2048"),
     ("autostop-unknown", {"autostop": "sometimes"}, "autostop", "off"),
     ("auth-not-bool", {"auth": "maybe"}, "auth", "boolean"),
+    ("fallback-unknown", {"fallback": "latest"}, "fallback", "'fail' or 'newest'"),
     ("unknown-field-typo", {"pacakge": "x"}, "pacakge", "did you mean 'package'"),
 ]
 
@@ -378,3 +379,8 @@ def test_env_that_only_names_a_tool_is_not_taken_for_installer_settings():
     env = {"NODE_ENV": "production", "GIT_AUTHOR_NAME": "bot", "PROXY_MODE": "off", "LOG_LEVEL": "debug"}
     stack = parse_stack({"servers": [good_server(env=env)]})
     assert stack.servers[0].env == env
+
+
+def test_the_newest_dependencies_fallback_is_an_opt_in():
+    stack = parse_stack({"servers": [good_server(), good_server(name="old", fallback="newest")]})
+    assert [s.fallback for s in stack.servers] == ["fail", "newest"]

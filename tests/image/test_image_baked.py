@@ -308,3 +308,13 @@ def test_browser_must_be_a_boolean_naming_the_field(value):
 
 def test_a_resource_recorded_without_the_browser_field_bakes_as_before():
     assert baked_build(base=BASE, **SERVERS["npm"], browser=None) == baked_build(base=BASE, **SERVERS["npm"])
+
+
+def test_the_newest_dependencies_fallback_reaches_only_the_build_stage_and_only_on_the_opt_in():
+    plain = baked_build(base=BASE, **SERVERS["python"])
+    assert plain == baked_build(base=BASE, **SERVERS["python"], newest_fallback=False), "existing images unchanged"
+    opted = baked_build(base=BASE, **SERVERS["python"], newest_fallback=True)
+    build_stage, final_stage = opted.dockerfile.split("# Final stage")
+    assert "ENV MCP_CUTOFF_FALLBACK=none" in build_stage and "MCP_CUTOFF_FALLBACK" not in final_stage
+    assert build_stage.index("MCP_CUTOFF_FALLBACK") < build_stage.index('"install"]')
+    assert "MCP_CUTOFF_FALLBACK" not in plain.dockerfile and opted.content_hash != plain.content_hash

@@ -262,3 +262,16 @@ def test_a_secret_app_prefix_names_the_apps(monkeypatch):
     mocks, exports = run_program(monkeypatch, {**SECRET_SERVERS, "appPrefix": "team-x"}, secret_keys=["appPrefix"])
     assert sorted(r[2]["name"] for r in mocks.of(":FlyApp")) == ["team-x-git", "team-x-tool"]
     assert value(exports["tool"]["url"]) == "https://team-x-tool.fly.dev/mcp"
+
+
+def test_the_newest_dependencies_fallback_reaches_the_machine_env_and_the_baked_build_only_when_chosen(monkeypatch):
+    config = {
+        **TWO_SERVERS,
+        "servers": [{**TWO_SERVERS["servers"][0], "fallback": "newest"}, TWO_SERVERS["servers"][1]],
+    }
+    mocks, _ = run_program(monkeypatch, config, secret_keys=["GITHUB_TOKEN"])
+    machines = {r[1]: r[2] for r in mocks.of(":FlyMachine")}
+    assert machines["git-iad-0"]["env"]["MCP_CUTOFF_FALLBACK"] == "none"
+    assert "MCP_CUTOFF_FALLBACK" not in machines["memory-iad-0"]["env"]
+    images = {r[1]: r[2] for r in mocks.of(":BakedImage")}
+    assert images["git-image"]["newest_fallback"] is True and images["memory-image"]["newest_fallback"] is False
