@@ -24,7 +24,7 @@ from bench.image_runtime import image_node_bin
 from tests.tools import sdk_clients
 from tests.tools.entrypoint_env import ROOT, base_env, free_port, serving
 
-pytestmark = pytest.mark.network
+pytestmark = [pytest.mark.network, pytest.mark.timeout(900)]
 
 SERVER = ROOT / "tests" / "fixtures" / "conformance_server.py"
 SPEC_VERSIONS = ("2025-06-18", "2025-11-25")

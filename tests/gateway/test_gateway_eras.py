@@ -24,7 +24,7 @@ import pytest
 from tests.tools import sdk_clients
 from tests.tools.entrypoint_env import ROOT, free_port
 
-pytestmark = pytest.mark.network
+pytestmark = [pytest.mark.network, pytest.mark.timeout(900)]
 
 MODERN = "2026-07-28"
 LARGE = 512 * 1024
