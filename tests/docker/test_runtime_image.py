@@ -1,6 +1,6 @@
 """The unified image built from `deploy/` as it is, on a real engine: what a Fly machine would run.
 
-Each server installs at start from the registries (the stand-in base carries this machine's CA, see
+Each server installs at start from the registries (the stand-in base carries the local machine's CA, see
 tests/tools/docker_engine/standins.py), is served by the gateway as user 10001 behind the bearer token, and
 the container stops promptly on `docker stop`.
 """

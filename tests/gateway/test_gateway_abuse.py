@@ -172,7 +172,7 @@ def test_four_hundred_unauthenticated_connections_cost_little_and_the_others_are
 
 
 def image_entrypoint() -> list[str]:
-    """The Dockerfile's ENTRYPOINT, with the image's paths mapped onto this checkout and this machine."""
+    """The Dockerfile's ENTRYPOINT, with the image's paths mapped onto this checkout and the local machine."""
     line = next(li for li in (DEPLOY / "Dockerfile").read_text().splitlines() if li.startswith("ENTRYPOINT"))
     argv = json.loads(line.removeprefix("ENTRYPOINT"))
     mapped = []

@@ -34,7 +34,7 @@ APT_TIMEOUT = 600
 
 
 class Unavailable(RuntimeError):
-    """No engine can be had on this machine; the message says why (the tier skips with it)."""
+    """No engine can be had on the local machine; the message says why (the tier skips with it)."""
 
 
 @dataclass

@@ -67,11 +67,11 @@ class Recipe:
 
 
 def host_ca_bundle() -> Path:
-    """The CA bundle this machine trusts (a TLS-intercepting proxy's CA is in it where there is one)."""
+    """The CA bundle the local machine trusts (a TLS-intercepting proxy's CA is in it where there is one)."""
     for candidate in (os.environ.get("SSL_CERT_FILE"), "/etc/ssl/certs/ca-certificates.crt"):
         if candidate and Path(candidate).is_file():
             return Path(candidate)
-    raise Unavailable("no CA bundle found on this machine (SSL_CERT_FILE, /etc/ssl/certs/ca-certificates.crt)")
+    raise Unavailable("no CA bundle found on the local machine (SSL_CERT_FILE, /etc/ssl/certs/ca-certificates.crt)")
 
 
 def _sha(data: bytes) -> str:
@@ -239,7 +239,7 @@ def recipe(name: str) -> Recipe:
         return Recipe(
             name,
             "Debian bookworm's python3 3.11 (bookworm has no 3.12) at /usr/local/bin/python3.12, python3, python; "
-            "carries this machine's CA bundle (SSL_CERT_FILE etc.) so installs reach the registries",
+            "carries the local machine's CA bundle (SSL_CERT_FILE etc.) so installs reach the registries",
             f"ca={ca}\n{_python_dockerfile('')}",
             _build_python,
         )
