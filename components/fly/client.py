@@ -706,8 +706,8 @@ class FlyClient:
         params: dict[str, Any] = {"limit": page_size, **({"region": region} if region else {})}
         found: list[Volume] = []
         for _ in range(1000):  # bounded: Fly's pages end with no next_cursor
-            data = self._request("GET", f"/v1/orgs/{_seg(org_slug)}/volumes", params=params) or {}
-            found += [v for v in (Volume.model_validate(d) for d in data.get("volumes") or []) if v.live]
+            data: dict[str, Any] = self._request("GET", f"/v1/orgs/{_seg(org_slug)}/volumes", params=params) or {}
+            found += [v for v in (Volume.model_validate(d) for d in _items(data, "volumes")) if v.live]
             if not data.get("next_cursor"):
                 break
             params["cursor"] = data["next_cursor"]
