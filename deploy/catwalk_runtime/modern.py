@@ -72,16 +72,19 @@ class Rejected(Exception):
 def is_modern(headers: Mapping[str, str], body: Any) -> bool:
     """Whether a POST belongs to the stateless revision.
 
-    Its ``MCP-Protocol-Version`` header names a revision other than the handshake ones (an unknown one too: it is
-    then told the versions served), or, without that header and without a session, its body carries the
-    per-request protocol version (it is then told the header is missing). ``initialize`` always opens a session.
+    Its ``MCP-Protocol-Version`` header names that revision, or, without a session, any revision other than the
+    handshake ones (an unknown one is then told the versions served); or, without that header and without a
+    session, its body carries the per-request protocol version (it is then told the header is missing).
+    ``initialize`` always opens a session, and a session's request with an unknown version stays in its session
+    (told, as before, which handshake revisions are served).
     """
     if isinstance(body, dict) and body.get("method") == "initialize":
         return False
     version = headers.get("mcp-protocol-version")
+    session = "mcp-session-id" in headers
     if version is not None:
-        return version not in KNOWN_VERSIONS
-    if "mcp-session-id" in headers or not isinstance(body, dict):
+        return version in MODERN_VERSIONS or (not session and version not in KNOWN_VERSIONS)
+    if session or not isinstance(body, dict):
         return False
     params = body.get("params")
     meta = params.get("_meta") if isinstance(params, dict) else None

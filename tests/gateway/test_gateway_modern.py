@@ -223,3 +223,13 @@ def test_a_listen_stream_is_acknowledged_then_gets_the_list_changes_it_asked_for
                              "notifications": {"toolsListChanged": True}}  # fmt: skip
     assert changed["method"] == "notifications/tools/list_changed"
     assert changed["params"]["_meta"] == {"io.modelcontextprotocol/subscriptionId": "sub-1"}
+
+
+def test_a_sessions_request_with_an_unknown_version_is_told_the_handshake_revisions(served) -> None:
+    _, sid = initialize(served)
+    headers = {**AUTH, **ACCEPT, "Mcp-Session-Id": sid, "MCP-Protocol-Version": "2099-01-01"}
+    body = {"jsonrpc": "2.0", "id": 3, "method": "tools/list"}
+    response = httpx.post(served.url(), json=body, headers=headers, timeout=10)
+    assert response.status_code == 400
+    assert "Unsupported protocol version: 2099-01-01" in response.json()["error"]["message"]
+    assert "2025-11-25" in response.json()["error"]["message"]
