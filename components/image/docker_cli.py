@@ -309,15 +309,26 @@ class Result:
     output: str  # stdout and stderr together, as a person would have seen them
 
 
-def docker_env() -> dict[str, str]:
-    """The environment of docker processes: ours, without the Fly tokens (docker needs none of them)."""
+def docker_env(config_dir: str | None = None) -> dict[str, str]:
+    """The environment of docker processes: ours, without the Fly tokens (docker needs none of them), and
+    `DOCKER_CONFIG` when the call has its own Docker config (see `components.image.docker_config`)."""
     env = {k: v for k, v in os.environ.items() if k not in _TOKEN_ENVS}
     env.setdefault("BUILDX_NO_DEFAULT_ATTESTATIONS", "1")
     env["DOCKER_BUILDKIT"] = "1"  # `docker build` without buildx: BuildKit (COPY --chmod), not the legacy builder
+    if config_dir is not None:
+        env["DOCKER_CONFIG"] = config_dir
     return env
 
 
-def run(argv: Sequence[str], *, stdin: str | None = None, timeout: float, step: str, cwd: str | None = None) -> Result:
+def run(
+    argv: Sequence[str],
+    *,
+    stdin: str | None = None,
+    timeout: float,
+    step: str,
+    cwd: str | None = None,
+    config_dir: str | None = None,
+) -> Result:
     """Run one docker command; a missing docker binary or a timeout becomes an ImageBuildError."""
     try:
         proc = subprocess.run(
@@ -328,7 +339,7 @@ def run(argv: Sequence[str], *, stdin: str | None = None, timeout: float, step: 
             text=True,
             errors="replace",
             timeout=timeout,
-            env=docker_env(),
+            env=docker_env(config_dir),
             cwd=cwd,
             check=False,
         )

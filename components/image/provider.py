@@ -28,6 +28,7 @@ from components import safety
 from components.image import baked as bake
 from components.image import docker_cli as cli
 from components.image.context import ContextError, context_hash, stage_context, tag_for
+from components.image.docker_config import temporary_docker_config
 from components.providers.base import Provider, contains_unknown, diff_result, strip_engine_keys
 
 KINDS = ("context", "baked", "prebuilt")
@@ -246,7 +247,24 @@ def build_and_push(
     *, token: str, ref: str, context_dir: str, metadata_file: str, build_args: dict[str, str], platform: str
 ) -> str:
     """Log in to the registry, build and push (buildx where it is installed, else `docker build` and
-    `docker push`); return the pushed digest."""
+    `docker push`); return the pushed digest.
+
+    Every docker call uses a temporary Docker config (`docker_config`): the token `docker login` stores
+    never reaches the user's `~/.docker/config.json`, and is gone from disk once the push is done.
+    """
+    with temporary_docker_config() as config_dir:
+        return _build_and_push(token, ref, context_dir, metadata_file, build_args, platform, config_dir)
+
+
+def _build_and_push(
+    token: str,
+    ref: str,
+    context_dir: str,
+    metadata_file: str,
+    build_args: dict[str, str],
+    platform: str,
+    config_dir: str,
+) -> str:
     repo = cli.split_ref(ref)[0]
     registry = repo.split("/", 1)[0]
     network = cli.build_network()
@@ -254,12 +272,15 @@ def build_and_push(
     def fail(step: str, result: cli.Result) -> cli.ImageBuildError:
         return cli.ImageBuildError(cli.explain_failure(step, result.output, repo=repo, secrets=[token]))
 
-    result = cli.run(cli.buildx_version_command(), timeout=cli.LOGIN_TIMEOUT, step="docker buildx")
+    def run(argv: list[str], *, timeout: float, step: str, stdin: str | None = None) -> cli.Result:
+        return cli.run(argv, stdin=stdin, timeout=timeout, step=step, config_dir=config_dir)
+
+    result = run(cli.buildx_version_command(), timeout=cli.LOGIN_TIMEOUT, step="docker buildx")
     buildx = result.returncode == 0
     if not buildx and not cli.lacks_buildx(result.output):
         raise fail("docker buildx", result)
 
-    result = cli.run(cli.login_command(registry), stdin=token + "\n", timeout=cli.LOGIN_TIMEOUT, step="docker login")
+    result = run(cli.login_command(registry), stdin=token + "\n", timeout=cli.LOGIN_TIMEOUT, step="docker login")
     if result.returncode != 0:
         raise fail(f"docker login {registry}", result)
 
@@ -272,7 +293,7 @@ def build_and_push(
             build_args=build_args,
             network=network,
         )
-        result = cli.run(argv, timeout=cli.BUILD_TIMEOUT, step="docker buildx build")
+        result = run(argv, timeout=cli.BUILD_TIMEOUT, step="docker buildx build")
         if result.returncode != 0:
             raise fail("docker buildx build --push", result)
         metadata = Path(metadata_file).read_text() if Path(metadata_file).is_file() else None
@@ -281,10 +302,10 @@ def build_and_push(
     argv = cli.docker_build_command(
         ref=ref, context_dir=context_dir, platform=platform, build_args=build_args, network=network
     )
-    result = cli.run(argv, timeout=cli.BUILD_TIMEOUT, step="docker build")
+    result = run(argv, timeout=cli.BUILD_TIMEOUT, step="docker build")
     if result.returncode != 0:
         raise fail("docker build", result)
-    result = cli.run(cli.push_command(ref), timeout=cli.BUILD_TIMEOUT, step="docker push")
+    result = run(cli.push_command(ref), timeout=cli.BUILD_TIMEOUT, step="docker push")
     if result.returncode != 0:
         raise fail("docker push", result)
     return cli.parse_digest(None, result.output)

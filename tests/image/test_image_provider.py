@@ -226,6 +226,36 @@ def test_a_baked_update_marks_the_changed_values_unstable(docker):
 # --- the registry token ---------------------------------------------------------------------------------
 
 
+def test_docker_login_writes_a_temporary_docker_config_never_the_users(docker, deploy: Path, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    (home / ".docker" / "cli-plugins").mkdir(parents=True)
+    (home / ".docker" / "config.json").write_text(json.dumps({"currentContext": "colima", "auths": {}}))
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("DOCKER_CONFIG", raising=False)
+    Engine().up(unified(deploy))
+
+    assert json.loads((home / ".docker" / "config.json").read_text()) == {"currentContext": "colima", "auths": {}}
+    assert TOKEN not in "".join(p.read_text() for p in (home / ".docker").rglob("*") if p.is_file())
+    configs = {c["docker_config"] for c in docker.calls()}
+    assert len(configs) == 1, "buildx, login and the push share one Docker config"
+    [used] = configs
+    assert not used.startswith(str(home)) and not Path(used).exists(), "removed once the push is done"
+
+
+def test_the_temporary_docker_config_keeps_the_users_plugins_and_context(tmp_path, monkeypatch):
+    from components.image.docker_config import temporary_docker_config
+
+    user = tmp_path / "docker"
+    (user / "cli-plugins").mkdir(parents=True)
+    (user / "config.json").write_text(json.dumps({"currentContext": "colima", "auths": {"x": {"auth": "c2Vj"}}}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(user))
+    with temporary_docker_config() as config_dir:
+        assert (Path(config_dir) / "cli-plugins").resolve() == (user / "cli-plugins").resolve()
+        assert json.loads((Path(config_dir) / "config.json").read_text()) == {"currentContext": "colima"}
+        assert oct(Path(config_dir).stat().st_mode & 0o777) == "0o700"
+    assert not Path(config_dir).exists()
+
+
 def test_token_goes_to_docker_login_on_stdin_only(docker, deploy: Path):
     engine = Engine()
     engine.up(unified(deploy))
