@@ -29,6 +29,7 @@ from pydantic import (
 from components import safety, storage
 from components.errors import CatwalkError
 from components.fields import (
+    ApiUrl,
     AppName,
     Arg,
     EnvValue,
@@ -369,7 +370,7 @@ class StackConfig(BaseModel):
     org: OrgSlug = "personal"
     region: Region = "iad"
     image: ImageRef | None = None
-    fly_api_url: str | None = Field(default=None, alias="flyApiUrl", pattern=r"^https?://[^\s]+$")
+    fly_api_url: ApiUrl | None = Field(default=None, alias="flyApiUrl")
     bake: bool = True
     verify: bool = True
     token_rotation: str = Field(default="1", alias="tokenRotation")

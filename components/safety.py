@@ -8,6 +8,7 @@ that says what is wrong with the value; callers add the server and field.
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 from catwalk_runtime import contract
 
@@ -258,6 +259,23 @@ IMAGE_REF = re.compile(
     r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
 )
+
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def check_api_url(value: str) -> None:
+    """The Fly API URL gets the Fly token in every request: https, or plain http to this machine only."""
+    parsed = urlsplit(value)
+    host = (parsed.hostname or "").lower()
+    if parsed.scheme == "https" and host:
+        return
+    if parsed.scheme == "http" and (host in LOOPBACK_HOSTS or host.startswith("127.")):
+        return
+    raise ValueError(
+        f"{value!r} must be an https:// URL (plain http only to a loopback host such as 127.0.0.1): "
+        "the Fly token is sent with every request"
+    )
 
 
 def check_image_ref(value: str) -> None:

@@ -41,6 +41,7 @@ from components.fly.models import (
     WaitResult,
     machine_gone,
 )
+from components.safety import check_api_url
 
 log = logging.getLogger("catwalk.fly")
 
@@ -210,12 +211,24 @@ class FlyClient:
     def base_url(self) -> str:
         return self._base_url or os.environ.get("FLY_API_URL", "").rstrip("/") or DEFAULT_API_URL
 
+    def _checked_base_url(self, method: str, path: str) -> str:
+        """The base URL, refused before any request unless https (or http to loopback): it gets the token."""
+        url = self.base_url
+        try:
+            check_api_url(url)
+        except ValueError as exc:
+            raise FlyApiError(f"Fly API URL {exc}", method=method, path=path) from None
+        return url
+
     def _token(self) -> str | None:
         return self.__token.get() or os.environ.get("FLY_API_TOKEN") or None
 
-    def _redact(self, text: str) -> str:
-        token = self._token()
-        return text.replace(token, "[redacted]") if token else text
+    def _redact(self, text: str, secrets: Iterable[str] = ()) -> str:
+        """The text without the token or any secret value the request carried (longest first)."""
+        for value in sorted({self._token() or "", *secrets}, key=len, reverse=True):
+            if value:
+                text = text.replace(value, "[redacted]")
+        return text
 
     # -- the one send path ---------------------------------------------------------------------------
 
@@ -230,14 +243,17 @@ class FlyClient:
         timeout: tuple[float, float] | float | None = None,
         idempotent: bool | None = None,
         recover: Recover | None = None,
+        secrets: Iterable[str] = (),
     ) -> Any:
         """Send one API call with retries; return its decoded JSON body (None when empty).
 
         ``idempotent`` (default: GET/HEAD/PUT/DELETE) lets any failure be retried. Otherwise an uncertain
         failure (5xx, timeout or dropped connection after sending) calls ``recover``: a non-None result
         means the call did take effect and is returned as is; None means it did not, and the call repeats.
-        Without ``recover`` an uncertain failure is raised.
+        Without ``recover`` an uncertain failure is raised. ``secrets``: values in the body that no error
+        may repeat, as Fly's answer might (they are redacted like the token).
         """
+        secrets = [v for v in secrets if v]
         token = self._token()
         if not token:
             raise FlyUnauthorized("no Fly API token: set FLY_API_TOKEN", method=method, path=path)
@@ -249,7 +265,7 @@ class FlyClient:
         data = None if body is None else jsonlib.dumps(body)
         if data is not None:
             hdrs["Content-Type"] = "application/json"
-        url = self.base_url + path
+        url = self._checked_base_url(method, path) + path
         attempt = 0
         while True:
             attempt += 1
@@ -262,7 +278,7 @@ class FlyClient:
                     method, url, params=params, data=data, headers=hdrs, timeout=timeout or self.timeout
                 )
             except requests.RequestException as exc:
-                err = FlyApiError(self._redact(f"{type(exc).__name__}: {exc}"), method=method, path=path)
+                err = FlyApiError(self._redact(f"{type(exc).__name__}: {exc}", secrets), method=method, path=path)
                 err.__cause__ = exc
                 uncertain = not _never_sent(exc)  # it may have reached Fly and been carried out
                 delay = self._backoff(attempt)
@@ -277,7 +293,7 @@ class FlyClient:
                 )
                 if resp.status_code < 400:
                     return self._decode(resp)
-                err = self._error(resp, method, path)
+                err = self._error(resp, method, path, secrets)
                 if resp.status_code != 429 and resp.status_code not in RETRY_STATUSES:
                     raise err
                 uncertain = resp.status_code != 429  # a 429 was not executed; a 5xx may have been
@@ -316,7 +332,7 @@ class FlyClient:
         except ValueError:
             return None
 
-    def _error(self, resp: requests.Response, method: str, path: str) -> FlyApiError:
+    def _error(self, resp: requests.Response, method: str, path: str, secrets: Iterable[str] = ()) -> FlyApiError:
         message, code = "", None
         try:
             data = resp.json()
@@ -331,13 +347,13 @@ class FlyClient:
             message = resp.text.strip()[:500] or resp.reason or "error"
         cls = error_class(resp.status_code, code)
         return cls(
-            self._redact(message),
+            self._redact(message, secrets),
             method=method,
             path=path,
             status=resp.status_code,
             request_id=resp.headers.get("fly-request-id"),
             code=code,
-            body=self._redact(resp.text[:2000]),
+            body=self._redact(resp.text[:2000], secrets),
         )
 
     # -- apps ----------------------------------------------------------------------------------------
@@ -675,7 +691,13 @@ class FlyClient:
 
     def _update_secrets(self, app: str, values: Mapping[str, str | None]) -> int:
         # Setting absolute values is idempotent: repeating it after a lost response changes nothing.
-        answer = self._request("POST", f"/v1/apps/{_seg(app)}/secrets", body={"values": dict(values)}, idempotent=True)
+        answer = self._request(
+            "POST",
+            f"/v1/apps/{_seg(app)}/secrets",
+            body={"values": dict(values)},
+            idempotent=True,
+            secrets=[v for v in values.values() if v],
+        )
         data: dict[str, Any] = answer or {}
         version = data.get("version", data.get("Version"))
         if not isinstance(version, int):

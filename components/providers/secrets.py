@@ -62,6 +62,12 @@ def digest(salt: str, values: dict[str, str]) -> str:
     return hashlib.pbkdf2_hmac("sha256", data, bytes.fromhex(salt), DIGEST_ITERATIONS).hex()
 
 
+def redact(text: str, values: Any) -> str:
+    for value in sorted({v for v in values if v}, key=len, reverse=True):
+        text = text.replace(value, "[redacted]")
+    return text
+
+
 def _version(resp: Any) -> int | None:
     if isinstance(resp, int):
         return resp
@@ -165,8 +171,9 @@ class FlySecretsProvider(Provider):
                 if removed:
                     version = _version(client.unset_secrets(inp.app, removed))
         except Exception as exc:
-            # The client's errors never carry request bodies, so no value can leak through `exc`.
-            raise self.fail(f"set {', '.join(sorted(inp.values)) or '-'}", inp.app, exc) from exc
+            # The client redacts the values from Fly's answers; anything else that quotes one is redacted here.
+            failure = self.fail(f"set {', '.join(sorted(inp.values)) or '-'}", inp.app, exc)
+            raise type(failure)(redact(str(failure), inp.values.values())) from None
         return version
 
     def _outputs(self, inp: SecretsInputs, salt: str, version: int | None) -> dict[str, Any]:

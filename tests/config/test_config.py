@@ -237,7 +237,8 @@ def test_every_problem_is_reported_at_once():
         ({"regoin": "iad", "servers": []}, "regoin", "did you mean 'region'"),
         ({"servers": "not json ["}, "servers", "not valid JSON"),
         ({"flyApiToken": "fo1_plain", "servers": []}, "flyApiToken", "must be a secret"),
-        ({"flyApiUrl": "ftp://x y", "servers": []}, "flyApiUrl", "pattern"),
+        ({"flyApiUrl": "ftp://x y", "servers": []}, "flyApiUrl", "must be an https:// URL"),
+        ({"flyApiUrl": "http://fly.example.com", "servers": []}, "flyApiUrl", "plain http only to a loopback"),
     ],
 )
 def test_bad_stack_keys_are_refused_naming_the_key(values, field, fragment):
@@ -384,3 +385,8 @@ def test_env_that_only_names_a_tool_is_not_taken_for_installer_settings():
 def test_the_newest_dependencies_fallback_is_an_opt_in():
     stack = parse_stack({"servers": [good_server(), good_server(name="old", fallback="newest")]})
     assert [s.fallback for s in stack.servers] == ["fail", "newest"]
+
+
+@pytest.mark.parametrize("url", ["https://api.machines.dev", "http://127.0.0.1:4280", "http://localhost:4280"])
+def test_fly_api_url_is_https_or_plain_http_to_loopback(url):
+    assert parse_stack({"flyApiUrl": url, "servers": []}).fly_api_url == url

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import pickle
 import traceback
@@ -74,8 +75,8 @@ class EchoAdapter(BaseAdapter):
 
 def test_a_token_echoed_back_by_the_server_is_redacted_from_the_exception():
     session = requests.Session()
-    session.mount("http://", EchoAdapter())
-    client = FlyClient("http://fly.invalid", TOKEN, session=session, mutation_rate=0)
+    session.mount("https://", EchoAdapter())
+    client = FlyClient("https://fly.invalid", TOKEN, session=session, mutation_rate=0)
     with pytest.raises(FlyApiError) as caught:
         client.get_app("x")
     assert "[redacted]" in caught.value.message and caught.value.request_id == "req-echo"
@@ -105,3 +106,61 @@ def test_a_flyv1_macaroon_token_is_sent_with_its_own_scheme():
     with running_emulator(token="fm2_abc") as emu:
         client = FlyClient(emu.base_url, "FlyV1 fm2_abc", mutation_rate=0)
         assert client.create_app("cw-macaroon", "personal").name == "cw-macaroon"
+
+
+class EchoBodyAdapter(BaseAdapter):
+    """A server that (badly) quotes the request body in its error text."""
+
+    def send(self, request, **kwargs):
+        resp = requests.Response()
+        resp.status_code = 422
+        resp._content = json.dumps({"error": f"cannot apply {request.body}"}).encode()
+        resp.url, resp.request = request.url, request
+        return resp
+
+    def close(self):
+        pass
+
+
+SECRET_VALUE = "sk-live-value-that-must-stay-hidden"
+OTHER_VALUE = SECRET_VALUE[::-1]
+
+
+def echo_client() -> FlyClient:
+    session = requests.Session()
+    session.mount("https://", EchoBodyAdapter())
+    return FlyClient("https://fly.invalid", TOKEN, session=session, mutation_rate=0)
+
+
+def test_secret_values_quoted_back_by_the_server_are_redacted_from_the_exception():
+    with pytest.raises(FlyApiError) as caught:
+        echo_client().set_secrets("cw-app", {"API_KEY": SECRET_VALUE, "OTHER": OTHER_VALUE})
+    said = everything_said(caught.value)
+    assert "cannot apply" in said and "[redacted]" in said
+    assert SECRET_VALUE not in said and OTHER_VALUE not in said
+
+
+def test_secrets_provider_errors_carry_no_secret_value(monkeypatch):
+    from components.providers import FlySecretsProvider
+    from components.providers import base as provider_base
+
+    monkeypatch.setattr(provider_base, "make_client", lambda token=None, base_url=None: echo_client())
+    with pytest.raises(Exception) as caught:
+        FlySecretsProvider().create({"app": "cw-app", "values": {"API_KEY": SECRET_VALUE}})
+    said = everything_said(caught.value)
+    assert "cw-app" in said and "API_KEY" in said and SECRET_VALUE not in said
+
+
+@pytest.mark.parametrize("url", ["http://fly.example.com", "ftp://127.0.0.1", "http://10.0.0.5:4280"])
+def test_the_token_is_never_sent_to_a_plain_http_api_url_off_this_machine(url):
+    session = requests.Session()
+    session.mount("http://", EchoAdapter())
+    with pytest.raises(FlyApiError, match="must be an https:// URL") as caught:
+        FlyClient(url, TOKEN, session=session, mutation_rate=0).get_app("x")
+    assert TOKEN not in everything_said(caught.value)
+
+
+def test_plain_http_to_loopback_is_allowed_for_a_local_emulator():
+    with running_emulator(token=TOKEN) as emu:
+        assert emu.base_url.startswith("http://127.0.0.1:")
+        assert FlyClient(emu.base_url, TOKEN, mutation_rate=0).create_app("cw-local", "personal").name == "cw-local"
