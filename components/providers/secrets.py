@@ -62,6 +62,18 @@ def digest(salt: str, values: dict[str, str]) -> str:
     return hashlib.pbkdf2_hmac("sha256", data, bytes.fromhex(salt), DIGEST_ITERATIONS).hex()
 
 
+def fly_digests(listed: Any, names: Any) -> dict[str, str]:
+    """Fly's digest of each of `names` as the secrets list gives it (a value set out of band changes it)."""
+    found = {}
+    for item in listed if isinstance(listed, list) else []:
+        if isinstance(item, str):
+            continue
+        data = as_dict(item)
+        if data.get("name") in names and data.get("digest"):
+            found[data["name"]] = str(data["digest"])
+    return found
+
+
 def redact(text: str, values: Any) -> str:
     for value in sorted({v for v in values if v}, key=len, reverse=True):
         text = text.replace(value, "[redacted]")
@@ -104,8 +116,8 @@ class FlySecretsProvider(Provider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         inp = SecretsInputs.model_validate(self.inputs_of(props))
-        version = self._apply(inp, removed=[])
-        return CreateResult(inp.app, self._outputs(inp, _random.token_hex(16), version))
+        version, fly = self._apply(inp, removed=[])
+        return CreateResult(inp.app, self._outputs(inp, _random.token_hex(16), version, fly))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """Set the new values, then unset the names the *old state* had and the new inputs lack.
@@ -116,8 +128,8 @@ class FlySecretsProvider(Provider):
         olds = strip_engine_keys(olds)
         inp = SecretsInputs.model_validate(self.inputs_of(news))
         removed = sorted(set(olds.get("names") or []) - set(inp.values))
-        version = self._apply(inp, removed=removed)
-        return UpdateResult(self._outputs(inp, olds.get("salt") or _random.token_hex(16), version))
+        version, fly = self._apply(inp, removed=removed)
+        return UpdateResult(self._outputs(inp, olds.get("salt") or _random.token_hex(16), version, fly))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """Refresh the names Fly holds; import by app name. The digest stays ours (Fly's is per value)."""
@@ -135,13 +147,17 @@ class FlySecretsProvider(Provider):
         items = listed if isinstance(listed, list) else as_dict(listed).get("secrets") or []
         listed = [s if isinstance(s, str) else as_dict(s)["name"] for s in items]
         names = sorted(n for n in listed if not ownership.is_marker(n))  # the app's owner mark is not ours to set
+        live = fly_digests(items, props.get("fly_digests") or {})
+        unchanged = names == props.get("names") and live == (props.get("fly_digests") or live)
         outs = {
             "app": app,
             "names": names,
             "version": props.get("version"),
             "salt": props.get("salt"),
-            # A name set changed out of band makes the digest stale: the next `up` sets the values again.
-            "digest": props.get("digest") if names == props.get("names") else None,
+            # A name set or a value changed out of band (Fly's digest of it moved) makes our digest stale: the
+            # next `up` sets the values again.
+            "digest": props.get("digest") if unchanged else None,
+            "fly_digests": live,
         }
         return ReadResult(app, outs, inputs={"app": app})
 
@@ -162,27 +178,33 @@ class FlySecretsProvider(Provider):
         except Exception as exc:
             raise self.fail("delete", app, exc) from exc
 
-    def _apply(self, inp: SecretsInputs, removed: list[str]) -> int | None:
-        version = None
+    def _apply(self, inp: SecretsInputs, removed: list[str]) -> tuple[int | None, dict[str, str]]:
+        """Set and unset; return the secrets version and Fly's digest of each value we set (for refresh)."""
+        version, digests = None, {}
         try:
             with self.client() as client:
                 if inp.values:
                     version = _version(client.set_secrets(inp.app, dict(inp.values)))
                 if removed:
                     version = _version(client.unset_secrets(inp.app, removed))
+                if inp.values:
+                    digests = fly_digests(client.list_secrets(inp.app), inp.values)
         except Exception as exc:
             # The client redacts the values from Fly's answers; anything else that quotes one is redacted here.
             failure = self.fail(f"set {', '.join(sorted(inp.values)) or '-'}", inp.app, exc)
             raise type(failure)(redact(str(failure), inp.values.values())) from None
-        return version
+        return version, digests
 
-    def _outputs(self, inp: SecretsInputs, salt: str, version: int | None) -> dict[str, Any]:
+    def _outputs(
+        self, inp: SecretsInputs, salt: str, version: int | None, fly: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         return {
             "app": inp.app,
             "names": sorted(inp.values),
             "version": version,
             "salt": salt,
             "digest": digest(salt, dict(inp.values)),
+            "fly_digests": fly or {},
         }
 
 
@@ -209,8 +231,9 @@ class FlySecrets(pulumi.dynamic.Resource, module="catwalk", name="FlySecrets"):
             "version": None,
             "salt": None,
             "digest": None,
+            "fly_digests": None,
         }
         opts = pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(additional_secret_outputs=["values", "digest", "salt"])
+            opts, pulumi.ResourceOptions(additional_secret_outputs=["values", "digest", "salt", "fly_digests"])
         )
         super().__init__(FlySecretsProvider(), resource_name, props, opts)

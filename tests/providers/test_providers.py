@@ -327,3 +327,19 @@ def test_configured_token_is_used_but_never_held_by_the_provider_or_pickled(monk
 def test_ip_import_without_an_app_says_how_to_import():
     with pytest.raises(FlyProviderError, match=r"import it by '<app>/<address>'"):
         FlyIpProvider().read("66.241.124.1", {})
+
+
+def test_requirements_allow_only_a_pulumi_whose_dynamic_read_can_return_inputs():
+    """Every provider's read returns `ReadResult(..., inputs=...)`: pulumi 3.215 has no such argument (refresh
+    fails with a TypeError) and 3.216 is the first that takes it and hands the inputs to the engine."""
+    import inspect
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+    from pulumi.dynamic import ReadResult
+
+    root = Path(__file__).resolve().parents[2]
+    lines = (root / "requirements.txt").read_text().splitlines()
+    [pulumi] = [Requirement(line) for line in lines if line.strip().startswith("pulumi") and "random" not in line]
+    assert not pulumi.specifier.contains("3.215.0") and pulumi.specifier.contains("3.216.0")
+    assert "inputs" in inspect.signature(ReadResult.__init__).parameters

@@ -334,6 +334,20 @@ def test_secrets_refresh_sees_a_name_removed_out_of_band_and_up_restores_it(emu)
     assert server_secret_env(emu) == inputs["values"]
 
 
+def test_secrets_refresh_sees_a_value_changed_out_of_band_and_up_sets_ours_again(emu):
+    engine = Engine()
+    engine.up("app", FlyAppProvider, app_inputs("memory"))
+    inputs = {"app": "catwalk-dev-memory", "values": {"A_KEY": "aaaa-1111", "B_KEY": "bbbb-2222"}}
+    engine.up("sec", FlySecretsProvider, inputs)
+    emu.client().set_secrets("catwalk-dev-memory", {"B_KEY": "changed-by-hand"})  # same names, another value
+    engine.refresh("sec")
+    assert engine.up("sec", FlySecretsProvider, inputs) == "update"
+    assert server_secret_env(emu) == inputs["values"]
+    engine.refresh("sec")
+    emu.clear_calls()
+    assert engine.up("sec", FlySecretsProvider, inputs) == "same", "an untouched secret refreshes clean"
+
+
 # -- FlyIp -------------------------------------------------------------------------------------------
 
 
