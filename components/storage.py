@@ -114,12 +114,15 @@ def render_files(
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """(machine `files` entries, secret values by name) for the configured files and their contents.
 
-    ``contents``: file index → bytes (inline text or the read source). ``all_secret``: the server's config is
-    secret as a whole (Pulumi encrypted it), so every file is.
+    ``contents``: file index → bytes (the read source; inline text when left out). ``all_secret``: the server's
+    config is secret as a whole (Pulumi encrypted it), so every file is.
     """
     entries, secrets = [], {}
     for i, f in enumerate(files):
-        encoded = base64.b64encode(contents[i]).decode()
+        if i not in contents and f.source is not None:
+            raise ValueError(f"files[{i}]: {f.source!r} was not read")
+        data = contents[i] if i in contents else (f.content or "").encode()
+        encoded = base64.b64encode(data).decode()
         entry: dict[str, Any] = {"guest_path": guest_path(f.path), "mode": f.mode}
         if f.secret or all_secret:
             name = secret_file_name(f.path)

@@ -18,7 +18,8 @@ Guest paths map onto them: a path under the mount path into the volume's directo
 machine's root. Before the process starts, ``config.files`` are written there (``raw_value``, or the app secret
 ``secret_name``, base64) with their mode; the process starts in the image's working directory (mapped the same
 way); env values that are paths under the mount, the working directory or /tmp are rewritten to where they map.
-Snapshots copy the volume's directory; a volume created from one starts as that copy.
+Snapshots copy the volume's directory; a volume created from one starts as that copy. Processes run as the
+emulator's own user: ``config.processes[].user`` is kept in the config but not acted on.
 
 Stop sends the signal from the stop request or ``config.stop_config`` (default SIGTERM) to the process
 group and SIGKILLs it after ``stop_grace_s``; destroy and update kill it. A process that exits by itself
