@@ -7,12 +7,15 @@ values and compare each verdict with the contract's, so a change on one side alo
 from __future__ import annotations
 
 import json
+import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from catwalk_runtime import contract
 from components import safety
+from components.detect.models import RuntimeSpec
 from components.image import baked
 from tests.tools.entrypoint_env import FAKE_INSTALLER, base_env, run_entrypoint
 
@@ -122,3 +125,42 @@ def test_the_entrypoint_refuses_a_control_character_in_each_checked_variable(tmp
     env[var] = "value\tmore"
     result = run_entrypoint(env, "serve", timeout=30)
     assert result.returncode == 1 and f"{var} contains a control character" in result.stderr, result.stderr
+
+
+RELEASED = datetime(2026, 10, 19, 6, 48, 45, 120000, timezone.utc)
+SPECS_DETECTED = {
+    "python": RuntimeSpec(
+        spec="mcp-server-git",
+        runtime="python",
+        pinned="mcp-server-git==2026.10.19",
+        launch=["mcp-server-git"],
+        resolved_at=RELEASED,
+    ),
+    "npm-browser": RuntimeSpec(
+        spec="@playwright/mcp", runtime="npm", pinned="@playwright/mcp@0.0.41", args=["--headless"], browser="chromium"
+    ),
+    "custom": RuntimeSpec(
+        spec="custom", runtime="custom", command=f"{sys.executable} -m http.server", args=["--bind", "127.0.0.1"]
+    ),
+}
+KNOWN_VARS = {
+    contract.RUNTIME, contract.PACKAGE, contract.COMMAND, contract.ARGS, contract.LAUNCH, contract.RESOLVED_AT,
+    contract.NEEDS_BROWSER,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", SPECS_DETECTED)
+def test_what_detection_sets_on_a_machine_is_what_the_entrypoint_accepts(tmp_path: Path, name: str):
+    server_env = SPECS_DETECTED[name].env()
+    assert set(server_env) <= KNOWN_VARS
+    if contract.RESOLVED_AT in server_env:
+        assert contract.RESOLVED_AT_FORMAT.match(server_env[contract.RESOLVED_AT])
+    env = base_env(tmp_path / "home", **server_env)
+    if contract.NEEDS_BROWSER in server_env:
+        env[contract.BROWSER] = "/usr/bin/chromium"
+    if name == "custom":
+        result = run_entrypoint(env, "install", timeout=30)
+        assert result.returncode == 0 and "Nothing to install for a custom command" in result.stderr, result.stderr
+    else:
+        result = run_entrypoint(env, "serve", timeout=30)
+        assert result.returncode == 1 and "is not installed under" in result.stderr, result.stderr
