@@ -50,8 +50,24 @@ def test_no_resolution_with_an_explicit_cutoff_is_final(tmp_path: Path) -> None:
         install.run("npm install", fails_with("No matching version found"))
 
 
-def test_widening_tries_a_day_a_week_a_month_then_no_cutoff(tmp_path: Path, capsys) -> None:
+def test_widening_tries_a_day_a_week_a_month_then_fails_naming_the_dependency(tmp_path: Path) -> None:
     install = job(tmp_path, MCP_RESOLVED_AT="2026-10-21T19:41:57Z")
+    install.compute_cutoff()
+    with pytest.raises(Unresolved):
+        install.run(
+            "uv pip install", fails_with("No solution found: Because there is no version of certifi>=2026.10.22 and x")
+        )
+    tried = []
+    for _ in range(3):
+        install.widen_cutoff()
+        tried.append(install.cutoff)
+    assert tried == ["2026-10-22T19:41:57Z", "2026-10-28T19:41:57Z", "2026-11-20T19:41:57Z"]
+    with pytest.raises(InstallFailed, match=r"even as of 2026-11-20T19:41:57Z: certifi>=2026\.10\.22 has no release"):
+        install.widen_cutoff()
+
+
+def test_widening_ends_without_a_cutoff_only_on_the_opt_in(tmp_path: Path, capsys) -> None:
+    install = job(tmp_path, MCP_RESOLVED_AT="2026-10-21T19:41:57Z", MCP_CUTOFF_FALLBACK="none")
     install.compute_cutoff()
     tried = []
     for _ in range(4):
