@@ -265,7 +265,7 @@ LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 def check_api_url(value: str) -> None:
-    """The Fly API URL gets the Fly token in every request: https, or plain http to this machine only."""
+    """The Fly API URL gets the Fly token in every request: https, or plain http to loopback only."""
     parsed = urlsplit(value)
     host = (parsed.hostname or "").lower()
     if parsed.scheme == "https" and host:
