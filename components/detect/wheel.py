@@ -8,8 +8,11 @@ server ignores ``Range``. Source-only releases are read from ``pyproject.toml``/
 
 from __future__ import annotations
 
+import bz2
 import configparser
+import gzip
 import io
+import lzma
 import re
 import sys
 import tarfile
@@ -23,6 +26,52 @@ from components.detect.http import TIMEOUT
 
 MAX_DOWNLOAD = 64 * 1024 * 1024
 BLOCK = 64 * 1024
+# Decompression bounds: an archive can claim (or expand to) far more than it weighs, and detection only reads
+# a few small build files. One member at most MAX_MEMBER bytes unpacked; a whole tar stream MAX_UNPACKED.
+MAX_MEMBER = 4 * 1024 * 1024
+MAX_UNPACKED = 256 * 1024 * 1024
+
+
+def read_member(archive: zipfile.ZipFile, name: str, url: str) -> str:
+    """One zip member as text, refused past MAX_MEMBER unpacked whatever size the index claims."""
+    with archive.open(name) as handle:
+        data = handle.read(MAX_MEMBER + 1)
+    if len(data) > MAX_MEMBER:
+        raise RegistryError(f"{url}: {name} unpacks to more than {MAX_MEMBER} bytes; not reading it", url=url)
+    return data.decode("utf-8", "replace")
+
+
+class BoundedReader(io.RawIOBase):
+    """A decompressing stream that fails once more than `limit` bytes came out of it (a compression bomb)."""
+
+    def __init__(self, stream: io.BufferedIOBase, limit: int, url: str) -> None:
+        super().__init__()
+        self.stream, self.limit, self.url, self.total = stream, limit, url, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        data = self.stream.read(len(buffer))
+        self.total += len(data)
+        if self.total > self.limit:
+            raise RegistryError(f"{self.url} unpacks to more than {self.limit} bytes; not reading it", url=self.url)
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def unpacked(data: bytes, url: str) -> io.BufferedReader:
+    """The archive's decompressed bytes as a bounded stream (gzip, bzip2, xz, or a plain tar)."""
+    raw = io.BytesIO(data)
+    if data[:2] == b"\x1f\x8b":
+        stream: io.BufferedIOBase = gzip.GzipFile(fileobj=raw)
+    elif data[:3] == b"BZh":
+        stream = bz2.BZ2File(raw)
+    elif data[:6] == b"\xfd7zXZ\x00":
+        stream = lzma.LZMAFile(raw)  # noqa: SIM115 (returned; it reads memory, nothing to close)
+    else:
+        stream = io.BufferedReader(raw)
+    return io.BufferedReader(BoundedReader(stream, MAX_UNPACKED, url), buffer_size=BLOCK)
 
 
 class RemoteZip(io.RawIOBase):
@@ -158,9 +207,9 @@ def wheel_facts(session: requests.Session, url: str) -> dict:
     facts: dict = {"scripts": {}, "main_modules": _main_modules(names), "metadata": {}, "source": "wheel"}
     for info in sorted(dist_infos):
         if f"{info}/entry_points.txt" in names:
-            facts["scripts"] = parse_entry_points(archive.read(f"{info}/entry_points.txt").decode("utf-8", "replace"))
+            facts["scripts"] = parse_entry_points(read_member(archive, f"{info}/entry_points.txt", url))
         if f"{info}/METADATA" in names:
-            facts["metadata"] = parse_metadata(archive.read(f"{info}/METADATA").decode("utf-8", "replace"))
+            facts["metadata"] = parse_metadata(read_member(archive, f"{info}/METADATA", url))
     facts["requests"] = remote.requests
     return facts
 
@@ -220,22 +269,27 @@ def sdist_facts(session: requests.Session, url: str) -> dict:
     wanted = {"pyproject.toml", "setup.cfg", "setup.py", "PKG-INFO"}
     files: dict[str, str] = {}
     names: list[str] = []
-    data = io.BytesIO(response.content)
     if url.split("?")[0].endswith(".zip"):
-        with zipfile.ZipFile(data) as archive:
+        with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
             names = archive.namelist()
             for name in names:
                 if name.count("/") == 1 and name.split("/")[1] in wanted:
-                    files[name.split("/")[1]] = archive.read(name).decode("utf-8", "replace")
+                    files[name.split("/")[1]] = read_member(archive, name, url)
     else:
-        with tarfile.open(fileobj=data, mode="r:*") as archive:
-            for member in archive.getmembers():
-                names.append(member.name)
-                parts = member.name.split("/")
-                if len(parts) == 2 and parts[1] in wanted and member.isfile():
-                    handle = archive.extractfile(member)
-                    if handle is not None:
-                        files[parts[1]] = handle.read().decode("utf-8", "replace")
+        # Streamed (`r|`) through a bounded decompressor: never more than MAX_UNPACKED bytes unpacked.
+        try:
+            with tarfile.open(fileobj=unpacked(response.content, url), mode="r|") as archive:
+                for member in archive:
+                    names.append(member.name)
+                    parts = member.name.split("/")
+                    if len(parts) == 2 and parts[1] in wanted and member.isfile():
+                        if member.size > MAX_MEMBER:
+                            raise RegistryError(f"{url}: {member.name} is larger than {MAX_MEMBER} bytes", url=url)
+                        handle = archive.extractfile(member)
+                        if handle is not None:
+                            files[parts[1]] = handle.read().decode("utf-8", "replace")
+        except (tarfile.TarError, OSError, EOFError, lzma.LZMAError) as exc:
+            raise RegistryError(f"{url} is not a readable source archive: {exc}", url=url) from exc
     stripped = ["/".join(n.split("/")[1:]) for n in names]
     return {
         "scripts": source_scripts(files),
