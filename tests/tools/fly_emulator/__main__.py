@@ -27,12 +27,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--transition-s", type=float, default=0.2, help="seconds per machine state step (default 0.2)")
     p.add_argument("--run-machines", action="store_true", help="run each started machine as a local process")
     p.add_argument("--entrypoint", default=None, help="script machines run (default deploy/entrypoint.sh)")
+    p.add_argument(
+        "--proxy-port",
+        type=int,
+        default=None,
+        help="also serve Fly's proxy here: Host <app>.fly.dev balanced over the app's machines (needs --run-machines)",
+    )
     p.add_argument("--workdir", default=None, help="where MCP_HOME and machine logs go (default: a temp dir)")
     args = p.parse_args(argv)
     if not 0.0 <= args.fault_rate <= 1.0:
         p.error("--fault-rate must be between 0 and 1")
     if not args.host.startswith("127.") and args.host not in ("localhost", "::1"):
         p.error("--host must be a loopback address")
+    if args.proxy_port is not None and not args.run_machines:
+        p.error("--proxy-port needs --run-machines (the proxy forwards to the machines' processes)")
     unknown = sorted(set(args.faults.split(",")) - set(FAULTS) - {""})
     if unknown:
         p.error(f"--faults: unknown kinds {', '.join(unknown)} (expected some of {','.join(FAULTS)})")
@@ -59,6 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     server = emulator.serve(args.host, args.port)
     host, port = server.server_address[:2]
     print(f"fly emulator listening on http://{host}:{port}", flush=True)
+    proxy_server = None
+    if args.proxy_port is not None:
+        proxy_server = emulator.serve_proxy(args.host, args.proxy_port)
+        phost, pport = proxy_server.server_address[:2]
+        print(f"fly proxy listening on http://{phost}:{pport}", flush=True)
+        threading.Thread(target=proxy_server.serve_forever, daemon=True).start()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -69,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.shutdown()
         server.server_close()
+        if proxy_server is not None:
+            proxy_server.shutdown()
+            proxy_server.server_close()
         emulator.close()
     return 0
 

@@ -24,10 +24,13 @@ MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class EmulatorHandle:
-    def __init__(self, base_url: str, token: str, emulator: Emulator | None = None) -> None:
+    def __init__(
+        self, base_url: str, token: str, emulator: Emulator | None = None, proxy_url: str | None = None
+    ) -> None:
         self.base_url = base_url
         self.token = token
         self.emulator = emulator
+        self.proxy_url = proxy_url  # Fly's proxy (send Host: <app>.fly.dev), when started with it
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
@@ -53,6 +56,10 @@ class EmulatorHandle:
 
     def machines(self) -> list[dict[str, Any]]:
         return self._call("GET", "/_emulator/machines")["machines"]
+
+    def proxy_requests(self) -> list[dict[str, Any]]:
+        """Every request the proxy answered: app, machine, status, replayed_from."""
+        return self._call("GET", "/_emulator/proxy")["requests"]
 
     def set_faults(
         self,
@@ -87,10 +94,12 @@ def running_emulator(
     run_machines: bool = False,
     entrypoint: str | Path | None = None,
     workdir: str | Path | None = None,
+    proxy: bool = False,
 ) -> Iterator[EmulatorHandle]:
     """The emulator in a background thread on a free 127.0.0.1 port; stopped (and its machines killed) on exit.
 
-    Defaults suit tests: ``Retry-After: 0`` on injected 429s and fast state transitions.
+    Defaults suit tests: ``Retry-After: 0`` on injected 429s and fast state transitions. ``proxy`` (with
+    ``run_machines``) also serves Fly's proxy on another free port: ``handle.proxy_url``.
     """
     emulator = Emulator(
         token=token,
@@ -104,9 +113,17 @@ def running_emulator(
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     host, port = server.server_address[:2]
+    proxy_server = emulator.serve_proxy("127.0.0.1", 0) if proxy else None
+    proxy_url = None
+    if proxy_server is not None:
+        threading.Thread(target=proxy_server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        proxy_url = "http://{}:{}".format(*proxy_server.server_address[:2])
     try:
-        yield EmulatorHandle(f"http://{host}:{port}", token or "test-token", emulator)
+        yield EmulatorHandle(f"http://{host}:{port}", token or "test-token", emulator, proxy_url)
     finally:
+        if proxy_server is not None:
+            proxy_server.shutdown()
+            proxy_server.server_close()
         server.shutdown()
         server.server_close()
         emulator.close()
@@ -124,7 +141,14 @@ def emulator_process(*args: str, token: str = "test-token", timeout_s: float = 1
         if "listening on " not in line:
             proc.kill()
             raise RuntimeError(f"emulator did not start: {line!r} {proc.stderr.read() if proc.stderr else ''}")
-        yield EmulatorHandle(line.rsplit(" ", 1)[-1].strip(), token)
+        proxy_url = None
+        if "--proxy-port" in args:
+            proxy_line = _read_line(proc, timeout_s)
+            if "proxy listening on " not in proxy_line:
+                proc.kill()
+                raise RuntimeError(f"emulator's proxy did not start: {proxy_line!r}")
+            proxy_url = proxy_line.rsplit(" ", 1)[-1].strip()
+        yield EmulatorHandle(line.rsplit(" ", 1)[-1].strip(), token, proxy_url=proxy_url)
     finally:
         proc.terminate()
         try:

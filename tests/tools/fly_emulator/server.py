@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from tests.tools.fly_emulator.processes import ProcessRunner
+from tests.tools.fly_emulator.proxy import FlyProxy
 from tests.tools.fly_emulator.state import ApiError, FlyState, Hooks
 
 Handler = Callable[..., tuple[int, Any]]
@@ -91,6 +92,7 @@ class Emulator:
         ref.append(self.state)
         self.lock = threading.Lock()
         self.calls: list[dict[str, Any]] = []
+        self.proxy = FlyProxy(self.state, self.runner) if self.runner else None
         self.routes = self._routes()
 
     # -- routing -------------------------------------------------------------------------------------
@@ -147,6 +149,7 @@ class Emulator:
             ("DELETE", r"/_emulator/calls", lambda r: (200, {"cleared": self.clear_calls()})),
             ("POST", r"/_emulator/reset", lambda r: (200, self.reset())),
             ("GET", r"/_emulator/machines", lambda r: (200, {"machines": self.machine_report()})),
+            ("GET", r"/_emulator/proxy", lambda r: (200, {"requests": self.proxy.requests() if self.proxy else []})),
             ("GET", r"/_emulator/faults", lambda r: (200, self.faults.to_json())),
             ("POST", r"/_emulator/faults", lambda r: (200, self.set_faults(**r.json()))),
             ("POST", r"/_emulator/apps/(?P<app>[^/]+)/reserve", lambda r, app: (200, s.reserve_app_name(app))),
@@ -188,6 +191,8 @@ class Emulator:
             self.runner.stop_all()
         self.state.reset()
         self.clear_calls()
+        if self.proxy:
+            self.proxy.clear()
         return {"ok": True}
 
     def set_faults(
@@ -225,6 +230,12 @@ class Emulator:
             self._tmp.cleanup()
 
     # -- serving -------------------------------------------------------------------------------------
+
+    def serve_proxy(self, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
+        """Fly's proxy in front of the machines' processes (``tests.tools.fly_emulator.proxy``)."""
+        if self.proxy is None:
+            raise ValueError("the proxy needs run_machines: it forwards to the machines' processes")
+        return self.proxy.serve(host, port)
 
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
         emulator = self
