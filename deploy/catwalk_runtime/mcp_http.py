@@ -206,6 +206,12 @@ def new_session_id() -> str:
     return os.urandom(16).hex()
 
 
+def session_owner(sid: str) -> str:
+    """The machine a session id names (``<machine id>.<32 hex>``, issued on Fly), "" for an id without one."""
+    owner, dot, _ = sid.rpartition(".")
+    return owner if dot else ""
+
+
 def _loopback(authority: str) -> bool:
     """Whether a Host header's or an origin's ``host[:port]`` is loopback (localhost, 127.0.0.1, [::1])."""
     host = authority if authority.endswith("]") else authority.rsplit(":", 1)[0]
@@ -222,9 +228,12 @@ class Router:
 
     def __init__(
         self, relay: Relay, to_server: Callable[[dict[str, Any]], None], auth: Any, local_only: bool = False,
-        backlog: Callable[[], int] = lambda: 0,
+        backlog: Callable[[], int] = lambda: 0, machine_id: str | None = None,
     ) -> None:  # fmt: skip
         self.relay = relay
+        # On Fly every machine of a server runs its own gateway behind one URL, and Fly's proxy balances each
+        # request: a session id names the machine that holds it, so another machine can have Fly replay there.
+        self.machine_id = os.environ.get("FLY_MACHINE_ID", "") if machine_id is None else machine_id
         self.to_server = to_server
         self.backlog = backlog  # bytes waiting for the server's stdin
         self.auth = auth
@@ -280,6 +289,22 @@ class Router:
             return self.sse_post(request)
         return Reply(404, b"Not Found", "text/plain")
 
+    def new_sid(self) -> str:
+        """A session id, naming this machine when it has a Fly machine id."""
+        return f"{self.machine_id}.{new_session_id()}" if self.machine_id else new_session_id()
+
+    def replay_to(self, request: Request, sid: str) -> str | None:
+        """For a session this gateway does not hold: the other machine its id names, if any.
+
+        Its 404 then carries ``fly-replay: instance=<id>``: Fly's proxy replays the request on that machine (the
+        client never sees this answer); without the proxy the client gets the 404 the spec asks for. A replayed
+        request (``fly-replay-src``) is not sent on again: its session is gone.
+        """
+        owner = session_owner(sid)
+        if not owner or not self.machine_id or owner == self.machine_id or request.headers.get("fly-replay-src"):
+            return None
+        return owner
+
     # --- streamable HTTP -------------------------------------------------------------------------------
 
     def mcp(self, request: Request) -> Reply | Streaming:
@@ -301,6 +326,9 @@ class Router:
             return rpc_error(400, "Bad Request: Missing session ID")
         session = self.relay.sessions.get(sid) if sid in self.streamable else None
         if session is None:
+            owner = self.replay_to(request, sid)
+            if owner:
+                return rpc_error(404, "Not Found: Session held by another machine", fly_replay=f"instance={owner}")
             return rpc_error(404, "Not Found: Session not found")
         version = request.headers.get("mcp-protocol-version", DEFAULT_HEADER_VERSION)
         if version not in KNOWN_VERSIONS:
@@ -340,7 +368,7 @@ class Router:
                 full = self._room_for_session()
                 if full is not None:
                     return full
-                sid = new_session_id()
+                sid = self.new_sid()
                 session = self.relay.open(sid)
                 self.streamable[sid] = asyncio.get_running_loop().time()
         else:
@@ -510,7 +538,7 @@ class Router:
         full = self._room_for_session() or self._room_for_stream()
         if full is not None:
             return full
-        sid = new_session_id()
+        sid = self.new_sid()
         session = self.relay.open(sid)
         self.legacy.add(sid)
 
@@ -531,11 +559,16 @@ class Router:
         values = parse_qs(request.query).get("session_id")
         if not values:
             return Reply(400, b"session_id is required", "text/plain; charset=utf-8")
-        sid = values[0].replace("-", "").lower()
+        owner = session_owner(values[0])
+        sid = values[0][len(owner) + 1 :].replace("-", "").lower() if owner else values[0].replace("-", "").lower()
         if len(sid) != 32 or any(c not in "0123456789abcdef" for c in sid):
             return Reply(400, b"Invalid session ID", "text/plain; charset=utf-8")
+        sid = f"{owner}.{sid}" if owner else sid
         session = self.relay.sessions.get(sid) if sid in self.legacy else None
         if session is None:
+            owner = self.replay_to(request, sid)
+            if owner:
+                return Reply(404, b"Session held by another machine", "text/plain", fly_replay=f"instance={owner}")
             return Reply(404, b"Could not find session", "text/plain; charset=utf-8")
         try:
             message = json.loads(request.body)
