@@ -20,6 +20,9 @@ class BearerAuth:
     token's length does not leak either.
     """
 
+    metadata_paths: frozenset[str] = frozenset()  # nothing to discover: the token is configured by hand
+    document = None
+
     def __init__(self, token: str) -> None:
         self._want = _digest(token.encode())
 
@@ -32,3 +35,7 @@ class BearerAuth:
 
     def allows(self, path: str, headers: list[tuple[bytes, bytes]]) -> bool:
         return path in OPEN_PATHS or self.authorized(headers)
+
+    def challenge(self) -> str:
+        """The ``WWW-Authenticate`` of a 401."""
+        return 'Bearer realm="mcp"'

@@ -39,9 +39,11 @@ class Gateway:
     def __init__(
         self, process: ServerProcess, sockets: list[socket.socket], hosts: list[str], port: int, token: str | None,
         start_timeout: float, early_stops: list[int] = (),  # type: ignore[assignment]
+        auth: Any = None,
     ) -> None:  # fmt: skip
         self.process, self.sockets, self.hosts, self.port = process, sockets, hosts, port
         self.token, self.start_timeout = token, start_timeout
+        self.auth = auth  # an authenticator other than the static token's (oauth.OAuthAuth), built by serve
         self.early_stops = early_stops
         self.code = 0
         self.stopping = False
@@ -88,7 +90,7 @@ class Gateway:
             self.code = 1
             return
         self.to_server(relay.INITIALIZED)
-        auth = BearerAuth(self.token) if self.token is not None else None
+        auth = self.auth or (BearerAuth(self.token) if self.token is not None else None)
         # MCP_HOST=loopback's addresses (no ipaddress import on the serve path); any other spelling is not local.
         local_only = auth is None and all(host == "::1" or host.startswith("127.") for host in self.hosts)
         router = self.router = mcp_http.Router(
@@ -107,7 +109,7 @@ class Gateway:
             info.get("name", "?"),
             info.get("version", ""),
             names,
-            "required" if self.token is not None else "OFF",
+            ("OAuth" if self.auth is not None else "required") if auth is not None else "OFF",
         )
         sweeper = asyncio.ensure_future(self.sweep_sessions(router))
         try:

@@ -18,7 +18,8 @@
   URL at the same time.
 * ``/sse`` + ``/messages/?session_id=`` is the HTTP+SSE transport (2024-11-05) as the SDK serves it: an
   ``endpoint`` event first, 202 for each POST, every answer on the stream.
-* ``/status`` is open; everything else needs what ``auth.allows`` accepts (``auth.BearerAuth``).
+* ``/status`` is open; everything else needs what ``auth.allows`` accepts (``auth.BearerAuth``, or
+  ``oauth.OAuthAuth``, which also serves its Protected Resource Metadata, open, at the well-known paths).
 * Host and Origin (the spec's DNS-rebinding guard) are checked only without a token on a loopback-only
   gateway (``local_only``); with a token, the token guards (docs/dns-rebinding-guard.md).
 
@@ -237,6 +238,9 @@ class Router:
         self.to_server = to_server
         self.backlog = backlog  # bytes waiting for the server's stdin
         self.auth = auth
+        # What a 401 says and which paths hold discovery metadata (OAuth's PRM; none for the static token).
+        self.challenge: str = auth.challenge() if hasattr(auth, "challenge") else 'Bearer realm="mcp"'
+        self.metadata_paths: frozenset[str] = getattr(auth, "metadata_paths", frozenset())
         self.local_only = local_only  # no token, loopback only: refuse other Hosts and Origins (see above)
         self.streamable: dict[str, float] = {}  # session id -> last use (loop time)
         # Open connections, oldest first; those that have not shown a valid token yet, oldest first.
@@ -268,7 +272,7 @@ class Router:
         if self.local_only and origin is not None and not _loopback(origin.partition("://")[2] or "-"):
             return Reply(403, b"Invalid Origin header", "text/plain", connection="close")
         if self.auth is not None and not self.auth.allows(request.path, request.raw_headers):
-            return Reply(401, DENIED, "application/json", www_authenticate='Bearer realm="mcp"', connection="close")
+            return Reply(401, DENIED, "application/json", www_authenticate=self.challenge, connection="close")
         return None
 
     def route(self, request: Request) -> Reply | Streaming:
@@ -278,6 +282,10 @@ class Router:
         if request.path == "/status":
             if request.method in ("GET", "HEAD"):
                 return json_reply(200, {"status": "ok"})
+            return Reply(405, b"Method Not Allowed", "text/plain", allow="GET, HEAD")
+        if request.path in self.metadata_paths:
+            if request.method in ("GET", "HEAD"):  # RFC 9728: where a web connector learns its issuer
+                return json_reply(200, self.auth.document)
             return Reply(405, b"Method Not Allowed", "text/plain", allow="GET, HEAD")
         if request.path in ("/mcp", "/mcp/"):
             return self.mcp(request)

@@ -84,11 +84,32 @@ def bind_sockets(hosts: list[str], port: int) -> list[socket.socket]:
     return sockets
 
 
+def oauth_auth(environ: dict[str, str], token: str | None) -> object | None:
+    """The OAuth authenticator MCP_AUTH_MODE asks for (oauth, both), else None (the static token alone).
+
+    Imported only then: PyJWT and cryptography are not loaded by a gateway that does not use them.
+    """
+    mode = environ.get(contract.AUTH_MODE) or contract.AUTH_MODE_BEARER
+    if mode not in contract.AUTH_MODES:
+        raise UsageError(f"{contract.AUTH_MODE}={mode[:40]!r}: expected one of {', '.join(contract.AUTH_MODES)}")
+    if mode == contract.AUTH_MODE_BEARER:
+        return None
+    if token is None:
+        raise UsageError(f"{contract.AUTH_MODE}={mode} cannot be combined with MCP_AUTH=off")
+    from .oauth import from_environ
+
+    try:
+        return from_environ(environ, token)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def start(argv: list[str], hosts: list[str], port: int, environ: dict[str, str]) -> int:
     """Validate, bind, spawn the server and ask it to initialize; only then import the event loop and serve."""
     token = read_token(environ)  # before anything binds: no token and no opt-out, nothing listens
     if token is not None:
         make_non_dumpable()
+    auth = oauth_auth(environ, token)
     try:
         start_timeout = float(environ.get("MCP_START_TIMEOUT", "120"))
     except ValueError:
@@ -106,7 +127,7 @@ def start(argv: list[str], hosts: list[str], port: int, environ: dict[str, str])
 
         from .gateway import Gateway
 
-        return asyncio.run(Gateway(process, sockets, hosts, port, token, start_timeout, early.received).run())
+        return asyncio.run(Gateway(process, sockets, hosts, port, token, start_timeout, early.received, auth).run())
     finally:
         for sock in sockets:
             sock.close()

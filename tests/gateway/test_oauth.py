@@ -1,0 +1,358 @@
+"""The gateway as an OAuth resource server: tokens of a local test issuer (keys made here, JWKS served on
+loopback) accepted only when signed by the issuer's current keys, from that issuer, for this server, in
+time and with the scopes; the PRM document and the 401 challenge a web connector follows."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import h11
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from catwalk_runtime import contract, mcp_http, oauth, relay, serve
+from catwalk_runtime.auth import BearerAuth
+from catwalk_runtime.errors import UsageError
+
+RESOURCE = "https://demo.example.fly.dev/mcp"
+SCOPES = ("mcp:tools",)
+
+
+class Issuer:
+    """A local authorization server's signing side: RSA keys by id, its JWKS served over loopback HTTP."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, Any] = {}
+        self.fetches = 0
+        self.rotate("k1")
+        issuer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                issuer.fetches += 1
+                body = json.dumps(issuer.jwks()).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def rotate(self, kid: str, keep: bool = False) -> None:
+        if not keep:
+            self.keys.clear()
+        self.keys[kid] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    def jwks(self) -> dict[str, Any]:
+        keys = []
+        for kid, key in self.keys.items():
+            jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+            keys.append({**jwk, "kid": kid, "use": "sig", "alg": "RS256"})
+        return {"keys": keys}
+
+    def token(self, kid: str | None = None, key: Any = None, alg: str = "RS256", **overrides: Any) -> str:
+        now = int(time.time())
+        claims = {"iss": self.url, "aud": RESOURCE, "sub": "operator", "iat": now, "exp": now + 300,
+                  "scope": " ".join(SCOPES)}  # fmt: skip
+        claims.update(overrides)
+        claims = {name: value for name, value in claims.items() if value is not None}
+        kid = kid or next(iter(self.keys))
+        return jwt.encode(claims, key or self.keys[kid], algorithm=alg, headers={"kid": kid})
+
+
+@pytest.fixture
+def issuer() -> Iterator[Issuer]:
+    server = Issuer()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+def verifier_for(issuer: Issuer, scopes: tuple[str, ...] = SCOPES) -> oauth.TokenVerifier:
+    return oauth.TokenVerifier(issuer.url, RESOURCE, oauth.Jwks(issuer.url + "/jwks"), scopes)
+
+
+def refusal(verifier: oauth.TokenVerifier, token: str) -> str:
+    with pytest.raises(oauth.InvalidToken) as caught:
+        verifier.verify(token)
+    return str(caught.value)
+
+
+def test_a_token_of_the_issuer_for_this_server_is_accepted(issuer: Issuer) -> None:
+    claims = verifier_for(issuer).verify(issuer.token())
+    assert claims["sub"] == "operator"
+
+
+def test_a_token_for_another_server_is_refused(issuer: Issuer) -> None:
+    reason = refusal(verifier_for(issuer), issuer.token(aud="https://other.example.fly.dev/mcp"))
+    assert reason == f"the token is not for {RESOURCE}"
+
+
+def test_a_token_without_an_audience_is_refused(issuer: Issuer) -> None:
+    assert "aud" in refusal(verifier_for(issuer), issuer.token(aud=None))
+
+
+def test_a_token_from_another_issuer_is_refused(issuer: Issuer) -> None:
+    reason = refusal(verifier_for(issuer), issuer.token(iss="https://evil.example.com"))
+    assert reason == f"the token is not from {issuer.url}"
+
+
+def test_an_expired_token_is_refused(issuer: Issuer) -> None:
+    past = int(time.time()) - 3600
+    assert refusal(verifier_for(issuer), issuer.token(iat=past - 300, exp=past)) == "the token has expired"
+
+
+def test_a_token_without_an_expiry_is_refused(issuer: Issuer) -> None:
+    assert "exp" in refusal(verifier_for(issuer), issuer.token(exp=None))
+
+
+def test_an_unsigned_token_alg_none_is_refused(issuer: Issuer) -> None:
+    now = int(time.time())
+    claims = {"iss": issuer.url, "aud": RESOURCE, "exp": now + 300, "scope": "mcp:tools"}
+    unsigned = jwt.encode(claims, None, algorithm="none", headers={"kid": "k1"})
+    assert refusal(verifier_for(issuer), unsigned) == "algorithm 'none' is not accepted"
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def test_an_hmac_token_keyed_with_the_public_key_is_refused(issuer: Issuer) -> None:
+    # The classic confusion: the issuer's public key, which anyone can fetch, used as an HMAC secret (made by
+    # hand here: PyJWT itself refuses to sign with a key that looks like a public key).
+    public = issuer.keys["k1"].public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    claims = {"iss": issuer.url, "aud": RESOURCE, "exp": int(time.time()) + 300, "scope": "mcp:tools"}
+    signing_input = b64url(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "k1"}).encode()) + "."
+    signing_input += b64url(json.dumps(claims).encode())
+    forged = signing_input + "." + b64url(hmac.new(public, signing_input.encode(), hashlib.sha256).digest())
+    assert refusal(verifier_for(issuer), forged) == "algorithm 'HS256' is not accepted"
+
+
+def test_a_tampered_payload_is_refused(issuer: Issuer) -> None:
+    header, payload, signature = issuer.token().split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["sub"] = "someone-else"
+    forged_payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    assert "Signature verification failed" in refusal(verifier_for(issuer), f"{header}.{forged_payload}.{signature}")
+
+
+def test_a_token_signed_by_a_key_not_in_the_issuers_set_is_refused(issuer: Issuer) -> None:
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    assert "Signature verification failed" in refusal(verifier_for(issuer), issuer.token(key=stranger))
+
+
+def test_a_token_lacking_a_required_scope_is_refused_as_insufficient_scope(issuer: Issuer) -> None:
+    with pytest.raises(oauth.InvalidToken) as caught:
+        verifier_for(issuer, scopes=("mcp:tools", "mcp:admin")).verify(issuer.token())
+    assert caught.value.error == "insufficient_scope"
+    assert str(caught.value) == "the token lacks the scope mcp:admin"
+
+
+def test_scopes_given_as_an_scp_list_count(issuer: Issuer) -> None:
+    assert verifier_for(issuer).verify(issuer.token(scope=None, scp=["mcp:tools"]))["sub"] == "operator"
+
+
+def test_the_key_set_is_fetched_once_and_cached(issuer: Issuer) -> None:
+    verifier = verifier_for(issuer)
+    for _ in range(5):
+        verifier.verify(issuer.token())
+    assert issuer.fetches == 1
+
+
+def test_a_rotated_key_is_fetched_when_a_token_names_it(issuer: Issuer) -> None:
+    clock = [1000.0]
+    verifier = oauth.TokenVerifier(
+        issuer.url, RESOURCE, oauth.Jwks(issuer.url + "/jwks", clock=lambda: clock[0]), SCOPES
+    )
+    verifier.verify(issuer.token())
+    issuer.rotate("k2")
+    # Within the refresh floor an unknown key id does not refetch (a flood of made-up ids costs nothing)...
+    assert refusal(verifier, issuer.token()) == "no key 'k2' in the issuer's key set"
+    assert issuer.fetches == 1
+    # ...after it, the new key set is fetched and the rotated key accepted; the retired key is gone.
+    clock[0] += oauth.JWKS_MIN_REFRESH_S + 1
+    assert verifier.verify(issuer.token())["sub"] == "operator"
+    assert issuer.fetches == 2
+    assert "k1" not in verifier.jwks._keys
+
+
+def test_an_unreachable_issuer_refuses_every_token(issuer: Issuer) -> None:
+    verifier = oauth.TokenVerifier(issuer.url, RESOURCE, oauth.Jwks("http://127.0.0.1:9/jwks"), SCOPES)
+    assert "the issuer's keys could not be fetched" in refusal(verifier, issuer.token())
+
+
+def test_an_ec_signed_token_of_the_issuer_is_accepted(issuer: Issuer) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk = {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key())), "kid": "ec1", "use": "sig"}
+    jwks = oauth.Jwks("unused", fetch=lambda _: {"keys": [jwk]})
+    token = issuer.token(kid="ec1", key=key, alg="ES256")
+    assert oauth.TokenVerifier(issuer.url, RESOURCE, jwks, SCOPES).verify(token)["sub"] == "operator"
+
+
+# --- what the gateway serves and answers ---------------------------------------------------------------
+
+
+def headers(token: str) -> list[tuple[bytes, bytes]]:
+    return [(b"authorization", f"Bearer {token}".encode())]
+
+
+def test_the_protected_resource_metadata_names_the_server_and_its_issuer(issuer: Issuer) -> None:
+    auth = oauth.OAuthAuth(verifier_for(issuer))
+    assert auth.document == {
+        "resource": RESOURCE,
+        "authorization_servers": [issuer.url],
+        "bearer_methods_supported": ["header"],
+        "scopes_supported": ["mcp:tools"],
+    }
+    assert auth.metadata_url == "https://demo.example.fly.dev/.well-known/oauth-protected-resource/mcp"
+    assert auth.metadata_paths == {"/.well-known/oauth-protected-resource",
+                                   "/.well-known/oauth-protected-resource/mcp"}  # fmt: skip
+
+
+def test_the_challenge_points_at_the_metadata_and_the_scopes(issuer: Issuer) -> None:
+    assert oauth.OAuthAuth(verifier_for(issuer)).challenge() == (
+        'Bearer resource_metadata="https://demo.example.fly.dev/.well-known/oauth-protected-resource/mcp", '
+        'scope="mcp:tools"'
+    )
+
+
+def test_oauth_alone_admits_a_valid_token_and_not_the_static_one(issuer: Issuer) -> None:
+    auth = oauth.from_environ(
+        {contract.AUTH_MODE: "oauth", contract.OAUTH_ISSUER: issuer.url, contract.OAUTH_RESOURCE: RESOURCE,
+         contract.OAUTH_JWKS_URI: issuer.url + "/jwks", contract.OAUTH_SCOPES: "mcp:tools"},
+        token="static-secret",
+    )  # fmt: skip
+    assert auth.allows("/mcp", headers(issuer.token()))
+    assert not auth.allows("/mcp", headers("static-secret"))
+    assert not auth.allows("/mcp", [])
+    assert auth.allows("/status", [])
+    assert auth.allows("/.well-known/oauth-protected-resource/mcp", [])
+
+
+def test_both_admits_the_static_token_and_a_valid_access_token(issuer: Issuer) -> None:
+    auth = oauth.from_environ(
+        {contract.AUTH_MODE: "both", contract.OAUTH_ISSUER: issuer.url, contract.OAUTH_RESOURCE: RESOURCE,
+         contract.OAUTH_JWKS_URI: issuer.url + "/jwks"},
+        token="static-secret",
+    )  # fmt: skip
+    assert auth.allows("/mcp", headers("static-secret"))
+    assert auth.allows("/mcp", headers(issuer.token()))
+    assert not auth.allows("/mcp", headers(issuer.token(aud="https://other.example.fly.dev/mcp")))
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({contract.OAUTH_RESOURCE: RESOURCE}, contract.OAUTH_ISSUER),
+        ({contract.OAUTH_ISSUER: "https://id.example.com"}, contract.OAUTH_RESOURCE),
+        ({contract.OAUTH_ISSUER: "http://id.example.com", contract.OAUTH_RESOURCE: RESOURCE}, contract.OAUTH_ISSUER),
+        (
+            {contract.OAUTH_ISSUER: "http://127.0.0.1.example.com", contract.OAUTH_RESOURCE: RESOURCE},
+            contract.OAUTH_ISSUER,
+        ),
+        (
+            {
+                contract.OAUTH_ISSUER: "https://id.example.com",
+                contract.OAUTH_RESOURCE: RESOURCE,
+                contract.OAUTH_JWKS_URI: "file:///etc/passwd",
+            },
+            contract.OAUTH_JWKS_URI,
+        ),
+    ],
+)
+def test_a_missing_or_plain_http_issuer_or_resource_is_refused_naming_the_variable(
+    environ: dict[str, str], named: str
+) -> None:
+    with pytest.raises(ValueError, match=named):
+        oauth.from_environ(environ, token=None)
+
+
+# --- through the gateway's router ----------------------------------------------------------------------
+
+PING = b'{"jsonrpc":"2.0","id":1,"method":"ping"}'
+INITIALIZE = b'{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18"}}'
+INIT = {"protocolVersion": "2025-06-18", "capabilities": {}, "serverInfo": {"name": "up", "version": "1"}}
+
+
+def http(method: str, target: str, extra: list[tuple[str, str]] = (), body: bytes = PING) -> mcp_http.Request:  # type: ignore[assignment]
+    headers = [("host", "demo.example.fly.dev"), ("accept", "application/json, text/event-stream"),
+               ("content-type", "application/json"), *extra]  # fmt: skip
+    return mcp_http.Request(
+        h11.Request(method=method, target=target, headers=headers), body if method == "POST" else b""
+    )
+
+
+def test_the_router_answers_a_bare_request_with_the_challenge_and_serves_the_metadata_openly(issuer: Issuer) -> None:
+    routes = mcp_http.Router(relay.Relay(INIT), [].append, oauth.OAuthAuth(verifier_for(issuer)))
+    bare = routes.route(http("POST", "/mcp"))
+    assert bare.status == 401
+    assert dict(bare.headers)["www-authenticate"] == (
+        'Bearer resource_metadata="https://demo.example.fly.dev/.well-known/oauth-protected-resource/mcp", '
+        'scope="mcp:tools"'
+    )
+    for path in ("/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"):
+        document = routes.route(http("GET", path))
+        assert document.status == 200
+        assert json.loads(document.body)["authorization_servers"] == [issuer.url]
+    assert routes.route(http("POST", "/.well-known/oauth-protected-resource/mcp")).status == 405
+
+
+def test_the_router_passes_a_valid_access_token_and_refuses_one_for_another_server(issuer: Issuer) -> None:
+    upstream: list[dict[str, Any]] = []
+    routes = mcp_http.Router(relay.Relay(INIT), upstream.append, oauth.OAuthAuth(verifier_for(issuer)))
+    other = issuer.token(aud="https://other.example.fly.dev/mcp")
+    assert routes.route(http("POST", "/mcp", [("authorization", f"Bearer {other}")])).status == 401
+    assert upstream == []
+
+    async def initialize() -> mcp_http.Reply:
+        return routes.route(http("POST", "/mcp", [("authorization", f"Bearer {issuer.token()}")], INITIALIZE))
+
+    admitted = asyncio.run(initialize())
+    assert admitted.status == 200
+    assert "mcp-session-id" in dict(admitted.headers)
+
+
+def test_the_static_token_gateway_keeps_its_realm_challenge_and_serves_no_metadata() -> None:
+    routes = mcp_http.Router(relay.Relay(INIT), [].append, BearerAuth("static-secret"))
+    assert dict(routes.route(http("POST", "/mcp")).headers)["www-authenticate"] == 'Bearer realm="mcp"'
+    assert routes.route(http("GET", "/.well-known/oauth-protected-resource/mcp")).status == 401
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({contract.AUTH_MODE: "openid"}, "MCP_AUTH_MODE='openid': expected one of bearer, oauth, both"),
+        ({contract.AUTH_MODE: "oauth"}, "MCP_OAUTH_ISSUER must be an https URL"),
+    ],
+)
+def test_the_gateway_refuses_to_start_on_a_bad_auth_mode_or_oauth_setting(
+    environ: dict[str, str], message: str
+) -> None:
+    with pytest.raises(UsageError, match=message):
+        serve.oauth_auth(environ, "static-secret")
+
+
+def test_oauth_cannot_be_combined_with_auth_off() -> None:
+    with pytest.raises(UsageError, match="cannot be combined with MCP_AUTH=off"):
+        serve.oauth_auth({contract.AUTH_MODE: "oauth"}, None)
+
+
+def test_without_a_mode_the_gateway_keeps_the_static_token_alone() -> None:
+    assert serve.oauth_auth({}, "static-secret") is None
