@@ -36,6 +36,12 @@ def start_replicas(emu, count: int) -> list[str]:
     ids = [client.create_machine(APP, f"rep-{i}", "iad", {"image": "img", "env": env}).id for i in range(count)]
     for mid in ids:
         client.wait_machine(APP, mid, "started", deadline_s=20)
+    wait_ready(emu)
+    return ids
+
+
+def wait_ready(emu) -> None:
+    """Until every machine's gateway, reached directly, answers /status (its server answered initialize)."""
     deadline = time.monotonic() + 60
     for machine in emu.machines():
         url = machine["process"]["url"] + "/status"
@@ -47,7 +53,6 @@ def start_replicas(emu, count: int) -> list[str]:
                 pass
             assert time.monotonic() < deadline, f"machine {machine['id']} never served /status"
             time.sleep(0.1)
-    return ids
 
 
 def initialize_body() -> dict:
@@ -118,3 +123,25 @@ def test_a_machine_asked_for_another_machines_session_answers_404_with_fly_repla
         assert replayed.status_code == 404 and "fly-replay" not in replayed.headers
         # the holder answers it
         assert httpx.post(direct[ids[0]] + "/mcp", json=ping, headers=headers, timeout=10).status_code == 200
+
+
+def test_after_the_sessions_machine_restarts_the_next_request_gets_404_and_a_new_session_works(tmp_path):
+    with running_emulator(run_machines=True, proxy=True, workdir=tmp_path / "emu") as emu:
+        ids = start_replicas(emu, 3)
+        proxy = {**AUTH, **ACCEPT, "Host": HOST}
+        opened = httpx.post(emu.proxy_url + "/mcp", json=initialize_body(), headers=proxy, timeout=10)
+        sid = opened.headers["mcp-session-id"]
+        owner = sid.split(".")[0]
+        assert owner in ids
+        client = FlyClient(emu.base_url, emu.token, mutation_rate=0, backoff=0.001)
+        client.stop_machine(APP, owner)  # as autostop would, then started again by a later request
+        client.wait_machine(APP, owner, "stopped", deadline_s=20)
+        client.start_machine(APP, owner)
+        client.wait_machine(APP, owner, "started", deadline_s=20)
+        wait_ready(emu)
+        ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
+        for _ in range(3):  # wherever the balancer sends it, the session is gone
+            gone = httpx.post(emu.proxy_url + "/mcp", json=ping, headers={**proxy, "mcp-session-id": sid}, timeout=30)
+            assert gone.status_code == 404, gone.text
+        answers = anyio.run(thirty_calls, emu.proxy_url, streamable)
+        assert answers == [f"call {i}" for i in range(30)]
