@@ -298,7 +298,7 @@ class Router:
         return Reply(404, b"Not Found", "text/plain")
 
     def new_sid(self) -> str:
-        """A session id, naming this machine when it has a Fly machine id."""
+        """A session id that names the Fly machine serving it, when there is one."""
         return f"{self.machine_id}.{new_session_id()}" if self.machine_id else new_session_id()
 
     def replay_to(self, request: Request, sid: str) -> str | None:

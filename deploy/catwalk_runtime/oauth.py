@@ -195,7 +195,7 @@ class OAuthAuth:
 
 
 def _secure_url(value: str) -> bool:
-    """https, or plain http to this machine's loopback (a local issuer in tests and `catwalk run`)."""
+    """https, or plain http to loopback (a local issuer in tests and `catwalk run`)."""
     parts = urllib.parse.urlsplit(value)
     if parts.scheme == "https":
         return bool(parts.hostname)
