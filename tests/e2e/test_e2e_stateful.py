@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import anyio
@@ -84,7 +85,12 @@ def serving(emulator, server: str, token: str) -> str:
     """The /mcp URL of the server's started machine, once it answers."""
     [machine] = [m for m in emulator.machines() if m["app"] == f"catwalk-test-{server}" and m["state"] == "started"]
     url = machine["process"]["url"] + "/mcp"
-    answer = check(url, token=token, timeout=300, wait_until_up=True, poll_interval=1)
+    deadline = time.monotonic() + 300
+    while True:  # the first start installs the server: a connection may drop until it serves
+        answer = check(url, token=token, timeout=60, wait_until_up=True, poll_interval=1)
+        if answer.ok or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     assert answer.ok, f"{server}: {answer.error}"
     return url
 
