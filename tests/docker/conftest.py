@@ -8,17 +8,21 @@ replaces, and how long the cold parts took, is written to the terminal.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from pathlib import Path
 
 import pytest
 
+from components.image import ImageProvider
+from components.image.provider import context_inputs
 from tests.tools.docker_engine import standins
 from tests.tools.docker_engine.engine import Engine, Unavailable, engine
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 RUNTIME_TAG = "catwalk-runtime:test"
+RUNTIME_APP = "catwalk-test-images"
 
 
 def say(config: pytest.Config, line: str) -> None:
@@ -57,3 +61,32 @@ def runtime_image(docker_engine: Engine, request: pytest.FixtureRequest) -> str:
     )
     say(request.config, f"deploy/ built unchanged as {RUNTIME_TAG} in {time.monotonic() - started:.0f} s")
     return RUNTIME_TAG
+
+
+@pytest.fixture(scope="session")
+def provider_env(docker_engine: Engine, tmp_path_factory: pytest.TempPathFactory):
+    """The image provider's environment: Debian's client as `docker` (no buildx), the engine, the local
+    registry (CATWALK_REGISTRY), host-network builds, a scratch docker config and a registry password."""
+    work = tmp_path_factory.mktemp("provider")
+    (work / "bin").mkdir()
+    (work / "bin" / "docker").symlink_to(docker_engine.client)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", f"{work / 'bin'}{os.pathsep}{os.environ['PATH']}")
+        patch.setenv("DOCKER_CONFIG", str(work / "docker-config"))
+        patch.setenv("DOCKER_HOST", docker_engine.host)
+        patch.setenv("CATWALK_REGISTRY", docker_engine.registry)
+        patch.setenv("CATWALK_BUILD_NETWORK", docker_engine.build_network)
+        patch.setenv("FLY_API_TOKEN", "local-registry-needs-no-token")
+        yield docker_engine
+
+
+@pytest.fixture(scope="session")
+def pushed_runtime(provider_env: Engine, request: pytest.FixtureRequest) -> dict:
+    """`deploy/` built and pushed by the image provider: its outputs (image_ref is registry/app@sha256:…)."""
+    started = time.monotonic()
+    provider = ImageProvider()
+    checked = provider.check({}, context_inputs(app=RUNTIME_APP, context_dir=DEPLOY))
+    assert not checked.failures, [(f.property, f.reason) for f in checked.failures]
+    outs = provider.create(checked.inputs).outs
+    say(request.config, f"the provider built and pushed {outs['image_ref']} in {time.monotonic() - started:.0f} s")
+    return outs

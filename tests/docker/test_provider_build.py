@@ -16,30 +16,20 @@ import pytest
 
 from components.image import ImageBuildError, ImageProvider
 from components.image.provider import context_inputs
-from tests.docker.conftest import DEPLOY
+from tests.docker.conftest import DEPLOY, RUNTIME_APP
 from tests.tools.docker_engine.engine import DEBIAN_DOCKER
 
 pytestmark = [pytest.mark.network, pytest.mark.slow, pytest.mark.timeout(3600)]
-APP = "catwalk-test-images"
+APP = RUNTIME_APP
 MANIFEST_TYPES = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
 
 
 def client_on_path(tmp_path: Path, client: str, monkeypatch) -> None:
-    """`docker` on PATH is the given client; the engine, registry and a scratch docker config are ours."""
+    """`docker` on PATH is the given client."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "docker").symlink_to(client)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
-
-
-@pytest.fixture
-def provider_env(docker_engine, tmp_path: Path, monkeypatch):
-    monkeypatch.setenv("DOCKER_HOST", docker_engine.host)
-    monkeypatch.setenv("CATWALK_REGISTRY", docker_engine.registry)
-    monkeypatch.setenv("CATWALK_BUILD_NETWORK", docker_engine.build_network)
-    monkeypatch.setenv("FLY_API_TOKEN", "local-registry-needs-no-token")
-    return docker_engine
 
 
 def registry_digest(registry: str, repo: str, tag: str) -> str:
@@ -48,14 +38,9 @@ def registry_digest(registry: str, repo: str, tag: str) -> str:
     return answer.headers["Docker-Content-Digest"]
 
 
-def test_without_buildx_the_provider_builds_pushes_and_reports_the_registry_digest(provider_env, tmp_path, monkeypatch):
-    client_on_path(tmp_path, DEBIAN_DOCKER, monkeypatch)
+def test_without_buildx_the_provider_builds_pushes_and_reports_the_registry_digest(provider_env, pushed_runtime):
     assert provider_env.docker("buildx", "version", check=False).returncode != 0  # this client has no buildx
-    provider = ImageProvider()
-    checked = provider.check({}, context_inputs(app=APP, context_dir=DEPLOY))
-    assert not checked.failures
-    created = provider.create(checked.inputs)
-    outs = created.outs
+    outs = pushed_runtime
     assert outs["repository"] == f"{provider_env.registry}/{APP}"
     assert outs["digest"] == registry_digest(provider_env.registry, APP, outs["tag"])
     assert outs["image_ref"] == f"{provider_env.registry}/{APP}@{outs['digest']}"
