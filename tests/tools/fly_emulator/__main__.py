@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 
+from tests.tools.fly_emulator.containers import Engine as ContainerEngine
 from tests.tools.fly_emulator.server import DEFAULT_FAULTS, FAULTS, Emulator, Faults
 
 
@@ -32,6 +33,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=None,
         help="also serve Fly's proxy here: Host <app>.fly.dev balanced over the app's machines (needs --run-machines)",
+    )
+    p.add_argument(
+        "--containers",
+        metavar="DOCKER_HOST",
+        default=None,
+        help="run each started machine as a Docker container of its image on this engine (e.g. unix:///…/docker.sock)",
     )
     p.add_argument("--workdir", default=None, help="where MCP_HOME and machine logs go (default: a temp dir)")
     args = p.parse_args(argv)
@@ -63,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         run_machines=args.run_machines,
         entrypoint=args.entrypoint,
         workdir=args.workdir,
+        containers=ContainerEngine(host=args.containers) if args.containers else None,
     )
     server = emulator.serve(args.host, args.port)
     host, port = server.server_address[:2]

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tests.tools.fly_emulator.containers import Engine as ContainerEngine
 from tests.tools.fly_emulator.processes import REPO
 from tests.tools.fly_emulator.server import DEFAULT_FAULTS, Emulator, Faults
 
@@ -95,6 +96,7 @@ def running_emulator(
     entrypoint: str | Path | None = None,
     workdir: str | Path | None = None,
     proxy: bool = False,
+    containers: ContainerEngine | None = None,
 ) -> Iterator[EmulatorHandle]:
     """The emulator in a background thread on a free 127.0.0.1 port; stopped (and its machines killed) on exit.
 
@@ -107,6 +109,7 @@ def running_emulator(
         transition_s=transition_s,
         run_machines=run_machines,
         entrypoint=entrypoint,
+        containers=containers,
         workdir=workdir,
     )
     server = emulator.serve("127.0.0.1", 0)

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from tests.tools.fly_emulator.containers import ContainerRunner
+from tests.tools.fly_emulator.containers import Engine as ContainerEngine
 from tests.tools.fly_emulator.processes import ProcessRunner
 from tests.tools.fly_emulator.proxy import FlyProxy
 from tests.tools.fly_emulator.state import ApiError, FlyState, Hooks
@@ -78,6 +80,7 @@ class Emulator:
         run_machines: bool = False,
         entrypoint: str | Path | None = None,
         workdir: str | Path | None = None,
+        containers: ContainerEngine | None = None,
     ) -> None:
         self.token = token
         self.faults = faults or Faults()
@@ -87,7 +90,11 @@ class Emulator:
             workdir = self._tmp.name
         self.workdir = Path(workdir)
         ref: list[FlyState] = []
-        self.runner = ProcessRunner(ref, self.workdir, entrypoint=entrypoint) if run_machines else None
+        self.runner: ProcessRunner | ContainerRunner | None = None
+        if containers is not None:  # machines as containers of their image
+            self.runner = ContainerRunner(ref, self.workdir, containers)
+        elif run_machines:
+            self.runner = ProcessRunner(ref, self.workdir, entrypoint=entrypoint)
         self.state = FlyState(transition_s=transition_s, hooks=self.runner or Hooks())
         ref.append(self.state)
         self.lock = threading.Lock()
