@@ -146,10 +146,18 @@ class ProcessRunner(Hooks):
         cwd.mkdir(parents=True, exist_ok=True)
         mapped = {}
         for name, value in env.items():
-            if value.startswith("/") and any(under(value, p) for p in (*mounts, WORKDIR, "/tmp")):
+            guest = any(under(value, p) for p in (*mounts, WORKDIR))
+            guest = guest or (under(value, "/tmp") and not self.on_host(value))
+            if value.startswith("/") and guest:
                 value = str(self.host_path(m, value, mounts))
             mapped[name] = value
         return cwd, mapped
+
+    def on_host(self, value: str) -> bool:
+        """Whether an env value names this host's own files (a test hands machines a program of the checkout,
+        which may itself live under /tmp): those keep their path, only the guest's /tmp is mapped."""
+        first = value.split(" ", 1)[0]
+        return under(first, str(REPO)) or under(first, str(self.workdir)) or Path(first).exists()
 
     def volume_snapshot(self, volume_id: str, snapshot_id: str) -> None:
         source = self.volumes / volume_id
