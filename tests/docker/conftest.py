@@ -76,7 +76,7 @@ def runtime_image(docker_engine: Engine, request: pytest.FixtureRequest) -> str:
     return RUNTIME_TAG
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # its environment must not outlive the tier: later image tests run a fake docker
 def provider_env(docker_engine: Engine, tmp_path_factory: pytest.TempPathFactory):
     """The image provider's environment: Debian's client as `docker` (no buildx), the engine, the local
     registry (CATWALK_REGISTRY), host-network builds, a scratch docker config and a registry password."""
@@ -93,7 +93,7 @@ def provider_env(docker_engine: Engine, tmp_path_factory: pytest.TempPathFactory
         yield docker_engine
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def pushed_runtime(provider_env: Engine, request: pytest.FixtureRequest) -> dict:
     """`deploy/` built and pushed by the image provider: its outputs (image_ref is registry/app@sha256:…)."""
     started = time.monotonic()
