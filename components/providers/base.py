@@ -80,6 +80,16 @@ def strip_engine_keys(props: Mapping[str, Any] | None) -> dict[str, Any]:
     return {k: unwrap_secrets(v) for k, v in (props or {}).items() if not k.startswith("__")}
 
 
+def import_id(kind: str, id_: str, props: Mapping[str, Any]) -> tuple[str, str]:
+    """The app and object id of a refresh: the app from the state, or `<app>/<id>` as `pulumi import` passes it."""
+    app, object_id = props.get("app"), id_
+    if "/" in id_:
+        app, object_id = id_.split("/", 1)
+    if not app:
+        raise FlyProviderError(f"Fly {kind} {id_!r}: import it by '<app>/<{kind}_id>'")
+    return str(app), object_id
+
+
 def partial_diff(olds: Mapping[str, Any], news: Mapping[str, Any], keys: Iterable[str]) -> list[str]:
     """The keys among `keys` whose new value differs from the old one (an unknown new value differs)."""
     changed = []

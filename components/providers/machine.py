@@ -27,6 +27,7 @@ from components.providers.base import (
     as_dict,
     contains_unknown,
     diff_result,
+    import_id,
     strip_engine_keys,
 )
 from components.providers.machine_config import (
@@ -137,11 +138,7 @@ class FlyMachineProvider(Provider):
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """Refresh from Fly; `pulumi import` passes `<app>/<machine_id>` with no props."""
         props = strip_engine_keys(props)
-        app, machine_id = props.get("app"), id_
-        if "/" in id_:
-            app, machine_id = id_.split("/", 1)
-        if not app:
-            raise FlyProviderError(f"Fly machine {id_!r}: import it by '<app>/<machine_id>'")
+        app, machine_id = import_id("machine", id_, props)
         from components.fly import FlyNotFound
 
         try:

@@ -28,6 +28,7 @@ from components.providers.base import (
     Provider,
     as_dict,
     check_inputs,
+    import_id,
     strip_engine_keys,
 )
 
@@ -161,11 +162,7 @@ class FlyVolumeProvider(Provider):
         from components.fly import FlyNotFound
 
         props = strip_engine_keys(props)
-        app, volume_id = props.get("app"), id_
-        if "/" in id_:
-            app, volume_id = id_.split("/", 1)
-        if not app:
-            raise FlyProviderError(f"Fly volume {id_!r}: import it by '<app>/<volume_id>'")
+        app, volume_id = import_id("volume", id_, props)
         try:
             with self.client() as client:
                 volume = as_dict(client.get_volume(app, volume_id))
