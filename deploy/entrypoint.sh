@@ -240,32 +240,11 @@ if [ "$runtime" = custom ]; then
         --banner "Starting custom command: $command_line" -- "$@"
 fi
 
-# What an install at boot runs with (never the app's secrets, never the token's descriptor): how to reach the
-# registries (proxy, CA), where home and temp are, the locale, and the install's own contract. An image may
-# name more in MCP_INSTALL_ENV (e.g. a private index's settings). docs/env-allowlists.md says why each.
-INSTALL_ENV='PATH HOME USER LOGNAME LANG LANGUAGE LC_ALL LC_CTYPE LC_MESSAGES TZ TMPDIR
-HTTP_PROXY HTTPS_PROXY ALL_PROXY NO_PROXY http_proxy https_proxy all_proxy no_proxy
-SSL_CERT_FILE SSL_CERT_DIR REQUESTS_CA_BUNDLE CURL_CA_BUNDLE NODE_EXTRA_CA_CERTS GIT_SSL_CAINFO UV_NATIVE_TLS
-UV_PYTHON_DOWNLOADS UV_NO_CACHE npm_config_cache NO_UPDATE_NOTIFIER PYTHONUNBUFFERED UV NPM
-npm_config_nodedir NPM_CONFIG_NODEDIR MCP_RUNTIME MCP_PACKAGE MCP_LAUNCH MCP_RESOLVED_AT MCP_EXCLUDE_NEWER
-MCP_CUTOFF_FALLBACK MCP_HOME MCP_PYTHON MCP_GATEWAY_PYTHON MCP_BROWSER MCP_NEEDS_BROWSER MCP_LOG_LEVEL
-MCP_INSTALL_ENV'
-install_clean() {
-    set --
-    for name in $INSTALL_ENV ${MCP_INSTALL_ENV-}; do
-        case $name in '' | [0-9]* | *[!A-Za-z0-9_]*) die "MCP_INSTALL_ENV: '$(show "$name")' is not a variable name" ;; esac
-        eval "given=\${$name+set}"
-        # shellcheck disable=SC2154 # assigned by the eval above
-        [ -z "$given" ] || { eval "value=\$$name" && set -- "$@" "$name=$value"; }
-    done
-    env -i "$@" "$0" install 3<&-
-}
-
 case $action in
 run)
-    if ! installed; then
-        install_clean || exit 1 # in a child with only the install's environment
-    fi
+    # Install first, from a non-dumpable process that holds the token meanwhile (no shell holds its pipe while
+    # installers run), in a child with only the install's environment; it then starts `serve`.
+    installed || exec "$gateway_python" -m catwalk_runtime.boot "$0"
     ;;
 install)
     # The install policy (cutoff and its widening, Node selection, browser wiring): catwalk_runtime.install.

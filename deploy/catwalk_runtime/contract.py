@@ -81,6 +81,20 @@ RESOLVED_AT_FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,
 # --- where things live in the image --------------------------------------------------------------------------
 IMAGE_HOME = "/opt/mcp"  # MCP_HOME in the unified image
 INSTALLED_MARKER = ".catwalk-installed"  # written last in a server's environment: `spec=<spec>` first
+
+# What an install at boot runs with (never the app's secrets, never the token or its descriptor): how to reach
+# the registries (proxy, CA), home and temp, the locale, the installers' settings and the install's own
+# contract. An image may name more in MCP_INSTALL_ENV. docs/env-allowlists.md says why each.
+INSTALL_ENV_EXTRA = "MCP_INSTALL_ENV"
+INSTALL_ENV = (
+    "PATH HOME USER LOGNAME LANG LANGUAGE LC_ALL LC_CTYPE LC_MESSAGES TZ TMPDIR "
+    "HTTP_PROXY HTTPS_PROXY ALL_PROXY NO_PROXY http_proxy https_proxy all_proxy no_proxy "
+    "SSL_CERT_FILE SSL_CERT_DIR REQUESTS_CA_BUNDLE CURL_CA_BUNDLE NODE_EXTRA_CA_CERTS GIT_SSL_CAINFO UV_NATIVE_TLS "
+    "UV_PYTHON_DOWNLOADS UV_NO_CACHE npm_config_cache NO_UPDATE_NOTIFIER PYTHONUNBUFFERED UV NPM "
+    "npm_config_nodedir NPM_CONFIG_NODEDIR MCP_RUNTIME MCP_PACKAGE MCP_LAUNCH MCP_RESOLVED_AT MCP_EXCLUDE_NEWER "
+    "MCP_CUTOFF_FALLBACK MCP_HOME MCP_PYTHON MCP_GATEWAY_PYTHON MCP_BROWSER MCP_NEEDS_BROWSER MCP_LOG_LEVEL "
+    "MCP_INSTALL_ENV"
+).split()
 BROWSER_WRAPPER = ".browser/chromium"  # under MCP_HOME: what every expected browser path leads to
 NODE_DIR = ".node"  # under a server's environment: the Node.js installed for its engines.node
 BROWSERS_DIR = ".browsers"  # under a server's environment: its PLAYWRIGHT_BROWSERS_PATH

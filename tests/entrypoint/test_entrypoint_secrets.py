@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.tools.entrypoint_env import base_env, serving
 
 # Stands in for uv: records the environment and open descriptors of `uv pip install`, then installs nothing.
@@ -50,3 +52,22 @@ def test_an_install_at_boot_sees_neither_the_token_nor_the_apps_secrets(tmp_path
     assert [fd for fd in record["fds"] if fd > 2 and fd != max(record["fds"])] == [], record["fds"]
     assert installer_env["PATH"] == env["PATH"] and installer_env["HOME"] == env["HOME"]
     assert installer_env["SSL_CERT_FILE"] == "/etc/ssl/certs/ca-certificates.crt" and installer_env["LANG"] == "C.UTF-8"
+
+
+def test_an_image_adds_install_variables_by_name_and_a_bad_name_stops_the_start(tmp_path: Path) -> None:
+    from catwalk_runtime.boot import install_environment
+    from catwalk_runtime.errors import UsageError
+
+    environ = {"PATH": "/bin", "GITHUB_TOKEN": "x", "PIP_INDEX_URL": "https://pypi.example/simple"}
+    assert install_environment(environ) == {"PATH": "/bin"}
+    environ["MCP_INSTALL_ENV"] = "PIP_INDEX_URL"
+    assert install_environment(environ) == {"PATH": "/bin", "PIP_INDEX_URL": "https://pypi.example/simple",
+                                            "MCP_INSTALL_ENV": "PIP_INDEX_URL"}  # fmt: skip
+    environ["MCP_INSTALL_ENV"] = "PIP_INDEX_URL $(id)"
+    with pytest.raises(UsageError, match=r"MCP_INSTALL_ENV: '\$\(id\)' is not a variable name"):
+        install_environment(environ)
+    env = base_env(tmp_path / "home", MCP_RUNTIME="python", MCP_PACKAGE="mcp-server-time==1.0.0",
+                   MCP_AUTH_TOKEN="t" * 40, MCP_INSTALL_ENV="BAD-NAME")  # fmt: skip
+    with serving(env) as served:
+        assert served.wait(30) == 1
+        assert "MCP_INSTALL_ENV: 'BAD-NAME' is not a variable name" in served.output()

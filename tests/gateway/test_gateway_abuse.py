@@ -190,39 +190,88 @@ def image_entrypoint() -> list[str]:
     return mapped
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root to run as another user")
-def test_a_server_under_the_gateway_cannot_find_the_token_anywhere() -> None:
-    # As the image runs it: its ENTRYPOINT, an unprivileged user, the token in the environment it starts with.
+AS_ANOTHER_USER = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root to run as another user"
+)
+# Stands in for uv at a boot install: hunts for the token as a dependency's install script could, then fails.
+HUNTING_UV = """#!{python}
+import json, os, sys
+sys.path.insert(0, {fixtures!r})
+from token_hunter import hunt
+
+if sys.argv[1] == "venv":
+    os.makedirs(os.path.join(sys.argv[-1], "bin"))
+    sys.exit(0)
+marker = open({marker!r}, "rb").read().strip()
+with open({report!r} + ".part", "w") as out:
+    json.dump({{"found": hunt(marker, {{{marker!r}}}), "uid": os.getuid()}}, out)
+os.replace({report!r} + ".part", {report!r})
+sys.exit(1)
+"""
+
+
+@contextlib.contextmanager
+def hunting_ground():
+    """A world-writable directory with a token whose marker (a prefix) sits in a file, for a hunter to search."""
     top = Path(tempfile.mkdtemp(prefix="catwalk-hunt-"))
     try:
         top.chmod(0o777)
         marker = secrets.token_hex(12)
-        token = marker + secrets.token_hex(12)
-        marker_file, report = top / "marker", top / "report.json"
-        marker_file.write_text(marker)
-        marker_file.chmod(0o644)
-        home = top / "home"
-        home.mkdir(mode=0o777)
-        python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable  # one the other user may run
-        command = f"{python} {FIXTURES / 'token_hunter.py'} {marker_file} {report}"
-        env = base_env(home, MCP_RUNTIME="custom", MCP_COMMAND=command, MCP_HOST="127.0.0.1", MCP_AUTH_TOKEN=token)
-        env.pop("MCP_AUTH", None)
-        env["HOME"] = str(home)
-        if python != sys.executable:  # the project venv's interpreter may sit where the other user cannot go
-            import h11
+        (top / "marker").write_text(marker)
+        (top / "marker").chmod(0o644)
+        (top / "home").mkdir()
+        (top / "home").chmod(0o777)
+        yield top, marker + secrets.token_hex(12)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
 
-            paths = os.pathsep.join([str(Path(h11.__file__).parents[1]), str(DEPLOY)])  # as the image's .pth does
-            env.update(MCP_GATEWAY_PYTHON=python, PYTHONPATH=paths)
-        unprivileged = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
-        process = subprocess.Popen(
-            [*unprivileged, *image_entrypoint()], env=env, cwd=home,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+
+def start_unprivileged(top: Path, **extra: str) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    """The image's ENTRYPOINT as user 65534, with the token in the environment it starts with."""
+    home = top / "home"
+    env = base_env(home, MCP_HOST="127.0.0.1", **extra)
+    env.pop("MCP_AUTH", None)
+    env["HOME"] = str(home)
+    python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable  # one the other user may run
+    if python != sys.executable:  # the project venv's interpreter may sit where the other user cannot go
+        import h11
+
+        paths = os.pathsep.join([str(Path(h11.__file__).parents[1]), str(DEPLOY)])  # as the image's .pth does
+        env.update(MCP_GATEWAY_PYTHON=python, PYTHONPATH=paths, MCP_INSTALL_ENV="PYTHONPATH")
+    unprivileged = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
+    process = subprocess.Popen(
+        [*unprivileged, *image_entrypoint()], env=env, cwd=home, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    return process, env
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(5)
+    if process.poll() is None:
+        process.kill()
+        process.wait(5)
+
+
+def wait_for_report(process: subprocess.Popen[bytes], report: Path, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while not report.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            output = process.stdout.read().decode() if process.stdout else ""
+            pytest.fail(f"no hunt report (exit {process.poll()}):\n{output}")
+        time.sleep(0.1)
+    return json.loads(report.read_text())
+
+
+@AS_ANOTHER_USER
+def test_a_server_under_the_gateway_cannot_find_the_token_anywhere() -> None:
+    with hunting_ground() as (top, token):
+        python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
+        command = f"{python} {FIXTURES / 'token_hunter.py'} {top / 'marker'} {top / 'report.json'}"
+        process, env = start_unprivileged(top, MCP_RUNTIME="custom", MCP_COMMAND=command, MCP_AUTH_TOKEN=token)
         try:
-            deadline = time.monotonic() + 120
-            while not report.exists():
-                assert process.poll() is None and time.monotonic() < deadline, process.stdout.read().decode()
-                time.sleep(0.1)
+            result = wait_for_report(process, top / "report.json")
             port = int(env["PORT"])
             deadline = time.monotonic() + 30
             while True:  # and the gateway serves with that token
@@ -234,14 +283,29 @@ def test_a_server_under_the_gateway_cannot_find_the_token_anywhere() -> None:
             headers = {"Authorization": f"Bearer {token}", **ACCEPT}
             assert httpx.post(f"http://127.0.0.1:{port}/mcp", json=INIT, headers=headers, timeout=10).status_code == 200
         finally:
-            process.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(5)
-            if process.poll() is None:
-                process.kill()
-                process.wait(5)
-        result = json.loads(report.read_text())
-    finally:
-        shutil.rmtree(top, ignore_errors=True)
+            stop(process)
     assert result["uid"] == 65534
     assert result["found"] == [], f"the server found the token in {result['found']}"
+
+
+@AS_ANOTHER_USER
+def test_an_install_at_boot_cannot_find_the_token_anywhere() -> None:
+    # An image that does not bake its server installs at boot: a dependency's install script runs then.
+    with hunting_ground() as (top, token):
+        python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
+        uv = top / "uv"
+        uv.write_text(
+            HUNTING_UV.format(python=python, fixtures=str(FIXTURES), marker=str(top / "marker"),
+                              report=str(top / "report.json"))
+        )  # fmt: skip
+        uv.chmod(0o755)
+        process, _ = start_unprivileged(
+            top, MCP_RUNTIME="python", MCP_PACKAGE="mcp-server-time==1.0.0", UV=str(uv), MCP_AUTH_TOKEN=token
+        )
+        try:
+            result = wait_for_report(process, top / "report.json")
+            assert process.wait(30) != 0  # the install failed, so the server does not start
+        finally:
+            stop(process)
+    assert result["uid"] == 65534
+    assert result["found"] == [], f"an install script found the token in {result['found']}"
