@@ -27,6 +27,7 @@ log = logging.getLogger("catwalk.gateway")
 
 INIT_ID = 0  # the upstream id of the gateway's own initialize request
 SWEEP_S = 60  # how often idle sessions are looked for
+DRAIN_S = 1.2  # on a stop request, how long requests in flight may take to be answered (< STOP_DEADLINE_S)
 
 
 def rpc_line(message: dict[str, Any]) -> bytes:
@@ -117,12 +118,22 @@ class Gateway:
         finally:
             sweeper.cancel()
             for server in servers:
-                server.close()
+                server.close()  # no new connection: Fly's proxy sends new requests to the other machines
+            if self.stopping and self.code == 0:
+                await self.drain(router)
             router.deliver(router.relay.abandon(self.why))  # no client waits for ever
             router.close_streams()  # open SSE responses end; their connections then close
             deadline = asyncio.get_running_loop().time() + 0.3
             while router.streams and asyncio.get_running_loop().time() < deadline:
                 await asyncio.sleep(0.01)
+
+    async def drain(self, router: mcp_http.Router) -> None:
+        """On a stop request, let the requests the server is working on get their answers (an update or a
+        scale-down then costs no client a call), within DRAIN_S of the STOP_DEADLINE_S the stop allows."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DRAIN_S
+        while router.relay.in_flight() and loop.time() < deadline:
+            await asyncio.sleep(0.01)
 
     async def sweep_sessions(self, router: mcp_http.Router) -> None:
         loop = asyncio.get_running_loop()

@@ -207,6 +207,11 @@ def new_session_id() -> str:
     return os.urandom(16).hex()
 
 
+# How long Fly's proxy tries to reach a session's machine before it brings the request back (a session held
+# by a machine that is not running is gone anyway: the client gets its 404 sooner).
+REPLAY_TIMEOUT = "5s"
+
+
 def session_owner(sid: str) -> str:
     """The machine a session id names (``<machine id>.<32 hex>``, issued on Fly), "" for an id without one."""
     owner, dot, _ = sid.rpartition(".")
@@ -302,16 +307,20 @@ class Router:
         return f"{self.machine_id}.{new_session_id()}" if self.machine_id else new_session_id()
 
     def replay_to(self, request: Request, sid: str) -> str | None:
-        """For a session this gateway does not hold: the other machine its id names, if any.
+        """For a session this gateway does not hold: the ``fly-replay`` value that sends it to the machine its
+        id names, if any.
 
-        Its 404 then carries ``fly-replay: instance=<id>``: Fly's proxy replays the request on that machine (the
-        client never sees this answer); without the proxy the client gets the 404 the spec asks for. A replayed
-        request (``fly-replay-src``) is not sent on again: its session is gone.
+        The 404 carrying it is never seen by the client: Fly's proxy replays the request on that machine (without
+        the proxy the client gets the 404 the spec asks for). When that machine cannot be reached (destroyed,
+        stopped and not started within the timeout), ``fallback=force_self`` brings the request back here marked
+        ``fly-replay-failed``. A replayed or returned request is not sent on again: its session is gone.
         """
         owner = session_owner(sid)
-        if not owner or not self.machine_id or owner == self.machine_id or request.headers.get("fly-replay-src"):
+        if not owner or not self.machine_id or owner == self.machine_id:
             return None
-        return owner
+        if request.headers.get("fly-replay-src") or request.headers.get("fly-replay-failed"):
+            return None
+        return f"instance={owner};timeout={REPLAY_TIMEOUT};fallback=force_self"
 
     # --- streamable HTTP -------------------------------------------------------------------------------
 
@@ -334,9 +343,9 @@ class Router:
             return rpc_error(400, "Bad Request: Missing session ID")
         session = self.relay.sessions.get(sid) if sid in self.streamable else None
         if session is None:
-            owner = self.replay_to(request, sid)
-            if owner:
-                return rpc_error(404, "Not Found: Session held by another machine", fly_replay=f"instance={owner}")
+            replay = self.replay_to(request, sid)
+            if replay:
+                return rpc_error(404, "Not Found: Session held by another machine", fly_replay=replay)
             return rpc_error(404, "Not Found: Session not found")
         version = request.headers.get("mcp-protocol-version", DEFAULT_HEADER_VERSION)
         if version not in KNOWN_VERSIONS:
@@ -574,9 +583,9 @@ class Router:
         sid = f"{owner}.{sid}" if owner else sid
         session = self.relay.sessions.get(sid) if sid in self.legacy else None
         if session is None:
-            owner = self.replay_to(request, sid)
-            if owner:
-                return Reply(404, b"Session held by another machine", "text/plain", fly_replay=f"instance={owner}")
+            replay = self.replay_to(request, sid)
+            if replay:
+                return Reply(404, b"Session held by another machine", "text/plain", fly_replay=replay)
             return Reply(404, b"Could not find session", "text/plain; charset=utf-8")
         try:
             message = json.loads(request.body)

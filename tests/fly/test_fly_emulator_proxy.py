@@ -13,7 +13,7 @@ import pytest
 
 from components.fly import FlyClient
 from tests.tools.fly_emulator.fixture import emulator_process, running_emulator
-from tests.tools.fly_emulator.proxy import parse_replay
+from tests.tools.fly_emulator.proxy import parse_duration, parse_replay
 
 APP = "cw-proxy"
 HOST = f"{APP}.fly.dev"
@@ -34,9 +34,10 @@ class H(BaseHTTPRequestHandler):
         self.answer()
     def answer(self):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.path.startswith("/to/") and self.path[4:] != ME:
+        target, _, query = self.path[4:].partition("?")
+        if self.path.startswith("/to/") and target != ME and not self.headers.get("fly-replay-failed"):
             self.send_response(204)
-            self.send_header("fly-replay", "instance=" + self.path[4:])
+            self.send_header("fly-replay", "instance=" + target + (";" + query if query else ""))
             self.end_headers()
             return
         if self.path == "/stream":
@@ -51,7 +52,8 @@ class H(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         data = json.dumps({"machine": ME, "path": self.path, "body": body.decode(),
-                           "replay_src": self.headers.get("fly-replay-src")}).encode()
+                           "replay_src": self.headers.get("fly-replay-src"),
+                           "replay_failed": self.headers.get("fly-replay-failed")}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -69,15 +71,20 @@ def machine_script(tmp_path: Path) -> Path:
     return path
 
 
-def start_machines(emu, script: Path, count: int, region: str = "iad") -> list[str]:
+def start_machines(
+    emu, script: Path, count: int, region: str = "iad", autostart: bool = False, first: int = 0
+) -> list[str]:
     client = FlyClient(emu.base_url, emu.token, mutation_rate=0, backoff=0.001)
-    client.create_app(APP, "personal")
-    config = {"image": "img", "init": {"exec": [sys.executable, str(script)]}}
-    ids = [client.create_machine(APP, f"m-{i}", region, config).id for i in range(count)]
+    if not first:
+        client.create_app(APP, "personal")
+    config: dict = {"image": "img", "init": {"exec": [sys.executable, str(script)]}}
+    if autostart:
+        config["services"] = [{"protocol": "tcp", "internal_port": 8080, "autostart": True, "autostop": "off"}]
+    ids = [client.create_machine(APP, f"m-{i}", region, config).id for i in range(first, first + count)]
     for mid in ids:
         client.wait_machine(APP, mid, "started", deadline_s=10)
     end = time.monotonic() + 10  # and each process listens, reached directly (not through the proxy)
-    for m in emu.machines():
+    for m in (m for m in emu.machines() if m["id"] in ids):
         while not listening(m["process"]["port"]):
             assert time.monotonic() < end, f"machine {m['id']} does not listen"
             time.sleep(0.05)
@@ -207,3 +214,74 @@ def test_cli_proxy_port_serves_the_proxy_and_needs_run_machines(machine_script, 
 
     with pytest.raises(SystemExit):
         parse_args(["--proxy-port", "0"])
+
+
+def test_a_replay_to_a_destroyed_machine_falls_back_to_its_source_when_asked_and_503s_otherwise(
+    machine_script, tmp_path
+):
+    with running_emulator(run_machines=True, proxy=True, workdir=tmp_path / "emu") as emu:
+        ids = start_machines(emu, machine_script, 2)
+        client = FlyClient(emu.base_url, emu.token, mutation_rate=0, backoff=0.001)
+        client.delete_machine(APP, ids[1], force=True)
+        client.wait_machine(APP, ids[1], "destroyed", deadline_s=10)
+        got = answers(emu.proxy_url, path=f"/to/{ids[1]}?timeout=300ms;fallback=force_self")
+        assert got["machine"] == ids[0] and got["replay_src"] is None
+        failed = parse_replay(got["replay_failed"])
+        assert failed["instance"] == ids[1] and "destroyed" in failed["reason"]
+        assert emu.proxy_requests()[-1] == {
+            "app": APP, "machine": ids[0], "status": 200, "replayed_from": None, "fallback": True
+        }  # fmt: skip
+        started = time.monotonic()
+        status, data, _ = call(emu.proxy_url, f"/to/{ids[1]}?timeout=300ms")
+        assert status == 503 and ids[1].encode() in data
+        assert time.monotonic() - started < 3  # the replay's own timeout, not the default
+
+
+def test_a_replay_to_a_stopped_machine_with_autostart_starts_it(machine_script, tmp_path):
+    with running_emulator(run_machines=True, proxy=True, workdir=tmp_path / "emu") as emu:
+        ids = start_machines(emu, machine_script, 2, autostart=True)
+        client = FlyClient(emu.base_url, emu.token, mutation_rate=0, backoff=0.001)
+        client.stop_machine(APP, ids[1])
+        client.wait_machine(APP, ids[1], "stopped", deadline_s=10)
+        got = answers(emu.proxy_url, path=f"/to/{ids[1]}?timeout=10s;fallback=force_self")
+        assert got["machine"] == ids[1] and got["replay_src"] and not got["replay_failed"]
+        assert [(a["machine"], a["action"]) for a in emu.proxy_actions()] == [(ids[1], "autostart")]
+
+
+def test_an_app_with_every_machine_stopped_gets_one_started_by_a_request_when_autostart_is_on(machine_script, tmp_path):
+    with running_emulator(run_machines=True, proxy=True, workdir=tmp_path / "emu") as emu:
+        ids = start_machines(emu, machine_script, 2, autostart=True)
+        client = FlyClient(emu.base_url, emu.token, mutation_rate=0, backoff=0.001)
+        for mid in ids:
+            client.stop_machine(APP, mid)
+            client.wait_machine(APP, mid, "stopped", deadline_s=10)
+        assert answers(emu.proxy_url)["machine"] in ids
+        assert [a["action"] for a in emu.proxy_actions()] == ["autostart"]
+        assert sum(m["state"] == "started" for m in emu.machines()) == 1
+
+
+def test_the_nearest_regions_machines_take_the_requests_while_one_is_started(machine_script, tmp_path):
+    with running_emulator(run_machines=True, proxy=True, workdir=tmp_path / "emu", proxy_region="ams") as emu:
+        far = start_machines(emu, machine_script, 2, region="iad")
+        near = start_machines(emu, machine_script, 2, region="ams", first=2)
+        assert {answers(emu.proxy_url)["machine"] for _ in range(6)} == set(near)
+        # a replay crosses regions, to a machine or to a region
+        assert answers(emu.proxy_url, path=f"/to/{far[0]}")["machine"] == far[0]
+        client = FlyClient(emu.base_url, emu.token, mutation_rate=0, backoff=0.001)
+        for mid in near:
+            client.stop_machine(APP, mid)
+            client.wait_machine(APP, mid, "stopped", deadline_s=10)
+        assert {answers(emu.proxy_url)["machine"] for _ in range(4)} == set(far)
+
+
+def test_fly_durations_read_as_seconds():
+    assert parse_duration("800ms", 5) == 0.8 and parse_duration("10s", 5) == 10 and parse_duration("1m", 5) == 60
+    assert parse_duration(None, 5) == 5 and parse_duration("soon", 5) == 5 and parse_duration("xs", 5) == 5
+
+
+def test_cli_autostop_after_must_be_positive():
+    from tests.tools.fly_emulator.__main__ import parse_args
+
+    assert parse_args(["--run-machines", "--proxy-port", "0", "--autostop-after", "2"]).autostop_after == 2
+    with pytest.raises(SystemExit):
+        parse_args(["--run-machines", "--proxy-port", "0", "--autostop-after", "0"])

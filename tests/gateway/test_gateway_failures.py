@@ -74,6 +74,22 @@ def test_requests_in_flight_get_an_error_when_the_gateway_is_stopped(tmp_path: P
         assert served.wait(5) == 0
 
 
+def test_a_request_in_flight_when_the_gateway_is_stopped_gets_its_answer_when_it_comes_soon(tmp_path: Path) -> None:
+    """A rolling update or a scale-down stops machines with SIGTERM: calls already made still get answered."""
+    call = {**SLOW_CALL, "params": {"name": "slow", "arguments": {"steps": 1, "delay": 0.6, "label": "drained"}}}
+    with gateway(tmp_path) as (served, _received), httpx.Client(timeout=10) as http:
+        _, sid = initialize(served)
+        headers = {**AUTH, **ACCEPT, "Mcp-Session-Id": sid}
+        with http.stream("POST", served.url(), json=call, headers=headers) as pending:
+            assert pending.status_code == 200
+            served.process.terminate()
+            body = pending.read().decode()
+        assert '"id":"s-1"' in body and "slow done: drained" in body and "stopping" not in body
+        assert served.wait(5) == 0
+        with pytest.raises(httpx.ConnectError):  # and nothing new is taken meanwhile
+            http.post(served.url(), json=call, headers=headers)
+
+
 def test_a_client_that_stops_reading_its_stream_is_dropped_and_the_others_are_served(tmp_path: Path) -> None:
     with gateway(tmp_path) as (served, _received):
         _, stalled_sid = initialize(served)

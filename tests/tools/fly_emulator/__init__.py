@@ -3,7 +3,7 @@
 Run it::
 
     python -m tests.tools.fly_emulator --port 4280 [--fault-rate 0.3 --seed 7] [--run-machines [--entrypoint PATH]
-        [--proxy-port 4281]]
+        [--proxy-port 4281 [--proxy-region iad] [--autostop-after 5]]]
     FLY_API_URL=http://127.0.0.1:4280 FLY_API_TOKEN=anything  # then point the client (or catwalk) at it
 
 or in a test::
@@ -44,12 +44,14 @@ Test-only endpoints (no auth, never faulted, not in the call log):
 - ``GET /_emulator/machines`` → ``{"machines": [{"app", "id", "name", "state", "version", "region",
   "process"}]}``; with ``--run-machines``, ``process`` is ``{"pid", "host", "port", "url", "log", "argv",
   "running", "exit_code"?}``: where that machine's process listens (``PORT``) and logs. Else null.
-- ``GET /_emulator/proxy`` → ``{"requests": [{"app", "machine", "status", "replayed_from"}]}``, every request
-  Fly's proxy (``--proxy-port``) answered: which machine answered it, and the machine it was replayed from.
+- ``GET /_emulator/proxy`` → ``{"requests": [{"app", "machine", "status", "replayed_from", "fallback"}],
+  "actions": [{"app", "machine", "action", "time"}]}``: every request Fly's proxy (``--proxy-port``) answered
+  (which machine answered it, the machine it was replayed from, whether a failed replay came back to its
+  source), and the machines it started (``autostart``) or stopped (``autostop``, ``--autostop-after S``).
 - ``GET``/``POST /_emulator/faults`` → read or set ``{"rate", "seed", "kinds", "retry_after", "slow_s"}``.
 - ``POST /_emulator/apps/NAME/reserve`` → NAME becomes taken by an organization the token cannot see.
 
 ``--run-machines`` is described in ``tests.tools.fly_emulator.processes``; ``--proxy-port`` (Fly's proxy in front
-of those machines: ``Host: <app>.fly.dev``, per-request balancing, ``fly-replay``, ``fly-force-instance-id``) in
-``tests.tools.fly_emulator.proxy``.
+of those machines: ``Host: <app>.fly.dev``, per-request balancing, ``fly-replay`` with its timeout and fallback,
+``fly-force-instance-id``, autostart and autostop, the nearest region) in ``tests.tools.fly_emulator.proxy``.
 """

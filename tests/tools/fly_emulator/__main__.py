@@ -35,6 +35,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also serve Fly's proxy here: Host <app>.fly.dev balanced over the app's machines (needs --run-machines)",
     )
     p.add_argument(
+        "--proxy-region",
+        default=None,
+        help="the region nearest to the proxy's clients: its machines take the requests while one is started",
+    )
+    p.add_argument(
+        "--autostop-after",
+        type=float,
+        default=None,
+        metavar="S",
+        help="the proxy stops a machine whose service has autostop after S idle seconds (default: never)",
+    )
+    p.add_argument(
         "--containers",
         metavar="DOCKER_HOST",
         default=None,
@@ -48,6 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--host must be a loopback address")
     if args.proxy_port is not None and not args.run_machines:
         p.error("--proxy-port needs --run-machines (the proxy forwards to the machines' processes)")
+    if args.autostop_after is not None and args.autostop_after <= 0:
+        p.error("--autostop-after must be a positive number of seconds")
     unknown = sorted(set(args.faults.split(",")) - set(FAULTS) - {""})
     if unknown:
         p.error(f"--faults: unknown kinds {', '.join(unknown)} (expected some of {','.join(FAULTS)})")
@@ -71,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         entrypoint=args.entrypoint,
         workdir=args.workdir,
         containers=ContainerEngine(host=args.containers) if args.containers else None,
+        proxy_region=args.proxy_region,
+        autostop_after=args.autostop_after,
     )
     server = emulator.serve(args.host, args.port)
     host, port = server.server_address[:2]

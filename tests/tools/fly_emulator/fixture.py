@@ -62,6 +62,10 @@ class EmulatorHandle:
         """Every request the proxy answered: app, machine, status, replayed_from."""
         return self._call("GET", "/_emulator/proxy")["requests"]
 
+    def proxy_actions(self) -> list[dict[str, Any]]:
+        """Machines the proxy started (``autostart``) or stopped (``autostop``): app, machine, action, time."""
+        return self._call("GET", "/_emulator/proxy")["actions"]
+
     def set_faults(
         self,
         rate: float = 0.0,
@@ -97,11 +101,14 @@ def running_emulator(
     workdir: str | Path | None = None,
     proxy: bool = False,
     containers: ContainerEngine | None = None,
+    proxy_region: str | None = None,
+    autostop_after: float | None = None,
 ) -> Iterator[EmulatorHandle]:
     """The emulator in a background thread on a free 127.0.0.1 port; stopped (and its machines killed) on exit.
 
     Defaults suit tests: ``Retry-After: 0`` on injected 429s and fast state transitions. ``proxy`` (with
-    ``run_machines``) also serves Fly's proxy on another free port: ``handle.proxy_url``.
+    ``run_machines``) also serves Fly's proxy on another free port: ``handle.proxy_url``, with its clients nearest
+    to ``proxy_region`` and autostop after ``autostop_after`` idle seconds (off when None).
     """
     emulator = Emulator(
         token=token,
@@ -111,6 +118,8 @@ def running_emulator(
         entrypoint=entrypoint,
         containers=containers,
         workdir=workdir,
+        proxy_region=proxy_region,
+        autostop_after=autostop_after,
     )
     server = emulator.serve("127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

@@ -10,8 +10,20 @@ requests reach different machines. What Fly's proxy does and catwalk relies on:
   t=<µs>`` added so the target knows it was replayed and from where. ``region=<r>`` replays to a started
   machine of that region; ``elsewhere=true`` to a machine other than the source. A replayed request is not
   replayed again (Fly caps replays); such an answer is a 502.
-- A machine that refuses the connection (still booting) is skipped for another one, as Fly does.
-- Other hosts get 404; an app with no started machine gets 503.
+- A replay whose target cannot be reached within its ``timeout`` (``5s``, ``800ms``; default 5 s) — destroyed,
+  stopped without autostart, or not accepting connections — is a 503, unless it says ``fallback=force_self``
+  (or ``prefer_self``): then the request goes back to the machine that asked for the replay, with
+  ``fly-replay-failed: instance=<target>;reason=<why>`` added, and is not replayed again.
+- Autostart: a request for an app with no started machine, or a replay to a stopped machine, starts a stopped
+  machine whose service has ``autostart`` and waits for it. Fly also starts machines when the running ones are
+  over their load limits; the emulator does not.
+- Autostop (``--autostop-after S``, off unless set): a started machine whose service has ``autostop`` (stop or
+  suspend; the emulator stops) and that has had no request in flight for S seconds is stopped, keeping the
+  service's ``min_machines_running`` started per app. Fly looks every few minutes; tests set seconds.
+- Nearest region: Fly sends a client to the region nearest to it; here the proxy's ``region`` (``--proxy-region``)
+  is where the clients are: its machines take the requests while one is started, others only when none is.
+- A machine that refuses the connection (still booting, or stopping) is skipped for another one, as Fly does.
+- Other hosts get 404; an app with no started machine (and none to autostart) gets 503.
 
 The proxy buffers the request body (``Content-Length``; a chunked request body is refused with 411) and
 streams the answer back as it comes, so server-sent events flow through it.
@@ -29,7 +41,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from tests.tools.fly_emulator.processes import ProcessRunner
-from tests.tools.fly_emulator.state import FlyState
+from tests.tools.fly_emulator.state import ApiError, FlyState
 
 APP_DOMAIN = ".fly.dev"
 HOP_BY_HOP = frozenset(
@@ -55,18 +67,51 @@ class NoMachine(Exception):
         self.message = message
 
 
-class FlyProxy:
-    """Picks the machine for each request; the HTTP side is ``ProxyHandler``."""
+Machine = tuple[str, str, int]  # (machine id, region, port of its process)
 
-    def __init__(self, state: FlyState, runner: ProcessRunner) -> None:
+
+def parse_duration(value: str | None, default: float) -> float:
+    """Fly's duration strings (``10s``, ``800ms``, ``1m``) in seconds; ``default`` when absent or unreadable."""
+    text = (value or "").strip().strip('"').lower()
+    for suffix, scale in (("ms", 0.001), ("s", 1.0), ("m", 60.0)):
+        if text.endswith(suffix):
+            try:
+                return float(text[: -len(suffix)]) * scale
+            except ValueError:
+                return default
+    return default
+
+
+def service_of(config: dict[str, Any]) -> dict[str, Any]:
+    services = config.get("services") or []
+    return services[0] if services and isinstance(services[0], dict) else {}
+
+
+def autostops(service: dict[str, Any]) -> bool:
+    return service.get("autostop") in (True, "stop", "suspend")
+
+
+class FlyProxy:
+    """Picks the machine for each request, starts and stops machines on demand; the HTTP side is ``ProxyHandler``."""
+
+    def __init__(
+        self, state: FlyState, runner: ProcessRunner, *, region: str | None = None, autostop_after: float | None = None
+    ) -> None:
         self.state = state
         self.runner = runner
+        self.region = region
+        self.autostop_after = autostop_after
         self._counter = itertools.count()
         self.lock = threading.Lock()
-        self.log: list[dict[str, Any]] = []  # one row per answered request: app, machine, status, replayed
+        self.log: list[dict[str, Any]] = []  # one row per answered request: app, machine, status, replayed_from
+        self.actions: list[dict[str, Any]] = []  # machines the proxy started (autostart) or stopped (autostop)
+        self._busy: dict[str, int] = {}  # machine id -> requests in flight through the proxy
+        self._last: dict[tuple[str, int], float] = {}  # (machine id, pid) -> when it last finished a request
+        self._closed = threading.Event()
+        self._autostopper: threading.Thread | None = None
 
-    def started(self, app: str) -> list[tuple[str, str, int]]:
-        """(machine id, region, port) of the app's started machines whose process runs, in a stable order."""
+    def started(self, app: str) -> list[Machine]:
+        """The app's started machines whose process runs, in a stable order."""
         with self.state.lock:
             machines = sorted(
                 (m.id, m.region) for m in self.state.machines.values() if m.app == app and m.state == "started"
@@ -78,16 +123,22 @@ class FlyProxy:
                 rows.append((mid, region, int(info["port"])))
         return rows
 
-    def rotation(self, app: str) -> list[tuple[str, str, int]]:
-        """The started machines, starting from the next one in turn."""
+    def rotation(self, app: str) -> list[Machine]:
+        """The started machines, the nearest region's first, each group starting from the next one in turn;
+        with none started, a machine autostart brings up."""
         machines = self.started(app)
         if not machines:
-            raise NoMachine(503, f"app {app} has no started machine")
-        start = next(self._counter) % len(machines)
-        return machines[start:] + machines[:start]
+            woken = self.autostart(app, None, time.monotonic() + CONNECT_RETRY_S)
+            if woken is None:
+                raise NoMachine(503, f"app {app} has no started machine")
+            return [woken]
+        start = next(self._counter)
+        near = [m for m in machines if m[1] == self.region] or machines
+        far = [m for m in machines if m not in near]
+        return near[start % len(near) :] + near[: start % len(near)] + far
 
-    def named(self, app: str, machine_id: str) -> tuple[str, str, int]:
-        end = time.monotonic() + CONNECT_RETRY_S
+    def named(self, app: str, machine_id: str, deadline: float | None = None) -> Machine:
+        end = time.monotonic() + CONNECT_RETRY_S if deadline is None else deadline
         while True:
             for row in self.started(app):
                 if row[0] == machine_id:
@@ -96,17 +147,114 @@ class FlyProxy:
                 raise NoMachine(503, f"machine {machine_id} of app {app} is not started")
             time.sleep(0.05)
 
-    def record(self, app: str, machine: str, status: int, replayed_from: str | None) -> None:
+    def autostart(self, app: str, machine_id: str | None, deadline: float) -> Machine | None:
+        """Start ``machine_id`` (or any stopped machine of the app) when its service has autostart, and wait
+        until its process runs; None if there is no such machine or it does not come up by ``deadline``."""
+        with self.state.lock:
+            stopped = [
+                m
+                for m in self.state.machines.values()
+                if m.app == app
+                and (machine_id is None or m.id == machine_id)
+                and m.state in ("stopped", "suspended", "starting", "started")
+                and (m.state in ("starting", "started") or service_of(m.config).get("autostart"))
+            ]
+            stopped.sort(key=lambda m: (m.region != self.region, m.id))
+        if not stopped:
+            return None
+        target = stopped[0]
+        if target.state in ("stopped", "suspended"):
+            try:
+                self.state.start_machine(app, target.id, None)
+            except ApiError:  # leased by a deploy, or gone meanwhile: not ours to start
+                return None
+            self.note_action(app, target.id, "autostart")
+        try:
+            return self.named(app, target.id, deadline)
+        except NoMachine:
+            return None
+
+    def status_of(self, app: str, machine_id: str) -> str | None:
+        with self.state.lock:
+            m = self.state.machines.get(machine_id)
+            return m.state if m is not None and m.app == app else None
+
+    # -- bookkeeping -----------------------------------------------------------------------------------
+
+    def busy(self, machine_id: str, delta: int) -> None:
         with self.lock:
-            self.log.append({"app": app, "machine": machine, "status": status, "replayed_from": replayed_from})
+            self._busy[machine_id] = self._busy.get(machine_id, 0) + delta
+            if delta < 0:
+                info = self.runner.report(machine_id) or {}
+                self._last[machine_id, int(info.get("pid") or 0)] = time.monotonic()
+
+    def note_action(self, app: str, machine_id: str, action: str) -> None:
+        with self.lock:
+            self.actions.append({"app": app, "machine": machine_id, "action": action, "time": time.time()})
+
+    def record(self, app: str, machine: str, status: int, replayed_from: str | None, fallback: bool = False) -> None:
+        with self.lock:
+            row = {"app": app, "machine": machine, "status": status, "replayed_from": replayed_from}
+            self.log.append({**row, "fallback": fallback})
 
     def requests(self) -> list[dict[str, Any]]:
         with self.lock:
             return [dict(r) for r in self.log]
 
+    def action_log(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [dict(r) for r in self.actions]
+
     def clear(self) -> None:
         with self.lock:
             self.log.clear()
+            self.actions.clear()
+
+    # -- autostop --------------------------------------------------------------------------------------
+
+    def autostop_once(self) -> list[str]:
+        """Stop the machines autostop allows now; returns their ids."""
+        if self.autostop_after is None:
+            return []
+        now = time.monotonic()
+        with self.state.lock:
+            machines = [
+                (m.app, m.id, service_of(m.config)) for m in self.state.machines.values() if m.state == "started"
+            ]
+        by_app: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for app, mid, service in machines:
+            by_app.setdefault(app, []).append((mid, service))
+        stopped = []
+        for app, rows in sorted(by_app.items()):
+            running = len(rows)
+            for mid, service in sorted(rows):
+                if running <= int(service.get("min_machines_running") or 0):
+                    break
+                if not autostops(service):
+                    continue
+                info = self.runner.report(mid) or {}
+                with self.lock:
+                    last = self._last.setdefault((mid, int(info.get("pid") or 0)), now)
+                    idle = not self._busy.get(mid) and now - last >= self.autostop_after
+                if not idle:
+                    continue
+                try:
+                    self.state.stop_machine(app, mid, {}, None)
+                except ApiError:  # leased by a deploy, or gone meanwhile
+                    continue
+                running -= 1
+                stopped.append(mid)
+                self.note_action(app, mid, "autostop")
+        return stopped
+
+    def _autostop_loop(self) -> None:
+        assert self.autostop_after is not None
+        period = max(0.05, min(1.0, self.autostop_after / 4))
+        while not self._closed.wait(period):
+            self.autostop_once()
+
+    def close(self) -> None:
+        self._closed.set()
 
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
         class Bound(ProxyHandler):
@@ -115,6 +263,9 @@ class FlyProxy:
         Bound.proxy = self
         server = ThreadingHTTPServer((host, port), Bound)
         server.daemon_threads = True
+        if self.autostop_after is not None and self._autostopper is None:
+            self._autostopper = threading.Thread(target=self._autostop_loop, daemon=True, name="fly-autostop")
+            self._autostopper.start()
         return server
 
 
@@ -161,30 +312,53 @@ class ProxyHandler(BaseHTTPRequestHandler):
             candidates = [self.proxy.named(app, forced.strip())] if forced else self.proxy.rotation(app)
             conn, resp, source = self._first_answer(candidates, headers, body)
             replay = resp.getheader("fly-replay")
-            if replay:
-                resp.read()
-                conn.close()
-                target = self._replay_target(app, source, parse_replay(replay))
-                src = f"instance={source[0]};region={source[1]};t={int(time.time() * 1e6)}"
-                replayed = [*headers, ("fly-replay-src", src)]
-                conn, resp, machine = self._first_answer([target], replayed, body)
-                if resp.getheader("fly-replay"):
-                    resp.read()
-                    conn.close()
-                    raise NoMachine(502, f"machine {machine[0]} asked to replay a request that was already replayed")
-                self._relay(app, conn, resp, machine, source[0])
-            else:
+            if not replay:
                 self._relay(app, conn, resp, source, None)
+                return
+            self._drop(conn, resp, source)
+            self._replay(app, source, parse_replay(replay), headers, body)
         except NoMachine as exc:
             self.proxy.record(app, "", exc.status, None)
             self._error(exc.status, exc.message)
 
-    def _replay_target(self, app: str, source: tuple[str, str, int], fields: dict[str, str]) -> tuple[str, str, int]:
-        if fields.get("instance"):
-            return self.proxy.named(app, fields["instance"])
+    def _replay(
+        self, app: str, source: Machine, fields: dict[str, str], headers: list[tuple[str, str]], body: bytes
+    ) -> None:
+        deadline = time.monotonic() + parse_duration(fields.get("timeout"), CONNECT_RETRY_S)
+        try:
+            target = self._replay_target(app, source, fields, deadline)
+            src = f"instance={source[0]};region={source[1]};t={int(time.time() * 1e6)}"
+            conn, resp, machine = self._first_answer([target], [*headers, ("fly-replay-src", src)], body, deadline)
+        except NoMachine as exc:
+            if fields.get("fallback", "").lower() not in ("force_self", "prefer_self"):
+                raise
+            # Back to the machine that asked for the replay, which learns why and answers the client itself.
+            failed = f"instance={fields.get('instance') or fields.get('region') or '-'};reason={exc.message}"
+            conn, resp, machine = self._first_answer([source], [*headers, ("fly-replay-failed", failed)], body)
+            if resp.getheader("fly-replay"):
+                self._drop(conn, resp, machine)
+                raise NoMachine(502, f"machine {machine[0]} asked to replay a request that fell back to it") from exc
+            self._relay(app, conn, resp, machine, None, fallback=True)
+            return
+        if resp.getheader("fly-replay"):
+            self._drop(conn, resp, machine)
+            raise NoMachine(502, f"machine {machine[0]} asked to replay a request that was already replayed")
+        self._relay(app, conn, resp, machine, source[0])
+
+    def _replay_target(self, app: str, source: Machine, fields: dict[str, str], deadline: float) -> Machine:
+        instance = fields.get("instance")
+        if instance:
+            for row in self.proxy.started(app):
+                if row[0] == instance:
+                    return row
+            woken = self.proxy.autostart(app, instance, deadline)
+            if woken is None:
+                state = self.proxy.status_of(app, instance) or "not found"
+                raise NoMachine(503, f"machine {instance} of app {app} cannot be reached ({state})")
+            return woken
         machines = self.proxy.rotation(app)
         if fields.get("region"):
-            machines = [m for m in machines if m[1] == fields["region"]]
+            machines = [m for m in machines if m[1] == fields["region"].strip('"')]
         if fields.get("elsewhere", "").lower() == "true":
             machines = [m for m in machines if m[0] != source[0]]
         if not machines:
@@ -192,10 +366,12 @@ class ProxyHandler(BaseHTTPRequestHandler):
         return machines[0]
 
     def _first_answer(
-        self, candidates: list[tuple[str, str, int]], headers: list[tuple[str, str]], body: bytes
-    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse, tuple[str, str, int]]:
-        """Send to the first candidate that accepts the connection; a lone candidate gets a few seconds to."""
-        end = time.monotonic() + (CONNECT_RETRY_S if len(candidates) == 1 else 0)
+        self, candidates: list[Machine], headers: list[tuple[str, str]], body: bytes, deadline: float | None = None
+    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse, Machine]:
+        """Send to the first candidate that accepts the connection; a lone candidate gets until ``deadline``
+        (default a few seconds) to."""
+        lone = time.monotonic() + CONNECT_RETRY_S if deadline is None else deadline
+        end = lone if len(candidates) == 1 else time.monotonic()
         while True:
             for machine in candidates:
                 conn = http.client.HTTPConnection("127.0.0.1", machine[2], timeout=300)
@@ -209,9 +385,11 @@ class ProxyHandler(BaseHTTPRequestHandler):
                 except ConnectionRefusedError:
                     conn.close()
                     continue
+                self.proxy.busy(machine[0], +1)
                 try:
                     return conn, conn.getresponse(), machine
                 except (OSError, http.client.HTTPException) as exc:
+                    self.proxy.busy(machine[0], -1)
                     conn.close()
                     raise NoMachine(502, f"machine {machine[0]} gave no answer: {exc}") from exc
             if time.monotonic() >= end:
@@ -219,15 +397,24 @@ class ProxyHandler(BaseHTTPRequestHandler):
                 raise NoMachine(503, f"no machine accepted the connection ({names})")
             time.sleep(0.05)
 
+    def _drop(self, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse, machine: Machine) -> None:
+        """An answer the client never sees (it asked for a replay)."""
+        try:
+            resp.read()
+        finally:
+            conn.close()
+            self.proxy.busy(machine[0], -1)
+
     def _relay(
         self,
         app: str,
         conn: http.client.HTTPConnection,
         resp: http.client.HTTPResponse,
-        machine: tuple[str, str, int],
+        machine: Machine,
         replayed_from: str | None,
+        fallback: bool = False,
     ) -> None:
-        self.proxy.record(app, machine[0], resp.status, replayed_from)
+        self.proxy.record(app, machine[0], resp.status, replayed_from, fallback)
         try:
             self.send_response(resp.status, resp.reason)
             for k, v in resp.getheaders():
@@ -256,3 +443,4 @@ class ProxyHandler(BaseHTTPRequestHandler):
         finally:
             with contextlib.suppress(OSError):
                 conn.close()
+            self.proxy.busy(machine[0], -1)

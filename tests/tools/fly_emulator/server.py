@@ -81,6 +81,8 @@ class Emulator:
         entrypoint: str | Path | None = None,
         workdir: str | Path | None = None,
         containers: ContainerEngine | None = None,
+        proxy_region: str | None = None,
+        autostop_after: float | None = None,
     ) -> None:
         self.token = token
         self.faults = faults or Faults()
@@ -99,7 +101,11 @@ class Emulator:
         ref.append(self.state)
         self.lock = threading.Lock()
         self.calls: list[dict[str, Any]] = []
-        self.proxy = FlyProxy(self.state, self.runner) if self.runner else None
+        self.proxy = (
+            FlyProxy(self.state, self.runner, region=proxy_region, autostop_after=autostop_after)
+            if self.runner
+            else None
+        )
         self.routes = self._routes()
 
     # -- routing -------------------------------------------------------------------------------------
@@ -156,7 +162,7 @@ class Emulator:
             ("DELETE", r"/_emulator/calls", lambda r: (200, {"cleared": self.clear_calls()})),
             ("POST", r"/_emulator/reset", lambda r: (200, self.reset())),
             ("GET", r"/_emulator/machines", lambda r: (200, {"machines": self.machine_report()})),
-            ("GET", r"/_emulator/proxy", lambda r: (200, {"requests": self.proxy.requests() if self.proxy else []})),
+            ("GET", r"/_emulator/proxy", lambda r: (200, self.proxy_report())),
             ("GET", r"/_emulator/faults", lambda r: (200, self.faults.to_json())),
             ("POST", r"/_emulator/faults", lambda r: (200, self.set_faults(**r.json()))),
             ("POST", r"/_emulator/apps/(?P<app>[^/]+)/reserve", lambda r, app: (200, s.reserve_app_name(app))),
@@ -230,7 +236,14 @@ class Emulator:
             row["process"] = self.runner.report(row["id"]) if self.runner else None
         return rows
 
+    def proxy_report(self) -> dict[str, Any]:
+        if self.proxy is None:
+            return {"requests": [], "actions": []}
+        return {"requests": self.proxy.requests(), "actions": self.proxy.action_log()}
+
     def close(self) -> None:
+        if self.proxy:
+            self.proxy.close()
         if self.runner:
             self.runner.stop_all()
         if self._tmp is not None:
