@@ -368,10 +368,9 @@ class ProxyHandler(BaseHTTPRequestHandler):
     def _first_answer(
         self, candidates: list[Machine], headers: list[tuple[str, str]], body: bytes, deadline: float | None = None
     ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse, Machine]:
-        """Send to the first candidate that accepts the connection; a lone candidate gets until ``deadline``
-        (default a few seconds) to."""
-        lone = time.monotonic() + CONNECT_RETRY_S if deadline is None else deadline
-        end = lone if len(candidates) == 1 else time.monotonic()
+        """Send to the first candidate that accepts the connection, trying them in turn until ``deadline``
+        (default a few seconds: a machine just started may not listen yet)."""
+        end = time.monotonic() + CONNECT_RETRY_S if deadline is None else deadline
         while True:
             for machine in candidates:
                 conn = http.client.HTTPConnection("127.0.0.1", machine[2], timeout=300)
