@@ -16,8 +16,8 @@ import pytest
 
 from components.image import ImageProvider
 from components.image.provider import context_inputs
-from tests.tools.docker_engine import standins
-from tests.tools.docker_engine.engine import Engine, Unavailable, engine
+from tests.tools.docker_engine import prune, standins
+from tests.tools.docker_engine.engine import Engine, Unavailable, engine, provider_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -59,8 +59,14 @@ def docker_engine(request: pytest.FixtureRequest):
                 eng, standins.base_images(DEPLOY / "Dockerfile"), lambda m: say(request.config, m)
             ):
                 say(request.config, line)
+            if eng.data_root is not None:  # only an engine started here is pruned
+                for line in prune.prune(eng):
+                    say(request.config, line)
             say(request.config, f"engine and stand-ins ready in {time.monotonic() - started:.0f} s")
             yield eng
+            if eng.data_root is not None:
+                for line in prune.prune(eng):
+                    say(request.config, line)
     except Unavailable as exc:
         pytest.skip(f"no Docker engine for the image tier: {exc}")
 
@@ -81,15 +87,9 @@ def provider_env(docker_engine: Engine, tmp_path_factory: pytest.TempPathFactory
     """The image provider's environment: Debian's client as `docker` (no buildx), the engine, the local
     registry (CATWALK_REGISTRY), host-network builds, a scratch docker config and a registry password."""
     work = tmp_path_factory.mktemp("provider")
-    (work / "bin").mkdir()
-    (work / "bin" / "docker").symlink_to(docker_engine.client)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PATH", f"{work / 'bin'}{os.pathsep}{os.environ['PATH']}")
-        patch.setenv("DOCKER_CONFIG", str(work / "docker-config"))
-        patch.setenv("DOCKER_HOST", docker_engine.host)
-        patch.setenv("CATWALK_REGISTRY", docker_engine.registry)
-        patch.setenv("CATWALK_BUILD_NETWORK", docker_engine.build_network)
-        patch.setenv("FLY_API_TOKEN", "local-registry-needs-no-token")
+        for name, value in provider_environment(docker_engine, work).items():
+            patch.setenv(name, value)
         yield docker_engine
 
 

@@ -1,8 +1,8 @@
 """The unified image built from `deploy/` as it is, on a real engine: what a Fly machine would run.
 
-Each server installs at start from the registries (the stand-in base carries the local machine's CA, see
-tests/tools/docker_engine/standins.py), is served by the gateway as user 10001 behind the bearer token, and
-the container stops promptly on `docker stop`.
+Each server installs at start from the registries (the engine's containers trust the local machine's CA
+through a mount, tests/tools/docker_engine/runc_local_ca.py), is served by the gateway as user 10001 behind the
+bearer token, and the container stops promptly on `docker stop`. The image itself holds no CA but Debian's.
 """
 
 from __future__ import annotations
@@ -13,7 +13,10 @@ import httpx
 import pytest
 
 from components.mcpcheck import check
+from tests.tools.docker_engine.certificates import certificates_in_image, debian_certificates, local_only
 from tests.tools.docker_engine.containers import running
+from tests.tools.docker_engine.engine import local_ca_bundle
+from tests.tools.docker_engine.runc_local_ca import CA_ENV
 
 pytestmark = [pytest.mark.network, pytest.mark.slow, pytest.mark.timeout(3600)]
 
@@ -93,3 +96,15 @@ def test_a_container_serves_the_server_as_user_10001_only_with_the_token(docker_
         assert took < 2.0, f"docker stop took {took:.1f} s (SIGTERM must end the gateway and the server)"
         state = box.inspect()["State"]
         assert state["Running"] is False
+
+
+def test_the_image_trusts_no_certificate_authority_but_debians(docker_engine, runtime_image):
+    """What the build reached the registries through (a TLS-intercepting proxy's CA) stays out of the image."""
+    env = docker_engine.docker("image", "inspect", "--format", "{{json .Config.Env}}", runtime_image).stdout
+    assert not [name for name in CA_ENV if f'"{name}=' in env], env
+    found = certificates_in_image(docker_engine, runtime_image)
+    debian = debian_certificates(found)
+    assert len(debian) > 100, "Debian's ca-certificates store is missing from the image"
+    local = local_only(local_ca_bundle(), debian)
+    leaked = {body[:40]: paths for body, paths in found.items() if body in local}
+    assert leaked == {}, f"the local machine's CA is in the image: {leaked}"

@@ -2,11 +2,14 @@
 
 `CATWALK_TEST_DOCKER_HOST` names an engine to use as it is (with `CATWALK_TEST_REGISTRY`, a registry it can
 push to). Otherwise Debian's `docker.io` is started (installed with apt when this runs as root and it is
-missing): `dockerd` with no iptables and no bridge, on the vfs storage driver, so it runs on machines
-without overlayfs or bridge networking; its data root stays in the cache between runs (stand-in bases and
-layers survive), locked so that two runs never share it. Containers and builds then use the host network
-or none. The registry is Distribution (`docker-registry`) on a free loopback port, storing in a temporary
-directory. Every process started here is stopped when the context ends.
+missing): `dockerd` with no iptables and no bridge, so it runs on machines without bridge networking, on
+overlay2 where the kernel mounts overlayfs on the cache's file system (vfs, which copies every layer in full,
+where it does not); its data root (one per storage driver) stays in the cache between runs (stand-in bases
+and layers survive), locked so that two runs never share it. Containers and builds then use the host network
+or none. Every container the engine creates, build steps included, trusts the local machine's CA through a
+mount, never through an image layer (`runc_local_ca.py`). The registry is Distribution (`docker-registry`) on
+a free loopback port, storing in a temporary directory. Every process started here is stopped when the context
+ends.
 
 `Unavailable` carries the reason the tier skips.
 """
@@ -26,9 +29,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.tools.docker_engine import prune
+
 DEBIAN_DOCKER = "/usr/bin/docker"  # Debian's client: BuildKit through `docker build`, no buildx plugin
 PACKAGES = {"dockerd": "docker.io", "docker-registry": "docker-registry", "debootstrap": "debootstrap"}
 CACHE = Path(os.environ.get("CATWALK_IMAGE_CACHE", Path.home() / ".cache" / "catwalk-image-tests"))
+RUNC_WRAPPER = Path(__file__).with_name("runc_local_ca.py")
 START_TIMEOUT = 60
 APT_TIMEOUT = 600
 
@@ -46,6 +52,7 @@ class Engine:
     client: str = DEBIAN_DOCKER
     build_network: str = "host"  # an engine without a bridge builds on the host network
     notes: list[str] = field(default_factory=list)
+    data_root: Path | None = None  # set when the tier started the engine itself (and so may prune it)
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {**os.environ, "DOCKER_HOST": self.host, "DOCKER_BUILDKIT": "1", **extra}
@@ -147,8 +154,61 @@ def _data_root_lock(root: Path, timeout: float) -> Iterator[None]:
         yield
 
 
+def storage_driver(cache: Path) -> str:
+    """overlay2 when an overlay mount works on the cache's file system, else vfs (slower, works anywhere)."""
+    probe = Path(tempfile.mkdtemp(prefix=".overlay-probe-", dir=cache))
+    try:
+        dirs = {name: probe / name for name in ("lower", "upper", "work", "merged")}
+        for directory in dirs.values():
+            directory.mkdir()
+        options = f"lowerdir={dirs['lower']},upperdir={dirs['upper']},workdir={dirs['work']}"
+        mounted = subprocess.run(
+            ["mount", "-t", "overlay", "overlay", "-o", options, str(dirs["merged"])],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+        if mounted.returncode != 0:
+            return "vfs"
+        subprocess.run(["umount", str(dirs["merged"])], capture_output=True, timeout=30, check=False)
+        return "overlay2"
+    except (OSError, subprocess.SubprocessError):
+        return "vfs"
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+
+
+def data_root(cache: Path, driver: str) -> Path:
+    """The engine's data root for a storage driver (vfs keeps the name it always had)."""
+    return cache / ("engine" if driver == "vfs" else f"engine-{driver}")
+
+
+def local_ca_bundle() -> Path:
+    """The CA bundle the local machine trusts (a TLS-intercepting proxy's CA is in it where there is one)."""
+    for candidate in (os.environ.get("SSL_CERT_FILE"), "/etc/ssl/certs/ca-certificates.crt"):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    raise Unavailable("no CA bundle found on the local machine (SSL_CERT_FILE, /etc/ssl/certs/ca-certificates.crt)")
+
+
+def _runc_with_local_ca(run_dir: Path) -> dict[str, str]:
+    """dockerd's environment: the wrapper as `runc` first on PATH, with the real runc and the CA bundle."""
+    real = shutil.which("runc")
+    if real is None:
+        raise Unavailable("runc not found (Debian's docker.io depends on it)")
+    bin_dir = run_dir / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "runc").symlink_to(RUNC_WRAPPER)
+    return {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "CATWALK_ENGINE_RUNC": real,
+        "CATWALK_ENGINE_LOCAL_CA": str(local_ca_bundle()),
+    }
+
+
 @contextlib.contextmanager
-def _dockerd(cache: Path, run_dir: Path) -> Iterator[str]:
+def _dockerd(root: Path, driver: str, run_dir: Path) -> Iterator[str]:
     sock = run_dir / "docker.sock"
     log = run_dir / "dockerd.log"
     argv = [
@@ -156,14 +216,15 @@ def _dockerd(cache: Path, run_dir: Path) -> Iterator[str]:
         "--iptables=false",
         "--ip6tables=false",
         "--bridge=none",
-        "--storage-driver=vfs",
-        f"--data-root={cache / 'engine'}",
+        f"--storage-driver={driver}",
+        f"--data-root={root}",
         f"--exec-root={run_dir / 'exec'}",
         f"--pidfile={run_dir / 'dockerd.pid'}",
         f"--host=unix://{sock}",
     ]
+    env = _runc_with_local_ca(run_dir)
     with open(log, "wb") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     host = f"unix://{sock}"
     try:
 
@@ -237,13 +298,37 @@ def engine(*, lock_timeout: float = 900) -> Iterator[Engine]:
     installed = ensure_installed(["dockerd", "docker-registry", "debootstrap"])
     if os.geteuid() != 0:
         raise Unavailable("starting dockerd needs root (or point CATWALK_TEST_DOCKER_HOST at an engine)")
-    with (
-        _data_root_lock(CACHE, lock_timeout),
-        tempfile.TemporaryDirectory(prefix="cw-docker-", ignore_cleanup_errors=True) as run,
-        _dockerd(CACHE, Path(run)) as host,
-        _registry(Path(run)) as registry,
-    ):
-        notes = [f"engine: Debian's dockerd (vfs, no bridge) with data root {CACHE / 'engine'}, registry {registry}"]
-        if installed:
-            notes.append(f"installed with apt: {', '.join(installed)}")
-        yield Engine(host=host, registry=registry, notes=notes)
+    with _data_root_lock(CACHE, lock_timeout):
+        driver = storage_driver(CACHE)
+        root = data_root(CACHE, driver)
+        removed = prune.remove_stale_data_roots(CACHE, root)
+        with (
+            tempfile.TemporaryDirectory(prefix="cw-docker-", ignore_cleanup_errors=True) as run,
+            _dockerd(root, driver, Path(run)) as host,
+            _registry(Path(run)) as registry,
+        ):
+            notes = [
+                f"engine: Debian's dockerd ({driver}, no bridge) with data root {root}, registry {registry}; "
+                f"its containers and build steps trust {local_ca_bundle()} through a mount (no image holds it)"
+            ]
+            if installed:
+                notes.append(f"installed with apt: {', '.join(installed)}")
+            yield Engine(host=host, registry=registry, notes=notes + removed, data_root=root)
+
+
+def provider_environment(eng: Engine, work: Path) -> dict[str, str]:
+    """What the image provider needs to build and push with this engine: Debian's client as `docker` (no
+    buildx) first on PATH, the engine, the local registry (CATWALK_REGISTRY), host-network builds, a scratch
+    docker config under work and a registry password (the local registry takes any)."""
+    bin_dir = work / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    if not (bin_dir / "docker").exists():
+        (bin_dir / "docker").symlink_to(eng.client)
+    return {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "DOCKER_CONFIG": str(work / "docker-config"),
+        "DOCKER_HOST": eng.host,
+        "CATWALK_REGISTRY": eng.registry,
+        "CATWALK_BUILD_NETWORK": eng.build_network,
+        "FLY_API_TOKEN": "local-registry-needs-no-token",
+    }

