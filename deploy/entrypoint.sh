@@ -4,6 +4,9 @@
 #   entrypoint.sh install   install the server (image build: bakes it into a layer) and exit 0
 #   entrypoint.sh serve     serve an installed server; never touches the network
 #   entrypoint.sh [run]     install if missing, then serve (default)
+#   entrypoint.sh authserver  the stack's built-in OAuth authorization server (catwalk_runtime.authserver), not
+#                    an MCP server: needs CATWALK_AS_ISSUER, CATWALK_AS_SIGNING_SEED, CATWALK_AS_PASSPHRASE and
+#                    CATWALK_AS_RESOURCES (docs/authorization-server.md), and refuses to start without any of them
 #
 # Env contract (set by the catwalk stack; re-validated here because a container can be started by hand):
 #   MCP_RUNTIME      npm | python | custom
@@ -82,9 +85,21 @@ fi
 
 action=${1:-run}
 case $action in
-install | serve | run) ;;
-*) die "unknown action '$(show "$action")' (expected install, serve or run)" ;;
+install | serve | run | authserver) ;;
+*) die "unknown action '$(show "$action")' (expected install, serve, run or authserver)" ;;
 esac
+
+# Sets gateway_python: the gateway's own venv (h11, the OAuth libraries, catwalk_runtime), never a server's.
+find_gateway_python() {
+    if [ -n "${MCP_GATEWAY_PYTHON-}" ]; then
+        gateway_python=$MCP_GATEWAY_PYTHON
+    elif [ -x /opt/gateway/bin/python ]; then
+        gateway_python=/opt/gateway/bin/python
+    else
+        gateway_python=$(command -v python3) || die "the gateway's Python was not found: set MCP_GATEWAY_PYTHON"
+    fi
+    [ -x "$gateway_python" ] || die "MCP_GATEWAY_PYTHON=$(show "$gateway_python") is not executable"
+}
 
 # The bearer token leaves every environment before anything else runs (docs/token-delivery.md): it moves to a
 # pipe on fd 3 (a here-document: dash writes it to a pipe, nothing on disk) and this script starts again
@@ -107,6 +122,19 @@ $token
 EOF
 elif [ -n "$tini" ]; then
     exec "$tini" -- "$0" "$@"
+fi
+# The authorization server serves no MCP server: its settings are checked here (fail closed, every missing one
+# named; their values never shown) and in Python, which checks their form.
+if [ "$action" = authserver ]; then
+    missing=
+    for var in CATWALK_AS_ISSUER CATWALK_AS_SIGNING_SEED CATWALK_AS_PASSPHRASE CATWALK_AS_RESOURCES; do
+        eval "given=\${$var-}"
+        [ -n "$given" ] || missing="$missing $var"
+    done
+    [ -z "$missing" ] || die "the authorization server needs${missing}: refusing to start" \
+        "(the stack sets them; the seed and the passphrase as Fly secrets)"
+    find_gateway_python
+    exec "$gateway_python" -m catwalk_runtime.authserver
 fi
 # Fail closed, before any install: without a token the gateway serves only on the explicit opt-out.
 if [ "$action" != install ] && [ -z "${MCP_AUTH_FD-}" ] && [ "${MCP_AUTH-}" != off ]; then
@@ -165,14 +193,7 @@ custom)
 esac
 
 home=${MCP_HOME:-/opt/mcp}
-if [ -n "${MCP_GATEWAY_PYTHON-}" ]; then
-    gateway_python=$MCP_GATEWAY_PYTHON
-elif [ -x /opt/gateway/bin/python ]; then
-    gateway_python=/opt/gateway/bin/python
-else
-    gateway_python=$(command -v python3) || die "the gateway's Python was not found: set MCP_GATEWAY_PYTHON"
-fi
-[ -x "$gateway_python" ] || die "MCP_GATEWAY_PYTHON=$(show "$gateway_python") is not executable"
+find_gateway_python
 
 # Environment directory of this server: one per package spec, never the gateway's own venv.
 key='' rest=$package # the spec with every '/' turned into '+'

@@ -35,6 +35,19 @@ OAUTH_ISSUER = "MCP_OAUTH_ISSUER"  # the authorization server whose tokens are a
 OAUTH_RESOURCE = "MCP_OAUTH_RESOURCE"  # this server's canonical URL: the audience a token must name
 OAUTH_JWKS_URI = "MCP_OAUTH_JWKS_URI"  # the issuer's key set; default <issuer>/.well-known/jwks.json
 OAUTH_SCOPES = "MCP_OAUTH_SCOPES"  # space-separated scopes a token must carry
+# The built-in authorization server (`entrypoint.sh authserver`, catwalk_runtime.authserver), one per stack:
+AS_ISSUER = "CATWALK_AS_ISSUER"  # its public origin (https://<app>.fly.dev): the `iss` of its tokens
+AS_SIGNING_SEED = "CATWALK_AS_SIGNING_SEED"  # secret, >= 32 characters: the Ed25519 signing key derives from it
+AS_PASSPHRASE = "CATWALK_AS_PASSPHRASE"  # secret: what the operator types on the consent page
+AS_RESOURCES = "CATWALK_AS_RESOURCES"  # JSON list of the servers' canonical URLs it mints tokens for (`aud`)
+AS_STATE = "CATWALK_AS_STATE"  # directory of its sqlite db (clients, refresh tokens); unset: kept in memory
+AS_SCOPES = "CATWALK_AS_SCOPES"  # space-separated scopes it offers (default `mcp`)
+AS_SCOPES_DEFAULT = "mcp"
+AS_SEED_MIN = 32
+AS_PASSPHRASE_MIN = 8
+# Loopback client metadata documents (http or https on 127.0.0.1 / ::1 / localhost): tests only, never set by the stack.
+AS_CIMD_LOOPBACK = "CATWALK_AS_ALLOW_LOOPBACK_CLIENTS"
+AS_REQUIRED = (AS_ISSUER, AS_SIGNING_SEED, AS_PASSPHRASE, AS_RESOURCES)
 CUTOFF_FALLBACK = "MCP_CUTOFF_FALLBACK"  # `none`: the install's last resort is no cutoff (opt-in)
 CUTOFF_FALLBACK_NONE = "none"
 HOST = "MCP_HOST"  # where to listen: all (default), loopback, or IP addresses
