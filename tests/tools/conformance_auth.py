@@ -1,0 +1,65 @@
+"""The official MCP conformance suite (``@modelcontextprotocol/conformance``, pinned in ``sdk_clients``) run with
+authorization in play: its server scenarios as a client holding an access token (``conformance_bearer.mjs``,
+preloaded, adds the header to every request the suite sends to the server), and its scenario lists.
+
+The suite needs Node >= 22: the image's Node is used (bench/image_runtime.py). Downloads on first use: tests that
+use it are ``network``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import urllib.parse
+from pathlib import Path
+
+from bench.image_runtime import image_node_bin
+from tests.tools import sdk_clients
+
+PRELOAD = Path(__file__).with_name("conformance_bearer.mjs")
+SUITE_TIMEOUT_S = 600
+
+
+def suite_dir(spec: str = sdk_clients.CONFORMANCE) -> Path:
+    return sdk_clients.npm_prefix(spec) / "node_modules" / "@modelcontextprotocol" / "conformance"
+
+
+def node_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PATH": f"{image_node_bin()}{os.pathsep}{os.environ['PATH']}", **extra}
+
+
+def scenarios(kind: str, spec: str = sdk_clients.CONFORMANCE) -> list[str]:
+    """The scenario names the suite lists for ``kind`` (``server``, ``client``, or ``authorization`` where the
+    suite has that mode), every spec version."""
+    argv = ["node", str(suite_dir(spec) / "dist" / "index.js"), "list", f"--{kind}"]
+    done = subprocess.run(argv, env=node_env(), capture_output=True, text=True, timeout=60, check=True)
+    return [line.strip().removeprefix("- ").split(" [")[0] for line in done.stdout.splitlines()
+            if line.strip().startswith("- ")]  # fmt: skip
+
+
+def run_server_suite(
+    url: str, version: str, out: Path, token: str | None = None, scenario: str | None = None
+) -> tuple[dict[str, bool], str]:
+    """Each server scenario of ``version`` the suite ran against ``url`` (``scenario``: that one only), whether all
+    its checks passed, and the suite's output to show on failure. With ``token``, every request the suite sends to
+    ``url``'s origin carries it as a bearer token."""
+    suite = suite_dir()
+    argv = ["node"]
+    extra: dict[str, str] = {}
+    if token is not None:
+        preload = suite.parents[2] / PRELOAD.name  # resolves `undici` from the suite's own prefix
+        shutil.copyfile(PRELOAD, preload)
+        argv += ["--import", preload.as_uri()]
+        parts = urllib.parse.urlsplit(url)
+        extra = {"CATWALK_BEARER_ORIGIN": f"{parts.scheme}://{parts.netloc}", "CATWALK_BEARER_TOKEN": token}
+    argv += [str(suite / "dist" / "index.js"), "server", "--url", url, "--spec-version", version, "-o", str(out)]
+    argv += ["--scenario", scenario] if scenario else []
+    done = subprocess.run(argv, env=node_env(**extra), capture_output=True, text=True, timeout=SUITE_TIMEOUT_S,
+                          check=False)  # fmt: skip
+    results = {}
+    for checks in out.glob("server-*/checks.json"):
+        scenario = checks.parent.name.removeprefix("server-").rsplit("-", 6)[0]  # …-2026-12-02T02-46-45-660Z
+        results[scenario] = all(check["status"] != "FAILURE" for check in json.loads(checks.read_text()))
+    return results, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
