@@ -27,6 +27,18 @@ from pydantic import (
 )
 
 from components import safety, storage
+from components.auth import (
+    AUTH_APP_SUFFIX,
+    MIN_PASSPHRASE,
+    OAUTH_MODES,
+    PASSPHRASE_KEY,
+    AuthMode,
+    OAuthConfig,
+    auth_mode,
+    check_auth,
+    parse_oauth,
+)
+from components.auth import BUILTIN as BUILTIN_OAUTH
 from components.errors import CatwalkError
 from components.fields import (
     ApiUrl,
@@ -46,8 +58,9 @@ from components.spec import parse_spec
 NAMESPACE = "catwalk"
 # The Fly token's stack key: read by the providers (handed to `configure`), never a setting of the model.
 FLY_TOKEN_KEY = "flyApiToken"
-# The stack's own app for the unified image is `<appPrefix>-images`.
-RESERVED_SERVER_NAMES = frozenset({"images"})
+# The stack's own apps: the unified image's `<appPrefix>-images`, the built-in authorization server's
+# `<appPrefix>-auth`.
+RESERVED_SERVER_NAMES = frozenset({"images", AUTH_APP_SUFFIX})
 Runtime = Literal["npm", "python", "custom"]
 AutoStop = Literal["off", "stop", "suspend"]
 DEFAULT_MEMORY = 512
@@ -180,7 +193,8 @@ class ServerConfig(BaseModel):
     )
     autostop: AutoStop = "stop"
     autostart: bool = True
-    auth: bool = True
+    # true / "bearer": the static token; "oauth": OAuth access tokens (web connectors); "both"; false: open.
+    auth: bool | Literal["bearer", "oauth", "both"] = True
     # What an install does when nothing resolves even at the last widened cutoff (release + 30 days): fail
     # naming the dependency, or take the newest dependencies (not reproducible). See entrypoint.sh.
     fallback: Literal["fail", "newest"] = "fail"
@@ -210,6 +224,11 @@ class ServerConfig(BaseModel):
                 "from PyPI or npm; publish it, or bake it into your own image and run it as a 'command'"
             )
         return v
+
+    @field_validator("auth", mode="before")
+    @classmethod
+    def _auth(cls, v: Any) -> Any:
+        return check_auth(v)
 
     @field_validator("browser", mode="before")
     @classmethod
@@ -344,6 +363,11 @@ class ServerConfig(BaseModel):
         return self.memory
 
     @property
+    def auth_mode(self) -> AuthMode:
+        """What the gateway accepts: `bearer`, `oauth`, `both`, or `open` (`auth: false`)."""
+        return auth_mode(self.auth)
+
+    @property
     def effective_runtime(self) -> Runtime | None:
         """The runtime when the config fixes it; None means detection decides from the registries."""
         return "custom" if self.command is not None else self.runtime
@@ -377,7 +401,14 @@ class StackConfig(BaseModel):
     # Servers whose volumes `up` may destroy (a volume removed from config, or a removed server's). Without
     # this, `up` refuses: data is never deleted by a config slip.
     delete_volumes: list[ServerName] = Field(default_factory=list, alias="deleteVolumes")
+    # Where OAuth access tokens come from for servers with auth oauth/both; absent: the built-in server.
+    oauth: OAuthConfig | None = None
     servers: list[ServerConfig] = Field(default_factory=list[ServerConfig], max_length=100)
+
+    @field_validator("oauth", mode="before")
+    @classmethod
+    def _oauth(cls, v: Any) -> Any:
+        return parse_oauth(v)
 
     @field_validator("delete_volumes", mode="before")
     @classmethod
@@ -404,6 +435,24 @@ class StackConfig(BaseModel):
                 f"{unbaked[0][0]}: the unified image has no browser"
             )
         return servers
+
+    def oauth_servers(self) -> list[ServerConfig]:
+        """The servers that accept OAuth access tokens (auth oauth or both)."""
+        return [s for s in self.servers if s.auth_mode in OAUTH_MODES]
+
+    @property
+    def oauth_source(self) -> OAuthConfig | None:
+        """Where the OAuth servers' tokens come from (`catwalk:oauth`, else the built-in server); None when no
+        server uses OAuth."""
+        if not self.oauth_servers():
+            return None
+        return self.oauth or BUILTIN_OAUTH
+
+    @property
+    def builtin_auth(self) -> bool:
+        """Whether the stack deploys its own authorization server: a server uses OAuth, no issuer is set."""
+        source = self.oauth_source
+        return source is not None and source.builtin
 
     def regions_of(self, server: ServerConfig) -> list[str]:
         return list(server.regions or [self.region])
@@ -434,7 +483,7 @@ class StackConfig(BaseModel):
 STACK_KEYS = {f.alias or name for name, f in StackConfig.model_fields.items()}
 # Stack keys read as settings or by the providers: a secret env name must not alias one of them, or the
 # shared-secret lookup `catwalk:<NAME>` would hand e.g. the Fly token to a server.
-RESERVED_CONFIG_KEYS = frozenset(STACK_KEYS | {FLY_TOKEN_KEY})
+RESERVED_CONFIG_KEYS = frozenset(STACK_KEYS | {FLY_TOKEN_KEY, PASSPHRASE_KEY})
 # The fully qualified keys the providers read: the Fly token (also under the Fly provider's own key), the API URL.
 TOKEN_CONFIG_KEYS = (f"{NAMESPACE}:{FLY_TOKEN_KEY}", "fly:apiToken")
 URL_CONFIG_KEYS = (f"{NAMESPACE}:{StackConfig.model_fields['fly_api_url'].alias}",)
@@ -445,7 +494,9 @@ DELETE_VOLUMES_KEY = f"{NAMESPACE}:{StackConfig.model_fields['delete_volumes'].a
 def _field_names(loc: list[Any]) -> list[str]:
     """The keys valid where an unknown one was found (a server, its volume or one of its files)."""
     model: type[BaseModel] = ServerConfig
-    if loc[:1] == ["volume"]:
+    if loc[:1] == ["oauth"]:
+        model = OAuthConfig
+    elif loc[:1] == ["volume"]:
         model = VolumeConfig
     elif loc[:1] == ["files"]:
         model = FileConfig
@@ -468,7 +519,7 @@ def _problems(exc: ValidationError, raw_servers: Any) -> list[Problem]:
         field = field.lstrip(".") or "(server)"
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            valid = _field_names(loc) if server else STACK_KEYS
+            valid = _field_names(loc) if server or loc[:1] == ["oauth"] else STACK_KEYS
             close = difflib.get_close_matches(str(loc[-1]), list(valid), n=1)
             message = "unknown field" + (f"; did you mean {close[0]!r}?" if close else "")
         problems.append(Problem(server=server, field=field, error=message))
@@ -484,17 +535,16 @@ def parse_stack(values: Mapping[str, Any], secret_keys: set[str] | frozenset[str
     server. Other secret keys are secret *values* for servers, not settings, so they are skipped here.
     """
     raw = {k: v for k, v in values.items() if k not in secret_keys or k in STACK_KEYS}
-    if FLY_TOKEN_KEY in raw:  # read by the providers through configure(); must never be plain config
-        raise ConfigError(
-            [
-                Problem(
-                    server=None,
-                    field=FLY_TOKEN_KEY,
-                    error="must be a secret: run "
-                    "`pulumi config set --secret catwalk:flyApiToken <token>` (or use FLY_API_TOKEN)",
-                )
-            ]
+    plain_secrets = [
+        Problem(server=None, field=key, error=f"must be a secret: run {how}")
+        for key, how in (
+            (FLY_TOKEN_KEY, "`pulumi config set --secret catwalk:flyApiToken <token>` (or use FLY_API_TOKEN)"),
+            (PASSPHRASE_KEY, f"`pulumi config set --secret catwalk:{PASSPHRASE_KEY} <passphrase>`"),
         )
+        if key in raw  # read apart from the model (the providers, the built-in server); never plain config
+    ]
+    if plain_secrets:
+        raise ConfigError(plain_secrets)
     for key in ("servers", "adoptApps"):
         if isinstance(raw.get(key), str):  # Pulumi hands structured config to programs as JSON text
             try:
@@ -508,9 +558,34 @@ def parse_stack(values: Mapping[str, Any], secret_keys: set[str] | frozenset[str
     return stack
 
 
-def missing_secrets(stack: StackConfig, secret_keys: set[str] | frozenset[str]) -> list[Problem]:
-    """Secrets a server lists whose value is not set (as `<server>.<NAME>` or `<NAME>`)."""
+def missing_secrets(
+    stack: StackConfig, secret_keys: set[str] | frozenset[str], values: Mapping[str, Any] | None = None
+) -> list[Problem]:
+    """Secrets a server lists whose value is not set (as `<server>.<NAME>` or `<NAME>`), and the built-in
+    authorization server's passphrase when it is deployed (checked for length where ``values`` holds it)."""
     problems: list[Problem] = []
+    if stack.builtin_auth:
+        users = ", ".join(s.name for s in stack.oauth_servers())
+        passphrase = (values or {}).get(PASSPHRASE_KEY)
+        if PASSPHRASE_KEY not in secret_keys:
+            problems.append(
+                Problem(
+                    server=None,
+                    field=PASSPHRASE_KEY,
+                    error=f"has no value, and the built-in authorization server ({users} use OAuth with no "
+                    f"catwalk:oauth issuer) admits the operator by it: run `pulumi config set --secret "
+                    f"catwalk:{PASSPHRASE_KEY} <passphrase>`",
+                )
+            )
+        elif isinstance(passphrase, str) and len(passphrase) < MIN_PASSPHRASE:
+            problems.append(
+                Problem(
+                    server=None,
+                    field=PASSPHRASE_KEY,
+                    error=f"is shorter than {MIN_PASSPHRASE} characters: anyone who guesses it can mint tokens "
+                    "for every OAuth server of the stack",
+                )
+            )
     for server in stack.servers:
         for name in server.secrets:
             if f"{server.name}.{name}" not in secret_keys and name not in secret_keys:

@@ -16,13 +16,13 @@ import pulumi
 import pulumi_random
 
 from catwalk_runtime import contract
+from components.auth import OAUTH_MODES, gateway_env
 from components.config import ServerConfig, StackConfig
 from components.detect.models import RuntimeSpec, iso_utc
 from components.image import BakedImage
 from components.providers.app import FlyApp
 from components.providers.ip import FlyIp
 from components.providers.machine import FlyMachine
-from components.providers.machine_config import AUTH_OPT_OUT
 from components.providers.secrets import FlySecrets
 from components.providers.volume import FlyVolume
 from components.storage import render_files
@@ -36,7 +36,7 @@ VOLUME_ENV = "MCP_VOLUME_PATH"
 USER_ENV = ("MCP_ARGS", "MCP_COMMAND")
 
 
-def split_env(env: Mapping[str, str], user_names: Iterable[str], config_secret: bool) -> tuple[dict, dict]:
+def split_env(env: Mapping[str, object], user_names: Iterable[str], config_secret: bool) -> tuple[dict, dict]:
     """(machine env, Fly secrets): with a secret config, whatever the user wrote moves to the secrets.
 
     Fly hands app secrets to the process as env at boot, so the server sees the same variables either way;
@@ -87,6 +87,7 @@ class McpServer(pulumi.ComponentResource):
         spec: RuntimeSpec,
         base_image: pulumi.Input[str],
         secret_values: Mapping[str, pulumi.Input[str]],
+        issuer: pulumi.Input[str] | None = None,
         config_secret: bool = False,
         file_contents: Mapping[int, bytes] | None = None,
         opts: pulumi.ResourceOptions | None = None,
@@ -96,16 +97,19 @@ class McpServer(pulumi.ComponentResource):
         adopt = app_name.apply(lambda n: n in stack.adopt_apps)
         app = FlyApp(name, name=app_name, stack=stack_name, owner=owner, org=stack.org, adopt=adopt, opts=child)
         app_ref = app.app_id
+        url = app_name.apply(public_url)
+        mode = server.auth_mode
+        auth_env = gateway_env(mode, stack.oauth_source, url, issuer)
 
         env, hidden = split_env(
-            {**server.env, **spec.env(), **({} if server.auth else AUTH_OPT_OUT), **newest_fallback_env(server)},
+            {**server.env, **spec.env(), **auth_env, **newest_fallback_env(server)},
             server.env,
             config_secret,
         )
         files, file_secrets = render_files(server.files, file_contents or {}, all_secret=config_secret)
         values: dict[str, pulumi.Input[str]] = {**hidden, **file_secrets, **secret_values}
         token: pulumi.Output[str] | None = None
-        if server.auth:
+        if mode != "open":  # with `oauth` alone too: the gateway starts only with a token or the explicit opt-out
             password = pulumi_random.RandomPassword(
                 f"{name}-token",
                 length=43,
@@ -184,7 +188,8 @@ class McpServer(pulumi.ComponentResource):
             for index in range(server.count)
         ]
 
-        url = app_name.apply(public_url)
+        # The token a client may send: none with `oauth` alone (the gateway accepts only access tokens then).
+        client_token = token if mode in ("bearer", "both") else None
         if stack.verify:
             revision = pulumi.Output.all(*[m.version for m in machines]).apply(
                 lambda versions: ",".join(str(v) for v in versions)
@@ -195,7 +200,8 @@ class McpServer(pulumi.ComponentResource):
                 app=app_ref,
                 server=server.name,
                 revision=revision,
-                token=token,
+                token=client_token,
+                issuer=issuer if mode in OAUTH_MODES else None,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=machines),
             )
 
@@ -204,8 +210,8 @@ class McpServer(pulumi.ComponentResource):
             return pulumi.Output.secret(value) if config_secret and spec.runtime == "custom" else value
 
         configs = (
-            pulumi.Output.all(url, token).apply(lambda ut: client_configs(server.name, ut[0], ut[1]))
-            if token is not None
+            pulumi.Output.all(url, client_token).apply(lambda ut: client_configs(server.name, ut[0], ut[1]))
+            if client_token is not None
             else url.apply(lambda u: client_configs(server.name, u, None))
         )
         self.outputs: dict[str, object] = {
@@ -220,8 +226,11 @@ class McpServer(pulumi.ComponentResource):
             "regions": stack.regions_of(server),
             "machines": [m.machine_id for m in machines],
             "volumes": [v.volume_id for v in volumes.values()],
-            "auth": server.auth,
-            "token": token,
+            "auth": mode,
+            # What to paste into claude.ai (Settings → Connectors) or ChatGPT: they cannot send a static header.
+            "connector_url": url if mode != "bearer" else None,
+            "authorization_server": issuer if mode in OAUTH_MODES else None,
+            "token": client_token,
             "clients": configs,
         }
         self.register_outputs({"url": url})

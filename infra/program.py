@@ -51,7 +51,8 @@ def load_stack() -> tuple[StackConfig, set[str]]:
     values, secret_keys = read_config()
     try:
         stack = parse_stack(values, secret_keys)
-        problems = missing_secrets(stack, secret_keys) + stack.long_app_names(pulumi.get_stack(), STACK_ID_LENGTH)
+        problems = missing_secrets(stack, secret_keys, values)
+        problems += stack.long_app_names(pulumi.get_stack(), STACK_ID_LENGTH)
         if problems:
             raise ConfigError(problems)
     except ConfigError as exc:
@@ -110,6 +111,20 @@ def read_files(stack: StackConfig) -> storage.Contents:
     return contents
 
 
+def authorization_server(stack: StackConfig) -> str | None:
+    """The issuer whose access tokens the OAuth servers accept: `catwalk:oauth`'s identity provider."""
+    source = stack.oauth_source
+    if source is None:
+        return None
+    if source.builtin:
+        names = ", ".join(s.name for s in stack.oauth_servers())
+        raise pulumi.RunError(
+            f"servers {names} use OAuth, and this version deploys no built-in authorization server: set "
+            "catwalk:oauth to your identity provider ({issuer: https://…}), or use auth: bearer"
+        )
+    return source.issuer
+
+
 def main() -> None:
     stack_name = pulumi.get_stack()
     stack, secret_keys = load_stack()
@@ -137,6 +152,7 @@ def main() -> None:
 
     if not stack.servers:
         return
+    issuer = authorization_server(stack)
     if stack.image is not None:
         base_image: pulumi.Input[str] = stack.image
     else:
@@ -156,6 +172,7 @@ def main() -> None:
             spec=specs[server.name],
             base_image=base_image,
             secret_values=secret_values(server, secret_keys),
+            issuer=issuer,
             config_secret=servers_secret,
             file_contents=contents[server.name],
         )

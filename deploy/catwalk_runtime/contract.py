@@ -35,6 +35,8 @@ OAUTH_ISSUER = "MCP_OAUTH_ISSUER"  # the authorization server whose tokens are a
 OAUTH_RESOURCE = "MCP_OAUTH_RESOURCE"  # this server's canonical URL: the audience a token must name
 OAUTH_JWKS_URI = "MCP_OAUTH_JWKS_URI"  # the issuer's key set; default <issuer>/.well-known/jwks.json
 OAUTH_SCOPES = "MCP_OAUTH_SCOPES"  # space-separated scopes a token must carry
+OAUTH_ALLOWED_USERS = "MCP_OAUTH_ALLOWED_USERS"  # JSON list: a token's `sub` or `email` must be one (if set)
+OAUTH_ALLOWED_GROUPS = "MCP_OAUTH_ALLOWED_GROUPS"  # JSON list: a token's `groups` must hold one (if set)
 # The built-in authorization server (`entrypoint.sh authserver`, catwalk_runtime.authserver), one per stack:
 AS_ISSUER = "CATWALK_AS_ISSUER"  # its public origin (https://<app>.fly.dev): the `iss` of its tokens
 AS_SIGNING_SEED = "CATWALK_AS_SIGNING_SEED"  # secret, >= 32 characters: the Ed25519 signing key derives from it

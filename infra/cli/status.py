@@ -40,6 +40,16 @@ def health(url: str, timeout: float = 5.0) -> str:
     return f"✗ HTTP {response.status_code}"
 
 
+def auth_of(server: dict) -> str:
+    """How clients authenticate: the mode the outputs name (stacks deployed before OAuth export a boolean)."""
+    auth = server.get("auth", True)
+    if auth is True:
+        return "bearer"
+    if auth is False:
+        return "open"
+    return str(auth)
+
+
 def read_outputs(source: str | None) -> dict:
     if source == "-":
         return json.load(sys.stdin)
@@ -63,7 +73,7 @@ def handle(args) -> int:
     with ThreadPoolExecutor(max_workers=8) as pool:
         states = list(pool.map(lambda n: health(servers[n]["url"]) if args.health else "-", names))
     table = Table(title=f"catwalk: {len(names)} MCP server(s)")
-    for column in ("server", "runtime", "package", "version", "regions", "url", "health"):
+    for column in ("server", "runtime", "package", "version", "regions", "auth", "url", "health"):
         table.add_column(column)
     for name, state in zip(names, states, strict=True):
         s = servers[name]
@@ -73,6 +83,7 @@ def handle(args) -> int:
             str(s.get("package") or ""),
             str(s.get("version") or ""),
             ", ".join(s.get("regions") or []),
+            auth_of(s),
             s["url"],
             state,
         )

@@ -103,6 +103,7 @@ def test_status_tables_each_server_with_its_health(tmp_path):
                 "version": "2025.1.14",
                 "regions": ["iad"],
                 "token": "[secret]",
+                "auth": "both",
             },
             "memory": {
                 "url": down,
@@ -124,6 +125,25 @@ def test_status_tables_each_server_with_its_health(tmp_path):
     assert set(rows) == {"git", "memory"}
     assert "✓ up" in rows["git"] and "2025.1.14" in rows["git"] and "🐍 python" in rows["git"]
     assert "✗ unreachable" in rows["memory"]
+    assert rows["git"].split("│")[6].strip() == "both"
+    assert rows["memory"].split("│")[6].strip() == "bearer", "outputs without a mode: the bearer token"
+
+
+@pytest.mark.parametrize(("auth", "shown"), [("oauth", "oauth"), (False, "open"), (True, "bearer")])
+def test_status_shows_each_servers_auth_mode(auth, shown):
+    outputs = json.dumps({"git": {"url": "https://acme-git.fly.dev/mcp", "auth": auth}})
+    done = subprocess.run(
+        [sys.executable, "-m", "infra.cli", "status", "-", "--no-health"],
+        input=outputs,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        env={"COLUMNS": "200"},
+    )
+    assert done.returncode == 0, done.stderr
+    [row] = [line for line in done.stdout.splitlines() if "acme-git" in line]
+    assert row.split("│")[6].strip() == shown
 
 
 def test_status_reads_outputs_from_stdin_without_health_checks():

@@ -60,3 +60,44 @@ def test_diff_reruns_the_check_only_when_machines_or_url_change():
     old = {"url": "https://a.fly.dev/mcp", "revision": "v1", "tools": ["echo"]}
     assert provider.diff("id", old, {"url": "https://a.fly.dev/mcp", "revision": "v1", "token": TOKEN}).changes is False
     assert provider.diff("id", old, {"url": "https://a.fly.dev/mcp", "revision": "v2", "token": TOKEN}).changes is True
+
+
+ISSUER = "http://127.0.0.1:9/issuer"  # never fetched: the discovery check sends no token
+
+
+@pytest.fixture(scope="module")
+def tiny_oauth(tmp_path_factory):
+    """The tiny server behind a gateway that accepts only OAuth access tokens of ISSUER."""
+    home = tmp_path_factory.mktemp("verify-oauth")
+    script = home / "tiny.py"
+    script.write_text(TINY_SERVER)
+    env = base_env(home, MCP_RUNTIME="custom", MCP_COMMAND=f"{sys.executable} {script}", MCP_AUTH_TOKEN=TOKEN,
+                   MCP_AUTH_MODE="oauth", MCP_OAUTH_ISSUER=ISSUER)  # fmt: skip
+    env["MCP_OAUTH_RESOURCE"] = f"http://127.0.0.1:{env['PORT']}/mcp"
+    with serving(env) as served:
+        yield served
+
+
+def test_an_oauth_servers_check_follows_the_401_to_its_metadata_and_finds_its_issuer(tiny_oauth, monkeypatch):
+    monkeypatch.setenv("CATWALK_VERIFY_DEADLINE_S", "60")
+    result = McpCheckProvider().create({**props(tiny_oauth.url(), None), "issuer": ISSUER})
+    assert result.outs["url"] == tiny_oauth.url() and result.outs["tools"] == []
+
+
+def test_an_oauth_servers_check_fails_when_its_metadata_names_another_issuer(tiny_oauth, monkeypatch):
+    monkeypatch.setenv("CATWALK_VERIFY_DEADLINE_S", "60")
+    with running_emulator() as emulator:
+        monkeypatch.setenv("FLY_API_URL", emulator.base_url)
+        monkeypatch.setenv("FLY_API_TOKEN", emulator.token)
+        with pytest.raises(RuntimeError) as caught:
+            McpCheckProvider().create({**props(tiny_oauth.url(), None), "issuer": "https://idp.example.com"})
+    message = str(caught.value)
+    assert "MCP server 'tiny' does not offer OAuth as a web connector needs" in message
+    assert "does not name the authorization server https://idp.example.com" in message
+
+
+def test_a_bearer_servers_check_with_an_issuer_fails_on_the_missing_metadata(tiny, monkeypatch):
+    monkeypatch.setenv("CATWALK_VERIFY_DEADLINE_S", "10")
+    monkeypatch.setenv("FLY_API_URL", f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(RuntimeError, match=r"names no resource_metadata"):
+        McpCheckProvider().create({**props(tiny.url(), TOKEN), "issuer": ISSUER})
