@@ -56,6 +56,7 @@ MAX_STREAM_BUFFER = 32 * 1024 * 1024
 # server must not make the gateway hold every POST in memory).
 MAX_BACKLOG = 64 * 1024 * 1024
 DENIED = b'{"error":"unauthorized","detail":"send Authorization: Bearer <token>"}'
+FORBIDDEN = b'{"error":"forbidden","detail":"the access token does not grant this server (WWW-Authenticate says why)"}'
 # Abuse bounds (figures in the README). A request's head and body must arrive within REQUEST_DEADLINE_S of
 # its first byte, however slowly they trickle; an idle keep-alive connection waits KEEP_ALIVE_S for one.
 REQUEST_DEADLINE_S = 30.0
@@ -276,7 +277,15 @@ class Router:
         origin = request.headers.get("origin")
         if self.local_only and origin is not None and not _loopback(origin.partition("://")[2] or "-"):
             return Reply(403, b"Invalid Origin header", "text/plain", connection="close")
-        if self.auth is not None and not self.auth.allows(request.path, request.raw_headers):
+        if self.auth is None:
+            return None
+        if hasattr(self.auth, "refusal"):  # OAuth: 401 or 403, with a challenge saying what was wrong
+            refused = self.auth.refusal(request.path, request.raw_headers)
+            if refused is not None:
+                status, challenge = refused
+                body = DENIED if status == 401 else FORBIDDEN
+                return Reply(status, body, "application/json", www_authenticate=challenge, connection="close")
+        elif not self.auth.allows(request.path, request.raw_headers):
             return Reply(401, DENIED, "application/json", www_authenticate=self.challenge, connection="close")
         return None
 
@@ -749,6 +758,9 @@ class Connection:
                     await self._refuse(Reply(400, b"Both Content-Length and Transfer-Encoding", "text/plain"))
                     return
                 head = Request(event, b"")
+                prepare = getattr(self.router.auth, "prepare", None)
+                if prepare is not None:  # OAuth: the issuer's keys, fetched off the event loop if needed
+                    await prepare(head.raw_headers)
                 refused = self.router.admit(head)
                 if refused is not None:
                     await self._refuse(refused, head)

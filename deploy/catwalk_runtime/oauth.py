@@ -4,12 +4,15 @@ A web connector (claude.ai, ChatGPT) cannot send a static header; it follows a 4
 to the Protected Resource Metadata (RFC 9728), gets a token from the issuer named there, and sends it as
 ``Authorization: Bearer``. This module holds that document, the challenge, and the token check: a JWT
 signed by a key of the issuer's JWKS, from that issuer, for this server's canonical URL (RFC 8707, so a
-token minted for another server is refused), not expired, carrying the required scopes. The crypto is
-PyJWT's (docs/oauth-resource-server.md says why a library and why this one); nothing here parses a JWT.
+token minted for another server is refused), not expired, carrying the required scopes and, where the
+stack names them, one of the allowed users or groups. The crypto is PyJWT's (docs/oauth-resource-server.md
+says why a library and why this one); nothing here parses a JWT. The issuer's key set is fetched on a worker
+thread (:meth:`OAuthAuth.prepare`), never on the gateway's event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -33,11 +36,19 @@ LEEWAY_S = 30  # clock skew tolerated on exp / nbf / iat
 
 
 class InvalidToken(Exception):
-    """A token refused; the message says why (logged, and returned as the challenge's error_description)."""
+    """A token refused; the message says why (logged, and returned as the challenge's error_description).
+
+    ``error`` is RFC 6750's code: ``invalid_token`` is answered 401 (get a new token), ``insufficient_scope``
+    403 (a valid token that does not grant this server: another login will not help unless it grants more).
+    """
 
     def __init__(self, message: str, error: str = "invalid_token") -> None:
         super().__init__(message)
         self.error = error
+
+    @property
+    def status(self) -> int:
+        return 403 if self.error == "insufficient_scope" else 401
 
 
 def fetch_json(url: str) -> Any:
@@ -51,17 +62,27 @@ def fetch_json(url: str) -> Any:
 
 
 class Jwks:
-    """The issuer's signing keys, cached and refetched when stale or when a token names an unknown key id."""
+    """The issuer's signing keys, cached and refetched when stale or when a token names an unknown key id.
+
+    Every fetch, good or failed, starts a floor of ``JWKS_MIN_REFRESH_S`` before the next: made-up key ids
+    and an issuer that is down cost one request per floor, not one per token. The gateway fetches with
+    :meth:`ensure` on a worker thread, one fetch at a time however many requests wait for it, so
+    :meth:`key` then finds the keys in memory; called alone (tests, a synchronous caller) it fetches itself.
+    """
 
     def __init__(
         self, uri: str, fetch: Callable[[str], Any] = fetch_json, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.uri, self._fetch, self._clock = uri, fetch, clock
         self._keys: dict[str, jwt.PyJWK] = {}
-        self._fetched: float | None = None
+        self._fetched: float | None = None  # the last good fetch
+        self._attempted: float | None = None  # the last fetch, good or not
+        self._error = ""
         self._lock = threading.Lock()
+        self._inflight: asyncio.Future[None] | None = None
 
     def refresh(self) -> None:
+        self._attempted = self._clock()
         data = self._fetch(self.uri)
         keys: dict[str, jwt.PyJWK] = {}
         for entry in data.get("keys", []) if isinstance(data, dict) else []:
@@ -73,27 +94,63 @@ class Jwks:
                 continue  # a key of a kind this gateway cannot use; the others still serve
         self._keys, self._fetched = keys, self._clock()
 
-    def key(self, kid: str) -> jwt.PyJWK:
+    def needs_refresh(self, kid: str) -> bool:
+        """Whether a token naming ``kid`` should fetch the key set first (stale, or an unknown key id)."""
+        now = self._clock()
+        if self._attempted is not None and now - self._attempted <= JWKS_MIN_REFRESH_S:
+            return False
+        return self._fetched is None or now - self._fetched > JWKS_TTL_S or kid not in self._keys
+
+    def _refresh_quietly(self) -> None:
+        """Fetch; a failure is kept (a good key set stays in use) and told by :meth:`key`."""
         with self._lock:
-            now = self._clock()
-            stale = self._fetched is None or now - self._fetched > JWKS_TTL_S
-            unknown = kid not in self._keys and (self._fetched is None or now - self._fetched > JWKS_MIN_REFRESH_S)
-            if stale or unknown:
-                try:
-                    self.refresh()
-                except (OSError, ValueError) as exc:
-                    if self._fetched is None:
-                        raise InvalidToken(f"the issuer's keys could not be fetched: {exc}") from None
-            if kid not in self._keys:
-                raise InvalidToken(f"no key {kid!r} in the issuer's key set")
-            return self._keys[kid]
+            try:
+                self.refresh()
+            except (OSError, ValueError) as exc:
+                self._error = str(exc)[:200]
+
+    async def ensure(self, kid: str) -> None:
+        """Fetch on a worker thread if :meth:`key` would; concurrent callers share the one fetch."""
+        if not self.needs_refresh(kid):
+            return
+        if self._inflight is None:
+            self._inflight = asyncio.ensure_future(asyncio.to_thread(self._refresh_quietly))
+            self._inflight.add_done_callback(lambda _: setattr(self, "_inflight", None))
+        await asyncio.shield(self._inflight)
+
+    def key(self, kid: str) -> jwt.PyJWK:
+        if self.needs_refresh(kid):
+            self._refresh_quietly()
+        if self._fetched is None:
+            raise InvalidToken(f"the issuer's keys could not be fetched: {self._error}")
+        if kid not in self._keys:
+            raise InvalidToken(f"no key {kid!r} in the issuer's key set")
+        return self._keys[kid]
+
+
+def _names(value: Any) -> set[str]:
+    """A claim holding names: a list of strings, or one string of names separated by spaces."""
+    if isinstance(value, str):
+        return set(value.split())
+    if isinstance(value, list):
+        return {item for item in value if isinstance(item, str)}  # pyright: ignore[reportUnknownVariableType]
+    return set()
 
 
 class TokenVerifier:
-    """Checks an access token: signature (the issuer's JWKS), issuer, audience, expiry, scopes."""
+    """Checks an access token: signature (the issuer's JWKS), issuer, audience, expiry, scopes, and who.
 
-    def __init__(self, issuer: str, resource: str, jwks: Jwks, scopes: tuple[str, ...] = ()) -> None:
+    With ``allowed_users`` or ``allowed_groups`` (the stack's `allowedUsers`, `allowedGroups`) a token is
+    admitted when its ``sub`` or ``email`` is an allowed user, or its ``groups`` (or ``roles``) claim holds an
+    allowed group: the identity provider may let more people log in than may use this server.
+    """
+
+    def __init__(
+        self, issuer: str, resource: str, jwks: Jwks, scopes: tuple[str, ...] = (),
+        allowed_users: tuple[str, ...] = (), allowed_groups: tuple[str, ...] = (),
+    ) -> None:  # fmt: skip
         self.issuer, self.resource, self.jwks, self.scopes = issuer, resource, jwks, scopes
+        self.allowed_users, self.allowed_groups = frozenset(allowed_users), frozenset(allowed_groups)
 
     def verify(self, token: str) -> dict[str, Any]:
         try:
@@ -121,6 +178,14 @@ class TokenVerifier:
         missing = [scope for scope in self.scopes if scope not in granted]
         if missing:
             raise InvalidToken(f"the token lacks the scope {' '.join(missing)}", error="insufficient_scope")
+        if self.allowed_users or self.allowed_groups:
+            who = {claims.get("sub"), claims.get("email") if claims.get("email_verified") is not False else None}
+            groups = _names(claims.get("groups")) | _names(claims.get("roles"))
+            if not (who & self.allowed_users or groups & self.allowed_groups):
+                raise InvalidToken(
+                    f"the token's user {str(claims.get('sub'))[:80]!r} is not among the allowed users or groups",
+                    error="insufficient_scope",
+                )
         return claims
 
 
@@ -169,28 +234,61 @@ class OAuthAuth:
         path = self.metadata_url.partition("://")[2].partition("/")[2]
         self.metadata_paths = frozenset({PRM_PATH, "/" + path})
 
-    def authorized(self, headers: list[tuple[bytes, bytes]]) -> bool:
+    def _refusal(self, headers: list[tuple[bytes, bytes]]) -> InvalidToken | None:
+        """Why the request's credentials are refused; None when they are accepted."""
         if self.bearer is not None and self.bearer.authorized(headers):
-            return True
+            return None
         token = _bearer(headers)
         if token is None:
-            return False
+            return InvalidToken("no access token", error="")
         try:
             self.verifier.verify(token)
         except InvalidToken as exc:
             if self._log is not None:
                 self._log(str(exc))
-            return False
-        return True
+            return exc
+        return None
+
+    def authorized(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        return self._refusal(headers) is None
 
     def allows(self, path: str, headers: list[tuple[bytes, bytes]]) -> bool:
-        return path in OPEN_PATHS or path in self.metadata_paths or self.authorized(headers)
+        return self.refusal(path, headers) is None
 
-    def challenge(self) -> str:
-        """The ``WWW-Authenticate`` of a 401: where the PRM is, and the scopes to ask for."""
+    def refusal(self, path: str, headers: list[tuple[bytes, bytes]]) -> tuple[int, str] | None:
+        """None when the request may proceed, else the status and ``WWW-Authenticate`` to answer with.
+
+        No token: 401 with the bare challenge (a client's cue to start OAuth). A token refused: 401 with
+        ``error="invalid_token"``, or 403 with ``error="insufficient_scope"`` for a valid token that does not
+        grant this server (RFC 6750 3.1, the MCP authorization spec's scope challenge).
+        """
+        if path in OPEN_PATHS or path in self.metadata_paths:
+            return None
+        refused = self._refusal(headers)
+        if refused is None:
+            return None
+        return refused.status, self.challenge(refused.error, str(refused))
+
+    async def prepare(self, headers: list[tuple[bytes, bytes]]) -> None:
+        """Fetch the issuer's keys for the request's token on a worker thread if the check would need them."""
+        token = _bearer(headers)
+        if token is None:
+            return
+        try:
+            kid = str(jwt.get_unverified_header(token).get("kid", ""))
+        except jwt.PyJWTError:
+            return  # not a JWT: refused without any key
+        await self.verifier.jwks.ensure(kid)
+
+    def challenge(self, error: str = "", description: str = "") -> str:
+        """The ``WWW-Authenticate`` of a refusal: where the PRM is, the scopes to ask for, and what was wrong."""
         value = f'Bearer resource_metadata="{self.metadata_url}"'
         if self.verifier.scopes:
             value += f', scope="{" ".join(self.verifier.scopes)}"'
+        if error:
+            value += f', error="{error}"'
+            text = "".join(c for c in description if c.isprintable() and c not in '"\\')[:200]
+            value += f', error_description="{text}"' if text else ""
         return value
 
 
@@ -214,10 +312,31 @@ def from_environ(environ: Mapping[str, str], token: str | None) -> OAuthAuth:
         if not _secure_url(value):
             raise ValueError(f"{name} must be an https URL, got {value[:200]!r}")
     scopes = tuple(environ.get(contract.OAUTH_SCOPES, "").split())
+    allowed = {
+        name: _name_list(environ, name) for name in (contract.OAUTH_ALLOWED_USERS, contract.OAUTH_ALLOWED_GROUPS)
+    }
     mode = environ.get(contract.AUTH_MODE, contract.AUTH_MODE_OAUTH)
     if mode not in (contract.AUTH_MODE_OAUTH, contract.AUTH_MODE_BOTH):
         raise ValueError(f"{contract.AUTH_MODE}={mode[:40]!r}: expected oauth or both here")
     if mode == contract.AUTH_MODE_BOTH and token is None:
         raise ValueError(f"{contract.AUTH_MODE}={mode} needs the bearer token as well")
     bearer = BearerAuth(token) if mode == contract.AUTH_MODE_BOTH and token is not None else None
-    return OAuthAuth(TokenVerifier(issuer, resource, Jwks(jwks_uri), scopes), bearer)
+    verifier = TokenVerifier(
+        issuer, resource, Jwks(jwks_uri), scopes,
+        allowed[contract.OAUTH_ALLOWED_USERS], allowed[contract.OAUTH_ALLOWED_GROUPS],
+    )  # fmt: skip
+    return OAuthAuth(verifier, bearer)
+
+
+def _name_list(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A JSON list of names from the env (allowed users, groups); unset is empty, anything else is refused."""
+    raw = environ.get(name)
+    if not raw:
+        return ()
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = None
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):  # pyright: ignore[reportUnknownVariableType]
+        raise ValueError(f"{name} must be a JSON list of names, got {raw[:200]!r}")
+    return tuple(value)  # pyright: ignore[reportUnknownArgumentType]

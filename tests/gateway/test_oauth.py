@@ -356,3 +356,144 @@ def test_oauth_cannot_be_combined_with_auth_off() -> None:
 
 def test_without_a_mode_the_gateway_keeps_the_static_token_alone() -> None:
     assert serve.oauth_auth({}, "static-secret") is None
+
+
+# --- who may in: allowed users and groups -----------------------------------------------------------------
+
+
+def gatekeeper(issuer: Issuer, users: tuple[str, ...] = (), groups: tuple[str, ...] = ()) -> oauth.TokenVerifier:
+    return oauth.TokenVerifier(issuer.url, RESOURCE, oauth.Jwks(issuer.url + "/jwks"), SCOPES, users, groups)
+
+
+def test_an_allowed_user_is_admitted_by_subject_or_verified_email(issuer: Issuer) -> None:
+    verifier = gatekeeper(issuer, users=("operator", "ada@acme.dev"))
+    assert verifier.verify(issuer.token())["sub"] == "operator"
+    assert verifier.verify(issuer.token(sub="auth0|42", email="ada@acme.dev"))["sub"] == "auth0|42"
+
+
+def test_a_user_outside_the_allowed_users_and_groups_is_refused_as_insufficient_scope(issuer: Issuer) -> None:
+    verifier = gatekeeper(issuer, users=("ada@acme.dev",), groups=("mcp-operators",))
+    with pytest.raises(oauth.InvalidToken) as caught:
+        verifier.verify(issuer.token(sub="mallory", email="mallory@acme.dev", groups=["staff"]))
+    assert caught.value.error == "insufficient_scope" and caught.value.status == 403
+    assert str(caught.value) == "the token's user 'mallory' is not among the allowed users or groups"
+
+
+def test_an_unverified_email_does_not_count_as_an_allowed_user(issuer: Issuer) -> None:
+    verifier = gatekeeper(issuer, users=("ada@acme.dev",))
+    assert "not among the allowed" in refusal(
+        verifier, issuer.token(sub="x", email="ada@acme.dev", email_verified=False)
+    )
+
+
+@pytest.mark.parametrize("claim", [{"groups": ["staff", "mcp-operators"]}, {"groups": "staff mcp-operators"},
+                                   {"roles": ["mcp-operators"]}])  # fmt: skip
+def test_a_member_of_an_allowed_group_is_admitted(issuer: Issuer, claim: dict[str, Any]) -> None:
+    verifier = gatekeeper(issuer, groups=("mcp-operators",))
+    assert verifier.verify(issuer.token(sub="bob", **claim))["sub"] == "bob"
+    assert "not among the allowed" in refusal(verifier, issuer.token(sub="bob"))
+
+
+def test_the_allowed_users_and_groups_come_from_the_machine_env(issuer: Issuer) -> None:
+    auth = oauth.from_environ(
+        {contract.AUTH_MODE: "oauth", contract.OAUTH_ISSUER: issuer.url, contract.OAUTH_RESOURCE: RESOURCE,
+         contract.OAUTH_JWKS_URI: issuer.url + "/jwks", contract.OAUTH_ALLOWED_USERS: '["ada@acme.dev"]',
+         contract.OAUTH_ALLOWED_GROUPS: '["mcp-operators"]'},
+        token="static-secret",
+    )  # fmt: skip
+    assert auth.allows("/mcp", headers(issuer.token(sub="x", email="ada@acme.dev")))
+    assert auth.allows("/mcp", headers(issuer.token(sub="y", groups=["mcp-operators"])))
+    assert not auth.allows("/mcp", headers(issuer.token(sub="z")))
+
+
+@pytest.mark.parametrize("raw", ['"ada"', "[1]", '[""]', "not json"])
+def test_a_malformed_allowed_list_stops_the_gateway_naming_the_variable(raw: str) -> None:
+    environ = {contract.OAUTH_ISSUER: "https://id.example.com", contract.OAUTH_RESOURCE: RESOURCE,
+               contract.OAUTH_ALLOWED_GROUPS: raw}  # fmt: skip
+    with pytest.raises(ValueError, match="MCP_OAUTH_ALLOWED_GROUPS must be a JSON list of names"):
+        oauth.from_environ(environ, token=None)
+
+
+def test_the_router_answers_403_insufficient_scope_to_a_valid_token_that_does_not_grant_the_server(
+    issuer: Issuer,
+) -> None:
+    auth = oauth.OAuthAuth(gatekeeper(issuer, users=("ada@acme.dev",)))
+    routes = mcp_http.Router(relay.Relay(INIT), [].append, auth)
+    stranger = routes.route(http("POST", "/mcp", [("authorization", f"Bearer {issuer.token(sub='mallory')}")]))
+    assert stranger.status == 403
+    challenge = dict(stranger.headers)["www-authenticate"]
+    assert 'error="insufficient_scope"' in challenge and 'scope="mcp:tools"' in challenge
+    assert "resource_metadata=" in challenge and "mallory" in challenge
+    scoped = oauth.OAuthAuth(verifier_for(issuer, scopes=("mcp:tools", "mcp:admin")))
+    lacking = mcp_http.Router(relay.Relay(INIT), [].append, scoped).route(
+        http("POST", "/mcp", [("authorization", f"Bearer {issuer.token()}")])
+    )
+    assert lacking.status == 403
+    assert 'error_description="the token lacks the scope mcp:admin"' in dict(lacking.headers)["www-authenticate"]
+
+
+def test_the_router_answers_401_invalid_token_to_an_expired_token_and_the_bare_challenge_without_one(
+    issuer: Issuer,
+) -> None:
+    routes = mcp_http.Router(relay.Relay(INIT), [].append, oauth.OAuthAuth(verifier_for(issuer)))
+    past = int(time.time()) - 3600
+    expired = routes.route(http("POST", "/mcp", [("authorization", f"Bearer {issuer.token(iat=past, exp=past)}")]))
+    assert expired.status == 401
+    assert dict(expired.headers)["www-authenticate"].endswith(
+        'error="invalid_token", error_description="the token has expired"'
+    )
+    assert "error=" not in dict(routes.route(http("POST", "/mcp")).headers)["www-authenticate"]
+
+
+# --- the key set is fetched off the event loop --------------------------------------------------------------
+
+
+def test_the_key_set_is_fetched_once_on_a_worker_thread_while_the_event_loop_keeps_running(issuer: Issuer) -> None:
+    fetched_on: list[int] = []
+
+    def slow_fetch(url: str) -> Any:
+        fetched_on.append(threading.get_ident())
+        time.sleep(0.5)
+        return oauth.fetch_json(url)
+
+    verifier = oauth.TokenVerifier(issuer.url, RESOURCE, oauth.Jwks(issuer.url + "/jwks", fetch=slow_fetch), SCOPES)
+    auth = oauth.OAuthAuth(verifier)
+    token_headers = headers(issuer.token())
+
+    async def scenario() -> tuple[int, int]:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        ticking = asyncio.ensure_future(ticker())
+        await asyncio.gather(*(auth.prepare(token_headers) for _ in range(20)))
+        ticking.cancel()
+        return ticks, threading.get_ident()
+
+    ticks, loop_thread = asyncio.run(scenario())
+    assert len(fetched_on) == 1, "twenty waiting requests share one fetch"
+    assert fetched_on[0] != loop_thread
+    assert ticks >= 20, f"the event loop ran only {ticks} ticks during a 0.5 s fetch"
+    assert auth.allows("/mcp", token_headers) and len(fetched_on) == 1, "the check then finds the keys in memory"
+
+
+def test_an_issuer_that_is_down_is_asked_at_most_once_per_refresh_floor(issuer: Issuer) -> None:
+    clock = [1000.0]
+    calls: list[str] = []
+
+    def down(url: str) -> Any:
+        calls.append(url)
+        raise OSError("connection refused")
+
+    verifier = oauth.TokenVerifier(issuer.url, RESOURCE, oauth.Jwks("https://id.example.com/jwks", fetch=down,
+                                                                    clock=lambda: clock[0]), SCOPES)  # fmt: skip
+    for _ in range(5):
+        assert "could not be fetched: connection refused" in refusal(verifier, issuer.token())
+    assert len(calls) == 1
+    clock[0] += oauth.JWKS_MIN_REFRESH_S + 1
+    refusal(verifier, issuer.token())
+    assert len(calls) == 2
