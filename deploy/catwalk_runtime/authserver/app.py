@@ -132,7 +132,8 @@ class App:
     def _reply(self, result: tuple[int, Any, list[tuple[str, str]]]) -> Response:
         status, body, headers = result
         if isinstance(body, dict):
-            return json_response(status, body, [(k, v) for k, v in headers if k.lower() != "content-type"])
+            own = {name.lower() for name, _ in JSON_HEADERS}  # authlib sets these too: send each once
+            return json_response(status, body, [(k, v) for k, v in headers if k.lower() not in own])
         return Response(status, str(body or "").encode(), headers)
 
     def _form(self, request: Request) -> dict[str, list[str]]:
