@@ -7,7 +7,9 @@ against the gateway; the first test holds that fact, so a new pin that adds such
 are run. What does apply is the rest of the suite under authorization: the gateway in ``oauth`` mode, every request
 carrying an access token minted by an identity provider (tests/tools/oauth_idp.py) for this server, passes every
 server scenario the same gateway passes without auth (but the one the suite scopes to servers without
-authentication); without the token it is refused.
+authentication); without the token it is refused. The suite's authorization server scenarios (metadata, the
+authorization code grant with PKCE), which come with a later pre-release pin, run against the stack's built-in
+authorization server, the consent page answered with the operator's passphrase.
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ from __future__ import annotations
 import json
 import sys
 import time
+import urllib.parse
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from tests.tools import conformance_auth, oauth_idp
-from tests.tools.entrypoint_env import ROOT, Served, base_env, serving
+from tests.tools.authserver_process import running_authserver
+from tests.tools.entrypoint_env import ROOT, Served, base_env, free_port, serving
 
 pytestmark = [pytest.mark.network, pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -108,3 +112,33 @@ def test_without_a_token_the_suite_is_refused_and_so_is_a_rebinding_request(oaut
     assert statuses == {"localhost-host-rebinding-rejected": "SUCCESS", "localhost-host-valid-accepted": "FAILURE"}, (
         output
     )
+
+
+def test_the_built_in_authorization_server_passes_every_authorization_server_scenario(tmp_path) -> None:
+    listed = conformance_auth.scenarios("authorization", conformance_auth.AUTH_SERVER_CONFORMANCE)
+    assert listed == ["authorization-server-metadata-endpoint", "authorization-code-grant"]
+    resource = "https://demo.example.fly.dev/mcp"
+    with running_authserver([resource]) as auth:
+        port = free_port()
+        registration = {"client_name": "conformance suite", "redirect_uris": [f"http://127.0.0.1:{port}/callback"],
+                        "token_endpoint_auth_method": "none"}  # fmt: skip
+        registered = httpx.post(auth.url + "/register", json=registration, timeout=10)
+        assert registered.status_code == 201, registered.text
+        consents: list[int] = []
+
+        def approve(url: str) -> None:
+            """The operator: opens the consent page, enters the passphrase, and the browser goes back."""
+            page = httpx.get(url, timeout=10)
+            assert page.status_code == 200 and 'name="passphrase"' in page.text, page.text[:500]
+            request = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))  # what the form carries
+            form = {**request, "passphrase": auth.passphrase, "decision": "allow"}
+            answer = httpx.post(auth.url + "/authorize", data=form, timeout=10)
+            consents.append(answer.status_code)
+            assert answer.status_code in (302, 303), answer.text[:500]
+            httpx.get(answer.headers["location"], timeout=10)
+
+        results, output = conformance_auth.run_authorization_suite(
+            auth.url, registered.json()["client_id"], resource, port, tmp_path / "authorization", approve
+        )
+        assert consents, output
+    assert results == dict.fromkeys(listed, True), f"{results}\n{output}"

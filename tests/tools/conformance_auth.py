@@ -1,6 +1,7 @@
 """The official MCP conformance suite (``@modelcontextprotocol/conformance``, pinned in ``sdk_clients``) run with
 authorization in play: its server scenarios as a client holding an access token (``conformance_bearer.mjs``,
-preloaded, adds the header to every request the suite sends to the server), and its scenario lists.
+preloaded, adds the header to every request the suite sends to the server), its authorization server scenarios
+(a later pin, below) with the consent answered by the caller, and its scenario lists.
 
 The suite needs Node >= 22: the image's Node is used (bench/image_runtime.py). Downloads on first use: tests that
 use it are ``network``.
@@ -12,7 +13,9 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.image_runtime import image_node_bin
@@ -63,3 +66,43 @@ def run_server_suite(
         scenario = checks.parent.name.removeprefix("server-").rsplit("-", 6)[0]  # …-2026-12-02T02-46-45-660Z
         results[scenario] = all(check["status"] != "FAILURE" for check in json.loads(checks.read_text()))
     return results, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+
+
+# The suite tests an authorization server only from this release on (a pre-release; the stable pin has no
+# `authorization` mode). Its scenarios fetch the server's metadata and run the authorization code grant with PKCE.
+AUTH_SERVER_CONFORMANCE = "@modelcontextprotocol/conformance@0.2.0-alpha.12"
+
+
+def run_authorization_suite(
+    issuer: str, client_id: str, resource: str, port: int, out: Path, approve: Callable[[str], None]
+) -> tuple[dict[str, bool], str]:
+    """Each authorization server scenario the suite ran against ``issuer`` and whether all its checks passed, and
+    the suite's output. The suite prints the authorization URL a person would open and waits for the redirect
+    to ``http://127.0.0.1:<port>/callback`` (which ``client_id`` must have registered); ``approve(url)`` is that
+    person: it answers the consent and follows the redirect back to the suite."""
+    suite = suite_dir(AUTH_SERVER_CONFORMANCE)
+    argv = ["node", str(suite / "dist" / "index.js"), "authorization", "--url", issuer, "--client-id", client_id,
+            "--resource", resource, "--port", str(port), "-o", str(out)]  # fmt: skip
+    process = subprocess.Popen(argv, env=node_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    watchdog = threading.Timer(SUITE_TIMEOUT_S, process.kill)
+    watchdog.start()
+    lines: list[str] = []
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith(("http://", "https://")) and "code_challenge=" in line:  # the authorization URL
+                approve(line.strip())
+        process.wait()
+    finally:
+        watchdog.cancel()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    results, failures = {}, []
+    for checks in out.glob("authorization-server-*/checks.json"):
+        scenario = checks.parent.name.removeprefix("authorization-server-").rsplit("-", 6)[0]
+        failed = [check for check in json.loads(checks.read_text()) if check["status"] == "FAILURE"]
+        results[scenario] = not failed
+        failures += [f"{scenario}: {check.get('errorMessage')}" for check in failed]
+    return results, "".join(lines)[-5000:] + "\n".join(failures)
