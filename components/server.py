@@ -95,9 +95,18 @@ class McpServer(pulumi.ComponentResource):
         super().__init__("catwalk:index:McpServer", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         adopt = app_name.apply(lambda n: n in stack.adopt_apps)
-        app = FlyApp(name, name=app_name, stack=stack_name, owner=owner, org=stack.org, adopt=adopt, opts=child)
+        app = FlyApp(
+            name,
+            name=app_name,
+            stack=stack_name,
+            owner=owner,
+            org=stack.org,
+            adopt=adopt,
+            keep_name=stack.app_prefix is None,  # an app in the state keeps its name (FlyApp)
+            opts=child,
+        )
         app_ref = app.app_id
-        url = app_name.apply(public_url)
+        url = app.name.apply(public_url)
         mode = server.auth_mode
         auth_env = gateway_env(mode, stack.oauth_source, url, issuer)
 
@@ -217,7 +226,7 @@ class McpServer(pulumi.ComponentResource):
         self.outputs: dict[str, object] = {
             "app": app_ref,
             "url": url,
-            "sse_url": app_name.apply(lambda n: public_url(n, "/sse")),
+            "sse_url": app.name.apply(lambda n: public_url(n, "/sse")),
             "runtime": spec.runtime,
             "badge": BADGES[spec.runtime],
             "package": hide(spec.package or spec.command),

@@ -158,7 +158,15 @@ def main() -> None:
     else:
         name = app_name("images")
         adopt = name.apply(lambda n: n in stack.adopt_apps)
-        images_app = FlyApp("images", name=name, stack=stack_name, owner=owner, org=stack.org, adopt=adopt)
+        images_app = FlyApp(
+            "images",
+            name=name,
+            stack=stack_name,
+            owner=owner,
+            org=stack.org,
+            adopt=adopt,
+            keep_name=stack.app_prefix is None,
+        )
         base_image = UnifiedImage("unified", app=images_app.app_id).image_ref
 
     for server in stack.servers:

@@ -30,6 +30,9 @@ class AppInputs(BaseModel):
     stack: str
     owner: str
     adopt: bool = False
+    # The name is catwalk's default (no `appPrefix`): an app already in the state keeps the name it has, so a
+    # stack deployed before the default changed keeps its apps and URLs instead of moving to new ones.
+    keep_name: bool = False
 
     @field_validator("org", "stack")
     @classmethod
@@ -73,6 +76,7 @@ class FlyAppProvider(Provider):
     inputs_model = AppInputs
     replace_keys = ("name", "org")
     stable_outputs = ("name", "org", "app_id")
+    diff_keys = ("name", "org", "stack", "owner", "adopt")
     kind = "Fly app"
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -89,9 +93,11 @@ class FlyAppProvider(Provider):
         The one Fly read a preview makes (a GET, and the secret names of an app found): only for an app
         not yet in the state, so an unchanged stack still previews without calling Fly.
         """
+        old = strip_engine_keys(olds)
+        if news.get("keep_name") and old.get("name"):
+            news = {**news, "name": old["name"]}
         result = super().check(olds, news)
         props = result.inputs or {}
-        old = strip_engine_keys(olds)
         if result.failures or contains_unknown(props.get("name")):
             return result
         if old.get("name") == props.get("name") and old.get("org") == props.get("org"):
@@ -189,6 +195,7 @@ class FlyAppProvider(Provider):
             "stack": props.get("stack") or "",
             "owner": owner or "",
             "adopt": bool(props.get("adopt")),
+            "keep_name": bool(props.get("keep_name")),
         }
         outs = {**inputs, "app_id": name, "fly_id": app.get("id"), "status": app.get("status")}
         return ReadResult(name, outs, inputs=inputs)
@@ -254,6 +261,7 @@ class FlyApp(pulumi.dynamic.Resource, module="catwalk", name="FlyApp"):
     """
 
     app_id: pulumi.Output[str]
+    name: pulumi.Output[str]  # known in a preview (`app_id` only once the app exists)
     fly_id: pulumi.Output[str]
     status: pulumi.Output[str]
 
@@ -266,6 +274,7 @@ class FlyApp(pulumi.dynamic.Resource, module="catwalk", name="FlyApp"):
         owner: pulumi.Input[str],
         org: pulumi.Input[str] = "personal",
         adopt: pulumi.Input[bool] = False,
+        keep_name: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props = {
@@ -274,6 +283,7 @@ class FlyApp(pulumi.dynamic.Resource, module="catwalk", name="FlyApp"):
             "stack": stack,
             "owner": owner,
             "adopt": adopt,
+            "keep_name": keep_name,
             "app_id": None,
             "fly_id": None,
             "status": None,
