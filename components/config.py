@@ -404,6 +404,30 @@ class StackConfig(BaseModel):
     # Where OAuth access tokens come from for servers with auth oauth/both; absent: the built-in server.
     oauth: OAuthConfig | None = None
     servers: list[ServerConfig] = Field(default_factory=list[ServerConfig], max_length=100)
+    # What a preview resolved for each server is kept in the state (components.resolution); `true` (every
+    # server) or server names let this run resolve them again, to the newest release their config allows.
+    upgrade: bool | list[ServerName] = False
+
+    @field_validator("upgrade", mode="before")
+    @classmethod
+    def _upgrade(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().lower() in ("true", "false"):
+            return v.strip().lower() == "true"
+        return server_names(v)
+
+    @field_validator("upgrade")
+    @classmethod
+    def _upgrade_names(cls, v: bool | list[str], info: ValidationInfo) -> bool | list[str]:
+        servers = [s.name for s in info.data.get("servers", [])]
+        unknown = [n for n in v if n not in servers] if isinstance(v, list) else []
+        if unknown and "servers" in info.data:
+            known = ", ".join(servers) or "none"
+            raise ValueError(f"names no server of this stack: {', '.join(unknown)} (servers: {known})")
+        return v
+
+    def upgrades(self, server: str) -> bool:
+        """Whether `catwalk:upgrade` asks this run to resolve `server` again instead of reusing the state's."""
+        return self.upgrade is True or (isinstance(self.upgrade, list) and server in self.upgrade)
 
     @field_validator("oauth", mode="before")
     @classmethod

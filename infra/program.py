@@ -13,7 +13,7 @@ from typing import Any
 import pulumi
 import pulumi_random
 
-from components import storage
+from components import resolution, storage
 from components.config import (
     NAMESPACE,
     ConfigError,
@@ -26,6 +26,7 @@ from components.config import (
 from components.detect import DetectError, RuntimeSpec, detect_many
 from components.image import UnifiedImage
 from components.providers.app import FlyApp
+from components.providers.resolution import Resolution
 from components.server import McpServer
 
 STACK_ID_LENGTH = 8
@@ -67,6 +68,43 @@ def detect_all(servers: list[ServerConfig]) -> dict[str, RuntimeSpec]:
     if errors:
         raise pulumi.RunError("cannot resolve what to run:\n" + "\n".join(errors))
     return {name: r for name, r in results.items() if not isinstance(r, DetectError)}
+
+
+def lock_resolutions(stack: StackConfig, specs: dict[str, RuntimeSpec]) -> dict[str, RuntimeSpec]:
+    """What each server runs: the resolution its state holds, unless its package config changed or
+    `catwalk:upgrade` names it (components.resolution); today's detection otherwise only fills a new one.
+
+    The program needs plain values (whether to bake, the machine env), so it waits here for the Resolution
+    resources, as an invoke would. A value the engine does not know yet in a preview is today's detection,
+    which is what such a resolution is about to hold.
+    """
+    from pulumi.runtime.sync_await import _sync_await
+
+    resources = {
+        server.name: Resolution(
+            f"{server.name}-resolution",
+            server=server.name,
+            request=resolution.request_of(server),
+            resolved=resolution.stored(specs[server.name]),
+            upgrade=stack.upgrades(server.name),
+        )
+        for server in stack.servers
+        if specs[server.name].runtime != "custom"  # a command runs as written: nothing to resolve
+    }
+    locked = dict(specs)
+    for server in stack.servers:
+        if server.name not in resources:
+            continue
+        resource = resources[server.name]
+        # Awaited one by one: a preview leaves an output the provider did not return unknown (None here).
+        held: dict[str, Any] | None = _sync_await(resource.resolved.future())
+        moved: str | None = _sync_await(resource.moved_from.future())
+        if held:
+            locked[server.name] = resolution.restored(held, list(server.args))
+        if moved:
+            why = "catwalk:upgrade" if stack.upgrades(server.name) else "its package config changed"
+            pulumi.log.info(f"{server.name}: {moved} → {resolution.shown(held)} ({why})")
+    return locked
 
 
 def refuse_unbaked_browsers(stack: StackConfig, specs: dict[str, RuntimeSpec]) -> None:
@@ -131,7 +169,7 @@ def main() -> None:
     # Pulumi encrypts the whole `servers` key when one value in it is secret, without saying which one:
     # every value of it that would reach the machine config (env, args, command) then goes to Fly secrets.
     servers_secret = "servers" in secret_keys
-    specs = detect_all(list(stack.servers))
+    specs = lock_resolutions(stack, detect_all(list(stack.servers)))
     for server in stack.servers:
         spec = specs[server.name]
         what = spec.pinned or ("a custom command" if servers_secret else spec.command)

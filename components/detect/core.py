@@ -70,8 +70,13 @@ def _auto(clients: Clients, parsed: specs.ParsedSpec, version: str | None, args,
         found["pypi"] = pypi_mod.candidate(clients.pypi, name, _as_pep440(version), with_facts=True)
     registry, reason = rules.choose(found.get("pypi"), found.get("npm"), name)
     if registry == "pypi":
-        return pypi_mod.runtime_spec(clients.pypi, parsed.raw, name, _as_pep440(version), args, [reason], browser)
-    return npm_mod.runtime_spec(clients.npm, parsed.raw, name, version, args, [reason], browser)
+        result = pypi_mod.runtime_spec(clients.pypi, parsed.raw, name, _as_pep440(version), args, [reason], browser)
+    else:
+        result = npm_mod.runtime_spec(clients.npm, parsed.raw, name, version, args, [reason], browser)
+    if found.get("pypi") and found.get("npm"):
+        said = f"a stack needs `npm:{name}` or `pypi:{name}` for a name on both registries"
+        return result.model_copy(update={"both_registries": True, "evidence": [*result.evidence, said]})
+    return result
 
 
 def _as_pep440(version: str | None) -> str | None:

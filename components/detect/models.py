@@ -64,6 +64,9 @@ class RuntimeSpec(BaseModel):
     requires_node: str | None = None
     resolved_at: datetime | None = None
     browser: Literal["chromium"] | None = None  # the browser the server drives (components.detect.browser)
+    # A bare name published on both PyPI and npm: the registry was chosen by signals any publisher controls,
+    # so a stack asks for `npm:`/`pypi:` instead (components.resolution).
+    both_registries: bool = False
     evidence: list[str] = Field(default_factory=list)
 
     def env(self) -> dict[str, str]:
