@@ -52,3 +52,24 @@ def test_a_rotated_seed_invalidates_tokens_signed_with_the_old_key() -> None:
     token = old.access_token(subject="operator", audience=RESOURCE, client_id="c1", scope="mcp", lifetime=3600)
     with pytest.raises(oauth.InvalidToken, match="no key"):
         verifier(new).verify(token)
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def test_a_tampered_or_unsigned_token_of_the_server_is_refused_by_the_gateway() -> None:
+    signer = Signer(SEED, ISSUER)
+    token = signer.access_token(subject="operator", audience=RESOURCE, client_id="c1", scope="mcp", lifetime=3600)
+    header, payload, signature = token.split(".")
+    raw = bytearray(base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)))
+    raw[0] ^= 1
+    with pytest.raises(oauth.InvalidToken, match="Signature verification failed"):
+        verifier(signer).verify(f"{header}.{payload}.{b64url(bytes(raw))}")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    other = b64url(json.dumps({**claims, "aud": "https://demo-b.fly.dev/mcp"}).encode())
+    with pytest.raises(oauth.InvalidToken, match="Signature verification failed"):
+        verifier(signer, "https://demo-b.fly.dev/mcp").verify(f"{header}.{other}.{signature}")
+    unsigned = b64url(json.dumps({"alg": "none", "kid": signer.kid}).encode())
+    with pytest.raises(oauth.InvalidToken, match="algorithm 'none'"):
+        verifier(signer).verify(f"{unsigned}.{payload}.")

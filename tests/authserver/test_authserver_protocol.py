@@ -208,6 +208,15 @@ def test_wrong_passphrases_lock_the_consent_page_for_a_while(driver: Driver, clo
     assert driver.consent(params).status == 302
 
 
+def test_every_authorization_response_names_its_issuer(driver: Driver) -> None:
+    client_id = driver.register()["client_id"]
+    granted = driver.consent(driver.authorization(client_id))
+    refused = driver.send("GET", "/authorize", query=driver.authorization(client_id, code_challenge_method="plain"))
+    assert redirect_params(granted)["iss"] == ISSUER and redirect_params(refused)["iss"] == ISSUER
+    metadata = json.loads(driver.send("GET", "/.well-known/oauth-authorization-server").body)
+    assert metadata["authorization_response_iss_parameter_supported"] is True
+
+
 def test_the_operator_can_deny_and_the_client_is_told_access_denied(driver: Driver) -> None:
     client_id = driver.register()["client_id"]
     denied = driver.consent(driver.authorization(client_id), passphrase="", decision="deny")

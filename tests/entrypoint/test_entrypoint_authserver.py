@@ -4,6 +4,7 @@ start without its settings, naming each missing one and never showing a secret."
 from __future__ import annotations
 
 import json
+import signal
 import time
 import urllib.request
 from pathlib import Path
@@ -66,3 +67,5 @@ def test_authserver_serves_its_metadata_on_port(tmp_path: Path) -> None:
                 time.sleep(0.1)
         assert document["issuer"] == env[contract.AS_ISSUER]
         assert SEED not in served.output() and PASSPHRASE not in served.output()
+        served.process.send_signal(signal.SIGTERM)  # as Fly stops a machine
+        assert served.wait(5) == 0

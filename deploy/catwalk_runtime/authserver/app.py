@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749 import OAuth2Error
 
 from . import consent
@@ -129,6 +130,15 @@ class App:
         uri = self.settings.issuer + request.path + (f"?{request.query}" if request.query else "")
         return FormRequest(request.method, uri, request.headers, _fields(request.query), form or {})
 
+    def _redirect(self, result: tuple[int, Any, list[tuple[str, str]]]) -> Response:
+        """An authorization response: with ``iss`` (RFC 9207), so a client talking to several authorization
+        servers can tell which one answered (the mix-up attack), on codes and errors alike."""
+        status, body, headers = result
+        if status == 302:
+            headers = [(k, add_params_to_uri(v, [("iss", self.settings.issuer)]) if k.lower() == "location" else v)
+                       for k, v in headers]  # fmt: skip
+        return self._reply((status, body, headers))
+
     def _reply(self, result: tuple[int, Any, list[tuple[str, str]]]) -> Response:
         status, body, headers = result
         if isinstance(body, dict):
@@ -158,7 +168,7 @@ class App:
         (never a redirect to an unchecked URI)."""
         result = self.server.handle_error_response(oauth_request, error)
         if result[0] == 302:
-            return self._reply(result)
+            return self._redirect(result)
         text = f"{error.error}: {error.description or ''}".strip()
         return Response(400, f"This authorization request is invalid. {text}\n".encode(),
                         [("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "no-store")])  # fmt: skip
@@ -183,7 +193,7 @@ class App:
         decision = oauth_request.form.get("decision", "allow")
         if decision == "deny":
             log.info("authorization denied by the operator")
-            return self._reply(self.server.create_authorization_response(oauth_request, None, grant))
+            return self._redirect(self.server.create_authorization_response(oauth_request, None, grant))
         wait = self.passphrase.locked_for()
         if wait > 0:
             response = self._consent_page(grant, 429, f"Too many wrong passphrases: try again in {int(wait) + 1} s.")
@@ -194,7 +204,7 @@ class App:
             return self._consent_page(grant, 401, "Wrong passphrase.")
         log.info("authorization granted to client %s for %s", oauth_request.client.get_client_id()[:200],
                  oauth_request.resource)  # fmt: skip
-        return self._reply(self.server.create_authorization_response(oauth_request, SUBJECT, grant))
+        return self._redirect(self.server.create_authorization_response(oauth_request, SUBJECT, grant))
 
     def token(self, request: Request) -> Response:
         try:

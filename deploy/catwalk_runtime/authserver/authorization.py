@@ -295,6 +295,7 @@ class CatwalkAuthorizationServer(AuthorizationServer):
             "token_endpoint_auth_methods_supported": ["none"],
             "code_challenge_methods_supported": ["S256"],
             "client_id_metadata_document_supported": True,
+            "authorization_response_iss_parameter_supported": True,
         }
 
     def query_client(self, client_id: str) -> Client | None:
