@@ -3,7 +3,8 @@ the client follows the challenge to the Protected Resource Metadata, then to the
 (or uses a client id registered beforehand), is authorized with PKCE, gets a token for this server and calls a
 tool through the gateway. The provider is oauth2-mock-server on loopback (tests/tools/oauth_idp.py); the client
 is the MCP SDK's own OAuthClientProvider, 1.x and 2.x, each pinned in a venv of its own; the server runs behind
-deploy/entrypoint.sh exactly as on a machine, with MCP_AUTH_MODE ``oauth`` or ``both``.
+deploy/entrypoint.sh exactly as on a machine, with MCP_AUTH_MODE ``oauth`` or ``both``, and with the allowed users
+the stack may name (the provider may let more people log in than may use the server).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def idp() -> Iterator[oauth_idp.Idp]:
         yield provider
 
 
-def gateway(home: Path, idp: oauth_idp.Idp, mode: str) -> Iterator[Served]:
+def gateway(home: Path, idp: oauth_idp.Idp, mode: str, **extra: str) -> Iterator[Served]:
     script = home / "tiny.py"
     script.write_text(TINY_SERVER)
     env = base_env(home, MCP_RUNTIME="custom", MCP_COMMAND=f"{sys.executable} {script}", MCP_HOST="loopback",
@@ -42,7 +43,7 @@ def gateway(home: Path, idp: oauth_idp.Idp, mode: str) -> Iterator[Served]:
     env.update({
         "MCP_OAUTH_ISSUER": idp.issuer, "MCP_OAUTH_JWKS_URI": idp.jwks_uri, "MCP_OAUTH_SCOPES": SCOPE,
         # The server's canonical URL is the one its clients use: here, loopback.
-        "MCP_OAUTH_RESOURCE": f"http://127.0.0.1:{env['PORT']}/mcp",
+        "MCP_OAUTH_RESOURCE": f"http://127.0.0.1:{env['PORT']}/mcp", **extra,
     })  # fmt: skip
     with serving(env) as served:
         deadline = time.monotonic() + 90
@@ -65,6 +66,18 @@ def oauth_only(tmp_path_factory: pytest.TempPathFactory, idp: oauth_idp.Idp) -> 
 @pytest.fixture(scope="module")
 def both(tmp_path_factory: pytest.TempPathFactory, idp: oauth_idp.Idp) -> Iterator[Served]:
     yield from gateway(tmp_path_factory.mktemp("both"), idp, "both")
+
+
+@pytest.fixture(scope="module")
+def for_the_user(tmp_path_factory: pytest.TempPathFactory, idp: oauth_idp.Idp) -> Iterator[Served]:
+    users = f'["someone@example.com", "{oauth_idp.USER}"]'
+    yield from gateway(tmp_path_factory.mktemp("user"), idp, "oauth", MCP_OAUTH_ALLOWED_USERS=users)
+
+
+@pytest.fixture(scope="module")
+def for_someone_else(tmp_path_factory: pytest.TempPathFactory, idp: oauth_idp.Idp) -> Iterator[Served]:
+    users = '["someone@example.com"]'
+    yield from gateway(tmp_path_factory.mktemp("else"), idp, "oauth", MCP_OAUTH_ALLOWED_USERS=users)
 
 
 def post(url: str, token: str | None = None) -> httpx.Response:
@@ -150,3 +163,24 @@ def test_both_lets_the_sdk_oauth_client_through_as_well(both, idp) -> None:
     report = oauth_idp.oauth_client(sdk_clients.PY_SDK1, both.url(), "legacy", "register")
     assert "error" not in report, f"{report.get('error')}\n" + "\n".join(flow_paths(report, idp, both))
     assert report["result"] == "hello through oauth" and report["claims"]["aud"] == both.url()
+
+
+@pytest.mark.parametrize(
+    ("sdk", "mode"), [(sdk_clients.PY_SDK1, "legacy"), (sdk_clients.PY_SDK2, "auto")], ids=["sdk1", "sdk2"]
+)
+def test_only_the_allowed_users_of_the_provider_get_through(for_the_user, for_someone_else, idp, sdk, mode) -> None:
+    admitted = oauth_idp.oauth_client(sdk, for_the_user.url(), mode, "register")
+    assert "error" not in admitted, f"{admitted.get('error')}\n" + "\n".join(flow_paths(admitted, idp, for_the_user))
+    assert admitted["result"] == "hello through oauth" and admitted["claims"]["sub"] == oauth_idp.USER
+
+    refused = oauth_idp.oauth_client(sdk, for_someone_else.url(), mode, "register", timeout=120)
+    steps = flow_paths(refused, idp, for_someone_else)
+    assert "error" in refused, "\n".join(steps)
+    # The provider logged the user in and minted a token for this server; the gateway refuses that user, and
+    # the client gives up after at most one more authorization (never a loop through the provider).
+    assert "POST idp/token 200" in steps and "POST gateway/mcp 403" in steps, "\n".join(steps)
+    assert " 200" not in "".join(step for step in steps if step.startswith("POST gateway")), "\n".join(steps)
+    assert sum(step.startswith("GET idp/authorize") for step in steps) <= 2, "\n".join(steps)
+    token = idp.token(for_someone_else.url())["access_token"]
+    answer = post(for_someone_else.url(), token)
+    assert answer.status_code == 403 and 'error="insufficient_scope"' in answer.headers["www-authenticate"]

@@ -31,6 +31,7 @@ MOCK_SERVER = "oauth2-mock-server@9.3.0"
 PROGRAM = Path(__file__).with_name("oauth_idp.mjs")
 OAUTH_CLIENT = sdk_clients.CLIENTS / "py_oauth_client.py"
 START_TIMEOUT_S = 30.0
+USER = "johndoe"  # the `sub` of every token the stand-in mints: the one user who logs in there
 
 
 @dataclass
