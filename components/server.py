@@ -107,6 +107,7 @@ class McpServer(pulumi.ComponentResource):
         )
         app_ref = app.app_id
         url = app.name.apply(public_url)
+        self.url = url  # the canonical URL: what the built-in authorization server mints tokens for
         mode = server.auth_mode
         auth_env = gateway_env(mode, stack.oauth_source, url, issuer)
 

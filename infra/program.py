@@ -7,6 +7,7 @@ then one McpServer per server. Runs the same under the engine and under `pulumi.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ import pulumi
 import pulumi_random
 
 from components import resolution, storage
+from components.auth import AUTH_APP_SUFFIX, OAUTH_MODES, PASSPHRASE_KEY
+from components.authserver import AuthServer
 from components.config import (
     NAMESPACE,
     ConfigError,
@@ -149,18 +152,28 @@ def read_files(stack: StackConfig) -> storage.Contents:
     return contents
 
 
-def authorization_server(stack: StackConfig) -> str | None:
-    """The issuer whose access tokens the OAuth servers accept: `catwalk:oauth`'s identity provider."""
-    source = stack.oauth_source
-    if source is None:
+def builtin_authorization_server(
+    stack: StackConfig,
+    stack_name: str,
+    owner: pulumi.Output[str],
+    app_name: Callable[[str], pulumi.Output[str]],
+    image: pulumi.Input[str],
+) -> AuthServer | None:
+    """The stack's own authorization server (app `<appPrefix>-auth`) when a server uses OAuth and
+    `catwalk:oauth` names no identity provider; its machine starts once the servers' URLs are known."""
+    if not stack.builtin_auth:
         return None
-    if source.builtin:
-        names = ", ".join(s.name for s in stack.oauth_servers())
-        raise pulumi.RunError(
-            f"servers {names} use OAuth, and this version deploys no built-in authorization server: set "
-            "catwalk:oauth to your identity provider ({issuer: https://…}), or use auth: bearer"
-        )
-    return source.issuer
+    server = AuthServer(
+        AUTH_APP_SUFFIX,
+        stack=stack,
+        stack_name=stack_name,
+        owner=owner,
+        app_name=app_name(AUTH_APP_SUFFIX),
+        image=image,
+        passphrase=pulumi.Config(NAMESPACE).require_secret(PASSPHRASE_KEY),
+    )
+    pulumi.export("authorization_server", {"app": server.app, "issuer": server.issuer})
+    return server
 
 
 def main() -> None:
@@ -190,7 +203,6 @@ def main() -> None:
 
     if not stack.servers:
         return
-    issuer = authorization_server(stack)
     if stack.image is not None:
         base_image: pulumi.Input[str] = stack.image
     else:
@@ -206,6 +218,10 @@ def main() -> None:
             keep_name=stack.app_prefix is None,
         )
         base_image = UnifiedImage("unified", app=images_app.app_id).image_ref
+    builtin = builtin_authorization_server(stack, stack_name, owner, app_name, base_image)
+    source = stack.oauth_source
+    issuer = builtin.issuer if builtin is not None else source.issuer if source is not None else None
+    oauth_urls: list[pulumi.Output[str]] = []
 
     for server in stack.servers:
         component = McpServer(
@@ -223,3 +239,7 @@ def main() -> None:
             file_contents=contents[server.name],
         )
         pulumi.export(server.name, component.outputs)
+        if server.auth_mode in OAUTH_MODES:
+            oauth_urls.append(component.url)
+    if builtin is not None:
+        builtin.serve(oauth_urls)

@@ -68,6 +68,7 @@ class FlyMachineProvider(Provider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         olds, news = strip_engine_keys(olds), strip_engine_keys(news)
+        olds = {"cmd": [], **olds}  # state from before `cmd` existed: the image's own CMD, as now
         extra = []
         if not contains_unknown(news):
             desired = render_config(MachineInputs.model_validate(self.inputs_of(news)))
@@ -321,6 +322,7 @@ class FlyMachine(pulumi.dynamic.Resource, module="catwalk", name="FlyMachine"):
         secrets_version: pulumi.Input[int] | None = None,
         mounts: pulumi.Input[list[dict[str, Any]]] | None = None,
         files: list[dict[str, Any]] | None = None,
+        cmd: list[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props: dict[str, Any] = {
@@ -342,5 +344,7 @@ class FlyMachine(pulumi.dynamic.Resource, module="catwalk", name="FlyMachine"):
             "mounts": mounts or [],
             "files": files or [],
         }
+        if cmd:  # absent otherwise, so machines of MCP servers keep the inputs (and the diff) they had
+            props["cmd"] = cmd
         props.update({k: None for k in COMPUTED if k != "name"})
         super().__init__(FlyMachineProvider(), resource_name, props, opts)

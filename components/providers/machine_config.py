@@ -109,6 +109,16 @@ class MachineInputs(BaseModel):
     secrets_version: int | None = Field(default=None, ge=0)
     mounts: list[MountInput] = Field(default_factory=list, max_length=1)  # Fly: one volume per machine
     files: list[FileInput] = Field(default_factory=list, max_length=20)
+    # The image entrypoint's arguments (Fly's init.cmd): empty for an MCP server (the image's CMD), ["authserver"]
+    # for the stack's built-in authorization server.
+    cmd: list[str] = Field(default_factory=list, max_length=8)
+
+    @field_validator("cmd")
+    @classmethod
+    def _cmd(cls, v: list[str]) -> list[str]:
+        for word in v:
+            safety.check_plain_token(word, "cmd", limit=64)
+        return v
 
     @field_validator("stack")
     @classmethod
@@ -216,6 +226,8 @@ def render_config(inp: MachineInputs) -> dict[str, Any]:
         config["processes"] = [{"user": "root"}]
     if inp.files:
         config["files"] = [f.model_dump(exclude_none=True) for f in inp.files]
+    if inp.cmd:
+        config["init"] = {"cmd": list(inp.cmd)}
     return config
 
 
@@ -296,4 +308,7 @@ def inputs_from_machine(machine: Mapping[str, Any], app: str) -> dict[str, Any]:
             for f in config.get("files") or []
         ],
     }
+    cmd = (config.get("init") or {}).get("cmd")
+    if cmd:  # only where set: machines of MCP servers keep the inputs they always had
+        found["cmd"] = [str(word) for word in cmd]
     return found

@@ -104,3 +104,64 @@ def test_oauth_without_an_issuer_and_without_a_passphrase_fails_before_any_resou
     with pytest.raises(pulumi.RunError, match=r"oauthPassphrase: has no value") as caught:
         run_program(monkeypatch, {"servers": [git(auth="oauth")]})
     assert "pulumi config set --secret catwalk:oauthPassphrase" in str(caught.value)
+
+
+PASSPHRASE = "correct horse battery staple"
+
+
+def builtin(*servers: dict, **settings) -> dict:
+    return {"appPrefix": "acme", "servers": list(servers), "oauthPassphrase": PASSPHRASE, **settings}
+
+
+def test_oauth_without_an_issuer_deploys_the_builtin_server_in_its_own_app(monkeypatch):
+    config = builtin(git(auth="oauth"), memory(auth="both"), {"name": "time", "package": "mcp-server-git"})
+    mocks, exports = run_program(monkeypatch, config, secret_keys=["oauthPassphrase"])
+    assert [r[1] for r in mocks.of(":AuthServer")] == ["auth"]
+    assert sorted(r[2]["name"] for r in mocks.of(":FlyApp")) == ["acme-auth", "acme-git", "acme-images",
+                                                                 "acme-memory", "acme-time"]  # fmt: skip
+    machines = {r[1]: r[2] for r in mocks.of(":FlyMachine")}
+    machine = machines["auth-iad-0"]
+    assert machine["cmd"] == ["authserver"] and "cmd" not in machines["git-iad-0"]
+    env = value(machine["env"])
+    assert env["CATWALK_AS_ISSUER"] == "https://acme-auth.fly.dev"
+    assert json.loads(env["CATWALK_AS_RESOURCES"]) == [
+        "https://acme-git.fly.dev/mcp",
+        "https://acme-memory.fly.dev/mcp",
+    ]
+    assert env["CATWALK_AS_SCOPES"] == "mcp" and env["CATWALK_AS_STATE"] == "/data"
+    assert PASSPHRASE not in json.dumps(env) and not [k for k in env if "SEED" in k or "PASSPHRASE" in k]
+    assert value(machine["mounts"])[0]["path"] == "/data"
+    [volume] = [r[2] for r in mocks.of(":FlyVolume")]
+    assert volume["server"] == "auth" and volume["size_gb"] == 1
+
+    for server in ("git-iad-0", "memory-iad-0"):
+        gateway = value(machines[server]["env"])
+        assert gateway["MCP_OAUTH_ISSUER"] == "https://acme-auth.fly.dev" and gateway["MCP_OAUTH_SCOPES"] == "mcp"
+    assert "MCP_OAUTH_ISSUER" not in value(machines["time-iad-0"]["env"])
+    assert value(exports["git"])["authorization_server"] == "https://acme-auth.fly.dev"
+    assert value(exports["authorization_server"]) == {"app": "acme-auth", "issuer": "https://acme-auth.fly.dev"}
+
+
+def test_the_builtin_servers_seed_and_passphrase_reach_only_its_fly_secrets_as_pulumi_secrets(monkeypatch):
+    mocks, _ = run_program(monkeypatch, builtin(git(auth="oauth")), secret_keys=["oauthPassphrase"])
+    secrets = {r[1]: r[2] for r in mocks.of(":FlySecrets")}
+    sealed = secrets["auth-secrets"]["values"]
+    assert sealed[pulumi.runtime.rpc._special_sig_key] == pulumi.runtime.rpc._special_secret_sig
+    assert sealed["value"] == {"CATWALK_AS_SIGNING_SEED": "tok-auth-signing-seed", "CATWALK_AS_PASSPHRASE": PASSPHRASE}
+    [seed] = [r[2] for r in mocks.of(":RandomPassword") if r[1] == "auth-signing-seed"]
+    assert seed["length"] >= 32 and seed["keepers"] == {"rotation": "1"}, "rotates with catwalk:tokenRotation"
+    assert PASSPHRASE not in json.dumps(secrets["git-secrets"], default=str)
+
+
+def test_no_builtin_server_when_an_identity_provider_is_named_or_no_server_uses_oauth(monkeypatch):
+    mocks, exports = run_program(monkeypatch, stack(git(auth="oauth")))
+    assert not mocks.of(":AuthServer") and "authorization_server" not in exports
+    mocks, _ = run_program(monkeypatch, builtin(git()), secret_keys=["oauthPassphrase"])
+    assert not mocks.of(":AuthServer") and not mocks.of(":FlyVolume")
+
+
+def test_a_short_passphrase_fails_before_any_resource(monkeypatch):
+    config = {**builtin(git(auth="oauth")), "oauthPassphrase": "hunter2"}
+    with pytest.raises(pulumi.RunError, match=r"oauthPassphrase: is shorter than 12 characters") as caught:
+        run_program(monkeypatch, config, secret_keys=["oauthPassphrase"])
+    assert "hunter2" not in str(caught.value)

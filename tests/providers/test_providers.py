@@ -343,3 +343,28 @@ def test_requirements_allow_only_a_pulumi_whose_dynamic_read_can_return_inputs()
     [pulumi] = [Requirement(line) for line in lines if line.strip().startswith("pulumi") and "random" not in line]
     assert not pulumi.specifier.contains("3.215.0") and pulumi.specifier.contains("3.216.0")
     assert "inputs" in inspect.signature(ReadResult.__init__).parameters
+
+
+def test_a_machine_with_a_cmd_starts_the_entrypoint_with_it_and_reads_it_back():
+    inp = MachineInputs.model_validate({**MACHINE, "cmd": ["authserver"]})
+    config = render_config(inp)
+    assert config["init"] == {"cmd": ["authserver"]}
+    assert inputs_from_machine({"id": "m1", "region": "ams", "config": config}, inp.app)["cmd"] == ["authserver"]
+
+
+def test_a_machine_without_a_cmd_has_no_init_and_reads_back_without_one():
+    # Machines deployed before `cmd` existed must read back, and diff, exactly as they did.
+    inp = MachineInputs.model_validate(MACHINE)
+    config = render_config(inp)
+    assert "init" not in config
+    assert "cmd" not in inputs_from_machine({"id": "m1", "region": "ams", "config": config}, inp.app)
+    before_cmd = {k: v for k, v in outputs_for(MACHINE).items() if k != "cmd"}
+    assert FlyMachineProvider().diff("m1", before_cmd, checked(FlyMachineProvider(), MACHINE).inputs).changes is False
+    with_cmd = checked(FlyMachineProvider(), {**MACHINE, "cmd": ["authserver"]}).inputs
+    assert FlyMachineProvider().diff("m1", before_cmd, with_cmd).changes is True
+
+
+@pytest.mark.parametrize("cmd", [["--help"], ["run; rm -rf /"], ["../x"]])
+def test_a_cmd_with_shell_meaning_is_refused_naming_the_field(cmd):
+    failures = FlyMachineProvider().check({}, {**MACHINE, "cmd": cmd}).failures
+    assert [f.property for f in failures] == ["cmd[0]"] or [f.property for f in failures] == ["cmd"], failures
