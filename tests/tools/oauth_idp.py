@@ -30,6 +30,7 @@ from tests.tools import sdk_clients
 MOCK_SERVER = "oauth2-mock-server@9.3.0"
 PROGRAM = Path(__file__).with_name("oauth_idp.mjs")
 OAUTH_CLIENT = sdk_clients.CLIENTS / "py_oauth_client.py"
+TS_OAUTH_CLIENT = sdk_clients.CLIENTS / "ts_oauth_client.mjs"
 START_TIMEOUT_S = 30.0
 USER = "johndoe"  # the `sub` of every token the stand-in mints: the one user who logs in there
 
@@ -98,9 +99,16 @@ def running_idp() -> Iterator[Idp]:
 
 
 def oauth_client(sdk: str, url: str, mode: str, client: str, tool: str = "echo", timeout: float = 180) -> dict:
-    """Run ``py_oauth_client.py`` with the pinned ``mcp`` ``sdk`` against ``url``; its JSON report."""
-    argv = [str(sdk_clients.python_env(sdk)), str(OAUTH_CLIENT), url, mode, client, tool]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    """Run the SDK's OAuth client against ``url``: ``py_oauth_client.py`` with the pinned ``mcp`` ``sdk``, or
+    ``ts_oauth_client.mjs`` when ``sdk`` is the pinned TypeScript client; its JSON report."""
+    if sdk == sdk_clients.TS_CLIENT:
+        program = sdk_clients.npm_prefix(sdk) / TS_OAUTH_CLIENT.name  # ES modules resolve from the prefix
+        shutil.copyfile(TS_OAUTH_CLIENT, program)
+        argv = ["node", str(program), url, mode, client, tool]
+    else:
+        argv = [str(sdk_clients.python_env(sdk)), str(OAUTH_CLIENT), url, mode, client, tool]
+    env = {**os.environ, "PATH": node_path()}
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, env=env)
     lines = done.stdout.strip().splitlines()
     try:
         return json.loads(lines[-1])
