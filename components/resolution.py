@@ -62,6 +62,18 @@ class Decision:
     refusal: str | None = None
 
 
+def held(
+    old_request: Mapping[str, Any] | None,
+    old_resolved: Mapping[str, Any] | None,
+    request: Mapping[str, Any],
+    upgrade: bool,
+) -> dict[str, Any] | None:
+    """The state's resolution when this run keeps it: same request, no upgrade asked for."""
+    if old_resolved and dict(old_request or {}) == dict(request) and not upgrade:
+        return dict(old_resolved)
+    return None
+
+
 def both_registries_refusal(server: str, fresh: Mapping[str, Any]) -> str:
     name = fresh.get("spec") or fresh.get("package")
     chosen = "npm" if fresh.get("runtime") == "npm" else "PyPI"
@@ -85,15 +97,16 @@ def decide(
     A bare name found on both registries is taken only when the state already holds the choice for that
     name (resolving on that registry again if today's detection would pick the other one).
     """
-    if old_resolved and dict(old_request or {}) == dict(request) and not upgrade:
-        return Decision(resolved=dict(old_resolved))
+    kept = held(old_request, old_resolved, request, upgrade)
+    if kept:
+        return Decision(resolved=kept)
     if fresh.get("both_registries"):
         same_name = old_resolved and (old_request or {}).get("package") == request.get("package")
-        held = old_resolved.get("runtime") if same_name and old_resolved else None
-        if held not in ("npm", "python"):
+        registry = old_resolved.get("runtime") if same_name and old_resolved else None
+        if registry not in ("npm", "python"):
             return Decision(refusal=both_registries_refusal(server, fresh))
-        if held != fresh.get("runtime"):
-            return Decision(redetect=held)
+        if registry != fresh.get("runtime"):
+            return Decision(redetect=registry)
     return Decision(resolved=dict(fresh), moved_from=moved_from(old_resolved, fresh))
 
 

@@ -26,7 +26,7 @@ from components.config import (
     parse_stack,
     unbaked_because,
 )
-from components.detect import DetectError, RuntimeSpec, detect_many
+from components.detect import DetectError, RegistryError, RuntimeSpec, detect_many
 from components.image import UnifiedImage
 from components.providers.app import FlyApp
 from components.providers.resolution import Resolution
@@ -64,18 +64,27 @@ def load_stack() -> tuple[StackConfig, set[str]]:
     return stack, secret_keys
 
 
-def detect_all(servers: list[ServerConfig]) -> dict[str, RuntimeSpec]:
-    """Resolve every server at once (`detect_many`, bounded threads); report every failure together."""
+def detect_all(servers: list[ServerConfig]) -> tuple[dict[str, RuntimeSpec], dict[str, str]]:
+    """Resolve every server at once (`detect_many`, bounded threads); report every failure together.
+
+    A registry that did not answer is not a verdict on the spec: those servers come back apart (name →
+    error), for `lock_resolutions` to run on what their state holds, or to fail then.
+    """
     results = dict(zip([s.name for s in servers], detect_many(servers), strict=True))
-    errors = [f"server {name!r}: package: {r}" for name, r in results.items() if isinstance(r, DetectError)]
-    if errors:
+    failed = {name: r for name, r in results.items() if isinstance(r, DetectError)}
+    if any(not isinstance(e.__cause__, RegistryError) for e in failed.values()):
+        errors = [f"server {name!r}: package: {e}" for name, e in failed.items()]
         raise pulumi.RunError("cannot resolve what to run:\n" + "\n".join(errors))
-    return {name: r for name, r in results.items() if not isinstance(r, DetectError)}
+    specs = {name: r for name, r in results.items() if not isinstance(r, DetectError)}
+    return specs, {name: str(e) for name, e in failed.items()}
 
 
-def lock_resolutions(stack: StackConfig, specs: dict[str, RuntimeSpec]) -> dict[str, RuntimeSpec]:
+def lock_resolutions(
+    stack: StackConfig, specs: dict[str, RuntimeSpec], unreachable: dict[str, str] | None = None
+) -> dict[str, RuntimeSpec]:
     """What each server runs: the resolution its state holds, unless its package config changed or
     `catwalk:upgrade` names it (components.resolution); today's detection otherwise only fills a new one.
+    A server whose registry did not answer (`unreachable`) runs on what its state holds, or fails.
 
     The program needs plain values (whether to bake, the machine env), so it waits here for the Resolution
     resources, as an invoke would. A value the engine does not know yet in a preview is today's detection,
@@ -83,16 +92,18 @@ def lock_resolutions(stack: StackConfig, specs: dict[str, RuntimeSpec]) -> dict[
     """
     from pulumi.runtime.sync_await import _sync_await
 
+    unreachable = unreachable or {}
     resources = {
         server.name: Resolution(
             f"{server.name}-resolution",
             server=server.name,
             request=resolution.request_of(server),
-            resolved=resolution.stored(specs[server.name]),
+            resolved=resolution.stored(specs[server.name]) if server.name in specs else {},
             upgrade=stack.upgrades(server.name),
+            unreachable=unreachable.get(server.name),
         )
         for server in stack.servers
-        if specs[server.name].runtime != "custom"  # a command runs as written: nothing to resolve
+        if server.name in unreachable or specs[server.name].runtime != "custom"  # a command: nothing to resolve
     }
     locked = dict(specs)
     for server in stack.servers:
@@ -104,6 +115,10 @@ def lock_resolutions(stack: StackConfig, specs: dict[str, RuntimeSpec]) -> dict[
         moved: str | None = _sync_await(resource.moved_from.future())
         if held:
             locked[server.name] = resolution.restored(held, list(server.args))
+        elif server.name not in specs:
+            raise pulumi.RunError(
+                f"cannot resolve what to run:\nserver {server.name!r}: package: {unreachable[server.name]}"
+            )
         if moved:
             why = "catwalk:upgrade" if stack.upgrades(server.name) else "its package config changed"
             pulumi.log.info(f"{server.name}: {moved} → {resolution.shown(held)} ({why})")
@@ -182,7 +197,7 @@ def main() -> None:
     # Pulumi encrypts the whole `servers` key when one value in it is secret, without saying which one:
     # every value of it that would reach the machine config (env, args, command) then goes to Fly secrets.
     servers_secret = "servers" in secret_keys
-    specs = lock_resolutions(stack, detect_all(list(stack.servers)))
+    specs = lock_resolutions(stack, *detect_all(list(stack.servers)))
     for server in stack.servers:
         spec = specs[server.name]
         what = spec.pinned or ("a custom command" if servers_secret else spec.command)

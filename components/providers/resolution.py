@@ -3,8 +3,9 @@
 The program detects every server and registers a Resolution with what it found (`resolved`), the package
 config it follows (`request`) and whether `catwalk:upgrade` names the server (`upgrade`). `check`, which
 sees the state's previous inputs, keeps the previous resolution unless the request changed or an upgrade
-is asked for, refuses a bare name on both registries whose choice the state does not hold, and says what
-it moves from (`moved_from`, for the preview). The program then uses the resource's `resolved` output, so
+is asked for, refuses a bare name on both registries whose choice the state does not hold, fails a server
+whose registry did not answer (`unreachable`) unless it keeps the held one, and says what it moves from
+(`moved_from`, for the preview). The program then uses the resource's `resolved` output, so
 what runs is what the state holds. No Fly call and no registry call, but for re-resolving a bare name on
 the registry the state holds.
 """
@@ -29,6 +30,7 @@ class ResolutionInputs(BaseModel):
     request: dict[str, Any]
     resolved: dict[str, Any]  # today's detection, as `components.resolution.stored` writes it
     upgrade: bool = False
+    unreachable: str | None = None  # the registry did not answer today: only a held resolution will do
     moved_from: str | None = None
 
 
@@ -43,6 +45,10 @@ class ResolutionProvider(Provider):
             return valid
         new, old = strip_engine_keys(news), strip_engine_keys(olds)
         server, request = str(new.get("server") or ""), dict(new.get("request") or {})
+        kept = resolution.held(old.get("request"), old.get("resolved"), request, bool(new.get("upgrade")))
+        if new.get("unreachable") and not kept:
+            why = f"server {server!r}: package: {new['unreachable']} (and the state holds no resolution to run on)"
+            return CheckResult(news, [CheckFailure("package", why)])
         decision = resolution.decide(
             server,
             old.get("request"),
@@ -110,7 +116,15 @@ class Resolution(pulumi.dynamic.Resource, module="catwalk", name="Resolution"):
         request: dict[str, Any],
         resolved: dict[str, Any],
         upgrade: bool,
+        unreachable: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props = {"server": server, "request": request, "resolved": resolved, "upgrade": upgrade, "moved_from": None}
+        props = {
+            "server": server,
+            "request": request,
+            "resolved": resolved,
+            "upgrade": upgrade,
+            "unreachable": unreachable,
+            "moved_from": None,
+        }
         super().__init__(ResolutionProvider(), resource_name, props, opts)

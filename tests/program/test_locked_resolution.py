@@ -188,3 +188,23 @@ def test_a_bare_name_whose_choice_the_state_holds_keeps_its_registry_when_the_ot
     fresh.configure([{"name": "sqlite", "package": "mcp-server-sqlite"}])
     refused = fresh("preview")
     assert not refused.ok and "is published on both PyPI and npm" in refused.error
+
+
+def test_a_held_resolution_runs_while_the_registry_is_down_and_a_new_server_fails_naming_it(stack, registry):
+    stack.configure([{"name": "memory", "package": MEMORY}])
+    ok(stack("up"))
+    registry.add(MEMORY_URL, 503, "Service Unavailable")
+
+    held = ok(stack("preview"))
+    assert changed(held) == set() and held.outputs["memory"]["version"] == "2026.8.31"
+    assert changed(ok(stack("up"))) == set()
+
+    stack.configure([{"name": "memory", "package": MEMORY}, {"name": "notes", "package": MEMORY}])
+    added = stack("preview")
+    assert not added.ok
+    assert "server 'notes': package:" in added.error and "HTTP 503" in added.error
+    assert "server 'memory'" not in added.error, "the held server is not the problem"
+
+    stack.configure([{"name": "memory", "package": MEMORY}], upgrade=True)
+    upgrading = stack("preview")
+    assert not upgrading.ok and "server 'memory': package:" in upgrading.error and "HTTP 503" in upgrading.error
