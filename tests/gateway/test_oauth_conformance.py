@@ -1,14 +1,14 @@
 """The official MCP conformance suite (``@modelcontextprotocol/conformance``, the pin in tests/tools/sdk_clients.py)
 and a server that asks for OAuth.
 
-Every auth scenario of the pinned suite tests a client: each stands up the suite's own resource server and
+Every auth scenario of the pinned suites tests a client: each stands up the suite's own resource server and
 authorization server and checks what the client under test does. None checks a server, so none can be run
 against the gateway; the first test holds that fact, so a new pin that adds such scenarios fails here until they
 are run. What does apply is the rest of the suite under authorization: the gateway in ``oauth`` mode, every request
 carrying an access token minted by an identity provider (tests/tools/oauth_idp.py) for this server, passes every
 server scenario the same gateway passes without auth (but the one the suite scopes to servers without
-authentication); without the token it is refused. The suite's authorization server scenarios (metadata, the
-authorization code grant with PKCE), which come with a later pre-release pin, run against the stack's built-in
+authentication), for each revision from 2025-06-18 to 2026-07-28; without the token it is refused. The suite's authorization server scenarios (metadata, the
+authorization code grant with PKCE), which come with the pre-release pin, run against the stack's built-in
 authorization server, the consent page answered with the operator's passphrase.
 """
 
@@ -23,14 +23,19 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.tools import conformance_auth, oauth_idp
+from tests.tools import conformance_auth, oauth_idp, sdk_clients
 from tests.tools.authserver_process import running_authserver
 from tests.tools.entrypoint_env import ROOT, Served, base_env, free_port, serving
 
 pytestmark = [pytest.mark.network, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 SERVER = ROOT / "tests" / "fixtures" / "conformance_server.py"
-SPEC_VERSIONS = ("2025-06-18", "2025-11-25")
+# Each revision with the suite that has its server scenarios (2026-07-28: the pre-release only).
+REVISIONS = [
+    ("2025-06-18", sdk_clients.CONFORMANCE),
+    ("2025-11-25", sdk_clients.CONFORMANCE),
+    ("2026-07-28", conformance_auth.PRERELEASE_CONFORMANCE),
+]
 SCOPE = "mcp:tools"
 # Scenarios that do not apply to a server with authorization, each with the reason.
 NOT_APPLICABLE = {
@@ -77,21 +82,26 @@ def oauth_gateway(tmp_path_factory: pytest.TempPathFactory, idp: oauth_idp.Idp) 
         yield started(served, "/.well-known/oauth-protected-resource/mcp")
 
 
-def test_every_auth_scenario_of_the_pinned_suite_tests_a_client_and_none_a_server() -> None:
-    server, client = conformance_auth.scenarios("server"), conformance_auth.scenarios("client")
+@pytest.mark.parametrize(
+    ("spec", "client_auth"), [(sdk_clients.CONFORMANCE, 22), (conformance_auth.PRERELEASE_CONFORMANCE, 33)]
+)
+def test_every_auth_scenario_of_the_pinned_suites_tests_a_client_and_none_a_server(spec, client_auth) -> None:
+    server, client = conformance_auth.scenarios("server", spec), conformance_auth.scenarios("client", spec)
     assert len(server) >= 30, server
     assert [name for name in server if "auth" in name] == []
     auth = [name for name in client if name.startswith("auth/")]
-    assert len(auth) == 22, auth
+    assert len(auth) == client_auth, auth
 
 
-@pytest.mark.parametrize("version", SPEC_VERSIONS)
+@pytest.mark.parametrize(("version", "spec"), REVISIONS, ids=[version for version, _ in REVISIONS])
 def test_with_an_access_token_the_oauth_gateway_passes_every_scenario_the_open_gateway_passes(
-    open_gateway, oauth_gateway, idp, tmp_path, version
+    open_gateway, oauth_gateway, idp, tmp_path, version, spec
 ) -> None:
     token = idp.token(oauth_gateway.url(), SCOPE)["access_token"]
-    reference, _ = conformance_auth.run_server_suite(open_gateway.url(), version, tmp_path / "open")
-    oauth, output = conformance_auth.run_server_suite(oauth_gateway.url(), version, tmp_path / "oauth", token)
+    reference, _ = conformance_auth.run_server_suite(open_gateway.url(), version, tmp_path / "open", spec=spec)
+    oauth, output = conformance_auth.run_server_suite(
+        oauth_gateway.url(), version, tmp_path / "oauth", token, spec=spec
+    )
     table = "\n".join(f"{name:40} open {'pass' if ok else 'FAIL'}  oauth {'pass' if oauth.get(name) else 'FAIL'}"
                       for name, ok in sorted(reference.items()))  # fmt: skip
     print(f"\nconformance {version} with OAuth:\n{table}")
@@ -115,7 +125,7 @@ def test_without_a_token_the_suite_is_refused_and_so_is_a_rebinding_request(oaut
 
 
 def test_the_built_in_authorization_server_passes_every_authorization_server_scenario(tmp_path) -> None:
-    listed = conformance_auth.scenarios("authorization", conformance_auth.AUTH_SERVER_CONFORMANCE)
+    listed = conformance_auth.scenarios("authorization", conformance_auth.PRERELEASE_CONFORMANCE)
     assert listed == ["authorization-server-metadata-endpoint", "authorization-code-grant"]
     resource = "https://demo.example.fly.dev/mcp"
     with running_authserver([resource]) as auth:

@@ -23,6 +23,10 @@ from tests.tools import sdk_clients
 
 PRELOAD = Path(__file__).with_name("conformance_bearer.mjs")
 SUITE_TIMEOUT_S = 600
+# The first release (a pre-release) with the 2026-07-28 revision's server scenarios and an `authorization` mode,
+# which tests an authorization server (its metadata, the authorization code grant with PKCE); the stable pin in
+# sdk_clients has neither.
+PRERELEASE_CONFORMANCE = "@modelcontextprotocol/conformance@0.2.0-alpha.12"
 
 
 def suite_dir(spec: str = sdk_clients.CONFORMANCE) -> Path:
@@ -43,12 +47,17 @@ def scenarios(kind: str, spec: str = sdk_clients.CONFORMANCE) -> list[str]:
 
 
 def run_server_suite(
-    url: str, version: str, out: Path, token: str | None = None, scenario: str | None = None
+    url: str,
+    version: str,
+    out: Path,
+    token: str | None = None,
+    scenario: str | None = None,
+    spec: str = sdk_clients.CONFORMANCE,
 ) -> tuple[dict[str, bool], str]:
-    """Each server scenario of ``version`` the suite ran against ``url`` (``scenario``: that one only), whether all
-    its checks passed, and the suite's output to show on failure. With ``token``, every request the suite sends to
-    ``url``'s origin carries it as a bearer token."""
-    suite = suite_dir()
+    """Each server scenario of ``version`` the suite (``spec``) ran against ``url`` (``scenario``: that one only),
+    whether all its checks passed, and the suite's output to show on failure. With ``token``, every request the
+    suite sends to ``url``'s origin carries it as a bearer token."""
+    suite = suite_dir(spec)
     argv = ["node"]
     extra: dict[str, str] = {}
     if token is not None:
@@ -68,11 +77,6 @@ def run_server_suite(
     return results, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
 
 
-# The suite tests an authorization server only from this release on (a pre-release; the stable pin has no
-# `authorization` mode). Its scenarios fetch the server's metadata and run the authorization code grant with PKCE.
-AUTH_SERVER_CONFORMANCE = "@modelcontextprotocol/conformance@0.2.0-alpha.12"
-
-
 def run_authorization_suite(
     issuer: str, client_id: str, resource: str, port: int, out: Path, approve: Callable[[str], None]
 ) -> tuple[dict[str, bool], str]:
@@ -80,7 +84,7 @@ def run_authorization_suite(
     the suite's output. The suite prints the authorization URL a person would open and waits for the redirect
     to ``http://127.0.0.1:<port>/callback`` (which ``client_id`` must have registered); ``approve(url)`` is that
     person: it answers the consent and follows the redirect back to the suite."""
-    suite = suite_dir(AUTH_SERVER_CONFORMANCE)
+    suite = suite_dir(PRERELEASE_CONFORMANCE)
     argv = ["node", str(suite / "dist" / "index.js"), "authorization", "--url", issuer, "--client-id", client_id,
             "--resource", resource, "--port", str(port), "-o", str(out)]  # fmt: skip
     process = subprocess.Popen(argv, env=node_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
