@@ -405,3 +405,27 @@ def test_the_latency_table_gives_each_modes_overhead_over_the_servers_own_http()
     assert "| mcp-proxy | 1 | 2.5 | 5.0 | 400.0 | 0 | ? |" in text
     assert "- catwalk: +0.250 ms" in text and "- mcp-proxy: +1.000 ms" in text
     assert "- mcp-proxy: p50 0.70×, calls/s 1.43×" in text
+
+
+def test_the_container_cold_start_table_gives_install_at_start_over_baked_per_server() -> None:
+    from bench import container_cold_start as ccs
+
+    rows = [
+        {
+            "server": "mcp-server-time",
+            "version": "2026.10.19",
+            "baked": ccs.summarize([0.9, 1.1, 1.0]),
+            "install-at-start": ccs.summarize([6.0, 5.0, None]),
+        },
+        {
+            "server": "@modelcontextprotocol/server-memory",
+            "version": "2026.8.31",
+            "baked": ccs.summarize([None, None]),
+            "install-at-start": ccs.summarize([7.0, 8.0]),
+        },
+    ]
+    report = {"date": "d", "commit": "c", "engine": "Docker 28 (overlay2)", "load": "1.0", "repeats": 3, "rows": rows}
+    table = ccs.markdown(report)
+    assert "| `mcp-server-time` 2026.10.19 | 5.50 s (5.00–6.00, 1 failed) | 1.00 s (0.90–1.10) | **5.5×** |" in table
+    assert "| `@modelcontextprotocol/server-memory` 2026.8.31 | 7.50 s (7.00–8.00) | fails 2/2 | — |" in table
+    assert ccs.ratio(rows[1]) is None
