@@ -162,7 +162,8 @@ def test_registration_makes_a_public_client_even_when_a_secret_method_is_asked_f
 
 
 @pytest.mark.parametrize(
-    "uri", ["http://claude.example.com/callback", "javascript:alert(1)", "https://claude.ai/cb#fragment"]
+    "uri",
+    ["http://claude.example.com/callback", "javascript:alert(1)", "https://claude.ai/cb#fragment", 'http://x/"q\\'],
 )
 def test_registration_refuses_a_redirect_uri_that_could_leak_the_code(driver: Driver, uri: str) -> None:
     response = driver.send("POST", "/register", body={"redirect_uris": [uri]})

@@ -108,3 +108,43 @@ def test_the_image_trusts_no_certificate_authority_but_debians(docker_engine, ru
     local = local_only(local_ca_bundle(), debian)
     leaked = {body[:40]: paths for body, paths in found.items() if body in local}
     assert leaked == {}, f"the local machine's CA is in the image: {leaked}"
+
+
+AUTHSERVER = {
+    "CATWALK_AS_ISSUER": "https://demo-auth.fly.dev",
+    "CATWALK_AS_SIGNING_SEED": "image-tier-seed-0123456789abcdefghijklmnop",
+    "CATWALK_AS_PASSPHRASE": "image tier passphrase",
+    "CATWALK_AS_RESOURCES": '["https://demo.fly.dev/mcp"]',
+}
+
+
+def test_the_image_serves_the_authorization_server_as_user_10001(docker_engine, runtime_image):
+    """`entrypoint.sh authserver` from the gateway's venv (Authlib and joserfc as pinned), on no network at all."""
+    with running(docker_engine, runtime_image, env=AUTHSERVER, args=["authserver"]) as box:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                metadata = httpx.get(f"{box.url}/.well-known/oauth-authorization-server", timeout=5).json()
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, box.logs()[-3000:]
+                time.sleep(0.5)
+        assert metadata["issuer"] == AUTHSERVER["CATWALK_AS_ISSUER"]
+        assert httpx.get(f"{box.url}/.well-known/jwks.json", timeout=5).json()["keys"][0]["alg"] == "EdDSA"
+        client = httpx.post(f"{box.url}/register", json={"redirect_uris": ["https://claude.ai/cb"]}, timeout=5).json()
+        page = httpx.get(f"{box.url}/authorize", timeout=5, params={
+            "response_type": "code", "client_id": client["client_id"], "redirect_uri": "https://claude.ai/cb",
+            "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", "code_challenge_method": "S256",
+            "resource": "https://demo.fly.dev/mcp"})  # fmt: skip
+        assert page.status_code == 200 and 'name="passphrase"' in page.text
+        assert box.uids() == {10001}, box.engine.docker("top", box.id).stdout
+        logs = box.logs()
+        assert AUTHSERVER["CATWALK_AS_SIGNING_SEED"] not in logs and AUTHSERVER["CATWALK_AS_PASSPHRASE"] not in logs
+        started = time.monotonic()
+        docker_engine.docker("stop", "--time", "10", box.id, timeout=60)
+        assert time.monotonic() - started < 2.0
+    refused = docker_engine.docker(
+        "run", "--rm", "--network", "none", *[f"--env={k}={v}" for k, v in AUTHSERVER.items() if "PASSPHRASE" not in k],
+        runtime_image, "authserver", check=False,
+    )  # fmt: skip
+    assert refused.returncode == 1 and "CATWALK_AS_PASSPHRASE" in refused.stdout  # stderr with stdout

@@ -252,7 +252,7 @@ class Registration(ClientRegistrationEndpoint):
         for uri in uris:
             problem = redirect_uri_problem(uri)
             if problem:
-                raise InvalidRedirectURIError(f"redirect URI {uri[:200]} {problem}")
+                raise InvalidRedirectURIError(_ascii(f"redirect URI {uri[:200]} {problem}"))
         request.payload = _JsonPayload({**data, "token_endpoint_auth_method": "none"})
         return super().extract_client_metadata(request)
 
