@@ -22,7 +22,7 @@ from components.detect.models import RuntimeSpec, iso_utc
 from components.image import BakedImage
 from components.providers.app import FlyApp
 from components.providers.ip import FlyIp
-from components.providers.machine import FlyMachine
+from components.providers.machine import FlyMachine, rolling_predecessor
 from components.providers.secrets import FlySecrets
 from components.providers.volume import FlyVolume
 from components.storage import render_files
@@ -172,8 +172,11 @@ class McpServer(pulumi.ComponentResource):
         if mount_path:
             env[VOLUME_ENV] = mount_path  # the entrypoint makes it writable by the image's user
 
-        machines = [
-            FlyMachine(
+        places = [(region, index) for region in stack.regions_of(server) for index in range(server.count)]
+        machines: list[FlyMachine] = []
+        for region, index in places:  # each after its predecessor: the engine rolls an update through them
+            before = rolling_predecessor(len(machines), len(places))
+            machine = FlyMachine(
                 f"{name}-{region}-{index}",
                 app=app_ref,
                 stack=stack_name,
@@ -192,11 +195,9 @@ class McpServer(pulumi.ComponentResource):
                 if (region, index) in volumes
                 else [],
                 files=files,
-                opts=child,
+                opts=child if before is None else pulumi.ResourceOptions(parent=self, depends_on=[machines[before]]),
             )
-            for region in stack.regions_of(server)
-            for index in range(server.count)
-        ]
+            machines.append(machine)
 
         # The token a client may send: none with `oauth` alone (the gateway accepts only access tokens then).
         client_token = token if mode in ("bearer", "both") else None

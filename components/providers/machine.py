@@ -7,6 +7,10 @@ and count or region changes add or remove single resources. A region change repl
 the engine creates the new one (our create waits until it is started and its checks pass) before it
 deletes the old one. Everything else (image, env, size, services, secrets version) updates the same
 machine in place with `current_version`.
+
+A server's machines roll: each depends on the one `rolling_batch` places before it (`McpServer` sets
+`depends_on`), so the engine updates at most a batch at once and each waits, started with its checks passing,
+before the next begins; a delete stops the machine gracefully before destroying it. Why: docs/rolling-updates.md.
 """
 
 from __future__ import annotations
@@ -43,6 +47,18 @@ log = logging.getLogger("catwalk.providers")
 COMPUTED = ("machine_id", "name", "version", "instance_id", "state", "private_ip", "config")
 
 
+def rolling_batch(total: int) -> int:
+    """How many of a server's ``total`` machines change at once: one up to four machines, then a quarter
+    (rounded up), so an update takes at most four waves and never stops more than about a quarter."""
+    return max(1, -(-total // 4))
+
+
+def rolling_predecessor(position: int, total: int) -> int | None:
+    """The machine (by position in the server's list) that must finish before the one at ``position``."""
+    before = position - rolling_batch(total)
+    return before if before >= 0 else None
+
+
 def _events_text(machine: dict[str, Any], limit: int = 6) -> str:
     """The machine's last events, oldest first: what Fly says happened when it did not start."""
     events = sorted(machine.get("events") or [], key=lambda e: e.get("timestamp") or 0)[-limit:]
@@ -63,6 +79,7 @@ class FlyMachineProvider(Provider):
     health_deadline_s: ClassVar[float] = 120.0
     poll_interval_s: ClassVar[float] = 1.0
     lease_ttl_s: ClassVar[int] = 120
+    stop_deadline_s: ClassVar[float] = 30.0  # a delete's graceful stop, before it destroys the machine anyway
 
     # -- diff ---------------------------------------------------------------------------------------
 
@@ -230,21 +247,35 @@ class FlyMachineProvider(Provider):
     # -- delete -------------------------------------------------------------------------------------
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        """Force-destroy; a machine (or app) that is already gone counts as deleted.
+        """Stop gracefully (the machine's stop signal: its gateway answers the requests in flight and Fly's
+        proxy sends the next ones elsewhere), then force-destroy; a machine (or app) already gone counts as
+        deleted. A stop that fails or does not finish in time is logged and the destroy goes ahead.
 
         Kept to `app` + id on purpose: the engine runs the delete of the provider version stored in
         the state (pulumi/pulumi#6238), so its contract must not change between versions.
         """
         from components.fly import FlyNotFound
 
-        app = strip_engine_keys(props).get("app")
+        app = str(strip_engine_keys(props).get("app"))
         try:
             with self.client() as client:
-                client.delete_machine(str(app), id_, force=True)
+                self._stop_gracefully(client, app, id_)
+                client.delete_machine(app, id_, force=True)
         except FlyNotFound:
             return
         except Exception as exc:
             raise self.fail(f"delete in app {app!r}", id_, exc) from exc
+
+    def _stop_gracefully(self, client: Any, app: str, machine_id: str) -> None:
+        from components.fly import FlyApiError, FlyNotFound
+
+        try:
+            client.stop_machine(app, machine_id)
+            client.wait_machine(app, machine_id, "stopped", deadline_s=self.stop_deadline_s)
+        except FlyNotFound:
+            raise
+        except (FlyApiError, TimeoutError) as exc:
+            log.warning("Fly machine %s in app %s: graceful stop failed (%s); destroying it", machine_id, app, exc)
 
     # -- helpers ------------------------------------------------------------------------------------
 

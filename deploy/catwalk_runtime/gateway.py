@@ -28,6 +28,7 @@ log = logging.getLogger("catwalk.gateway")
 INIT_ID = 0  # the upstream id of the gateway's own initialize request
 SWEEP_S = 60  # how often idle sessions are looked for
 DRAIN_S = 1.2  # on a stop request, how long requests in flight may take to be answered (< STOP_DEADLINE_S)
+QUIET_S = 0.3  # ... and how long without one before it stops serving
 
 
 def rpc_line(message: dict[str, Any]) -> bytes:
@@ -117,10 +118,10 @@ class Gateway:
             self.code = await self.done
         finally:
             sweeper.cancel()
-            for server in servers:
-                server.close()  # no new connection: Fly's proxy sends new requests to the other machines
             if self.stopping and self.code == 0:
                 await self.drain(router)
+            for server in servers:
+                server.close()
             router.deliver(router.relay.abandon(self.why))  # no client waits for ever
             router.close_streams()  # open SSE responses end; their connections then close
             deadline = asyncio.get_running_loop().time() + 0.3
@@ -128,11 +129,16 @@ class Gateway:
                 await asyncio.sleep(0.01)
 
     async def drain(self, router: mcp_http.Router) -> None:
-        """On a stop request, let the requests the server is working on get their answers (an update or a
-        scale-down then costs no client a call), within DRAIN_S of the STOP_DEADLINE_S the stop allows."""
+        """On a stop request, keep serving until no request has been in flight for QUIET_S, within DRAIN_S of the
+        STOP_DEADLINE_S the stop allows: the requests the server is working on get their answers, and so does one
+        Fly's proxy sent just before it saw the machine stopping (closing the socket at once would reset it).
+        An update or a scale-down then costs no client a call."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + DRAIN_S
-        while router.relay.in_flight() and loop.time() < deadline:
+        quiet_since = loop.time()
+        while loop.time() < deadline and loop.time() - quiet_since < QUIET_S:
+            if router.relay.in_flight():
+                quiet_since = loop.time()
             await asyncio.sleep(0.01)
 
     async def sweep_sessions(self, router: mcp_http.Router) -> None:

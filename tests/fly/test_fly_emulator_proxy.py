@@ -7,6 +7,8 @@ import json
 import socket
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -285,3 +287,58 @@ def test_cli_autostop_after_must_be_positive():
     assert parse_args(["--run-machines", "--proxy-port", "0", "--autostop-after", "2"]).autostop_after == 2
     with pytest.raises(SystemExit):
         parse_args(["--run-machines", "--proxy-port", "0", "--autostop-after", "0"])
+
+
+def test_an_apps_own_proxy_port_balances_its_machines_whatever_the_host(machine_script, tmp_path):
+    with running_emulator(run_machines=True, proxy=True, workdir=tmp_path / "emu") as emu:
+        ids = start_machines(emu, machine_script, 3)
+        url = emu.app_url(APP)
+        assert url == emu.app_url(APP) and url != emu.proxy_url  # one port per app, opened once
+        assert url not in {m["process"]["url"] for m in emu.machines()}
+        seen = {answers(url, host=url.removeprefix("http://"))["machine"] for _ in range(9)}
+        assert seen == set(ids)
+        assert answers(url, path=f"/to/{ids[0]}", host="127.0.0.1")["machine"] == ids[0]
+    with running_emulator(run_machines=True, workdir=tmp_path / "emu2") as emu:  # no proxy: says so
+        with pytest.raises(urllib.error.HTTPError) as raised:
+            emu.app_url(APP)
+        assert raised.value.code == 404 and b"proxy" in raised.value.read()
+
+
+def test_with_checks_a_machines_config_checks_run_against_its_process(machine_script, tmp_path):
+    checks = {
+        "web": {"type": "http", "port": 8080, "method": "GET", "path": "/status"},
+        "port": {"type": "tcp", "port": 8080},
+    }
+    with running_emulator(run_machines=True, checks=True, workdir=tmp_path / "emu") as emu:
+        client = FlyClient(emu.base_url, emu.token, mutation_rate=0, backoff=0.001)
+        client.create_app(APP, "personal")
+        config = {"image": "img", "init": {"exec": [sys.executable, str(machine_script)]}, "checks": checks}
+        mid = client.create_machine(APP, "m-0", "iad", config).id
+        client.wait_machine(APP, mid, "started", deadline_s=10)
+        end = time.monotonic() + 10
+        while True:
+            got = {c["name"]: c["status"] for c in api_machine(emu, mid)["checks"]}
+            if got == {"port": "passing", "web": "passing"} or time.monotonic() > end:
+                break
+            time.sleep(0.1)
+        assert got == {"port": "passing", "web": "passing"}
+        assert {c["name"] for c in client.get_machine(APP, mid).model_dump().get("checks") or []} == {"port", "web"}
+        client.stop_machine(APP, mid)
+        client.wait_machine(APP, mid, "stopped", deadline_s=10)
+        [web] = [c for c in api_machine(emu, mid)["checks"] if c["name"] == "web"]
+        assert web["status"] == "critical" and "stopped" in web["output"]
+    with running_emulator(run_machines=True, workdir=tmp_path / "emu2") as emu:  # without: none reported
+        client = FlyClient(emu.base_url, emu.token, mutation_rate=0, backoff=0.001)
+        client.create_app(APP, "personal")
+        config = {"image": "img", "init": {"exec": [sys.executable, str(machine_script)]}, "checks": checks}
+        mid = client.create_machine(APP, "m-0", "iad", config).id
+        assert api_machine(emu, mid)["checks"] == []
+
+
+def api_machine(emu, machine_id: str) -> dict:
+    """The machine as the emulator's API answers a GET of it."""
+    req = urllib.request.Request(
+        f"{emu.base_url}/v1/apps/{APP}/machines/{machine_id}", headers={"Authorization": f"Bearer {emu.token}"}
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.load(resp)

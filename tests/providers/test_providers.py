@@ -13,7 +13,7 @@ from pulumi.output import Unknown
 from components.providers.app import FlyAppProvider, foreign_machines
 from components.providers.base import FlyProviderError, partial_diff, strip_engine_keys
 from components.providers.ip import FlyIpProvider, ip_type
-from components.providers.machine import FlyMachineProvider
+from components.providers.machine import FlyMachineProvider, rolling_batch, rolling_predecessor
 from components.providers.machine_config import (
     MachineInputs,
     config_drift,
@@ -368,3 +368,19 @@ def test_a_machine_without_a_cmd_has_no_init_and_reads_back_without_one():
 def test_a_cmd_with_shell_meaning_is_refused_naming_the_field(cmd):
     failures = FlyMachineProvider().check({}, {**MACHINE, "cmd": cmd}).failures
     assert [f.property for f in failures] == ["cmd[0]"] or [f.property for f in failures] == ["cmd"], failures
+
+
+@pytest.mark.parametrize(
+    ("total", "batch", "predecessors"),
+    [
+        (1, 1, [None]),
+        (3, 1, [None, 0, 1]),
+        (4, 1, [None, 0, 1, 2]),
+        (5, 2, [None, None, 0, 1, 2]),
+        (8, 2, [None, None, 0, 1, 2, 3, 4, 5]),
+        (10, 3, [None, None, None, 0, 1, 2, 3, 4, 5, 6]),
+    ],
+)
+def test_a_servers_machines_roll_one_at_a_time_up_to_four_then_a_quarter_at_once(total, batch, predecessors):
+    assert rolling_batch(total) == batch
+    assert [rolling_predecessor(i, total) for i in range(total)] == predecessors

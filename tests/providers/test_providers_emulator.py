@@ -30,6 +30,7 @@ from components.providers import (
 )
 from components.providers import base as provider_base
 from tests.tools.fly_emulator.server import Emulator, Faults
+from tests.tools.fly_emulator.state import ApiError
 
 OWNER = "k3x9a2b1"  # the stack id every app of these tests carries
 
@@ -525,6 +526,37 @@ def test_machine_delete_when_already_gone_succeeds(emu):
     res.provider.delete(res.id, dict(res.outputs))  # and a delete of the stored resource still succeeds
     emu.client().delete_app("catwalk-dev-memory")
     res.provider.delete(res.id, dict(res.outputs))  # even when the whole app is gone
+
+
+def test_machine_delete_stops_it_gracefully_before_destroying_it(emu):
+    engine = Engine()
+    engine.up("app", FlyAppProvider, app_inputs("memory"))
+    engine.up("m", FlyMachineProvider, machine_inputs("memory"))
+    mid = engine.state["m"].id
+    emu.clear_calls()
+    engine.destroy("m")
+    path = f"/v1/apps/catwalk-dev-memory/machines/{mid}"
+    assert [(c["method"], c["path"]) for c in emu.mutating_calls()] == [("POST", path + "/stop"), ("DELETE", path)]
+    events = [(e["type"], e["status"]) for e in reversed(emu.emulator.state.machines[mid].events)]
+    stopped, destroyed = events.index(("exit", "stopped")), events.index(("destroy", "destroying"))
+    assert stopped < destroyed  # the destroy came once the machine had stopped, not while it ran
+    assert emu.live_machines("catwalk-dev-memory") == []
+
+
+def test_machine_delete_destroys_it_even_when_the_graceful_stop_fails(emu, monkeypatch, caplog):
+    engine = Engine()
+    engine.up("app", FlyAppProvider, app_inputs("memory"))
+    engine.up("m", FlyMachineProvider, machine_inputs("memory"))
+    mid = engine.state["m"].id
+
+    def refuse(*args, **kwargs):
+        raise ApiError(412, "machine cannot be stopped now")
+
+    monkeypatch.setattr(emu.emulator.state, "stop_machine", refuse)
+    caplog.set_level(logging.WARNING)
+    engine.destroy("m")
+    assert emu.live_machines("catwalk-dev-memory") == []
+    assert any(mid in r.getMessage() and "graceful stop failed" in r.getMessage() for r in caplog.records)
 
 
 def test_deletes_need_only_the_app_and_id_so_state_from_older_versions_still_deletes(emu):

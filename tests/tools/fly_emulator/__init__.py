@@ -29,7 +29,9 @@ absolute ``guest_path`` and base64 contents in ``raw_value`` or in the app secre
 ``--token`` fixes one; else 401. Machines move created → starting → started → stopping → stopped → destroying
 → destroyed, each step after ``--transition-s`` seconds; a machine whose process fails to launch is
 ``failed``. As Fly does, answers fill in config defaults (``guest``, ``restart``, ``init``) and spell a
-service's ``autostop`` "off"/"stop" as false/true; events come newest first.
+service's ``autostop`` "off"/"stop" as false/true; events come newest first. A machine's ``checks`` are empty,
+unless ``--checks`` (with ``--run-machines``): then each check of its config (http: GET its path, 2xx passes;
+tcp: connect) runs against its process when the machine is read, and fails while it is not started.
 
 Fault injection (``--fault-rate R --seed S``, ``--retry-after N``): see ``server.Faults``; 429 with
 Retry-After, 500/502/503 before acting, and ``lost``/``drop`` (mutations only): the request is carried out
@@ -48,6 +50,8 @@ Test-only endpoints (no auth, never faulted, not in the call log):
   "actions": [{"app", "machine", "action", "time"}]}``: every request Fly's proxy (``--proxy-port``) answered
   (which machine answered it, the machine it was replayed from, whether a failed replay came back to its
   source), and the machines it started (``autostart``) or stopped (``autostop``, ``--autostop-after S``).
+- ``GET /_emulator/proxy/apps/NAME`` → ``{"app", "url"}``: a loopback URL of the proxy's own for that app (any
+  ``Host``), as the harness's ``local_url`` uses; 404 unless the proxy serves.
 - ``GET``/``POST /_emulator/faults`` → read or set ``{"rate", "seed", "kinds", "retry_after", "slow_s"}``.
 - ``POST /_emulator/apps/NAME/reserve`` → NAME becomes taken by an organization the token cannot see.
 

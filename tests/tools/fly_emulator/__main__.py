@@ -47,6 +47,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the proxy stops a machine whose service has autostop after S idle seconds (default: never)",
     )
     p.add_argument(
+        "--checks",
+        action="store_true",
+        help="report each machine's config checks as Fly does, run against its process (needs --run-machines)",
+    )
+    p.add_argument(
         "--containers",
         metavar="DOCKER_HOST",
         default=None,
@@ -87,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         containers=ContainerEngine(host=args.containers) if args.containers else None,
         proxy_region=args.proxy_region,
         autostop_after=args.autostop_after,
+        checks=args.checks,
     )
     server = emulator.serve(args.host, args.port)
     host, port = server.server_address[:2]

@@ -66,6 +66,10 @@ class EmulatorHandle:
         """Machines the proxy started (``autostart``) or stopped (``autostop``): app, machine, action, time."""
         return self._call("GET", "/_emulator/proxy")["actions"]
 
+    def app_url(self, app: str) -> str:
+        """The proxy's loopback URL for ``app`` (any Host), balanced and replayed like ``<app>.fly.dev``."""
+        return self._call("GET", f"/_emulator/proxy/apps/{app}")["url"]
+
     def set_faults(
         self,
         rate: float = 0.0,
@@ -103,12 +107,14 @@ def running_emulator(
     containers: ContainerEngine | None = None,
     proxy_region: str | None = None,
     autostop_after: float | None = None,
+    checks: bool = False,
 ) -> Iterator[EmulatorHandle]:
     """The emulator in a background thread on a free 127.0.0.1 port; stopped (and its machines killed) on exit.
 
     Defaults suit tests: ``Retry-After: 0`` on injected 429s and fast state transitions. ``proxy`` (with
     ``run_machines``) also serves Fly's proxy on another free port: ``handle.proxy_url``, with its clients nearest
-    to ``proxy_region`` and autostop after ``autostop_after`` idle seconds (off when None).
+    to ``proxy_region`` and autostop after ``autostop_after`` idle seconds (off when None). ``checks`` runs each
+    machine's config checks against its process, so a machine passes them only once it serves.
     """
     emulator = Emulator(
         token=token,
@@ -120,6 +126,7 @@ def running_emulator(
         workdir=workdir,
         proxy_region=proxy_region,
         autostop_after=autostop_after,
+        checks=checks,
     )
     server = emulator.serve("127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

@@ -24,6 +24,9 @@ requests reach different machines. What Fly's proxy does and catwalk relies on:
   is where the clients are: its machines take the requests while one is started, others only when none is.
 - A machine that refuses the connection (still booting, or stopping) is skipped for another one, as Fly does.
 - Other hosts get 404; an app with no started machine (and none to autostart) gets 503.
+- ``app_url(app)`` (``GET /_emulator/proxy/apps/<app>``) opens a loopback port of the proxy's own for one app,
+  where every request is for that app whatever its ``Host``: a plain URL (the harness's ``local_url``) that
+  reaches the app's machines exactly as ``<app>.fly.dev`` does.
 
 The proxy buffers the request body (``Content-Length``; a chunked request body is refused with 411) and
 streams the answer back as it comes, so server-sent events flow through it.
@@ -109,6 +112,7 @@ class FlyProxy:
         self._last: dict[tuple[str, int], float] = {}  # (machine id, pid) -> when it last finished a request
         self._closed = threading.Event()
         self._autostopper: threading.Thread | None = None
+        self._app_servers: dict[str, ThreadingHTTPServer] = {}
 
     def started(self, app: str) -> list[Machine]:
         """The app's started machines whose process runs, in a stable order."""
@@ -255,12 +259,28 @@ class FlyProxy:
 
     def close(self) -> None:
         self._closed.set()
+        with self.lock:
+            servers, self._app_servers = list(self._app_servers.values()), {}
+        for server in servers:
+            server.shutdown()
+            server.server_close()
 
-    def serve(self, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
+    def app_url(self, app: str, host: str = "127.0.0.1") -> str:
+        """A loopback port of the proxy's own for ``app`` (opened on first use): a plain URL any client can use,
+        balanced and replayed as ``<app>.fly.dev`` is, whatever Host the client sends."""
+        with self.lock:
+            server = self._app_servers.get(app)
+            if server is None:
+                server = self._app_servers[app] = self.serve(host, 0, app=app)
+                threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return "http://{}:{}".format(*server.server_address[:2])
+
+    def serve(self, host: str = "127.0.0.1", port: int = 0, app: str = "") -> ThreadingHTTPServer:
         class Bound(ProxyHandler):
             pass
 
         Bound.proxy = self
+        Bound.app = app
         server = ThreadingHTTPServer((host, port), Bound)
         server.daemon_threads = True
         if self.autostop_after is not None and self._autostopper is None:
@@ -271,6 +291,7 @@ class FlyProxy:
 
 class ProxyHandler(BaseHTTPRequestHandler):
     proxy: FlyProxy
+    app: str = ""  # an app's own port: every request is for it, whatever its Host
     protocol_version = "HTTP/1.1"
     server_version = "fly-emulator-proxy/1"
 
@@ -296,10 +317,13 @@ class ProxyHandler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         host = (self.headers.get("Host") or "").rsplit(":", 1)[0].lower()
-        if not host.endswith(APP_DOMAIN) or host == APP_DOMAIN[1:]:
+        if self.app:
+            app = self.app
+        elif not host.endswith(APP_DOMAIN) or host == APP_DOMAIN[1:]:
             self._error(404, f"no app for host {host!r}: the proxy serves <app>{APP_DOMAIN}")
             return
-        app = host[: -len(APP_DOMAIN)]
+        else:
+            app = host[: -len(APP_DOMAIN)]
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             self._error(411, "the emulator's proxy needs a Content-Length request body")
             self.close_connection = True

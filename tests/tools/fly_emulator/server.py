@@ -3,6 +3,7 @@ the test-only ``/_emulator/`` endpoints (documented in ``tests/tools/fly_emulato
 
 from __future__ import annotations
 
+import http.client
 import json
 import random
 import re
@@ -21,7 +22,7 @@ from tests.tools.fly_emulator.containers import ContainerRunner
 from tests.tools.fly_emulator.containers import Engine as ContainerEngine
 from tests.tools.fly_emulator.processes import ProcessRunner
 from tests.tools.fly_emulator.proxy import FlyProxy
-from tests.tools.fly_emulator.state import ApiError, FlyState, Hooks
+from tests.tools.fly_emulator.state import ApiError, FlyState, Hooks, now_iso
 
 Handler = Callable[..., tuple[int, Any]]
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -83,8 +84,10 @@ class Emulator:
         containers: ContainerEngine | None = None,
         proxy_region: str | None = None,
         autostop_after: float | None = None,
+        checks: bool = False,
     ) -> None:
         self.token = token
+        self.checks = checks  # run the machines' config checks against their processes (see machine_checks)
         self.faults = faults or Faults()
         self._tmp = None
         if workdir is None:
@@ -106,6 +109,7 @@ class Emulator:
             if self.runner
             else None
         )
+        self.proxy_serving = False  # serve_proxy() was called: the proxy answers requests
         self.routes = self._routes()
 
     # -- routing -------------------------------------------------------------------------------------
@@ -122,7 +126,7 @@ class Emulator:
             ("DELETE", app, lambda r, app: (202, s.delete_app(app))),
             ("GET", app + r"/machines", lambda r, app: (200, s.list_machines(app, r.query))),
             ("POST", app + r"/machines", lambda r, app: (200, s.create_machine(app, r.json()))),
-            ("GET", mach, lambda r, app, mid: (200, s.get_machine(app, mid))),
+            ("GET", mach, lambda r, app, mid: (200, self.machine_checks(s.get_machine(app, mid)))),
             ("POST", mach, lambda r, app, mid: (200, s.update_machine(app, mid, r.json(), r.nonce))),
             (
                 "DELETE",
@@ -163,6 +167,7 @@ class Emulator:
             ("POST", r"/_emulator/reset", lambda r: (200, self.reset())),
             ("GET", r"/_emulator/machines", lambda r: (200, {"machines": self.machine_report()})),
             ("GET", r"/_emulator/proxy", lambda r: (200, self.proxy_report())),
+            ("GET", r"/_emulator/proxy/apps/(?P<app>[^/]+)", lambda r, app: (200, self.proxy_app(app))),
             ("GET", r"/_emulator/faults", lambda r: (200, self.faults.to_json())),
             ("POST", r"/_emulator/faults", lambda r: (200, self.set_faults(**r.json()))),
             ("POST", r"/_emulator/apps/(?P<app>[^/]+)/reserve", lambda r, app: (200, s.reserve_app_name(app))),
@@ -241,6 +246,27 @@ class Emulator:
             return {"requests": [], "actions": []}
         return {"requests": self.proxy.requests(), "actions": self.proxy.action_log()}
 
+    def machine_checks(self, machine: dict[str, Any]) -> dict[str, Any]:
+        """With ``checks`` and a runner, a machine's ``checks`` as Fly reports them: each of its config's http
+        (GET ``path``, 2xx passes) or tcp checks run against its process now; a machine not started fails them.
+        Without, ``checks`` stays empty (a client then sees only the machine's state)."""
+        config_checks = (machine.get("config") or {}).get("checks") or {}
+        if not self.checks or self.runner is None or not isinstance(config_checks, dict):
+            return machine
+        info = self.runner.report(machine["id"]) if machine.get("state") == "started" else None
+        rows = []
+        for name, check in sorted(config_checks.items()):
+            status, output = "critical", f"machine is {machine.get('state')}"
+            if info and info.get("running"):
+                status, output = probe_check(str(info["host"]), int(info["port"]), check)
+            rows.append({"name": name, "status": status, "output": output, "updated_at": now_iso()})
+        return {**machine, "checks": rows}
+
+    def proxy_app(self, app: str) -> dict[str, Any]:
+        if self.proxy is None or not self.proxy_serving:
+            raise ApiError(404, "the proxy is not serving: start the emulator with --proxy-port (proxy=True)")
+        return {"app": app, "url": self.proxy.app_url(app)}
+
     def close(self) -> None:
         if self.proxy:
             self.proxy.close()
@@ -255,6 +281,7 @@ class Emulator:
         """Fly's proxy in front of the machines' processes (``tests.tools.fly_emulator.proxy``)."""
         if self.proxy is None:
             raise ValueError("the proxy needs run_machines: it forwards to the machines' processes")
+        self.proxy_serving = True
         return self.proxy.serve(host, port)
 
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
@@ -267,6 +294,24 @@ class Emulator:
         server = ThreadingHTTPServer((host, port), Bound)
         server.daemon_threads = True
         return server
+
+
+def probe_check(host: str, port: int, check: dict[str, Any]) -> tuple[str, str]:
+    """Run one Fly check (http: GET its path, 2xx passes; tcp: connect) against a machine's process."""
+    timeout = 2.0
+    try:
+        if check.get("type") == "http":
+            conn = http.client.HTTPConnection(host, port, timeout=timeout)
+            try:
+                conn.request(str(check.get("method") or "GET"), str(check.get("path") or "/"))
+                status = conn.getresponse().status
+            finally:
+                conn.close()
+            return ("passing" if 200 <= status < 300 else "critical"), f"HTTP {status}"
+        socket.create_connection((host, port), timeout=timeout).close()
+        return "passing", "connected"
+    except (OSError, http.client.HTTPException) as exc:
+        return "critical", f"{type(exc).__name__}: {exc}"
 
 
 class Request:

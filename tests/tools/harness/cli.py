@@ -175,18 +175,32 @@ def emulated_machines(api_url: str | None) -> list[dict[str, Any]]:
         return []
 
 
+def emulated_proxy_url(api_url: str, app: str) -> str | None:
+    """The emulator's proxy URL for `app` (balanced over its machines as `<app>.fly.dev` is); None without a proxy."""
+    try:
+        with urllib.request.urlopen(f"{api_url.rstrip('/')}/_emulator/proxy/apps/{app}", timeout=5) as response:
+            return json.load(response).get("url")
+    except (OSError, ValueError):
+        return None
+
+
 def add_local_urls(outputs: dict[str, Any]) -> dict[str, Any]:
-    """Give each server's outputs a `local_url`: the loopback /mcp of its app's machine under the
-    emulator's --run-machines, so a test can talk MCP to what the stack deployed. Leaves others as they are."""
-    machines = emulated_machines(os.environ.get("FLY_API_URL"))
+    """Give each server's outputs a `local_url`, so a test can talk MCP to what the stack deployed under the
+    emulator's --run-machines: its app's /mcp through the emulator's proxy (every machine of the server, balanced
+    and replayed as on Fly), or, when the emulator serves no proxy, the loopback /mcp of the app's started
+    machine (each machine's own address stays in `/_emulator/machines`). Leaves others as they are."""
+    api_url = os.environ.get("FLY_API_URL") or ""
+    machines = emulated_machines(api_url)
     running = {
         m["app"]: m["process"]["url"]
         for m in machines
         if m.get("state") == "started" and (m.get("process") or {}).get("url")
     }
+    apps = {str(v["app"]) for v in outputs.values() if isinstance(v, dict) and v.get("app") in running}
+    urls = {app: emulated_proxy_url(api_url, app) or running[app] for app in apps}
     return {
-        name: {**value, "local_url": running[value["app"]] + "/mcp"}
-        if isinstance(value, dict) and value.get("app") in running
+        name: {**value, "local_url": urls[value["app"]] + "/mcp"}
+        if isinstance(value, dict) and value.get("app") in urls
         else value
         for name, value in outputs.items()
     }
