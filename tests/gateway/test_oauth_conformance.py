@@ -1,15 +1,16 @@
-"""The official MCP conformance suite (``@modelcontextprotocol/conformance``, the pin in tests/tools/sdk_clients.py)
-and a server that asks for OAuth.
+"""The official MCP conformance suite (``@modelcontextprotocol/conformance``: the pin in tests/tools/sdk_clients.py
+and a pre-release, tests/tools/conformance_auth.py) and a server that asks for OAuth.
 
 Every auth scenario of the pinned suites tests a client: each stands up the suite's own resource server and
 authorization server and checks what the client under test does. None checks a server, so none can be run
 against the gateway; the first test holds that fact, so a new pin that adds such scenarios fails here until they
-are run. What does apply is the rest of the suite under authorization: the gateway in ``oauth`` mode, every request
-carrying an access token minted by an identity provider (tests/tools/oauth_idp.py) for this server, passes every
-server scenario the same gateway passes without auth (but the one the suite scopes to servers without
-authentication), for each revision from 2025-06-18 to 2026-07-28; without the token it is refused. The suite's authorization server scenarios (metadata, the
-authorization code grant with PKCE), which come with the pre-release pin, run against the stack's built-in
-authorization server, the consent page answered with the operator's passphrase.
+are run. What does apply is the rest of the suite under authorization: the gateway in ``oauth`` mode, every
+request carrying an access token minted by an identity provider (tests/tools/oauth_idp.py) for this server,
+passes every server scenario the same gateway passes without auth (but the one the suite scopes to servers
+without authentication), for each revision from 2025-06-18 to 2026-07-28; without the token it is refused. The
+suite's authorization server scenarios (metadata, the authorization code grant with PKCE), which come with the
+pre-release pin, run against the stack's built-in authorization server, the consent page answered with the
+operator's passphrase.
 """
 
 from __future__ import annotations
