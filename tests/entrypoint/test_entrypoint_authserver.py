@@ -69,3 +69,13 @@ def test_authserver_serves_its_metadata_on_port(tmp_path: Path) -> None:
         assert SEED not in served.output() and PASSPHRASE not in served.output()
         served.process.send_signal(signal.SIGTERM)  # as Fly stops a machine
         assert served.wait(5) == 0
+
+
+def test_authserver_says_when_its_state_directory_cannot_hold_its_database(tmp_path: Path) -> None:
+    blocked = tmp_path / "state"
+    blocked.mkdir()
+    (blocked / "authserver.sqlite3").mkdir()  # where the database file should be
+    result = run_entrypoint(authserver_env(tmp_path, **{contract.AS_STATE: str(blocked)}), "authserver", timeout=60)
+    assert result.returncode == 1
+    assert f"{contract.AS_STATE}={blocked}: its database cannot be used" in result.stderr
+    assert "Traceback" not in result.stderr

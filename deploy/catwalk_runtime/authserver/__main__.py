@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import signal
+import sqlite3
 import sys
 
 from .. import contract
@@ -51,6 +52,9 @@ def main(args: list[str] | None = None) -> int:
         sockets = bind_sockets(hosts, port)
     except SettingsError as exc:
         print(f"Error: the authorization server cannot start:\n{exc}", file=sys.stderr)
+        return 1
+    except sqlite3.Error as exc:
+        print(f"Error: {contract.AS_STATE}={settings.state_dir}: its database cannot be used: {exc}", file=sys.stderr)
         return 1
     except (UsageError, ValueError, OSError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
