@@ -19,6 +19,7 @@ from components.detect import detect
 from components.detect.models import iso_utc
 from components.image import ImageProvider
 from tests.docker.conftest import RUNTIME_APP, say
+from tests.tools.docker_engine.certificates import local_ca_in_image
 from tests.tools.docker_engine.containers import running
 
 pytestmark = [pytest.mark.network, pytest.mark.slow, pytest.mark.timeout(3600)]
@@ -132,6 +133,8 @@ def test_a_baked_image_built_by_the_provider_serves_with_no_network(provider_env
             assert result["error"] is None and expected in result["text"], (call, result, box.logs()[-2000:])
         assert box.uids() == {10001}
         assert "Installing" not in box.logs() and "Downloading" not in box.logs()
+    # Its build stage installed through the local CA (the engine's mount); none of it reached the image.
+    assert local_ca_in_image(provider_env, outs["image_ref"]) == {}
     if kind == "native":  # no compiler reached the runtime image: the build stage kept it
         cc = provider_env.docker(
             "run",

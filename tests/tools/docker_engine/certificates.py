@@ -13,7 +13,7 @@ import tarfile
 from collections import defaultdict
 from pathlib import Path
 
-from tests.tools.docker_engine.engine import Engine
+from tests.tools.docker_engine.engine import Engine, local_ca_bundle
 
 _PEM = re.compile(rb"-----BEGIN CERTIFICATE-----\s*(.*?)\s*-----END CERTIFICATE-----", re.DOTALL)
 MAX_FILE = 64 * 1024 * 1024
@@ -58,3 +58,10 @@ def certificates_in_image(engine: Engine, image: str) -> dict[str, list[str]]:
 def debian_certificates(found: dict[str, list[str]]) -> set[str]:
     """Of an image's certificates, those in Debian's own store."""
     return {body for body, paths in found.items() if any(p.startswith(DEBIAN_STORE) for p in paths)}
+
+
+def local_ca_in_image(engine: Engine, image: str) -> dict[str, list[str]]:
+    """The local machine's own certificates (beyond the image's Debian store) found in the image, with their files."""
+    found = certificates_in_image(engine, image)
+    local = local_only(local_ca_bundle(), debian_certificates(found))
+    return {body[:40]: paths for body, paths in found.items() if body in local}
