@@ -8,6 +8,7 @@ and a client calling a tool throughout sees no failed call.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import sys
 import threading
@@ -15,10 +16,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 import yaml
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
 
+from tests.tools import sdk_clients
 from tests.tools.fly_emulator.fixture import running_emulator
 from tests.tools.harness import run_subprocess
 
@@ -56,7 +61,16 @@ def stack_file(path: Path, *, rollout: str = "1", count: int = 3, regions: list[
 
 @pytest.fixture
 def stack(tmp_path):
-    with running_emulator(run_machines=True, proxy=True, checks=True, workdir=tmp_path / "emu") as emulator:
+    with deployment(tmp_path) as deployed:
+        yield deployed
+
+
+@contextlib.contextmanager
+def deployment(tmp_path: Path, proxy_region: str | None = None):
+    """The emulator (machines as processes, checks, its proxy) and a `harness(command, config)` against it."""
+    with running_emulator(
+        run_machines=True, proxy=True, checks=True, workdir=tmp_path / "emu", proxy_region=proxy_region
+    ) as emulator:
         env = {"FLY_API_URL": emulator.base_url, "FLY_API_TOKEN": emulator.token, "CATWALK_FLY_RATE": "off"}
 
         def harness(command: str, config: Path, **kwargs):
@@ -199,3 +213,90 @@ def test_under_fault_injection_a_rolling_update_converges_or_fails_naming_the_ma
     assert env == {"2"}
     again = harness("up", stack_file(tmp / "s.yaml", rollout="2"))
     assert again.ok and not [o for o in again.operations if o["op"] != "same"], again.operations
+
+
+# -- acceptance: sessions and stateless calls through the proxy, one region and two -------------------------
+
+TOPOLOGIES = {
+    "count 3, one region": {"count": 3, "regions": None, "near": None},
+    "two regions x 2": {"count": 2, "regions": ["iad", "ams"], "near": "ams"},
+}
+
+
+@pytest.fixture(params=list(TOPOLOGIES))
+def replicas(request, tmp_path):
+    """A deployed relay server in the topology, the client near its `near` region: (emulator, outputs, topology)."""
+    topology = TOPOLOGIES[request.param]
+    with deployment(tmp_path, proxy_region=topology["near"]) as (emulator, harness, tmp):
+        config = stack_file(tmp / "s.yaml", count=topology["count"], regions=topology["regions"])
+        up = harness("up", config, show_secrets=True)
+        assert up.ok, up.error
+        machines = [m for m in emulator.machines() if m["app"] == APP]
+        assert len(machines) == 4 if topology["regions"] else len(machines) == 3
+        emulator.emulator.proxy.clear()
+        yield emulator, up.outputs["relay"], topology
+
+
+async def session_calls(url: str, token: str, count: int, moved=None) -> list[str]:
+    """An SDK 1.x client (handshake era): initialize, then ``count`` calls in one session; ``moved()`` runs
+    half-way (the client moves nearer another region)."""
+    async with (
+        httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http,
+        streamable_http_client(url, http_client=http) as streams,
+        ClientSession(streams[0], streams[1]) as session,
+    ):
+        await session.initialize()
+        answers = []
+        for i in range(count):
+            if i == count // 2 and moved is not None:
+                moved()
+            result = await session.call_tool("echo", {"text": f"call {i}"})
+            assert not result.isError, result
+            answers.append(result.content[0].text)
+        return answers
+
+
+def regions_of(emulator) -> dict[str, str]:
+    return {m["id"]: m["region"] for m in emulator.machines() if m["app"] == APP}
+
+
+def test_an_sdk1_session_makes_initialize_and_30_calls_through_the_proxy_over_several_machines(replicas):
+    emulator, outputs, topology = replicas
+    region = regions_of(emulator)
+
+    def move() -> None:  # the client is now nearest to the other region: Fly routes it there
+        emulator.emulator.proxy.region = "iad"
+
+    moved = move if topology["regions"] else None
+    answers = anyio.run(session_calls, outputs["local_url"], outputs["token"], 30, moved)
+    assert answers == [f"call {i}" for i in range(30)]
+    requests = emulator.proxy_requests()
+    assert all(r["status"] < 400 for r in requests), [r for r in requests if r["status"] >= 400]
+    landed = Counter(r["replayed_from"] or r["machine"] for r in requests)
+    holders = {r["machine"] for r in requests if r["replayed_from"]}
+    print(f"{topology}: {len(requests)} requests, first landed on {dict(landed)}, replayed to {holders}")
+    assert len(landed) >= 2, landed  # the balancer spread the session's requests over several machines
+    assert len(holders) == 1, holders  # and every replay ended on the one machine holding the session
+    if topology["regions"]:
+        [holder] = holders
+        assert region[holder] == "ams"  # opened near ams
+        crossed = [r for r in requests if r["replayed_from"] and region[r["replayed_from"]] == "iad"]
+        assert crossed, "no request was replayed from iad to the session's machine in ams"
+
+
+@pytest.mark.network
+@pytest.mark.timeout(600)
+def test_an_sdk2_client_in_the_stateless_revision_gets_30_calls_answered_by_several_machines(replicas):
+    emulator, outputs, topology = replicas
+    report = sdk_clients.py_client(sdk_clients.PY_SDK2, outputs["local_url"], outputs["token"], MODERN, calls=30)
+    assert "error" not in report, report
+    assert report["protocol_version"] == MODERN
+    assert report["answers"] == [f"call {i}" for i in range(30)]
+    requests = emulator.proxy_requests()
+    answered = Counter(r["machine"] for r in requests if r["status"] == 200)
+    print(f"{topology}: {len(requests)} requests answered by {dict(answered)}")
+    assert all(r["status"] < 400 for r in requests), [r for r in requests if r["status"] >= 400]
+    assert not [r for r in requests if r["replayed_from"]]  # no session, no replay
+    assert len(answered) >= 2, answered
+    if topology["near"]:
+        assert {regions_of(emulator)[m] for m in answered} == {topology["near"]}  # the nearest region's machines

@@ -71,11 +71,14 @@ def npm_prefix(spec: str) -> Path:
     return home
 
 
-def py_client(spec: str, url: str, token: str, mode: str, timeout: float = 180, clients: int = 0) -> dict:
+def py_client(
+    spec: str, url: str, token: str, mode: str, timeout: float = 180, clients: int = 0, calls: int = 0
+) -> dict:
     """Run ``py_sdk_client.py`` with the pinned ``mcp`` ``spec``; its JSON report (``error`` set on failure).
-    ``clients``: that many basic clients at once in one process (the report's ``clients`` lists theirs)."""
-    many = ["basic", str(clients)] if clients else []
-    return _report([str(python_env(spec)), str(CLIENTS / "py_sdk_client.py"), url, token, mode, *many], timeout)
+    ``clients``: that many basic clients at once in one process (the report's ``clients`` lists theirs);
+    ``calls``: only that many ``echo`` calls (the report's ``answers``)."""
+    extra = ["basic", str(clients)] if clients else ["calls", str(calls)] if calls else []
+    return _report([str(python_env(spec)), str(CLIENTS / "py_sdk_client.py"), url, token, mode, *extra], timeout)
 
 
 def ts_client(url: str, token: str, mode: str, timeout: float = 180) -> dict:
