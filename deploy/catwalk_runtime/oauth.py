@@ -61,6 +61,40 @@ def fetch_json(url: str) -> Any:
     return json.loads(body)
 
 
+def metadata_urls(issuer: str) -> list[str]:
+    """Where an issuer's metadata may be, in the order the MCP authorization spec has clients try them:
+    RFC 8414's (the well-known path inserted before the issuer's path), then OpenID Connect's, inserted and
+    appended."""
+    parts = urllib.parse.urlsplit(issuer)
+    origin, path = f"{parts.scheme}://{parts.netloc}", parts.path.rstrip("/")
+    if not path:
+        return [f"{origin}/.well-known/oauth-authorization-server", f"{origin}/.well-known/openid-configuration"]
+    return [
+        f"{origin}/.well-known/oauth-authorization-server{path}",
+        f"{origin}/.well-known/openid-configuration{path}",
+        f"{origin}{path}/.well-known/openid-configuration",
+    ]
+
+
+def discover_jwks_uri(issuer: str, fetch: Callable[[str], Any]) -> str:
+    """The ``jwks_uri`` the issuer's own metadata names; ``<issuer>/.well-known/jwks.json`` when it publishes
+    none. A document for another issuer, or a key set over plain http, is refused (RFC 8414 3.3)."""
+    for url in metadata_urls(issuer):
+        try:
+            document = fetch(url)
+        except (OSError, ValueError):
+            continue
+        if not isinstance(document, dict) or "jwks_uri" not in document:
+            continue
+        if document.get("issuer") != issuer:
+            raise ValueError(f"{url} is the metadata of {str(document.get('issuer'))[:200]!r}, not of {issuer}")
+        jwks_uri = document["jwks_uri"]
+        if not isinstance(jwks_uri, str) or not _secure_url(jwks_uri):
+            raise ValueError(f"{url} names a key set that is not an https URL: {str(jwks_uri)[:200]!r}")
+        return jwks_uri
+    return issuer.rstrip("/") + "/.well-known/jwks.json"
+
+
 class Jwks:
     """The issuer's signing keys, cached and refetched when stale or when a token names an unknown key id.
 
@@ -71,9 +105,13 @@ class Jwks:
     """
 
     def __init__(
-        self, uri: str, fetch: Callable[[str], Any] = fetch_json, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.uri, self._fetch, self._clock = uri, fetch, clock
+        self, uri: str | None, fetch: Callable[[str], Any] = fetch_json, clock: Callable[[], float] = time.monotonic,
+        issuer: str | None = None,
+    ) -> None:  # fmt: skip
+        if uri is None and issuer is None:
+            raise ValueError("a key set needs its URL or the issuer whose metadata names it")
+        # Without a URL, the issuer's metadata is read for it on the first fetch (and again while that fails).
+        self.uri, self.issuer, self._fetch, self._clock = uri, issuer, fetch, clock
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched: float | None = None  # the last good fetch
         self._attempted: float | None = None  # the last fetch, good or not
@@ -83,6 +121,8 @@ class Jwks:
 
     def refresh(self) -> None:
         self._attempted = self._clock()
+        if self.uri is None:
+            self.uri = discover_jwks_uri(str(self.issuer), self._fetch)
         data = self._fetch(self.uri)
         keys: dict[str, jwt.PyJWK] = {}
         for entry in data.get("keys", []) if isinstance(data, dict) else []:
@@ -306,10 +346,10 @@ def from_environ(environ: Mapping[str, str], token: str | None) -> OAuthAuth:
 
     issuer = environ.get(contract.OAUTH_ISSUER, "")
     resource = environ.get(contract.OAUTH_RESOURCE, "")
-    jwks_uri = environ.get(contract.OAUTH_JWKS_URI) or issuer.rstrip("/") + "/.well-known/jwks.json"
+    jwks_uri = environ.get(contract.OAUTH_JWKS_URI) or None  # unset: the issuer's metadata names it
     for name, value in ((contract.OAUTH_ISSUER, issuer), (contract.OAUTH_RESOURCE, resource),
                         (contract.OAUTH_JWKS_URI, jwks_uri)):  # fmt: skip
-        if not _secure_url(value):
+        if value is not None and not _secure_url(value):
             raise ValueError(f"{name} must be an https URL, got {value[:200]!r}")
     scopes = tuple(environ.get(contract.OAUTH_SCOPES, "").split())
     allowed = {
@@ -322,7 +362,7 @@ def from_environ(environ: Mapping[str, str], token: str | None) -> OAuthAuth:
         raise ValueError(f"{contract.AUTH_MODE}={mode} needs the bearer token as well")
     bearer = BearerAuth(token) if mode == contract.AUTH_MODE_BOTH and token is not None else None
     verifier = TokenVerifier(
-        issuer, resource, Jwks(jwks_uri), scopes,
+        issuer, resource, Jwks(jwks_uri, issuer=issuer), scopes,
         allowed[contract.OAUTH_ALLOWED_USERS], allowed[contract.OAUTH_ALLOWED_GROUPS],
     )  # fmt: skip
     return OAuthAuth(verifier, bearer)

@@ -497,3 +497,77 @@ def test_an_issuer_that_is_down_is_asked_at_most_once_per_refresh_floor(issuer: 
     clock[0] += oauth.JWKS_MIN_REFRESH_S + 1
     refusal(verifier, issuer.token())
     assert len(calls) == 2
+
+
+# --- the key set found through the issuer's metadata ---------------------------------------------------------
+
+
+def serving(documents: dict[str, Any]) -> tuple[Any, list[str]]:
+    """A fetch answering from ``documents`` by URL (others fail as a 404 would), and the URLs asked."""
+    asked: list[str] = []
+
+    def fetch(url: str) -> Any:
+        asked.append(url)
+        if url not in documents:
+            raise OSError(f"HTTP 404 from {url}")
+        return documents[url]
+
+    return fetch, asked
+
+
+def test_an_issuer_with_a_path_is_asked_for_its_metadata_where_the_spec_says_in_order() -> None:
+    assert oauth.metadata_urls("https://login.example.com/realms/ops") == [
+        "https://login.example.com/.well-known/oauth-authorization-server/realms/ops",
+        "https://login.example.com/.well-known/openid-configuration/realms/ops",
+        "https://login.example.com/realms/ops/.well-known/openid-configuration",
+    ]
+    assert oauth.metadata_urls("https://acme.eu.auth0.com/") == [
+        "https://acme.eu.auth0.com/.well-known/oauth-authorization-server",
+        "https://acme.eu.auth0.com/.well-known/openid-configuration",
+    ]
+
+
+def test_the_key_set_named_by_the_issuers_openid_metadata_verifies_its_tokens(issuer: Issuer) -> None:
+    realm = issuer.url + "/realms/ops"
+    fetch, asked = serving({
+        f"{realm}/.well-known/openid-configuration": {"issuer": realm, "jwks_uri": f"{realm}/protocol/certs"},
+        f"{realm}/protocol/certs": issuer.jwks(),
+    })  # fmt: skip
+    verifier = oauth.TokenVerifier(realm, RESOURCE, oauth.Jwks(None, fetch=fetch, issuer=realm), SCOPES)
+    assert verifier.verify(issuer.token(iss=realm))["sub"] == "operator"
+    assert asked[-1] == f"{realm}/protocol/certs" and len(asked) == 4
+    verifier.verify(issuer.token(iss=realm))
+    assert len(asked) == 4, "the key set's URL and keys are kept"
+
+
+@pytest.mark.parametrize(
+    ("document", "reason"),
+    [
+        ({"issuer": "https://evil.example.com", "jwks_uri": "https://evil.example.com/keys"}, "is the metadata of"),
+        ({"issuer": "https://id.example.com", "jwks_uri": "http://id.example.com/keys"}, "not an https URL"),
+    ],
+)
+def test_metadata_of_another_issuer_or_a_plain_http_key_set_is_refused(
+    issuer: Issuer, document: dict[str, Any], reason: str
+) -> None:
+    fetch, asked = serving({"https://id.example.com/.well-known/oauth-authorization-server": document})
+    jwks = oauth.Jwks(None, fetch=fetch, issuer="https://id.example.com")
+    verifier = oauth.TokenVerifier("https://id.example.com", RESOURCE, jwks, SCOPES)
+    assert reason in refusal(verifier, issuer.token(iss="https://id.example.com"))
+    assert not [url for url in asked if "keys" in url], "the key set named there is never fetched"
+
+
+def test_an_issuer_without_metadata_serves_its_keys_at_the_well_known_jwks_path(issuer: Issuer) -> None:
+    fetch, asked = serving({issuer.url + "/.well-known/jwks.json": issuer.jwks()})
+    verifier = oauth.TokenVerifier(issuer.url, RESOURCE, oauth.Jwks(None, fetch=fetch, issuer=issuer.url), SCOPES)
+    assert verifier.verify(issuer.token())["sub"] == "operator"
+    assert asked[-1] == issuer.url + "/.well-known/jwks.json"
+
+
+def test_without_a_jwks_uri_the_gateway_reads_the_issuers_metadata(issuer: Issuer) -> None:
+    auth = oauth.from_environ(
+        {contract.AUTH_MODE: "oauth", contract.OAUTH_ISSUER: issuer.url, contract.OAUTH_RESOURCE: RESOURCE},
+        token="static-secret",
+    )
+    assert auth.verifier.jwks.uri is None and auth.verifier.jwks.issuer == issuer.url
+    assert auth.allows("/mcp", headers(issuer.token()))
