@@ -8,6 +8,7 @@ import base64
 import hashlib
 import json
 import secrets
+import threading
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -428,3 +429,43 @@ def test_a_client_id_on_a_non_public_address_is_never_fetched() -> None:
         documents.get("https://127.0.0.1:9/client.json")
     with pytest.raises(ClientDocumentError, match="https"):
         documents.get("http://client.example.com/client.json")
+
+
+def test_a_document_that_could_not_be_had_is_not_fetched_again_at_once(clock: Clock) -> None:
+    calls: list[str] = []
+
+    def unreachable(url: str, _loopback: bool) -> Any:
+        calls.append(url)
+        raise ClientDocumentError("the client metadata document answered HTTP 500")
+
+    documents = DocumentClients(fetch=unreachable, clock=clock)
+    for _ in range(3):
+        with pytest.raises(ClientDocumentError, match="HTTP 500"):
+            documents.get("https://client.example.com/client.json")
+    assert len(calls) == 1
+    clock.now += 31
+    with pytest.raises(ClientDocumentError):
+        documents.get("https://client.example.com/client.json")
+    assert len(calls) == 2
+
+
+def test_only_two_documents_are_fetched_at_once() -> None:
+    release = threading.Event()
+    started = threading.Semaphore(0)
+
+    def slow(url: str, _loopback: bool) -> Any:
+        started.release()
+        release.wait(10)
+        return {"client_id": url, "redirect_uris": [REDIRECT]}
+
+    documents = DocumentClients(fetch=slow)
+    workers = [threading.Thread(target=documents.get, args=(f"https://c{i}.example.com/client.json",)) for i in (1, 2)]
+    for worker in workers:
+        worker.start()
+    assert started.acquire(timeout=5) and started.acquire(timeout=5)
+    with pytest.raises(ClientDocumentError, match="too many"):
+        documents.get("https://c3.example.com/client.json")
+    release.set()
+    for worker in workers:
+        worker.join(5)
+    assert documents.get("https://c1.example.com/client.json").client_id == "https://c1.example.com/client.json"

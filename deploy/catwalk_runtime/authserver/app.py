@@ -15,6 +15,7 @@ authlib's grants free of races (a code or refresh token presented twice at once 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -29,7 +30,7 @@ from authlib.oauth2.rfc6749 import OAuth2Error
 
 from . import consent
 from .authorization import SUBJECT, CatwalkAuthorizationServer, FormRequest, JsonBodyRequest
-from .cimd import DocumentClients
+from .cimd import ClientDocumentError, DocumentClients, is_document_url
 from .keys import Signer
 from .settings import Settings
 from .store import Store
@@ -93,6 +94,7 @@ class App:
         self._lock = threading.Lock()
 
     def handle(self, request: Request) -> Response:
+        self._prefetch(request)
         with self._lock:
             try:
                 response = self._route(request)
@@ -125,6 +127,22 @@ class App:
         return Response(404, b"Not Found\n", [("Content-Type", "text/plain")])
 
     # --- helpers ----------------------------------------------------------------------------------------
+
+    def _prefetch(self, request: Request) -> None:
+        """A client metadata document the request names, fetched before the lock is taken: a slow document
+        holds up only its own request (inside, the cached document or failure is used)."""
+        if request.path not in ("/authorize", "/token"):
+            return
+        try:
+            values = _fields(request.query)
+            if request.method == "POST":
+                values.update(self._form(request))
+        except ValueError:
+            return  # refused inside, where the answer is made
+        client_id = (values.get("client_id") or [""])[0]
+        if is_document_url(client_id):
+            with contextlib.suppress(ClientDocumentError):
+                self.server.documents.get(client_id)
 
     def _form_request(self, request: Request, form: dict[str, list[str]] | None = None) -> FormRequest:
         uri = self.settings.issuer + request.path + (f"?{request.query}" if request.query else "")

@@ -27,6 +27,10 @@ FETCH_TIMEOUT_S = 5.0
 MAX_DOCUMENT = 64 * 1024
 CACHE_S = 300.0
 CACHE_ENTRIES = 256
+# A document that could not be had is not asked for again this soon, and only this many are fetched at once:
+# whoever sends a URL client_id picks what is fetched, so slow documents must not hold the server's workers.
+FAILED_CACHE_S = 30.0
+MAX_FETCHES = 2
 
 
 class ClientDocumentError(Exception):
@@ -155,17 +159,34 @@ class DocumentClients:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:  # fmt: skip
         self.allow_loopback, self._fetch, self._clock = allow_loopback, fetch, clock
-        self._cache: dict[str, tuple[float, Client]] = {}
+        self._cache: dict[str, tuple[float, Client | ClientDocumentError]] = {}
         self._lock = threading.Lock()
+        self._fetching = threading.BoundedSemaphore(MAX_FETCHES)
 
     def get(self, client_id: str) -> Client:
+        """The client ``client_id`` describes; a :class:`ClientDocumentError` says why there is none."""
         with self._lock:
             cached = self._cache.get(client_id)
-            if cached is not None and self._clock() - cached[0] < CACHE_S:
+        if cached is not None:
+            age = self._clock() - cached[0]
+            if isinstance(cached[1], Client) and age < CACHE_S:
                 return cached[1]
-        client = client_from_document(client_id, self._fetch(client_id, self.allow_loopback))
+            if isinstance(cached[1], ClientDocumentError) and age < FAILED_CACHE_S:
+                raise cached[1]
+        if not self._fetching.acquire(blocking=False):
+            raise ClientDocumentError("too many client metadata documents are being fetched: try again shortly")
+        try:
+            result: Client | ClientDocumentError = client_from_document(
+                client_id, self._fetch(client_id, self.allow_loopback)
+            )
+        except ClientDocumentError as exc:
+            result = exc
+        finally:
+            self._fetching.release()
         with self._lock:
             if len(self._cache) >= CACHE_ENTRIES:
                 self._cache.pop(next(iter(self._cache)))
-            self._cache[client_id] = (self._clock(), client)
-        return client
+            self._cache[client_id] = (self._clock(), result)
+        if isinstance(result, ClientDocumentError):
+            raise result
+        return result

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, ClientMixin, TokenMixin
-from authlib.oauth2.rfc6749.util import scope_to_list
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
@@ -115,7 +114,3 @@ class Grant:
     subject: str
     resource: str
     family: str
-
-
-def scopes(value: str | None) -> list[str]:
-    return scope_to_list(value) or []
