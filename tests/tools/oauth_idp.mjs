@@ -1,7 +1,8 @@
 // An identity provider on loopback for tests: oauth2-mock-server (real JWKS, authorization code with PKCE,
 // refresh tokens), set up the way an operator sets up Auth0, Okta, Keycloak or Entra for an MCP server:
 //   - access tokens are for the resource the client names (RFC 8707 `resource`, as `aud`), with the scopes
-//     granted at /authorize (the mock alone mints `aud`-less tokens scoped "dummy");
+//     granted at /authorize (the mock alone mints `aud`-less tokens scoped "dummy"), for the user the
+//     authorization request's login_hint names (default johndoe, the mock's one user);
 //   - dynamic client registration (RFC 7591) of public clients at /register, advertised in the discovery
 //     document (many providers offer it; the others take a pre-registered client id).
 // Run from an npm prefix holding oauth2-mock-server: `node oauth_idp.mjs`; prints one JSON line,
@@ -26,7 +27,9 @@ server.service.on(Events.BeforeWellKnownOpenIdConfiguration, (response) => {
 server.service.on(Events.BeforeAuthorizeRedirect, (redirect, req) => {
   const query = new URL(req.url, "http://localhost").searchParams;
   const code = redirect.url.searchParams.get("code");
-  if (code) grants.set(code, { scope: query.get("scope") ?? "", resource: query.get("resource") });
+  // The user who logs in: the OIDC login_hint when the client gives one (tests log in as anyone), else johndoe.
+  const user = query.get("login_hint") ?? "johndoe";
+  if (code) grants.set(code, { scope: query.get("scope") ?? "", resource: query.get("resource"), user });
 });
 
 server.service.on(Events.BeforeTokenSigning, (token, req) => {
@@ -34,6 +37,7 @@ server.service.on(Events.BeforeTokenSigning, (token, req) => {
   const grant = grants.get(body.code ?? body.refresh_token);
   if (token.payload.aud !== undefined || grant === undefined) return; // an id token, or not a grant of ours
   token.payload.scope = grant.scope;
+  token.payload.sub = grant.user;
   const resource = body.resource ?? grant.resource;
   if (resource) token.payload.aud = resource;
 });

@@ -32,7 +32,7 @@ PROGRAM = Path(__file__).with_name("oauth_idp.mjs")
 OAUTH_CLIENT = sdk_clients.CLIENTS / "py_oauth_client.py"
 TS_OAUTH_CLIENT = sdk_clients.CLIENTS / "ts_oauth_client.mjs"
 START_TIMEOUT_S = 30.0
-USER = "johndoe"  # the `sub` of every token the stand-in mints: the one user who logs in there
+USER = "johndoe"  # whom the stand-in's tokens are for (`sub`), unless an authorization's login_hint names another
 
 
 @dataclass
@@ -46,14 +46,15 @@ class Idp:
     def jwks_uri(self) -> str:
         return self.issuer + "/jwks"
 
-    def token(self, resource: str, scope: str = "mcp:tools", client_id: str = "catwalk-test") -> dict:
-        """An access token for ``resource`` by the authorization code grant with PKCE (S256), as a client gets one."""
+    def token(self, resource: str, scope: str = "mcp:tools", client_id: str = "catwalk-test", user: str = USER) -> dict:
+        """An access token for ``resource`` by the authorization code grant with PKCE (S256), as a client gets one,
+        for ``user`` (who logs in: the authorization request's login_hint)."""
         verifier = secrets.token_urlsafe(48)
         challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
         redirect_uri = "http://127.0.0.1:33418/callback"
         query = {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri, "state": "s",
                  "code_challenge": challenge, "code_challenge_method": "S256", "scope": scope,
-                 "resource": resource}  # fmt: skip
+                 "resource": resource, "login_hint": user}  # fmt: skip
         authorize = httpx.get(self.issuer + "/authorize", params=query, timeout=10)
         assert authorize.status_code == 302, authorize.text
         code = urllib.parse.parse_qs(urllib.parse.urlsplit(authorize.headers["location"]).query)["code"][0]
@@ -98,16 +99,25 @@ def running_idp() -> Iterator[Idp]:
                 process.wait(5)
 
 
-def oauth_client(sdk: str, url: str, mode: str, client: str, tool: str = "echo", timeout: float = 180) -> dict:
+def oauth_client(
+    sdk: str,
+    url: str,
+    mode: str,
+    client: str,
+    tool: str = "echo",
+    timeout: float = 180,
+    routes: dict[str, str] | None = None,
+) -> dict:
     """Run the SDK's OAuth client against ``url``: ``py_oauth_client.py`` with the pinned ``mcp`` ``sdk``, or
-    ``ts_oauth_client.mjs`` when ``sdk`` is the pinned TypeScript client; its JSON report."""
+    ``ts_oauth_client.mjs`` when ``sdk`` is the pinned TypeScript client; its JSON report. ``routes``: origins
+    (``https://<app>.fly.dev``) the Python client reaches at a loopback address instead, as through Fly's edge."""
     if sdk == sdk_clients.TS_CLIENT:
         program = sdk_clients.npm_prefix(sdk) / TS_OAUTH_CLIENT.name  # ES modules resolve from the prefix
         shutil.copyfile(TS_OAUTH_CLIENT, program)
         argv = ["node", str(program), url, mode, client, tool]
     else:
         argv = [str(sdk_clients.python_env(sdk)), str(OAUTH_CLIENT), url, mode, client, tool]
-    env = {**os.environ, "PATH": node_path()}
+    env = {**os.environ, "PATH": node_path(), "CATWALK_TEST_ROUTES": json.dumps(routes or {})}
     done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, env=env)
     lines = done.stdout.strip().splitlines()
     try:
