@@ -46,7 +46,7 @@ AS_STATE = "CATWALK_AS_STATE"  # directory of its sqlite db (clients, refresh to
 AS_SCOPES = "CATWALK_AS_SCOPES"  # space-separated scopes it offers (default `mcp`)
 AS_SCOPES_DEFAULT = "mcp"
 AS_SEED_MIN = 32
-AS_PASSPHRASE_MIN = 8
+AS_PASSPHRASE_MIN = 12  # what the stack also asks of catwalk:oauthPassphrase
 # Loopback client metadata documents (http or https on 127.0.0.1 / ::1 / localhost): tests only, never set by the stack.
 AS_CIMD_LOOPBACK = "CATWALK_AS_ALLOW_LOOPBACK_CLIENTS"
 AS_REQUIRED = (AS_ISSUER, AS_SIGNING_SEED, AS_PASSPHRASE, AS_RESOURCES)

@@ -61,7 +61,7 @@ def test_a_bad_setting_is_refused_naming_it(name: str, value: str, fragment: str
 def test_a_short_seed_or_passphrase_is_refused_without_quoting_it() -> None:
     message = problems(**{contract.AS_SIGNING_SEED: "short-seed", contract.AS_PASSPHRASE: "abc"})
     assert f"{contract.AS_SIGNING_SEED} must be at least 32 characters" in message
-    assert f"{contract.AS_PASSPHRASE} must be at least 8 characters" in message
+    assert f"{contract.AS_PASSPHRASE} must be at least 12 characters" in message
     assert "short-seed" not in message and "abc" not in message
 
 
