@@ -3,7 +3,9 @@
 The server is tests/fixtures/relay_server.py as a custom command (nothing to download), `count: 3`; the
 emulator runs each machine's entrypoint, reports its config checks from its process (`checks=True`), and serves
 Fly's proxy, through which the stack's `local_url` goes. Here an update rolls through the machines one at a time,
-and a client calling a tool throughout sees no failed call.
+and a client calling a tool throughout sees no failed call; under injected faults it converges with the same
+machines; a machine that does not come back stops it with its name. SDK clients of both eras make 30 calls
+through the proxy in one region (count 3) and in two (2 x 2).
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ import yaml
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
+from components.providers.machine import FlyMachineProvider
 from tests.tools import sdk_clients
 from tests.tools.fly_emulator.fixture import running_emulator
+from tests.tools.harness import run as harness_run
 from tests.tools.harness import run_subprocess
 
 pytestmark = [pytest.mark.slow]
@@ -300,3 +304,53 @@ def test_an_sdk2_client_in_the_stateless_revision_gets_30_calls_answered_by_seve
     assert len(answered) >= 2, answered
     if topology["near"]:
         assert {regions_of(emulator)[m] for m in answered} == {topology["near"]}  # the nearest region's machines
+
+
+def test_a_machine_that_does_not_come_back_stops_the_rollout_naming_it_and_the_rest_keep_serving(tmp_path, monkeypatch):
+    """The second machine's new version cannot start: the error names it with its events, the first machine
+    runs the new version, the third was not touched and serves the old one, and the next `up` finishes."""
+    monkeypatch.setattr(FlyMachineProvider, "start_deadline_s", 3.0)
+    monkeypatch.setattr(FlyMachineProvider, "health_deadline_s", 3.0)
+    with deployment(tmp_path) as (emulator, _, tmp):
+        monkeypatch.setenv("FLY_API_URL", emulator.base_url)
+        monkeypatch.setenv("FLY_API_TOKEN", emulator.token)
+        monkeypatch.setenv("CATWALK_FLY_RATE", "off")
+
+        def up(rollout: str):
+            config = stack_file(tmp / "s.yaml", rollout=rollout)
+            return harness_run("up", "rep", project_dir=ROOT, config_file=config, state=tmp / "state.json")
+
+        assert up("1").ok
+        by_name = {m["name"]: m["id"] for m in emulator.machines() if m["app"] == APP}
+        broken = by_name["relay-iad-1"]
+        runner = emulator.emulator.runner
+        start = runner.start
+
+        def start_unless_broken(machine, env):
+            if machine.id == broken:
+                raise RuntimeError("exec format error")
+            start(machine, env)
+
+        monkeypatch.setattr(runner, "start", start_unless_broken)
+        failed = up("2")
+        assert not failed.ok
+        assert "relay-iad-1" in failed.error and broken in failed.error, failed.error
+        assert "did not restart after the update" in failed.error and "events:" in failed.error, failed.error
+        machines = {name: emulator.emulator.state.machines[mid] for name, mid in by_name.items()}
+        rollout = {name: m.config["env"]["ROLLOUT"] for name, m in machines.items()}
+        assert rollout == {"relay-iad-0": "2", "relay-iad-1": "2", "relay-iad-2": "1"}
+        states = {name: m.state for name, m in machines.items()}
+        assert states == {"relay-iad-0": "started", "relay-iad-1": "failed", "relay-iad-2": "started"}
+        with httpx.Client(timeout=30) as http:  # the other two still answer
+            outputs = harness_run("output", "rep", project_dir=ROOT, state=tmp / "state.json", show_secrets=True)
+            token = outputs.outputs["relay"]["token"]
+            url = emulator.app_url(APP) + "/mcp"
+            answers = [stateless_call(http, url, token, f"still {i}") for i in range(6)]
+            assert answers == [f"still {i}" for i in range(6)]
+
+        monkeypatch.setattr(runner, "start", start)
+        again = up("2")
+        assert again.ok, again.error
+        assert sorted(o["name"] for o in again.ops("update")) == ["relay-iad-1", "relay-iad-2"]
+        live = {m["name"]: m["id"] for m in emulator.machines() if m["app"] == APP and m["state"] == "started"}
+        assert live == by_name  # the same three machines, none duplicated
