@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import pulumi
 import pulumi_random
@@ -201,20 +201,8 @@ class McpServer(pulumi.ComponentResource):
 
         # The token a client may send: none with `oauth` alone (the gateway accepts only access tokens then).
         client_token = token if mode in ("bearer", "both") else None
-        if stack.verify:
-            revision = pulumi.Output.all(*[m.version for m in machines]).apply(
-                lambda versions: ",".join(str(v) for v in versions)
-            )
-            McpCheck(
-                f"{name}-check",
-                url=url,
-                app=app_ref,
-                server=server.name,
-                revision=revision,
-                token=client_token,
-                issuer=issuer if mode in OAUTH_MODES else None,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=machines),
-            )
+        self._check = (name, url, app_ref, server.name, client_token, issuer if mode in OAUTH_MODES else None)
+        self._machines, self._verify = machines, stack.verify
 
         def hide(value: object) -> object:
             """A custom command is the user's text: secret in the outputs when the config is."""
@@ -245,3 +233,23 @@ class McpServer(pulumi.ComponentResource):
             "clients": configs,
         }
         self.register_outputs({"url": url})
+
+    def verify(self, after: Sequence[pulumi.Resource] = ()) -> McpCheck | None:
+        """The MCP check through the public URL (unless catwalk:verify is off), once the server's machines and
+        ``after`` (the built-in authorization server's machine, which an OAuth server's check reaches) exist."""
+        if not self._verify:
+            return None
+        name, url, app, server, token, issuer = self._check
+        revision = pulumi.Output.all(*[m.version for m in self._machines]).apply(
+            lambda versions: ",".join(str(v) for v in versions)
+        )
+        return McpCheck(
+            f"{name}-check",
+            url=url,
+            app=app,
+            server=server,
+            revision=revision,
+            token=token,
+            issuer=issuer,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*self._machines, *(after if issuer else ())]),
+        )

@@ -2,7 +2,8 @@
 
 A server that accepts only OAuth access tokens cannot be handshaken without a user's login; for it the check
 proves what a web connector needs first: a bare request gets 401 pointing at the Protected Resource Metadata,
-and that document names this server and its authorization server.
+that document names this server and its authorization server, and the authorization server answers its own
+metadata as that issuer.
 
 A dynamic resource rather than a post-`up` script so that a server which does not answer fails the
 update itself: `pulumi up` never reports success for a broken server. It re-runs whenever a machine's
@@ -20,6 +21,7 @@ import pulumi
 from pulumi.dynamic import CreateResult, UpdateResult
 from pydantic import BaseModel, Field
 
+from catwalk_runtime import contract
 from components.providers.base import Provider, ProviderError
 
 DEFAULT_DEADLINE_S = 180.0
@@ -70,7 +72,27 @@ def _discovery_problem(client: httpx.Client, url: str, issuer: str) -> str | Non
         return f"the protected resource metadata {metadata_url} is not for {url}"
     if issuer not in (body.get("authorization_servers") or []):
         return f"the protected resource metadata {metadata_url} does not name the authorization server {issuer}"
-    return None
+    return _issuer_problem(client, issuer)
+
+
+def _issuer_problem(client: httpx.Client, issuer: str) -> str | None:
+    """The issuer's metadata (RFC 8414 or OpenID Connect, where connectors look) must answer, as that issuer."""
+    answers: list[str] = []
+    for url in contract.issuer_metadata_urls(issuer):
+        response = client.get(url)
+        if response.status_code >= 500:
+            return f"retry: HTTP {response.status_code} from {url}"
+        answers.append(f"{url}: HTTP {response.status_code}")
+        if response.status_code != 200:
+            continue
+        try:
+            document = response.json()
+        except ValueError:
+            continue
+        if isinstance(document, dict) and document.get("issuer") == issuer:
+            return None
+        return f"{url} is not the metadata of {issuer}"
+    return f"the authorization server {issuer} publishes no metadata where connectors look ({'; '.join(answers)})"
 
 
 def _machines_report(provider: Provider, app: str) -> str:

@@ -237,6 +237,7 @@ def main() -> None:
     source = stack.oauth_source
     issuer = builtin.issuer if builtin is not None else source.issuer if source is not None else None
     oauth_urls: list[pulumi.Output[str]] = []
+    components: list[McpServer] = []
 
     for server in stack.servers:
         component = McpServer(
@@ -254,7 +255,9 @@ def main() -> None:
             file_contents=contents[server.name],
         )
         pulumi.export(server.name, component.outputs)
+        components.append(component)
         if server.auth_mode in OAUTH_MODES:
             oauth_urls.append(component.url)
-    if builtin is not None:
-        builtin.serve(oauth_urls)
+    after = [builtin.serve(oauth_urls)] if builtin is not None else []
+    for component in components:
+        component.verify(after)

@@ -59,6 +59,24 @@ BAKED_ARGS = (RUNTIME, PACKAGE, LAUNCH, RESOLVED_AT)
 # Checked for control characters by the entrypoint before anything else.
 CHECKED_VARS = (PACKAGE, COMMAND, ARGS, LAUNCH, RESOLVED_AT, EXCLUDE_NEWER, BROWSER, NEEDS_BROWSER)
 
+
+def issuer_metadata_urls(issuer: str) -> list[str]:
+    """Where an issuer's metadata may be, in the order the MCP authorization spec has clients try them:
+    RFC 8414's (the well-known path inserted before the issuer's path), then OpenID Connect's, inserted and
+    appended. The gateway reads its key set's URL there; `pulumi up`'s check proves a connector can."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(issuer)
+    origin, path = f"{parts.scheme}://{parts.netloc}", parts.path.rstrip("/")
+    if not path:
+        return [f"{origin}/.well-known/oauth-authorization-server", f"{origin}/.well-known/openid-configuration"]
+    return [
+        f"{origin}/.well-known/oauth-authorization-server{path}",
+        f"{origin}/.well-known/openid-configuration{path}",
+        f"{origin}{path}/.well-known/openid-configuration",
+    ]
+
+
 # --- package specs -------------------------------------------------------------------------------------------
 PYTHON_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,200}[A-Za-z0-9])?"
 NPM_NAME = r"(?:@[A-Za-z0-9][A-Za-z0-9._-]{0,100}/)?[A-Za-z0-9][A-Za-z0-9._-]{0,150}"

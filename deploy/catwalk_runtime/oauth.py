@@ -24,6 +24,7 @@ from typing import Any
 import jwt
 
 from .auth import OPEN_PATHS, BearerAuth
+from .contract import issuer_metadata_urls as metadata_urls
 
 PRM_PATH = "/.well-known/oauth-protected-resource"
 # Asymmetric algorithms only: `none` and the HMAC family (a public key taken as a shared secret) never verify.
@@ -59,21 +60,6 @@ def fetch_json(url: str) -> Any:
     if len(body) > JWKS_MAX_BYTES:
         raise ValueError(f"{url} answered more than {JWKS_MAX_BYTES} bytes")
     return json.loads(body)
-
-
-def metadata_urls(issuer: str) -> list[str]:
-    """Where an issuer's metadata may be, in the order the MCP authorization spec has clients try them:
-    RFC 8414's (the well-known path inserted before the issuer's path), then OpenID Connect's, inserted and
-    appended."""
-    parts = urllib.parse.urlsplit(issuer)
-    origin, path = f"{parts.scheme}://{parts.netloc}", parts.path.rstrip("/")
-    if not path:
-        return [f"{origin}/.well-known/oauth-authorization-server", f"{origin}/.well-known/openid-configuration"]
-    return [
-        f"{origin}/.well-known/oauth-authorization-server{path}",
-        f"{origin}/.well-known/openid-configuration{path}",
-        f"{origin}{path}/.well-known/openid-configuration",
-    ]
 
 
 def discover_jwks_uri(issuer: str, fetch: Callable[[str], Any]) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -62,26 +65,71 @@ def test_diff_reruns_the_check_only_when_machines_or_url_change():
     assert provider.diff("id", old, {"url": "https://a.fly.dev/mcp", "revision": "v2", "token": TOKEN}).changes is True
 
 
-ISSUER = "http://127.0.0.1:9/issuer"  # never fetched: the discovery check sends no token
+class IssuerMetadata(BaseHTTPRequestHandler):
+    """An authorization server's RFC 8414 metadata at the path its issuer (`<origin>/issuer`) puts it."""
+
+    def do_GET(self):
+        issuer = f"http://127.0.0.1:{self.server.server_address[1]}/issuer"
+        if self.path != "/.well-known/oauth-authorization-server/issuer" or self.server.broken:
+            self.send_error(404)
+            return
+        body = json.dumps({"issuer": issuer, "jwks_uri": issuer + "/jwks"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
 
 
 @pytest.fixture(scope="module")
-def tiny_oauth(tmp_path_factory):
-    """The tiny server behind a gateway that accepts only OAuth access tokens of ISSUER."""
+def issuer():
+    """A local authorization server's metadata; `.broken = True` makes it answer 404."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), IssuerMetadata)
+    httpd.broken = False
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def issuer_of(httpd) -> str:
+    return f"http://127.0.0.1:{httpd.server_address[1]}/issuer"
+
+
+@pytest.fixture(scope="module")
+def tiny_oauth(tmp_path_factory, issuer):
+    """The tiny server behind a gateway that accepts only OAuth access tokens of the local issuer."""
     home = tmp_path_factory.mktemp("verify-oauth")
     script = home / "tiny.py"
     script.write_text(TINY_SERVER)
     env = base_env(home, MCP_RUNTIME="custom", MCP_COMMAND=f"{sys.executable} {script}", MCP_AUTH_TOKEN=TOKEN,
-                   MCP_AUTH_MODE="oauth", MCP_OAUTH_ISSUER=ISSUER)  # fmt: skip
+                   MCP_AUTH_MODE="oauth", MCP_OAUTH_ISSUER=issuer_of(issuer))  # fmt: skip
     env["MCP_OAUTH_RESOURCE"] = f"http://127.0.0.1:{env['PORT']}/mcp"
     with serving(env) as served:
         yield served
 
 
-def test_an_oauth_servers_check_follows_the_401_to_its_metadata_and_finds_its_issuer(tiny_oauth, monkeypatch):
+def test_an_oauth_servers_check_follows_the_401_to_its_metadata_and_its_issuers(tiny_oauth, issuer, monkeypatch):
     monkeypatch.setenv("CATWALK_VERIFY_DEADLINE_S", "60")
-    result = McpCheckProvider().create({**props(tiny_oauth.url(), None), "issuer": ISSUER})
+    result = McpCheckProvider().create({**props(tiny_oauth.url(), None), "issuer": issuer_of(issuer)})
     assert result.outs["url"] == tiny_oauth.url() and result.outs["tools"] == []
+
+
+def test_an_oauth_servers_check_fails_when_its_issuer_publishes_no_metadata(tiny_oauth, issuer, monkeypatch):
+    monkeypatch.setenv("CATWALK_VERIFY_DEADLINE_S", "10")
+    monkeypatch.setenv("FLY_API_URL", f"http://127.0.0.1:{free_port()}")
+    issuer.broken = True
+    try:
+        with pytest.raises(RuntimeError) as caught:
+            McpCheckProvider().create({**props(tiny_oauth.url(), None), "issuer": issuer_of(issuer)})
+    finally:
+        issuer.broken = False
+    message = str(caught.value)
+    assert f"the authorization server {issuer_of(issuer)} publishes no metadata where connectors look" in message
+    assert "/.well-known/openid-configuration/issuer: HTTP 404" in message
 
 
 def test_an_oauth_servers_check_fails_when_its_metadata_names_another_issuer(tiny_oauth, monkeypatch):
@@ -96,8 +144,8 @@ def test_an_oauth_servers_check_fails_when_its_metadata_names_another_issuer(tin
     assert "does not name the authorization server https://idp.example.com" in message
 
 
-def test_a_bearer_servers_check_with_an_issuer_fails_on_the_missing_metadata(tiny, monkeypatch):
+def test_a_bearer_servers_check_with_an_issuer_fails_on_the_missing_metadata(tiny, issuer, monkeypatch):
     monkeypatch.setenv("CATWALK_VERIFY_DEADLINE_S", "10")
     monkeypatch.setenv("FLY_API_URL", f"http://127.0.0.1:{free_port()}")
     with pytest.raises(RuntimeError, match=r"names no resource_metadata"):
-        McpCheckProvider().create({**props(tiny.url(), TOKEN), "issuer": ISSUER})
+        McpCheckProvider().create({**props(tiny.url(), TOKEN), "issuer": issuer_of(issuer)})
