@@ -36,7 +36,9 @@ def idp() -> Iterator[oauth_idp.Idp]:
         yield provider
 
 
-def gateway(home: Path, idp: oauth_idp.Idp, mode: str, **extra: str) -> Iterator[Served]:
+def gateway(home: Path, idp: oauth_idp.Idp, mode: str, jwks: bool = True, **extra: str) -> Iterator[Served]:
+    """The tiny server behind the entrypoint, trusting ``idp``; ``jwks``: its key set's URL given (else the gateway
+    finds it in the provider's metadata, as with an issuer alone in `catwalk:oauth`)."""
     script = home / "tiny.py"
     script.write_text(TINY_SERVER)
     env = base_env(home, MCP_RUNTIME="custom", MCP_COMMAND=f"{sys.executable} {script}", MCP_HOST="loopback",
@@ -46,6 +48,8 @@ def gateway(home: Path, idp: oauth_idp.Idp, mode: str, **extra: str) -> Iterator
         # The server's canonical URL is the one its clients use: here, loopback.
         "MCP_OAUTH_RESOURCE": f"http://127.0.0.1:{env['PORT']}/mcp", **extra,
     })  # fmt: skip
+    if not jwks:
+        del env["MCP_OAUTH_JWKS_URI"]
     with serving(env) as served:
         deadline = time.monotonic() + 90
         while True:
@@ -72,13 +76,13 @@ def both(tmp_path_factory: pytest.TempPathFactory, idp: oauth_idp.Idp) -> Iterat
 @pytest.fixture(scope="module")
 def for_the_user(tmp_path_factory: pytest.TempPathFactory, idp: oauth_idp.Idp) -> Iterator[Served]:
     users = f'["someone@example.com", "{oauth_idp.USER}"]'
-    yield from gateway(tmp_path_factory.mktemp("user"), idp, "oauth", MCP_OAUTH_ALLOWED_USERS=users)
+    yield from gateway(tmp_path_factory.mktemp("user"), idp, "oauth", jwks=False, MCP_OAUTH_ALLOWED_USERS=users)
 
 
 @pytest.fixture(scope="module")
 def for_someone_else(tmp_path_factory: pytest.TempPathFactory, idp: oauth_idp.Idp) -> Iterator[Served]:
     users = '["someone@example.com"]'
-    yield from gateway(tmp_path_factory.mktemp("else"), idp, "oauth", MCP_OAUTH_ALLOWED_USERS=users)
+    yield from gateway(tmp_path_factory.mktemp("else"), idp, "oauth", jwks=False, MCP_OAUTH_ALLOWED_USERS=users)
 
 
 def post(url: str, token: str | None = None) -> httpx.Response:
@@ -195,3 +199,10 @@ def test_only_the_allowed_users_of_the_provider_get_through(for_the_user, for_so
     token = idp.token(for_someone_else.url())["access_token"]
     answer = post(for_someone_else.url(), token)
     assert answer.status_code == 403 and 'error="insufficient_scope"' in answer.headers["www-authenticate"]
+
+
+def test_given_the_issuer_alone_the_gateway_finds_the_providers_keys_in_its_metadata(for_the_user, idp) -> None:
+    # The stand-in serves its keys at /jwks, named only by its OpenID Connect discovery document.
+    assert httpx.get(idp.issuer + "/.well-known/jwks.json", timeout=10).status_code == 404
+    assert post(for_the_user.url(), idp.token(for_the_user.url())["access_token"]).status_code == 200
+    assert post(for_the_user.url(), idp.token(for_the_user.url(), user="mallory")["access_token"]).status_code == 403
