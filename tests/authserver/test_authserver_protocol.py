@@ -150,6 +150,7 @@ def test_the_metadata_advertises_pkce_s256_public_clients_and_client_id_document
         document["authorization_endpoint"] == f"{ISSUER}/authorize" and document["token_endpoint"] == f"{ISSUER}/token"
     )
     assert document["registration_endpoint"] == f"{ISSUER}/register"
+    assert document["revocation_endpoint"] == f"{ISSUER}/revoke"
     assert document["code_challenge_methods_supported"] == ["S256"]
     assert document["token_endpoint_auth_methods_supported"] == ["none"]
     assert document["client_id_metadata_document_supported"] is True
@@ -378,6 +379,26 @@ def test_a_refresh_token_expires_after_thirty_days(driver: Driver, clock: Clock)
     client_id, tokens = driver.tokens()
     clock.now += 30 * 24 * 3600 + 1
     assert driver.refresh(client_id, tokens["refresh_token"])[1]["error"] == "invalid_grant"
+
+
+def test_a_revoked_refresh_token_ends_its_grant(driver: Driver) -> None:
+    client_id, tokens = driver.tokens()
+    _, rotated = driver.refresh(client_id, tokens["refresh_token"])
+    answer = driver.send("POST", "/revoke", form={"token": rotated["refresh_token"], "client_id": client_id,
+                                                  "token_type_hint": "refresh_token"})  # fmt: skip
+    assert answer.status == 200
+    assert driver.refresh(client_id, rotated["refresh_token"])[1]["error"] == "invalid_grant"
+    # An unknown token or an access token (a JWT, checked offline) is answered 200 too (RFC 7009 2.2).
+    for token in ("not-a-token", rotated["access_token"]):
+        assert driver.send("POST", "/revoke", form={"token": token, "client_id": client_id}).status == 200
+
+
+def test_a_client_cannot_revoke_another_clients_refresh_token(driver: Driver) -> None:
+    client_id, tokens = driver.tokens()
+    other_id = driver.register()["client_id"]
+    answer = driver.send("POST", "/revoke", form={"token": tokens["refresh_token"], "client_id": other_id})
+    assert answer.status == 400 and json.loads(answer.body)["error"] == "invalid_grant"
+    assert driver.refresh(client_id, tokens["refresh_token"])[0] == 200
 
 
 def test_only_the_code_and_refresh_grants_are_served(driver: Driver) -> None:

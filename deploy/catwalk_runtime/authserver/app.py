@@ -7,6 +7,7 @@
 | ``/authorize`` | GET: the consent page; POST: the passphrase, then the redirect with a code |
 | ``/token`` | authorization_code and refresh_token grants |
 | ``/register`` | RFC 7591 registration (public clients) |
+| ``/revoke`` | RFC 7009 revocation of a refresh token (and its family) |
 | ``/status`` | a health check for Fly |
 
 Requests are handled one at a time (a lock): the server is for one operator, and it keeps the store and
@@ -51,7 +52,7 @@ PAGE_HEADERS = [
     ("X-Content-Type-Options", "nosniff"),
 ]
 # What a browser-based client (an inspector) may call from another origin: no cookies are used anywhere.
-CORS_PATHS = frozenset({METADATA_PATH, JWKS_PATH, "/token", "/register"})
+CORS_PATHS = frozenset({METADATA_PATH, JWKS_PATH, "/token", "/register", "/revoke"})
 CORS_HEADERS = [("Access-Control-Allow-Origin", "*")]
 
 
@@ -118,6 +119,7 @@ class App:
             ("/authorize", "POST"): lambda: self.authorize_submit(request),
             ("/token", "POST"): lambda: self.token(request),
             ("/register", "POST"): lambda: self.register(request),
+            ("/revoke", "POST"): lambda: self.revoke(request),
         }
         route = routes.get((path, "GET" if method == "HEAD" else method))
         if route is not None:
@@ -231,6 +233,13 @@ class App:
             return _oauth_error(400, "invalid_request", str(exc))
         oauth_request = self._form_request(request, form)
         return self._reply(self.server.create_token_response(oauth_request))
+
+    def revoke(self, request: Request) -> Response:
+        try:
+            form = self._form(request)
+        except ValueError as exc:
+            return _oauth_error(400, "invalid_request", str(exc))
+        return self._reply(self.server.create_endpoint_response("revocation", self._form_request(request, form)))
 
     def register(self, request: Request) -> Response:
         try:

@@ -25,6 +25,7 @@ from authlib.oauth2.rfc6749 import (
 )
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
 from authlib.oauth2.rfc6749.requests import OAuth2Payload
+from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7591 import ClientRegistrationEndpoint
 from authlib.oauth2.rfc7591.errors import InvalidRedirectURIError
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -233,6 +234,20 @@ class RotatingRefreshGrant(RefreshTokenGrant):
         self.server.store.use_refresh(refresh_token)
 
 
+class Revocation(RevocationEndpoint):
+    """RFC 7009 for refresh tokens (a connector removed by its user ends its grant): the whole family goes.
+    Access tokens are JWTs checked offline by the gateways; revoking one is answered 200 and they run out."""
+
+    CLIENT_AUTH_METHODS = ["none"]  # noqa: RUF012 (authlib's class attribute)
+    server: CatwalkAuthorizationServer
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> RefreshToken | None:
+        return self.server.store.refresh(token_string)
+
+    def revoke_token(self, token: RefreshToken, request: Any) -> None:
+        self.server.store.revoke_family(token.family)
+
+
 class Registration(ClientRegistrationEndpoint):
     """RFC 7591, open (no initial access token), public clients only: a client asking for a secret-based
     method is registered as public, which the response says (RFC 7591 3.2.1 lets the server choose)."""
@@ -278,6 +293,7 @@ class CatwalkAuthorizationServer(AuthorizationServer):
         self.register_grant(CodeGrant, [S256Challenge(required=True), ResourceIndicator(self)])
         self.register_grant(RotatingRefreshGrant, [ResourceIndicator(self)])
         self.register_endpoint(Registration)
+        self.register_endpoint(Revocation)
 
     def metadata(self) -> dict[str, Any]:
         """RFC 8414's document, with the MCP spec's Client ID Metadata Document flag."""
@@ -287,6 +303,8 @@ class CatwalkAuthorizationServer(AuthorizationServer):
             "authorization_endpoint": f"{issuer}/authorize",
             "token_endpoint": f"{issuer}/token",
             "registration_endpoint": f"{issuer}/register",
+            "revocation_endpoint": f"{issuer}/revoke",
+            "revocation_endpoint_auth_methods_supported": ["none"],
             "jwks_uri": f"{issuer}/.well-known/jwks.json",
             "scopes_supported": list(self.settings.scopes),
             "response_types_supported": ["code"],

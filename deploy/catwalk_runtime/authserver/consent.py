@@ -69,7 +69,7 @@ def page(params: Mapping[str, str], client_name: str, resource: str, scope: str,
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Authorize access - catwalk</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;line-height:1.5}}
-code{{word-break:break-all}}.error{{color:#b00020;font-weight:600}}button{{padding:.5rem 1.2rem}}</style></head>
+code{{overflow-wrap:anywhere}}.error{{color:#b00020;font-weight:600}}button{{padding:.5rem 1.2rem}}</style></head>
 <body><h1>Authorize access</h1>
 <p><strong>{esc(client_name)}</strong> asks to use <code>{esc(resource)}</code>
 with the scope <code>{esc(scope or "(none)")}</code>.</p>
