@@ -375,24 +375,12 @@ class FlyClient:
             try:
                 app = self.get_app(name)
             except FlyNotFound:
-                raise FlyConflict(
-                    f"app name {name!r} is taken by an app this token cannot see: {exc.message}",
-                    method=exc.method,
-                    path=exc.path,
-                    status=exc.status,
-                    request_id=exc.request_id,
-                    code=exc.code,
+                raise exc.restated(
+                    f"app name {name!r} is taken by an app this token cannot see: {exc.message}"
                 ) from exc
             slug = app.organization.slug if app.organization else None
             if slug and slug != org_slug:
-                raise FlyConflict(
-                    f"app {name!r} already exists in organization {slug!r}, not {org_slug!r}",
-                    method=exc.method,
-                    path=exc.path,
-                    status=exc.status,
-                    request_id=exc.request_id,
-                    code=exc.code,
-                ) from exc
+                raise exc.restated(f"app {name!r} already exists in organization {slug!r}, not {org_slug!r}") from exc
             log.info("fly app %s already exists in %s: adopting it", name, org_slug)
             return app
         return self.get_app(name)

@@ -42,6 +42,18 @@ class FlyApiError(CatwalkError):
         rid = f" (fly-request-id {self.request_id})" if self.request_id else ""
         return f"Fly API {where}: {status}: {self.message}{rid}"
 
+    def restated(self, message: str) -> FlyApiError:
+        """The same failure (class, call, status, request id, code) told in ``message``, which the caller has
+        already written for the user, in place of Fly's text; Fly's body is left out."""
+        return type(self)(
+            message,
+            method=self.method,
+            path=self.path,
+            status=self.status,
+            request_id=self.request_id,
+            code=self.code,
+        )
+
     def __reduce__(self) -> tuple[Any, ...]:  # keyword-only fields survive pickling (errors cross processes)
         return (_rebuild, (type(self), self.message, self.__dict__.copy()))
 

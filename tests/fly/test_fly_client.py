@@ -18,34 +18,7 @@ from components.fly import (
     TokenBucket,
 )
 from components.fly.client import _is_subset
-from tests.tools.fly_emulator.fixture import running_emulator
-
-APP = "cw-test"
-META = {"catwalk_server": "memory", "catwalk_stack": "dev"}
-
-
-def config(**extra) -> dict:
-    return {"image": "registry.fly.io/catwalk:1", "env": {"MCP_RUNTIME": "npm"}, "metadata": dict(META), **extra}
-
-
-def make_client(emu, **kw) -> FlyClient:
-    kw.setdefault("mutation_rate", 0)
-    kw.setdefault("backoff", 0.001)
-    return FlyClient(emu.base_url, emu.token, **kw)
-
-
-@pytest.fixture
-def emu():
-    with running_emulator() as handle:
-        yield handle
-
-
-@pytest.fixture
-def client(emu):
-    c = make_client(emu)
-    c.create_app(APP, "personal")
-    emu.clear_calls()
-    return c
+from tests.fly.conftest import APP, META, config, make_client
 
 
 def posts(emu, suffix: str) -> list[dict]:

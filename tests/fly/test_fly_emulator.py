@@ -14,12 +14,6 @@ AUTH = {"Authorization": "Bearer test-token"}
 CONFIG = {"image": "registry.fly.io/catwalk:1", "metadata": {"catwalk_server": "memory"}}
 
 
-@pytest.fixture
-def emu():
-    with running_emulator() as handle:
-        yield handle
-
-
 class Api:
     def __init__(self, base: str) -> None:
         self.base = base

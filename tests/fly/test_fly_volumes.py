@@ -7,23 +7,7 @@ import base64
 import pytest
 
 from components.fly import FlyApiError, FlyConflict, FlyNotFound
-from tests.fly.test_fly_client import APP, config, make_client
-from tests.tools.fly_emulator.fixture import running_emulator
-
-
-@pytest.fixture
-def emu():
-    with running_emulator() as handle:
-        yield handle
-
-
-@pytest.fixture
-def client(emu):
-    c = make_client(emu)
-    c.create_app(APP, "personal")
-    emu.clear_calls()
-    yield c
-    c.close()
+from tests.fly.conftest import APP, config
 
 
 def test_volume_lifecycle_create_update_extend_snapshot_delete(client):
