@@ -36,6 +36,11 @@ class H(BaseHTTPRequestHandler):
         self.answer()
     def answer(self):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path.startswith("/region/") and not self.headers.get("fly-replay-src"):
+            self.send_response(204)
+            self.send_header("fly-replay", "region=" + self.path[8:])
+            self.end_headers()
+            return
         target, _, query = self.path[4:].partition("?")
         if self.path.startswith("/to/") and target != ME and not self.headers.get("fly-replay-failed"):
             self.send_response(204)
@@ -269,6 +274,10 @@ def test_the_nearest_regions_machines_take_the_requests_while_one_is_started(mac
         assert {answers(emu.proxy_url)["machine"] for _ in range(6)} == set(near)
         # a replay crosses regions, to a machine or to a region
         assert answers(emu.proxy_url, path=f"/to/{far[0]}")["machine"] == far[0]
+        # fly-replay: region= sends it to a machine of that region, whichever the balancer picked first
+        assert {answers(emu.proxy_url, path="/region/iad")["machine"] for _ in range(4)} <= set(far)
+        replayed = [r for r in emu.proxy_requests() if r["replayed_from"]]
+        assert replayed and all(r["replayed_from"] in near and r["machine"] in far for r in replayed)
         client = FlyClient(emu.base_url, emu.token, mutation_rate=0, backoff=0.001)
         for mid in near:
             client.stop_machine(APP, mid)
