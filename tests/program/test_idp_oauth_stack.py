@@ -1,9 +1,10 @@
 """A stack whose OAuth server trusts "your identity provider" (`catwalk:oauth: {issuer: …}`), deployed by the real
 program and providers against the Fly emulator, whose machines run `deploy/entrypoint.sh` as local processes;
 then a web connector's whole flow against it, through the emulator's Fly proxy: the SDK's own OAuth client
-(Python 1.x and 2.x) asks `https://<app>.fly.dev/mcp`, gets 401, follows the server's metadata to the provider
-(oauth2-mock-server on loopback, tests/tools/oauth_idp.py), registers, is authorized with PKCE and calls a tool.
-No built-in authorization server is deployed; the allowed users the stack names hold on the server's machines."""
+(Python 1.x and 2.x, TypeScript 2.x) asks `https://<app>.fly.dev/mcp`, gets 401, follows the server's metadata
+to the provider (oauth2-mock-server on loopback, tests/tools/oauth_idp.py), registers, is authorized with PKCE
+and calls a tool. No built-in authorization server is deployed; the allowed users the stack names hold on the
+server's machines."""
 
 from __future__ import annotations
 
@@ -67,7 +68,9 @@ def test_up_deploys_no_authorization_server_and_points_the_server_at_the_provide
 
 
 @pytest.mark.parametrize(
-    ("sdk", "mode"), [(sdk_clients.PY_SDK1, "legacy"), (sdk_clients.PY_SDK2, "auto")], ids=["sdk1", "sdk2"]
+    ("sdk", "mode"),
+    [(sdk_clients.PY_SDK1, "legacy"), (sdk_clients.PY_SDK2, "auto"), (sdk_clients.TS_CLIENT, "auto")],
+    ids=["sdk1", "sdk2", "ts2"],
 )
 def test_a_web_connector_reaches_the_tool_through_the_provider_and_the_fly_proxy(deployed, sdk, mode) -> None:
     idp, fly, outputs = deployed

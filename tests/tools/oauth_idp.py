@@ -110,7 +110,7 @@ def oauth_client(
 ) -> dict:
     """Run the SDK's OAuth client against ``url``: ``py_oauth_client.py`` with the pinned ``mcp`` ``sdk``, or
     ``ts_oauth_client.mjs`` when ``sdk`` is the pinned TypeScript client; its JSON report. ``routes``: origins
-    (``https://<app>.fly.dev``) the Python client reaches at a loopback address instead, as through Fly's edge."""
+    (``https://<app>.fly.dev``) the client reaches at a loopback address instead, as through Fly's edge."""
     if sdk == sdk_clients.TS_CLIENT:
         program = sdk_clients.npm_prefix(sdk) / TS_OAUTH_CLIENT.name  # ES modules resolve from the prefix
         shutil.copyfile(TS_OAUTH_CLIENT, program)
