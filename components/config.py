@@ -478,6 +478,19 @@ class StackConfig(BaseModel):
         source = self.oauth_source
         return source is not None and source.builtin
 
+    def oauth_warnings(self) -> list[Problem]:
+        """OAuth settings that run but do nothing: an identity provider no server uses."""
+        if self.oauth is not None and not self.oauth_servers():
+            return [
+                Problem(
+                    server=None,
+                    field="oauth",
+                    error="no server has auth 'oauth' or 'both', so no gateway accepts these tokens; set a "
+                    "server's auth to use it",
+                )
+            ]
+        return []
+
     def regions_of(self, server: ServerConfig) -> list[str]:
         return list(server.regions or [self.region])
 

@@ -207,6 +207,8 @@ def main() -> None:
     for server in stack.servers:
         for field, warning in storage.warnings(server):
             pulumi.log.warn(f"server {server.name!r}: {field}: {warning}")
+    for warning in stack.oauth_warnings():
+        pulumi.log.warn(str(warning))
 
     # The stack's identity on Fly (components.providers.ownership): random, kept in the state, never replaced.
     owner = pulumi_random.RandomString("stack-id", length=STACK_ID_LENGTH, upper=False, special=False).result

@@ -42,7 +42,7 @@ def handle(args) -> int:
         Problem(server=server.name, field=field, error=warning)
         for server in stack.servers
         for field, warning in storage.warnings(server)
-    ]
+    ] + stack.oauth_warnings()
     if args.json:
         print("[]")
     else:

@@ -3,6 +3,8 @@ naming the field before anything is created."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -133,3 +135,18 @@ def test_validate_names_the_missing_passphrase_of_a_stack_file(tmp_path: Path):
     config = {"catwalk:servers": [server(auth="oauth")], "catwalk:oauthPassphrase": {"secure": "v1:abc"}}
     path.write_text(yaml.safe_dump({"config": config}))
     assert load_stack_file(path).builtin_auth
+
+
+def test_an_identity_provider_no_server_uses_is_a_warning_not_an_error(tmp_path: Path):
+    stack = parse_stack({"oauth": {"issuer": "https://idp.example.com"}, "servers": [server()]})
+    [warning] = stack.oauth_warnings()
+    assert warning.field == "oauth" and "no server has auth 'oauth' or 'both'" in warning.error
+    assert parse_stack({"oauth": {"builtin": True}, "servers": [server(auth="both")]}).oauth_warnings() == []
+
+    path = tmp_path / "Pulumi.t.yaml"
+    config = {"catwalk:oauth": {"issuer": "https://idp.example.com"}, "catwalk:servers": [server()]}
+    path.write_text(yaml.safe_dump({"config": config}))
+    done = subprocess.run([sys.executable, "-m", "infra.cli", "validate", str(path)], capture_output=True, text=True,
+                          timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "warning: stack: oauth: no server has auth 'oauth' or 'both'" in done.stderr
