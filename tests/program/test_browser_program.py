@@ -8,7 +8,6 @@ then create), which runs the fake `docker` on PATH, so the Dockerfile that would
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,11 +15,10 @@ import pulumi
 import pytest
 
 from components.detect import DetectError, RuntimeSpec
-from components.detect import core as detect_core
 from components.detect.browser import decide
 from components.image import ImageProvider
 from components.image.baked import baked_build, render_baked_dockerfile
-from tests.program.test_program import Mocks
+from tests.program.test_program import SPECS, Mocks, run_main
 from tests.tools.fakes import fake_docker
 
 BASE = "registry.fly.io/acme-images@sha256:" + "a" * 64
@@ -40,20 +38,7 @@ RELEASES = {
         ),
         "depends on playwright ^1.52.0",
     ),
-    "mcp-server-git": (
-        RuntimeSpec(
-            spec="mcp-server-git",
-            runtime="python",
-            registry="pypi",
-            package="mcp-server-git",
-            version="2025.1.14",
-            pinned="mcp-server-git==2025.1.14",
-            launch=["mcp-server-git"],
-            resolved_at=datetime(2025, 1, 14, 12, 0, tzinfo=timezone.utc),
-            evidence=["PyPI only"],
-        ),
-        None,
-    ),
+    "mcp-server-git": (SPECS["mcp-server-git"], None),
 }
 
 
@@ -93,18 +78,9 @@ class BakingMocks(Mocks):
 
 
 def run_program(monkeypatch, tmp_path: Path, config: dict, *, preview: bool = False):
-    import infra.program as program
-
     docker = fake_docker.install(tmp_path, monkeypatch)
     mocks = BakingMocks()
-    pulumi.runtime.set_mocks(mocks, project="catwalk", stack="dev", preview=preview)
-    pulumi.runtime.set_all_config(
-        {f"catwalk:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}, []
-    )
-    monkeypatch.setattr(detect_core, "detect", fake_detect)
-    monkeypatch.setattr(detect_core.Clients, "make", classmethod(lambda cls, *a, **k: None))
-    monkeypatch.setattr(pulumi, "export", lambda name, value: None)
-    pulumi.runtime.test(program.main)()
+    run_main(monkeypatch, mocks, config, detect=fake_detect, preview=preview)
     return mocks, docker
 
 

@@ -76,21 +76,27 @@ def fake_detect(
     return SPECS[package].model_copy(update={"args": list(args or [])})
 
 
-def run_program(monkeypatch, config: dict, secret_keys=()):
-    """Run infra.program.main() under mocks; return the mocks and what the program exported."""
+def run_main(monkeypatch, mocks: pulumi.runtime.Mocks, config: dict, *, detect, secret_keys=(), preview=False) -> dict:
+    """Run infra.program.main() under ``mocks``, with ``detect`` in place of detection; return what it exported."""
     import infra.program as program
 
-    mocks = Mocks()
-    pulumi.runtime.set_mocks(mocks, project="catwalk", stack="dev", preview=False)
+    pulumi.runtime.set_mocks(mocks, project="catwalk", stack="dev", preview=preview)
     pulumi.runtime.set_all_config(
         {f"catwalk:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()},
         [f"catwalk:{k}" for k in secret_keys],
     )
-    monkeypatch.setattr(detect_core, "detect", fake_detect)
+    monkeypatch.setattr(detect_core, "detect", detect)
     monkeypatch.setattr(detect_core.Clients, "make", classmethod(lambda cls, *a, **k: None))
     exports: dict[str, object] = {}
     monkeypatch.setattr(pulumi, "export", lambda name, value: exports.__setitem__(name, value))
     pulumi.runtime.test(program.main)()  # returns once every registration has reached the mocks
+    return exports
+
+
+def run_program(monkeypatch, config: dict, secret_keys=()):
+    """Run infra.program.main() under mocks; return the mocks and what the program exported."""
+    mocks = Mocks()
+    exports = run_main(monkeypatch, mocks, config, detect=fake_detect, secret_keys=secret_keys)
     return mocks, exports
 
 
