@@ -22,7 +22,19 @@ _OUTPUTS: dict[str, Any] = {"repository": None, "tag": None, "digest": None, "im
 DEFAULT_CONTEXT = Path(__file__).resolve().parents[2] / "deploy"
 
 
-class UnifiedImage(dynamic.Resource, module="catwalk/image", name="UnifiedImage"):
+class _Image(dynamic.Resource):
+    """What both image resources are: inputs for the image provider, and the same four outputs."""
+
+    repository: pulumi.Output[str]
+    tag: pulumi.Output[str]
+    digest: pulumi.Output[str]
+    image_ref: pulumi.Output[str]
+
+    def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None) -> None:
+        super().__init__(ImageProvider(), name, {**_OUTPUTS, **props}, opts)
+
+
+class UnifiedImage(_Image, module="catwalk/image", name="UnifiedImage"):
     """`deploy/` built for linux/amd64 and pushed to `registry.fly.io/<app>:ctx-<hash>`.
 
     ``context_dir`` defaults to the repository's `deploy/` (found from this package, not from the cwd).
@@ -30,11 +42,6 @@ class UnifiedImage(dynamic.Resource, module="catwalk/image", name="UnifiedImage"
     With ``prebuilt`` (the stack's `catwalk:image`), nothing is built: the reference is passed through,
     and ``image_ref`` is digest-pinned exactly when the reference names a digest.
     """
-
-    repository: pulumi.Output[str]
-    tag: pulumi.Output[str]
-    digest: pulumi.Output[str]
-    image_ref: pulumi.Output[str]
 
     def __init__(
         self,
@@ -49,10 +56,10 @@ class UnifiedImage(dynamic.Resource, module="catwalk/image", name="UnifiedImage"
             props: dict[str, Any] = {"kind": "prebuilt", "ref": prebuilt}
         else:
             props = context_inputs(app=app, context_dir=DEFAULT_CONTEXT if context_dir is None else context_dir)
-        super().__init__(ImageProvider(), name, {**_OUTPUTS, **props}, opts)
+        super().__init__(name, props, opts)
 
 
-class BakedImage(dynamic.Resource, module="catwalk/image", name="BakedImage"):
+class BakedImage(_Image, module="catwalk/image", name="BakedImage"):
     """One npm/Python server installed at build time on top of ``base`` (a digest-pinned image ref).
 
     ``package`` is the pinned spec (`name==1.2.3`, `@scope/name@1.2.3`), ``launch`` the server's argv,
@@ -60,11 +67,6 @@ class BakedImage(dynamic.Resource, module="catwalk/image", name="BakedImage"):
     under `bake-<hash>`, where the hash covers the base digest and every value. ``browser``: the server
     drives a browser (detection's ``RuntimeSpec.browser``), so the image gets Debian's Chromium.
     """
-
-    repository: pulumi.Output[str]
-    tag: pulumi.Output[str]
-    digest: pulumi.Output[str]
-    image_ref: pulumi.Output[str]
 
     def __init__(
         self,
@@ -93,4 +95,4 @@ class BakedImage(dynamic.Resource, module="catwalk/image", name="BakedImage"):
             "browser": browser,
             "newest_fallback": newest_fallback,
         }
-        super().__init__(ImageProvider(), name, {**_OUTPUTS, **props}, opts)
+        super().__init__(name, props, opts)
