@@ -298,7 +298,9 @@ def test_without_a_scope_every_offered_scope_is_granted(driver: Driver) -> None:
     assert tokens["scope"] == "mcp"
 
 
-def test_a_reused_code_is_refused_and_the_tokens_it_gave_are_revoked(driver: Driver) -> None:
+def test_a_reused_code_is_refused_and_the_tokens_it_gave_are_revoked(
+    driver: Driver, caplog: pytest.LogCaptureFixture
+) -> None:
     client_id = driver.register()["client_id"]
     pkce = Pkce.make()
     code = driver.code(driver.authorization(client_id, pkce))
@@ -308,6 +310,8 @@ def test_a_reused_code_is_refused_and_the_tokens_it_gave_are_revoked(driver: Dri
     assert status == 400 and again["error"] == "invalid_grant"
     status, refreshed = driver.refresh(client_id, first["refresh_token"])
     assert status == 400 and refreshed["error"] == "invalid_grant"
+    assert f"an authorization code of client {client_id} was presented again" in caplog.text
+    assert code not in caplog.text
 
 
 def test_an_expired_code_is_refused(driver: Driver, clock: Clock) -> None:
@@ -360,13 +364,16 @@ def test_a_refresh_rotates_the_refresh_token_and_keeps_the_resource(driver: Driv
     assert driver.refresh(client_id, refreshed["refresh_token"])[0] == 200
 
 
-def test_a_rotated_out_refresh_token_presented_again_revokes_its_whole_family(driver: Driver) -> None:
+def test_a_rotated_out_refresh_token_presented_again_revokes_its_whole_family(
+    driver: Driver, caplog: pytest.LogCaptureFixture
+) -> None:
     client_id, tokens = driver.tokens()
     _, rotated = driver.refresh(client_id, tokens["refresh_token"])
     status, replay = driver.refresh(client_id, tokens["refresh_token"])
     assert status == 400 and replay["error"] == "invalid_grant"
     status, after = driver.refresh(client_id, rotated["refresh_token"])  # the thief's or the owner's: both end
     assert status == 400 and after["error"] == "invalid_grant"
+    assert "refresh token of client" in caplog.text and tokens["refresh_token"] not in caplog.text
 
 
 def test_a_refresh_token_is_bound_to_its_client(driver: Driver) -> None:

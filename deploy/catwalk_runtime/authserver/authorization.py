@@ -10,6 +10,7 @@ refresh token presented again revokes every refresh token of its family (OAuth 2
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections import defaultdict
 from typing import Any
@@ -35,6 +36,8 @@ from .keys import Signer
 from .models import AuthorizationCode, Client, Grant, RefreshToken
 from .settings import Settings
 from .store import Store
+
+log = logging.getLogger("catwalk.authserver")
 
 ACCESS_TOKEN_S = 3600
 REFRESH_TOKEN_S = 30 * 24 * 3600
@@ -194,6 +197,8 @@ class CodeGrant(AuthorizationCodeGrant):
         if record is None or record.client_id != client.get_client_id():
             return None
         if record.used:  # replayed: whatever the first use got is revoked too
+            log.warning("an authorization code of client %s was presented again: the tokens it gave are revoked",
+                        record.client_id[:200])  # fmt: skip
             if record.family:
                 self.server.store.revoke_family(record.family)
             return None
@@ -221,6 +226,8 @@ class RotatingRefreshGrant(RefreshTokenGrant):
         if record is None:
             return None
         if record.used:  # a rotated-out token presented again: stolen or replayed, so the family ends
+            log.warning("a rotated-out refresh token of client %s was presented again: its grant is revoked",
+                        record.client_id[:200])  # fmt: skip
             self.server.store.revoke_family(record.family)
             return None
         if not self.server.store.family_live(record.family):
