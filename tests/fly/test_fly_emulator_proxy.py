@@ -16,6 +16,7 @@ import pytest
 from components.fly import FlyClient
 from tests.tools.fly_emulator.fixture import emulator_process, running_emulator
 from tests.tools.fly_emulator.proxy import parse_duration, parse_replay
+from tests.tools.harness.cli import add_local_urls
 
 APP = "cw-proxy"
 HOST = f"{APP}.fly.dev"
@@ -351,3 +352,19 @@ def api_machine(emu, machine_id: str) -> dict:
     )
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.load(resp)
+
+
+def test_the_harness_gives_local_url_through_the_proxy_and_a_machines_own_address_without_one(
+    machine_script, tmp_path, monkeypatch
+):
+    outputs = {"relay": {"app": APP, "url": f"https://{HOST}/mcp"}, "note": "not a server"}
+    with running_emulator(run_machines=True, proxy=True, workdir=tmp_path / "emu") as emu:
+        start_machines(emu, machine_script, 2)
+        monkeypatch.setenv("FLY_API_URL", emu.base_url)
+        local = add_local_urls(outputs)
+        assert local["relay"]["local_url"] == emu.app_url(APP) + "/mcp" and local["note"] == "not a server"
+    with running_emulator(run_machines=True, workdir=tmp_path / "emu2") as emu:
+        [mid] = start_machines(emu, machine_script, 1)
+        monkeypatch.setenv("FLY_API_URL", emu.base_url)
+        [machine] = [m for m in emu.machines() if m["id"] == mid]
+        assert add_local_urls(outputs)["relay"]["local_url"] == machine["process"]["url"] + "/mcp"
