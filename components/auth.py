@@ -27,11 +27,11 @@ AUTH_WORDS = ("bearer", "oauth", "both")
 OAUTH_MODES = frozenset({"oauth", "both"})
 # The stack secret holding the built-in authorization server's operator passphrase.
 PASSPHRASE_KEY = "oauthPassphrase"
-MIN_PASSPHRASE = 12
+MIN_PASSPHRASE = contract.AS_PASSPHRASE_MIN  # the authorization server refuses a shorter one too
 # The built-in authorization server's Fly app is `<appPrefix>-auth`, so no server may take that name.
 AUTH_APP_SUFFIX = "auth"
 # Scopes the built-in authorization server offers and its tokens carry when `scopes` is not set.
-BUILTIN_SCOPES = ("mcp",)
+BUILTIN_SCOPES = (contract.AS_SCOPES_DEFAULT,)
 # Where the built-in authorization server's volume (its registered clients, refresh tokens) is mounted.
 AUTH_STATE_PATH = "/data"
 # RFC 6749 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
