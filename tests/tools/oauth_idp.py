@@ -16,6 +16,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import tempfile
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -75,28 +76,33 @@ def running_idp() -> Iterator[Idp]:
     prefix = sdk_clients.npm_prefix(MOCK_SERVER)
     program = prefix / PROGRAM.name  # ES modules resolve their imports from the program's own folder
     shutil.copyfile(PROGRAM, program)
-    process = subprocess.Popen(
-        ["node", str(program)], env={**os.environ, "PATH": node_path()}, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    try:
-        assert process.stdout is not None
-        first: list[bytes] = []
-        reader = threading.Thread(target=lambda: first.append(process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
-        reader.start()
-        reader.join(START_TIMEOUT_S)
-        if not first or not first[0]:
-            process.kill()
-            _, err = process.communicate(timeout=10)
-            raise RuntimeError(f"the identity provider did not start: {err.decode(errors='replace')[-2000:]}")
-        yield Idp(json.loads(first[0])["issuer"], process)
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
+    # Its complaints go to a file, not a pipe nobody reads (a full pipe would stall it).
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            ["node", str(program)], env={**os.environ, "PATH": node_path()}, stdout=subprocess.PIPE, stderr=log
+        )
+        try:
+            assert process.stdout is not None
+            first: list[bytes] = []
+            reader = threading.Thread(target=lambda: first.append(process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+            reader.start()
+            reader.join(START_TIMEOUT_S)
+            if not first or not first[0]:
                 process.kill()
-                process.wait(5)
+                process.wait(10)
+                log.seek(0)
+                raise RuntimeError(
+                    f"the identity provider did not start: {log.read().decode(errors='replace')[-2000:]}"
+                )
+            yield Idp(json.loads(first[0])["issuer"], process)
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(5)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(5)
 
 
 def oauth_client(
