@@ -224,6 +224,18 @@ def test_success_rate_markdown_has_the_columns_a_rate_per_runtime_and_every_fail
     assert "cold caches (`--fresh`)" in success_rate.markdown({**report, "fresh": True})
 
 
+# What a success-rate report says it ran on, where a test does not look at it.
+VERSIONS = {
+    "cpus": 2,
+    "server_python": "3.12",
+    "node": "v20",
+    "npm": "11",
+    "uv": "uv",
+    "gateway": "catwalk's relay on h11 0.16.0",
+    "catwalk": "abc",
+}
+
+
 def test_the_markdown_names_servers_installed_with_a_later_cutoff():
     rows = [_row("late", "python", "ok", widened_cutoff="2026-10-22T20:41:00Z"), _row("on-time", "python", "ok")]
     report = {
@@ -234,15 +246,7 @@ def test_the_markdown_names_servers_installed_with_a_later_cutoff():
         "partial": False,
         "rows": rows,
         "summary": success_rate.summarize(rows),
-        "versions": {
-            "cpus": 2,
-            "server_python": "3.12",
-            "node": "v20",
-            "npm": "11",
-            "uv": "uv",
-            "gateway": "catwalk's relay on h11 0.16.0",
-            "catwalk": "abc",
-        },
+        "versions": VERSIONS,
     }
     text = success_rate.markdown(report)
     assert "retried with a later cutoff" in text and "late (as of 2026-10-22T20:41:00Z, ok)" in text
@@ -258,15 +262,7 @@ def test_a_partial_run_says_how_many_rows_it_has():
         "partial": True,
         "rows": [],
         "summary": {"python": {"ok": 0, "total": 0, "rate": None, "goal_met": False}},
-        "versions": {
-            "cpus": 2,
-            "server_python": "3.12",
-            "node": "v20",
-            "npm": "11",
-            "uv": "uv",
-            "gateway": "catwalk's relay on h11 0.16.0",
-            "catwalk": "abc",
-        },
+        "versions": VERSIONS,
     }
     assert "Partial run: 0 of 80 servers." in success_rate.markdown(report)
 

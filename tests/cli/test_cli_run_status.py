@@ -129,10 +129,9 @@ def test_status_tables_each_server_with_its_health(tmp_path):
     assert rows["memory"].split("│")[6].strip() == "bearer", "outputs without a mode: the bearer token"
 
 
-@pytest.mark.parametrize(("auth", "shown"), [("oauth", "oauth"), (False, "open"), (True, "bearer")])
-def test_status_shows_each_servers_auth_mode(auth, shown):
-    outputs = json.dumps({"git": {"url": "https://acme-git.fly.dev/mcp", "auth": auth}})
-    done = subprocess.run(
+def status_without_health(outputs: str) -> subprocess.CompletedProcess[str]:
+    """`status - --no-health` given the stack outputs ``outputs`` (JSON) on stdin, in a 200-column terminal."""
+    return subprocess.run(
         [sys.executable, "-m", "infra.cli", "status", "-", "--no-health"],
         input=outputs,
         capture_output=True,
@@ -141,6 +140,12 @@ def test_status_shows_each_servers_auth_mode(auth, shown):
         timeout=60,
         env={"COLUMNS": "200"},
     )
+
+
+@pytest.mark.parametrize(("auth", "shown"), [("oauth", "oauth"), (False, "open"), (True, "bearer")])
+def test_status_shows_each_servers_auth_mode(auth, shown):
+    outputs = json.dumps({"git": {"url": "https://acme-git.fly.dev/mcp", "auth": auth}})
+    done = status_without_health(outputs)
     assert done.returncode == 0, done.stderr
     [row] = [line for line in done.stdout.splitlines() if "acme-git" in line]
     assert row.split("│")[6].strip() == shown
@@ -148,15 +153,7 @@ def test_status_shows_each_servers_auth_mode(auth, shown):
 
 def test_status_reads_outputs_from_stdin_without_health_checks():
     outputs = json.dumps({"git": {"url": "https://acme-git.fly.dev/mcp", "badge": "🐍 python"}})
-    done = subprocess.run(
-        [sys.executable, "-m", "infra.cli", "status", "-", "--no-health"],
-        input=outputs,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        env={"COLUMNS": "200"},
-    )
+    done = status_without_health(outputs)
     assert done.returncode == 0, done.stderr
     assert "https://acme-git.fly.dev/mcp" in done.stdout and "1 MCP server(s)" in done.stdout
 
