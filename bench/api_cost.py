@@ -29,6 +29,7 @@ import yaml
 
 from tests.tools.fly_emulator.fixture import MUTATING, running_emulator
 from tests.tools.harness import run_subprocess
+from tests.tools.stack_files import emulator_env
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -80,7 +81,7 @@ def measure(count: int, parallel: int, work: Path) -> dict:
     config.write_text(yaml.safe_dump(stack_config(count), sort_keys=False))
     state = work / "state.json"
     with running_emulator() as emulator:
-        env = {"FLY_API_URL": emulator.base_url, "FLY_API_TOKEN": emulator.token, "CATWALK_FLY_RATE": "off"}
+        env = emulator_env(emulator)
         runs = {}
         for label in ("first", "noop"):
             emulator.clear_calls()

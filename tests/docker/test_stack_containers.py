@@ -14,13 +14,12 @@ import shutil
 
 import httpx
 import pytest
-import yaml
 
 from components.mcpcheck import check
 from tests.docker.conftest import DEPLOY, ROOT
 from tests.tools.fly_emulator.containers import Engine as ContainerEngine
 from tests.tools.fly_emulator.fixture import running_emulator
-from tests.tools.harness import run_subprocess
+from tests.tools.stack_files import stack_harness, write_test_stack
 
 pytestmark = [pytest.mark.network, pytest.mark.slow, pytest.mark.timeout(3600)]
 APPS = {"memory": "catwalk-test-memory", "time": "catwalk-test-time"}
@@ -34,30 +33,16 @@ def stack(provider_env, tmp_path_factory):
     shutil.copytree(DEPLOY, deploy, ignore=shutil.ignore_patterns("__pycache__"))
     engine = ContainerEngine(host=provider_env.host, client=provider_env.client)
     with running_emulator(containers=engine, workdir=work / "machines") as emulator:
-        env = {
-            "FLY_API_URL": emulator.base_url,
-            "FLY_API_TOKEN": emulator.token,
-            "CATWALK_FLY_RATE": "off",
-            "CATWALK_TEST_DEPLOY_DIR": str(deploy),
-        }
-        config = work / "Pulumi.test.yaml"
-        doc = yaml.safe_load((ROOT / "Pulumi.test.yaml").read_text())
-        del doc["config"]["catwalk:image"]  # build: the unified image, then one baked image per server
-        config.write_text(yaml.safe_dump(doc))
-
-        def harness(command: str, **kwargs):
-            return run_subprocess(
-                command,
-                "test",
-                project_dir=ROOT,
-                program=PROGRAM,
-                config_file=config,
-                state=work / "state.json",
-                env=env,
-                timeout=3000,
-                **kwargs,
-            )
-
+        # build: the unified image, then one baked image per server
+        config = write_test_stack(work / "Pulumi.test.yaml", without=["catwalk:image"])
+        harness = stack_harness(
+            emulator,
+            config,
+            work / "state.json",
+            env={"CATWALK_TEST_DEPLOY_DIR": str(deploy)},
+            program=PROGRAM,
+            timeout=3000,
+        )
         yield emulator, harness, deploy
 
 

@@ -7,18 +7,15 @@ starts, as Fly does.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
 from components.mcpcheck import check
 from tests.tools.fly_emulator.fixture import running_emulator
-from tests.tools.harness import run_subprocess
+from tests.tools.stack_files import stack_harness, write_test_stack
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[2]
 PANDA_CONFIG = """\
 export default {
   preflight: true,
@@ -37,22 +34,8 @@ SERVER = {
 
 def test_pandacss_mcp_starts_with_its_config_from_files_and_lists_its_tools(tmp_path):
     with running_emulator(run_machines=True, workdir=tmp_path / "machines") as emulator:
-        config = tmp_path / "Pulumi.test.yaml"
-        shutil.copy(ROOT / "Pulumi.test.yaml", config)
-        doc = yaml.safe_load(config.read_text())
-        doc["config"]["catwalk:servers"] = [SERVER]
-        config.write_text(yaml.safe_dump(doc))
-        env = {"FLY_API_URL": emulator.base_url, "FLY_API_TOKEN": emulator.token, "CATWALK_FLY_RATE": "off"}
-        up = run_subprocess(
-            "up",
-            "test",
-            project_dir=ROOT,
-            config_file=config,
-            state=tmp_path / "state.json",
-            env=env,
-            timeout=900,
-            show_secrets=True,
-        )
+        config = write_test_stack(tmp_path / "Pulumi.test.yaml", servers=[SERVER])
+        up = stack_harness(emulator, config, tmp_path / "state.json", timeout=900)("up", show_secrets=True)
         assert up.ok, up.error
         [machine] = [m for m in emulator.machines() if m["app"] == "catwalk-test-panda"]
         [written] = emulator.emulator.state.machines[machine["id"]].config["files"]

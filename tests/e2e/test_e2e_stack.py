@@ -7,20 +7,15 @@ servers, so every step shares one module-scoped deployment.
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import httpx
 import pytest
-import yaml
 
 from components.fly import FlyClient
 from components.mcpcheck import check
 from tests.tools.fly_emulator.fixture import running_emulator
-from tests.tools.harness import run_subprocess
+from tests.tools.stack_files import edit_servers, stack_harness, write_test_stack
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[2]
 APPS = {"memory": "catwalk-test-memory", "time": "catwalk-test-time"}
 
 
@@ -28,35 +23,14 @@ APPS = {"memory": "catwalk-test-memory", "time": "catwalk-test-time"}
 def deployment(tmp_path_factory):
     work = tmp_path_factory.mktemp("e2e")
     with running_emulator(run_machines=True, workdir=work / "machines") as emulator:
-        env = {"FLY_API_URL": emulator.base_url, "FLY_API_TOKEN": emulator.token, "CATWALK_FLY_RATE": "off"}
-        config = work / "Pulumi.test.yaml"
-        shutil.copy(ROOT / "Pulumi.test.yaml", config)
-
-        def harness(command: str, **kwargs):
-            return run_subprocess(
-                command,
-                "test",
-                project_dir=ROOT,
-                config_file=config,
-                state=work / "state.json",
-                env=env,
-                timeout=900,
-                **kwargs,
-            )
-
-        yield emulator, harness, config
+        config = write_test_stack(work / "Pulumi.test.yaml")
+        yield emulator, stack_harness(emulator, config, work / "state.json", timeout=900), config
 
 
 def local_url(emulator, app: str) -> str:
     """Where the emulator runs the app's one started machine: its loopback /mcp endpoint."""
     [machine] = [m for m in emulator.machines() if m["app"] == app and m["state"] == "started"]
     return machine["process"]["url"] + "/mcp"
-
-
-def edit_servers(config: Path, edit) -> None:
-    doc = yaml.safe_load(config.read_text())
-    doc["config"]["catwalk:servers"] = edit(doc["config"]["catwalk:servers"])
-    config.write_text(yaml.safe_dump(doc))
 
 
 def test_up_deploys_an_npm_and_a_python_server_that_answer_mcp_with_their_token(deployment):

@@ -8,9 +8,7 @@ not. A second memory server without a volume is the control: it forgets.
 from __future__ import annotations
 
 import json
-import shutil
 import time
-from pathlib import Path
 
 import anyio
 import httpx
@@ -20,10 +18,9 @@ import yaml
 from components.fly import FlyClient
 from components.mcpcheck import check
 from tests.tools.fly_emulator.fixture import running_emulator
-from tests.tools.harness import run_subprocess
+from tests.tools.stack_files import stack_harness, write_test_stack
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[2]
 MEMORY = {"package": "@modelcontextprotocol/server-memory", "version": "2026.8.31"}
 SERVERS = [
     {"name": "memory", **MEMORY, "env": {"MEMORY_FILE_PATH": "/data/memory.json"}, "volume": {"path": "/data"}},
@@ -56,25 +53,8 @@ def entities(url: str, token: str) -> list[str]:
 def deployment(tmp_path_factory):
     work = tmp_path_factory.mktemp("stateful")
     with running_emulator(run_machines=True, workdir=work / "machines") as emulator:
-        env = {"FLY_API_URL": emulator.base_url, "FLY_API_TOKEN": emulator.token, "CATWALK_FLY_RATE": "off"}
-        config = work / "Pulumi.test.yaml"
-        shutil.copy(ROOT / "Pulumi.test.yaml", config)
-        doc = yaml.safe_load(config.read_text())
-        doc["config"]["catwalk:servers"] = SERVERS
-        config.write_text(yaml.safe_dump(doc))
-
-        def harness(command: str, **kwargs):
-            return run_subprocess(
-                command,
-                "test",
-                project_dir=ROOT,
-                config_file=config,
-                state=work / "state.json",
-                env=env,
-                timeout=900,
-                **kwargs,
-            )
-
+        config = write_test_stack(work / "Pulumi.test.yaml", servers=SERVERS)
+        harness = stack_harness(emulator, config, work / "state.json", timeout=900)
         up = harness("up", show_secrets=True)
         assert up.ok, up.error
         tokens = {name: up.outputs[name]["token"] for name in ("memory", "scratch")}

@@ -14,6 +14,7 @@ import yaml
 from tests.program.test_stack_ownership import SERVERS, fly  # noqa: F401  (fly: the emulator fixture)
 from tests.tools.harness import run_subprocess
 from tests.tools.harness.state import StateFile
+from tests.tools.stack_files import emulator_env
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "pulumi-python:dynamic/catwalk:FlyApp"
@@ -31,7 +32,7 @@ def write_stack(path: Path, **settings: object) -> None:
 
 def test_a_stack_deployed_under_the_earlier_default_names_keeps_its_apps_and_urls(fly, tmp_path):  # noqa: F811
     config, state = tmp_path / "Pulumi.dev.yaml", tmp_path / "state.json"
-    env = {"FLY_API_URL": fly.base_url, "FLY_API_TOKEN": fly.token, "CATWALK_FLY_RATE": "off"}
+    env = emulator_env(fly)
 
     def harness(command: str):
         return run_subprocess(command, "dev", project_dir=ROOT, config_file=config, state=state, env=env)
@@ -63,7 +64,7 @@ def test_a_stack_deployed_under_the_earlier_default_names_keeps_its_apps_and_url
 
 def test_a_new_stack_without_app_prefix_still_gets_the_default_with_its_stack_id(fly, tmp_path):  # noqa: F811
     config, state = tmp_path / "Pulumi.dev.yaml", tmp_path / "state.json"
-    env = {"FLY_API_URL": fly.base_url, "FLY_API_TOKEN": fly.token, "CATWALK_FLY_RATE": "off"}
+    env = emulator_env(fly)
     write_stack(config)
     result = run_subprocess("up", "dev", project_dir=ROOT, config_file=config, state=state, env=env)
     assert result.ok, result.error

@@ -14,6 +14,7 @@ import yaml
 from tests.tools.entrypoint_env import TINY_SERVER
 from tests.tools.fly_emulator.fixture import running_emulator
 from tests.tools.harness import run_subprocess
+from tests.tools.stack_files import emulator_env
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSPHRASE = "a passphrase only the operator knows"
@@ -48,7 +49,7 @@ def test_up_deploys_the_builtin_authorization_server_and_the_oauth_server_points
         )
     )
     with running_emulator(run_machines=True, workdir=tmp_path / "machines") as emulator:
-        env = {"FLY_API_URL": emulator.base_url, "FLY_API_TOKEN": emulator.token, "CATWALK_FLY_RATE": "off"}
+        env = emulator_env(emulator)
         up = run_subprocess(
             "up",
             "test",

@@ -15,6 +15,7 @@ import yaml
 from components.providers import ownership
 from tests.tools.fly_emulator.fixture import running_emulator
 from tests.tools.harness import run_subprocess
+from tests.tools.stack_files import emulator_env
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVERS = [{"name": "tool", "command": "node /srv/tool.js --stdio"}, {"name": "other", "command": "node /srv/o.js"}]
@@ -41,7 +42,7 @@ def checkout(fly, directory: Path, **settings: object):
     """A harness bound to one checkout: its own stack file and state, the stack name `dev`."""
     directory.mkdir()
     config = stack_file(directory / "Pulumi.dev.yaml", **settings)
-    env = {"FLY_API_URL": fly.base_url, "FLY_API_TOKEN": fly.token, "CATWALK_FLY_RATE": "off"}
+    env = emulator_env(fly)
 
     def harness(command: str, **kwargs):
         return run_subprocess(

@@ -13,6 +13,7 @@ import yaml
 
 from tests.tools.fly_emulator.fixture import running_emulator
 from tests.tools.harness import run_subprocess
+from tests.tools.stack_files import emulator_env
 
 ROOT = Path(__file__).resolve().parents[2]
 NESTED = "catwalk:servers[0].env.API_BASE"
@@ -36,7 +37,7 @@ def stack_file(path: Path, api_base: object, **settings: object) -> Path:
 @pytest.fixture
 def stack(tmp_path):
     with running_emulator() as emulator:
-        env = {"FLY_API_URL": emulator.base_url, "FLY_API_TOKEN": emulator.token, "CATWALK_FLY_RATE": "off"}
+        env = emulator_env(emulator)
 
         def harness(command: str, config: Path, **kwargs):
             return run_subprocess(

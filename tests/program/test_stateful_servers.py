@@ -14,6 +14,7 @@ import yaml
 
 from tests.tools.fly_emulator.fixture import running_emulator
 from tests.tools.harness import run_subprocess
+from tests.tools.stack_files import emulator_env
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "catwalk-vol-tool"
@@ -40,7 +41,7 @@ def stack_file(path: Path, *, volume: dict | None = VOLUME, files=None, servers=
 @pytest.fixture
 def stack(tmp_path):
     with running_emulator() as emulator:
-        env = {"FLY_API_URL": emulator.base_url, "FLY_API_TOKEN": emulator.token, "CATWALK_FLY_RATE": "off"}
+        env = emulator_env(emulator)
 
         def harness(command: str, config: Path, **kwargs):
             kwargs.setdefault("project_dir", ROOT)
