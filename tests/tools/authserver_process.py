@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.tools.entrypoint_env import free_port
+from tests.tools.processes import stop
 
 PASSPHRASE = "correct horse battery staple"
 START_TIMEOUT = 30.0
@@ -74,11 +74,5 @@ def running_authserver(
                 time.sleep(0.05)
         yield server
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        stop(process)
         log_path.unlink(missing_ok=True)
