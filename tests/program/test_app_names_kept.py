@@ -7,37 +7,17 @@ first `up` of a newer catwalk. Custom-command servers on a prebuilt image keep i
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import yaml
-
-from tests.program.test_stack_ownership import SERVERS, fly  # noqa: F401  (fly: the emulator fixture)
-from tests.tools.harness import run_subprocess
+from tests.program.test_stack_ownership import fly, stack_file  # noqa: F401  (fly: the emulator fixture)
 from tests.tools.harness.state import StateFile
-from tests.tools.stack_files import emulator_env
+from tests.tools.stack_files import stack_harness
 
-ROOT = Path(__file__).resolve().parents[2]
 APP = "pulumi-python:dynamic/catwalk:FlyApp"
-
-
-def write_stack(path: Path, **settings: object) -> None:
-    config = {
-        "catwalk:image": "registry.fly.io/catwalk-base:v1",
-        "catwalk:verify": False,
-        "catwalk:servers": SERVERS,
-        **{f"catwalk:{k}": v for k, v in settings.items()},
-    }
-    path.write_text(yaml.safe_dump({"config": config}))
 
 
 def test_a_stack_deployed_under_the_earlier_default_names_keeps_its_apps_and_urls(fly, tmp_path):  # noqa: F811
     config, state = tmp_path / "Pulumi.dev.yaml", tmp_path / "state.json"
-    env = emulator_env(fly)
-
-    def harness(command: str):
-        return run_subprocess(command, "dev", project_dir=ROOT, config_file=config, state=state, env=env)
-
-    write_stack(config, appPrefix="catwalk-dev")  # the names the earlier default gave the stack `dev`
+    harness = stack_harness(fly, config, state, stack="dev")
+    stack_file(config, appPrefix="catwalk-dev")  # the names the earlier default gave the stack `dev`
     first = harness("up")
     assert first.ok, first.error
     urls = {s: first.outputs[s]["url"] for s in ("tool", "other")}
@@ -46,7 +26,7 @@ def test_a_stack_deployed_under_the_earlier_default_names_keeps_its_apps_and_url
     saved = StateFile(state).load("catwalk", "dev")  # as that catwalk left it: no stack id in the state
     saved.resources = [e for e in saved.resources if e.name != "stack-id"]
     StateFile(state).save(saved)
-    write_stack(config)  # and no appPrefix in the stack file
+    stack_file(config)  # and no appPrefix in the stack file
     fly.clear_calls()
 
     preview = harness("preview")
@@ -64,9 +44,7 @@ def test_a_stack_deployed_under_the_earlier_default_names_keeps_its_apps_and_url
 
 def test_a_new_stack_without_app_prefix_still_gets_the_default_with_its_stack_id(fly, tmp_path):  # noqa: F811
     config, state = tmp_path / "Pulumi.dev.yaml", tmp_path / "state.json"
-    env = emulator_env(fly)
-    write_stack(config)
-    result = run_subprocess("up", "dev", project_dir=ROOT, config_file=config, state=state, env=env)
+    result = stack_harness(fly, stack_file(config), state, stack="dev")("up")
     assert result.ok, result.error
     [stack_id] = [
         e.outputs["result"] for e in StateFile(state).load("catwalk", "dev").resources if e.name == "stack-id"

@@ -14,10 +14,8 @@ import yaml
 
 from components.providers import ownership
 from tests.tools.fly_emulator.fixture import running_emulator
-from tests.tools.harness import run_subprocess
-from tests.tools.stack_files import emulator_env
+from tests.tools.stack_files import stack_harness
 
-ROOT = Path(__file__).resolve().parents[2]
 SERVERS = [{"name": "tool", "command": "node /srv/tool.js --stdio"}, {"name": "other", "command": "node /srv/o.js"}]
 
 
@@ -42,14 +40,7 @@ def checkout(fly, directory: Path, **settings: object):
     """A harness bound to one checkout: its own stack file and state, the stack name `dev`."""
     directory.mkdir()
     config = stack_file(directory / "Pulumi.dev.yaml", **settings)
-    env = emulator_env(fly)
-
-    def harness(command: str, **kwargs):
-        return run_subprocess(
-            command, "dev", project_dir=ROOT, config_file=config, state=directory / "state.json", env=env, **kwargs
-        )
-
-    return harness
+    return stack_harness(fly, config, directory / "state.json", stack="dev")
 
 
 def tokens(fly) -> dict[str, str]:

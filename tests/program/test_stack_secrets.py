@@ -12,10 +12,8 @@ import pytest
 import yaml
 
 from tests.tools.fly_emulator.fixture import running_emulator
-from tests.tools.harness import run_subprocess
-from tests.tools.stack_files import emulator_env
+from tests.tools.stack_files import per_file_harness
 
-ROOT = Path(__file__).resolve().parents[2]
 NESTED = "catwalk:servers[0].env.API_BASE"
 
 
@@ -37,14 +35,7 @@ def stack_file(path: Path, api_base: object, **settings: object) -> Path:
 @pytest.fixture
 def stack(tmp_path):
     with running_emulator() as emulator:
-        env = emulator_env(emulator)
-
-        def harness(command: str, config: Path, **kwargs):
-            return run_subprocess(
-                command, "sec", project_dir=ROOT, config_file=config, state=tmp_path / "state.json", env=env, **kwargs
-            )
-
-        yield emulator, harness, tmp_path
+        yield emulator, per_file_harness(emulator, tmp_path / "state.json", stack="sec"), tmp_path
 
 
 def test_a_nested_secret_under_servers_plans_no_delete_and_reaches_the_app_secrets(stack):

@@ -13,8 +13,7 @@ import pytest
 import yaml
 
 from tests.tools.fly_emulator.fixture import running_emulator
-from tests.tools.harness import run_subprocess
-from tests.tools.stack_files import emulator_env
+from tests.tools.stack_files import per_file_harness
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "catwalk-vol-tool"
@@ -41,13 +40,7 @@ def stack_file(path: Path, *, volume: dict | None = VOLUME, files=None, servers=
 @pytest.fixture
 def stack(tmp_path):
     with running_emulator() as emulator:
-        env = emulator_env(emulator)
-
-        def harness(command: str, config: Path, **kwargs):
-            kwargs.setdefault("project_dir", ROOT)
-            return run_subprocess(command, "vol", config_file=config, state=tmp_path / "state.json", env=env, **kwargs)
-
-        yield emulator, harness, tmp_path
+        yield emulator, per_file_harness(emulator, tmp_path / "state.json", stack="vol"), tmp_path
 
 
 def live_volumes(emulator) -> list:

@@ -60,3 +60,12 @@ def stack_harness(
         return run_subprocess(command, stack, config_file=config, state=state, env=run_env, **options)
 
     return harness
+
+
+def per_file_harness(emulator: EmulatorHandle, state: Path, *, stack: str, **defaults: Any) -> Callable[..., Result]:
+    """``harness(command, config, **kwargs)``: as `stack_harness`, for a test that gives each run its stack file."""
+
+    def harness(command: str, config: Path, **kwargs: Any) -> Result:
+        return stack_harness(emulator, config, state, stack=stack, **defaults)(command, **kwargs)
+
+    return harness
