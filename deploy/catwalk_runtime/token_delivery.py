@@ -27,13 +27,7 @@ def read_token(environ: dict[str, str]) -> str | None:
     token = environ.get(AUTH_TOKEN)
     fd_text = environ.get(AUTH_FD)
     if fd_text:
-        if not fd_text.isdigit() or int(fd_text) < 3:
-            raise UsageError(f"MCP_AUTH_FD={fd_text[:40]!r} is not a descriptor number above 2")
-        try:
-            with os.fdopen(int(fd_text), "rb", closefd=True) as handle:
-                token = handle.read(MAX_TOKEN + 1).decode("utf-8", "replace").rstrip("\n")
-        except OSError as exc:
-            raise UsageError(f"MCP_AUTH_FD={fd_text}: the token cannot be read ({exc.strerror})") from None
+        token = read_descriptor(fd_text, MAX_TOKEN + 1).decode("utf-8", "replace").rstrip("\n")
     if token is not None and (not token.strip() or CONTROL.search(token) or len(token) > MAX_TOKEN):
         raise UsageError("MCP_AUTH_TOKEN is set but empty, too long or contains control characters; refusing to start")
     if token is None and opt != AUTH_OFF:
@@ -42,6 +36,17 @@ def read_token(environ: dict[str, str]) -> str | None:
             "Set it (the stack does, as a Fly secret), or set MCP_AUTH=off to serve without auth on purpose"
         )
     return token
+
+
+def read_descriptor(fd_text: str, limit: int) -> bytes:
+    """Up to ``limit`` bytes of the token off the descriptor MCP_AUTH_FD names, which is then closed."""
+    if not fd_text.isdigit() or int(fd_text) < 3:
+        raise UsageError(f"MCP_AUTH_FD={fd_text[:40]!r} is not a descriptor number above 2")
+    try:
+        with os.fdopen(int(fd_text), "rb", closefd=True) as handle:
+            return handle.read(limit)
+    except OSError as exc:
+        raise UsageError(f"MCP_AUTH_FD={fd_text}: the token cannot be read ({exc.strerror})") from None
 
 
 def make_non_dumpable() -> None:
