@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tests.tools.fly_emulator.processes import free_port
-from tests.tools.fly_emulator.state import FlyState, Hooks, MachineRec
+from tests.tools.fly_emulator.runner import MachineRunner
+from tests.tools.fly_emulator.state import FlyState, MachineRec
 
 DOCKER_TIMEOUT = 1200  # a first `docker run` pulls the image
 
@@ -46,17 +46,13 @@ class RunningContainer:
     stopping: bool = False
 
 
-class ContainerRunner(Hooks):
+class ContainerRunner(MachineRunner[RunningContainer]):
     """Starts and stops one container per started machine."""
 
     def __init__(self, state_ref: list[FlyState], workdir: Path, engine: Engine, *, stop_grace_s: float = 5.0):
-        self._state_ref = state_ref
+        super().__init__(state_ref, stop_grace_s)
         self.workdir = workdir
         self.engine = engine
-        self.stop_grace_s = stop_grace_s
-        self._lock = threading.Lock()
-        self._running: dict[str, RunningContainer] = {}
-        self._last: dict[str, dict[str, Any]] = {}
 
     def docker(self, *args: str, env: dict[str, str] | None = None, timeout: float | None = 120):
         return subprocess.run(
@@ -113,33 +109,21 @@ class ContainerRunner(Hooks):
         if done.returncode != 0:
             raise RuntimeError(f"docker run of machine {m.id} failed: {done.stderr.strip()[-1000:]}")
         run = RunningContainer(done.stdout.strip().splitlines()[-1], port, str(m.config["image"]))
-        with self._lock:
-            self._running[m.id] = run
-            self._last[m.id] = self._describe(run)
-        threading.Thread(target=self._watch, args=(m, run), daemon=True, name=f"container-{m.id}").start()
+        self._started(m, run, f"container-{m.id}")
 
-    def _watch(self, m: MachineRec, run: RunningContainer) -> None:
-        """Wait for the container to exit for good (Docker restarts it while its policy allows)."""
+    def _wait(self, run: RunningContainer) -> int:
+        """Until the container exits for good (Docker restarts it while its policy allows)."""
         while True:
             waited = self.docker("wait", run.id, timeout=None)
             state = self.docker("inspect", "--format", "{{.State.Restarting}} {{.State.Running}}", run.id)
             if waited.returncode != 0 or state.returncode != 0 or state.stdout.split() == ["false", "false"]:
                 break
-        code = int(waited.stdout.strip()) if waited.stdout.strip().lstrip("-").isdigit() else -1
-        with self._lock:
-            if self._running.get(m.id) is run:
-                del self._running[m.id]
-            if m.id in self._last:
-                self._last[m.id]["exit_code"] = code
-        if not run.stopping and self._state_ref:
-            self._state_ref[0].process_exited(m, code)
+        return int(waited.stdout.strip()) if waited.stdout.strip().lstrip("-").isdigit() else -1
 
     def stop(self, m: MachineRec, signal_name: str | None) -> None:
-        with self._lock:
-            run = self._running.pop(m.id, None)
+        run = self._take(m.id)
         if run is None:
             return
-        run.stopping = True
         self.docker("update", "--restart", "no", run.id)  # a stop is not a crash: no restart
         self.docker("kill", "--signal", signal_name or "SIGTERM", run.id)
         waited = self.docker("wait", run.id, timeout=self.stop_grace_s + 5)
@@ -148,16 +132,12 @@ class ContainerRunner(Hooks):
         self.docker("rm", "--force", run.id)
 
     def _remove(self, machine_id: str) -> None:
-        with self._lock:
-            run = self._running.pop(machine_id, None)
+        run = self._take(machine_id)
         if run is not None:
-            run.stopping = True
             self.docker("rm", "--force", run.id)
 
     def stop_all(self) -> None:
-        with self._lock:
-            ids = list(self._running)
-        for mid in ids:
+        for mid in self._running_ids():
             self._remove(mid)
 
     @staticmethod
@@ -170,10 +150,3 @@ class ContainerRunner(Hooks):
             "url": f"http://127.0.0.1:{run.port}",
             "running": True,
         }
-
-    def report(self, machine_id: str) -> dict[str, Any] | None:
-        with self._lock:
-            info = self._last.get(machine_id)
-            if info is None:
-                return None
-            return {**info, "running": machine_id in self._running}

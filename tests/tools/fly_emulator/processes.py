@@ -36,13 +36,13 @@ import shutil
 import signal
 import socket
 import subprocess
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from components.storage import WORKDIR, under
-from tests.tools.fly_emulator.state import FlyState, Hooks, MachineRec
+from tests.tools.fly_emulator.runner import MachineRunner
+from tests.tools.fly_emulator.state import FlyState, MachineRec
 
 REPO = Path(__file__).resolve().parents[3]
 DEFAULT_ENTRYPOINT = REPO / "deploy" / "entrypoint.sh"
@@ -63,25 +63,21 @@ class Running:
     stopping: bool = False
 
 
-class ProcessRunner(Hooks):
+class ProcessRunner(MachineRunner[Running]):
     """Starts and stops one local process per started machine."""
 
     def __init__(
         self, state_ref: list[FlyState], workdir: Path, *, entrypoint: Path | None = None, stop_grace_s: float = 5.0
     ) -> None:
-        self._state_ref = state_ref  # filled in once the FlyState that owns this runner exists
+        super().__init__(state_ref, stop_grace_s)
         self.workdir = workdir
         self.entrypoint = Path(entrypoint) if entrypoint else DEFAULT_ENTRYPOINT
-        self.stop_grace_s = stop_grace_s
         self.mcp_home = workdir / "mcp-home"
         self.logs = workdir / "logs"
         self.volumes = workdir / "volumes"
         self.snapshots = workdir / "snapshots"
         self.mcp_home.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._running: dict[str, Running] = {}
-        self._last: dict[str, dict[str, Any]] = {}  # machine id -> where it last listened (for reports)
 
     def argv(self, m: MachineRec) -> list[str]:
         init = m.config.get("init") or {}
@@ -191,27 +187,15 @@ class ProcessRunner(Hooks):
                 cwd=cwd,
             )
         run = Running(proc, port, log_path, argv)
-        with self._lock:
-            self._running[m.id] = run
-            self._last[m.id] = self._describe(run)
-        threading.Thread(target=self._watch, args=(m, run), daemon=True, name=f"machine-{m.id}").start()
+        self._started(m, run, f"machine-{m.id}")
 
-    def _watch(self, m: MachineRec, run: Running) -> None:
-        code = run.proc.wait()
-        with self._lock:
-            if self._running.get(m.id) is run:
-                del self._running[m.id]
-            if m.id in self._last:
-                self._last[m.id]["exit_code"] = code
-        if not run.stopping and self._state_ref:
-            self._state_ref[0].process_exited(m, code)
+    def _wait(self, run: Running) -> int:
+        return run.proc.wait()
 
     def stop(self, m: MachineRec, signal_name: str | None) -> None:
-        with self._lock:
-            run = self._running.pop(m.id, None)
+        run = self._take(m.id)
         if run is None:
             return
-        run.stopping = True
         sig = getattr(signal, signal_name or "SIGTERM", signal.SIGTERM)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(run.proc.pid, sig)
@@ -223,9 +207,7 @@ class ProcessRunner(Hooks):
             run.proc.wait(timeout=5)
 
     def stop_all(self) -> None:
-        with self._lock:
-            ids = list(self._running)
-        for mid in ids:
+        for mid in self._running_ids():
             self.stop(MachineRec(mid, "", "", "", {}, ""), "SIGKILL")
 
     @staticmethod
@@ -239,10 +221,3 @@ class ProcessRunner(Hooks):
             "argv": run.argv,
             "running": True,
         }
-
-    def report(self, machine_id: str) -> dict[str, Any] | None:
-        with self._lock:
-            info = self._last.get(machine_id)
-            if info is None:
-                return None
-            return {**info, "running": machine_id in self._running}
