@@ -106,7 +106,7 @@ def run(repeats: int) -> dict:
     from components.detect import detect
     from components.detect.models import iso_utc
     from components.image import ImageProvider
-    from components.image.provider import context_inputs
+    from components.image.provider import baked_from_spec, context_inputs
     from tests.tools.docker_engine import standins
     from tests.tools.docker_engine.engine import engine, provider_environment
 
@@ -122,16 +122,8 @@ def run(repeats: int) -> dict:
         print(f"unified image {base}", flush=True)
         for server, (spec, extra) in SERVERS.items():
             found = detect(spec)
-            inputs = {
-                "kind": "baked",
-                "app": "bench-" + server.strip("@").replace("/", "-"),
-                "base": base,
-                "runtime": found.runtime,
-                "package": found.pinned,
-                "launch": found.launch,
-                "resolved_at": iso_utc(found.resolved_at),
-                "browser": found.browser is not None,
-            }
+            app = "bench-" + server.strip("@").replace("/", "-")
+            inputs = {"kind": "baked", "app": app, "base": base, **baked_from_spec(found)}
             baked = provider.create(provider.check({}, inputs).inputs).outs["image_ref"]
             print(f"{server}: baked {baked}", flush=True)
             install_env = {

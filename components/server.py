@@ -18,8 +18,8 @@ import pulumi_random
 from catwalk_runtime import contract
 from components.auth import OAUTH_MODES, gateway_env
 from components.config import ServerConfig, StackConfig
-from components.detect.models import RuntimeSpec, iso_utc
-from components.image import BakedImage
+from components.detect.models import RuntimeSpec
+from components.image import BakedImage, baked_from_spec
 from components.providers.app import FlyApp
 from components.providers.ip import FlyIp
 from components.providers.machine import FlyMachine, rolling_predecessor
@@ -142,13 +142,9 @@ class McpServer(pulumi.ComponentResource):
                 f"{name}-image",
                 app=app_ref,
                 base=base_image,
-                runtime=spec.runtime,
-                package=spec.pinned or spec.package or "",
-                launch=spec.launch,
-                resolved_at=iso_utc(spec.resolved_at) if spec.resolved_at else "",
-                browser=spec.browser is not None,
                 newest_fallback=server.fallback == "newest",
                 opts=child,
+                **baked_from_spec(spec),
             )
             image = baked.image_ref
 

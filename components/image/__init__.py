@@ -28,7 +28,7 @@ from components.image.baked import (
 )
 from components.image.context import ContextError, context_hash, stage_context, tag_for
 from components.image.docker_cli import PLATFORM, REGISTRY, ImageBuildError, parse_digest, repository
-from components.image.provider import ImageProvider
+from components.image.provider import ImageProvider, baked_from_spec
 from components.image.resources import BakedImage, UnifiedImage
 
 
@@ -50,6 +50,7 @@ __all__ = [
     "ImageProvider",
     "UnifiedImage",
     "baked_build",
+    "baked_from_spec",
     "context_hash",
     "parse_digest",
     "render_baked_dockerfile",

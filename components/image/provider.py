@@ -25,6 +25,7 @@ from typing import Any
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
 
 from components import safety
+from components.detect.models import RuntimeSpec, iso_utc
 from components.image import baked as bake
 from components.image import docker_cli as cli
 from components.image.context import ContextError, context_hash, stage_context, tag_for
@@ -309,6 +310,17 @@ def _build_and_push(
     if result.returncode != 0:
         raise fail("docker push", result)
     return cli.parse_digest(None, result.output)
+
+
+def baked_from_spec(spec: RuntimeSpec) -> dict[str, Any]:
+    """What a baked image takes from a server's detected spec: the program's BakedImage and a bake by hand."""
+    return {
+        "runtime": spec.runtime,
+        "package": spec.pinned or spec.package or "",
+        "launch": spec.launch,
+        "resolved_at": iso_utc(spec.resolved_at) if spec.resolved_at else "",
+        "browser": spec.browser is not None,
+    }
 
 
 def context_inputs(*, app: Any, context_dir: str | os.PathLike[str]) -> dict[str, Any]:

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from components.detect import detect
-from components.detect.models import iso_utc
-from components.image import ImageProvider
+from components.image import ImageProvider, baked_from_spec
 from tests.docker.conftest import RUNTIME_APP, say
 from tests.tools.docker_engine.certificates import local_ca_in_image
 from tests.tools.docker_engine.containers import running
@@ -83,16 +82,7 @@ def bake(kind: str, base: str) -> tuple[dict, bool, float]:
     """Detect and bake one server on the pushed unified image: its outputs, whether it drives a browser, seconds."""
     spec = SERVERS[kind][0]
     found = detect(spec)
-    inputs = {
-        "kind": "baked",
-        "app": f"catwalk-test-{kind}",
-        "base": base,
-        "runtime": found.runtime,
-        "package": found.pinned,
-        "launch": found.launch,
-        "resolved_at": iso_utc(found.resolved_at),
-        "browser": found.browser is not None,
-    }
+    inputs = {"kind": "baked", "app": f"catwalk-test-{kind}", "base": base, **baked_from_spec(found)}
     provider = ImageProvider()
     checked = provider.check({}, inputs)
     assert not checked.failures, [(f.property, f.reason) for f in checked.failures]
