@@ -16,9 +16,9 @@ import pulumi
 import pulumi_random
 
 from catwalk_runtime import contract
+from components.apps import stack_app
 from components.auth import AUTH_APP_SUFFIX, AUTH_STATE_PATH
 from components.config import StackConfig
-from components.providers.app import FlyApp
 from components.providers.ip import FlyIp
 from components.providers.machine import FlyMachine
 from components.providers.secrets import FlySecrets
@@ -67,17 +67,7 @@ class AuthServer(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         source = stack.oauth_source
         scopes = source.effective_scopes if source is not None else ()
-        adopt = app_name.apply(lambda n: n in stack.adopt_apps)
-        app = FlyApp(
-            name,
-            name=app_name,
-            stack=stack_name,
-            owner=owner,
-            org=stack.org,
-            adopt=adopt,
-            keep_name=stack.app_prefix is None,  # an app in the state keeps its name (FlyApp)
-            opts=child,
-        )
+        app = stack_app(name, name=app_name, stack=stack, stack_name=stack_name, owner=owner, opts=child)
         seed = pulumi_random.RandomPassword(
             f"{name}-signing-seed",
             length=SEED_LENGTH,

@@ -16,11 +16,11 @@ import pulumi
 import pulumi_random
 
 from catwalk_runtime import contract
+from components.apps import stack_app
 from components.auth import OAUTH_MODES, gateway_env
 from components.config import ServerConfig, StackConfig
 from components.detect.models import RuntimeSpec
 from components.image import BakedImage, baked_from_spec
-from components.providers.app import FlyApp
 from components.providers.ip import FlyIp
 from components.providers.machine import FlyMachine, rolling_predecessor
 from components.providers.secrets import FlySecrets
@@ -94,17 +94,7 @@ class McpServer(pulumi.ComponentResource):
     ) -> None:
         super().__init__("catwalk:index:McpServer", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        adopt = app_name.apply(lambda n: n in stack.adopt_apps)
-        app = FlyApp(
-            name,
-            name=app_name,
-            stack=stack_name,
-            owner=owner,
-            org=stack.org,
-            adopt=adopt,
-            keep_name=stack.app_prefix is None,  # an app in the state keeps its name (FlyApp)
-            opts=child,
-        )
+        app = stack_app(name, name=app_name, stack=stack, stack_name=stack_name, owner=owner, opts=child)
         app_ref = app.app_id
         url = app.name.apply(public_url)
         self.url = url  # the canonical URL: what the built-in authorization server mints tokens for

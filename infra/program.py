@@ -15,6 +15,7 @@ import pulumi
 import pulumi_random
 
 from components import resolution, storage
+from components.apps import stack_app
 from components.auth import AUTH_APP_SUFFIX, OAUTH_MODES, PASSPHRASE_KEY
 from components.authserver import AuthServer
 from components.config import (
@@ -28,7 +29,6 @@ from components.config import (
 )
 from components.detect import DetectError, RegistryError, RuntimeSpec, detect_many
 from components.image import UnifiedImage
-from components.providers.app import FlyApp
 from components.providers.resolution import Resolution
 from components.server import McpServer
 
@@ -223,17 +223,7 @@ def main() -> None:
     if stack.image is not None:
         base_image: pulumi.Input[str] = stack.image
     else:
-        name = app_name("images")
-        adopt = name.apply(lambda n: n in stack.adopt_apps)
-        images_app = FlyApp(
-            "images",
-            name=name,
-            stack=stack_name,
-            owner=owner,
-            org=stack.org,
-            adopt=adopt,
-            keep_name=stack.app_prefix is None,
-        )
+        images_app = stack_app("images", name=app_name("images"), stack=stack, stack_name=stack_name, owner=owner)
         base_image = UnifiedImage("unified", app=images_app.app_id).image_ref
     builtin = builtin_authorization_server(stack, stack_name, owner, app_name, base_image)
     source = stack.oauth_source

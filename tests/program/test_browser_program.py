@@ -172,7 +172,7 @@ def test_preview_refuses_before_creating_any_resource(monkeypatch, tmp_path):
 
     registered = []
     monkeypatch.setattr(program, "McpServer", lambda *a, **k: registered.append(a))
-    monkeypatch.setattr(program, "FlyApp", lambda *a, **k: registered.append(a))
+    monkeypatch.setattr(program, "stack_app", lambda *a, **k: registered.append(a))
     with pytest.raises(pulumi.RunError):
         run_program(monkeypatch, tmp_path, stack(FETCHER, bake=False), preview=True)
     assert registered == []
